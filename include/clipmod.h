@@ -1,0 +1,55 @@
+/*
+ * clipmod.h — the public C API of clipmod, an OpenCLIP-exact CLIP image+text classifier.
+ *
+ * Conventions
+ *   - Every function that can fail returns clipmod_status (CLIPMOD_OK == 0); on failure
+ *     clipmod_last_error() gives a thread-local message naming the file, tensor, flag or sample at
+ *     fault. The library never exits the process.
+ *   - Tensors are float32, C order; shapes are given in comments, [B,3,H,W] images, [B,77] tokens.
+ *   - A loaded model is read-only and may be shared by threads.
+ *
+ * Sections below are owned by the part of src/ that implements them.
+ */
+#ifndef CLIPMOD_H
+#define CLIPMOD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CLIPMOD_VERSION "0.1.0"
+
+typedef enum {
+    CLIPMOD_OK = 0,
+    CLIPMOD_ERR_IO = -1,          /* a file could not be opened/read/written */
+    CLIPMOD_ERR_FORMAT = -2,      /* malformed file, header, JSON, tar, pickle ... */
+    CLIPMOD_ERR_OOM = -3,         /* allocation failed or absurd size */
+    CLIPMOD_ERR_ARG = -4,         /* bad argument or flag */
+    CLIPMOD_ERR_DECODE = -5,      /* image/text could not be decoded */
+    CLIPMOD_ERR_SHAPE = -6,       /* tensor missing, unexpected or mis-shaped */
+    CLIPMOD_ERR_NET = -7,         /* download failed */
+    CLIPMOD_ERR_UNSUPPORTED = -8  /* valid input that this build does not handle */
+} clipmod_status;
+
+/* The message of the last failure on this thread. */
+const char *clipmod_last_error(void);
+const char *clipmod_status_str(clipmod_status st);
+
+/* ---- model (src/model) -------------------------------------------------------------------- */
+
+/* ---- tokenizer (src/data/tokenizer.c) ----------------------------------------------------- */
+
+/* ---- images (src/data/image.c, src/data/transform.c) -------------------------------------- */
+
+/* ---- data (src/data) --------------------------------------------------------------------- */
+
+/* ---- training (src/train) ------------------------------------------------------------------ */
+
+#ifdef __cplusplus
+}
+#endif
+#endif
