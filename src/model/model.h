@@ -202,6 +202,20 @@ cm_status cm_config_from_tensorfile(const struct CmTensorFile *f, CmModelConfig 
 cm_status cm_model_save(const CmModel *m, const char *path, bool trainable_only,
                         const char *const *metadata, int n_meta);
 
+/* The config as JSON (the open_clip_config.json layout + "lora" and "head"); returns the length
+   snprintf would write. cm_model_save stores it as the "model_cfg" metadata. */
+int cm_config_to_json(const CmModelConfig *cfg, char *buf, size_t n);
+
+/* What a weights file holds, for `clipmod info --model` (against cfg's table). */
+typedef struct {
+    int n_tensors;
+    int64_t n_params;
+    char dtype[16];              /* "F32", "F16", ... or "mixed" */
+    int n_clip, n_lora, n_head, n_other;
+    bool matches;                /* loads into cfg (LoRA and head may be absent) */
+} CmInfoFile;
+cm_status cm_info_file(const char *path, const CmModelConfig *cfg, CmInfoFile *out);
+
 // ---------------------------------------------------------------------------------------------
 // forward / backward
 
