@@ -95,6 +95,8 @@ void dropout_backward(float *dinp, const float *dout, const float *mask, size_t 
 /* Row softmax: out[M,N] = softmax(inp) (max-subtracted). dinp += out * (dout - sum(dout*out)). */
 void softmax_forward(float *out, const float *inp, int M, int N);
 void softmax_backward(float *dinp, const float *out, const float *dout, int M, int N);
+void softmax_forward_ref(float *out, const float *inp, int M, int N);
+void softmax_backward_ref(float *dinp, const float *out, const float *dout, int M, int N);
 
 /* Multi-head self-attention core on a fused projection (torch nn.MultiheadAttention semantics):
    qkv[B,T,3C]: per token q | k | v, each C = NH*hs wide, head h at columns [h*hs,(h+1)*hs).
@@ -142,5 +144,11 @@ float contrastive_forward(float *p_img, float *p_txt, const float *U, const floa
 void contrastive_backward(float *dU, float *dV, float *dscale, const float *p_img, const float *p_txt,
                           const float *U, const float *V, float s, const int32_t *labels, int N, int D,
                           float dloss);
+/* plain loops in double (no BLAS): the reference the tests hold the BLAS versions to */
+float contrastive_forward_ref(float *p_img, float *p_txt, const float *U, const float *V, float s,
+                              const int32_t *labels, int N, int D);
+void contrastive_backward_ref(float *dU, float *dV, float *dscale, const float *p_img, const float *p_txt,
+                              const float *U, const float *V, float s, const int32_t *labels, int N, int D,
+                              float dloss);
 
 #endif
