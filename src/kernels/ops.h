@@ -18,7 +18,7 @@
  *   - Threading: fast paths use OpenMP on outer loops and the OpenMP build of OpenBLAS; no kernel
  *     nests its own parallel region around a BLAS call.
  *   - Weights use torch nn.Linear layout W[OC,C]: y = x W^T + b.
- * defines: linear_*, layernorm_*, gelu_*, quickgelu_*, relu_*, softmax_*, attention_*,
+ * defines: linear_* (fp32 and _bf16), matmul, cm_bf16_*, layernorm_*, gelu_*, quickgelu_*, relu_*, softmax_*, attention_*,
  *          l2norm_*, crossentropy_*, contrastive_*, dropout_*, embedding_*, im2patch_*, add_*
  */
 #ifndef CM_OPS_H
@@ -40,6 +40,21 @@ void linear_backward(float *dinp, float *dW, float *db, const float *dout, const
 void linear_forward_ref(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC);
 void linear_backward_ref(float *dinp, float *dW, float *db, const float *dout, const float *inp,
                          const float *W, int M, int C, int OC);
+
+/* bf16 products for `--precision amp` (oneDNN matmul, AMX/AVX512-BF16): inputs rounded to bf16
+   (nearest even), fp32 accumulation and outputs; same contract as linear_forward/backward
+   (db is an fp32 column sum). Primitives are created once per shape and cached (thread-safe).
+   Without oneDNN bf16 support: bf16-rounded inputs through fp32 sgemm (same numbers up to
+   summation order). *_ref: round, then plain loops in double. */
+void linear_forward_bf16(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC);
+void linear_backward_bf16(float *dinp, float *dW, float *db, const float *dout, const float *inp,
+                          const float *W, int M, int C, int OC);
+void linear_forward_bf16_ref(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC);
+void linear_backward_bf16_ref(float *dinp, float *dW, float *db, const float *dout, const float *inp,
+                              const float *W, int M, int C, int OC);
+float cm_bf16_round(float x);   /* fp32 -> nearest-even bf16 -> fp32 */
+bool cm_bf16_native(void);      /* true when oneDNN provides bf16 matmul on this CPU */
+void cm_bf16_release(void);     /* frees the primitive cache and this thread's bf16 scratch */
 
 /* Plain row-major sgemm: C[M,N] = alpha * op(A) op(B) + beta * C, op = transpose when tA/tB.
    lda/ldb/ldc are row strides. The one place BLAS is called. */
