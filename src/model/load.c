@@ -1,7 +1,7 @@
 /*
  * load.c — weights in and out of a CmModel: strict loading from a CmTensorFile (safetensors,
  * OpenCLIP .bin / epoch_N.pt through src/io), config guessing from a file's shapes (or from the
- * "model_cfg" metadata clipmod writes), saving as safetensors, the config as JSON, and the file
+ * "model_config" metadata clipmod writes), saving as safetensors, the config as JSON, and the file
  * summary behind `clipmod info --model`.
  */
 #include "model/model.h"
@@ -51,6 +51,7 @@ cm_status cm_model_load(CmModel *m, const CmTensorFile *f, unsigned flags, uint6
     int n_lora = 0, n_head = 0;
     for (int i = 0; i < nf; i++) {
         const CmTensorView *v = cm_tensorfile_at(f, i);
+        if (!strncmp(v->name, "optimizer.", 10)) continue;   /* clipmod checkpoints: AdamW state */
         int k = cm_model_find(m, v->name);
         if (k < 0) { nl_add(&unexpected, "%s", v->name); continue; }
         if (!is_float_dtype(v->dtype)) { nl_add(&badtype, "%s (%s)", v->name, cm_dtype_name(v->dtype)); continue; }
@@ -119,7 +120,7 @@ cm_status cm_model_load_file(CmModel *m, const char *path, unsigned flags, uint6
 // ---------------------------------------------------------------------------------------------
 // config <-> JSON, config from a file's shapes
 
-int cm_config_to_json(const CmModelConfig *c, char *buf, size_t n) {
+static int config_json(const CmModelConfig *c, char *buf, size_t n) {
     return snprintf(buf, n,
                     "{\"model_name\":\"%s\",\"model_cfg\":{\"embed_dim\":%d,\"quick_gelu\":%s,"
                     "\"vision_cfg\":{\"image_size\":%d,\"layers\":%d,\"width\":%d,\"patch_size\":%d,\"head_width\":%d,\"mlp_ratio\":%g},"
@@ -151,7 +152,7 @@ static int count_layers(const CmTensorFile *f, const char *fmt) {
 }
 
 cm_status cm_config_from_tensorfile(const CmTensorFile *f, CmModelConfig *cfg) {
-    const char *meta = cm_tensorfile_metadata(f, "model_cfg");
+    const char *meta = cm_tensorfile_metadata(f, "model_config");
     if (meta) {
         cm_status st = cm_config_from_json(meta, strlen(meta), cm_tensorfile_path(f), cfg);
         if (st) return st;
@@ -248,12 +249,12 @@ cm_status cm_model_save(const CmModel *m, const char *path, bool trainable_only,
     for (int i = 0; i < n_meta; i++) {
         meta[2 * i] = metadata[2 * i];
         meta[2 * i + 1] = metadata[2 * i + 1];
-        if (!strcmp(metadata[2 * i], "model_cfg")) has_cfg = true;
+        if (!strcmp(metadata[2 * i], "model_config")) has_cfg = true;
     }
     int nm = n_meta;
     if (!has_cfg) {
-        cm_config_to_json(&m->cfg, cfgjson, 4096);
-        meta[2 * nm] = "model_cfg";
+        config_json(&m->cfg, cfgjson, 4096);
+        meta[2 * nm] = "model_config";
         meta[2 * nm + 1] = cfgjson;
         nm++;
     }
@@ -283,6 +284,7 @@ cm_status cm_info_file(const char *path, const CmModelConfig *cfg, CmInfoFile *o
     int bad = 0;
     for (int i = 0; i < out->n_tensors; i++) {
         const CmTensorView *v = cm_tensorfile_at(f, i);
+        if (!strncmp(v->name, "optimizer.", 10)) continue;
         out->n_params += (int64_t)v->numel;
         if (i == 0) dt = v->dtype; else if (v->dtype != dt) mixed = true;
         int k = -1;
