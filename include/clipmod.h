@@ -56,6 +56,21 @@ clipmod_status clipmod_tokenize_batch(clipmod_tokenizer *tok, const char *const 
 
 /* ---- images (src/data/image.c, src/data/transform.c) -------------------------------------- */
 
+/* 8-bit RGB, interleaved, row-major: rgb[(y*width + x)*3 + c]. */
+typedef struct { int width, height; uint8_t *rgb; } clipmod_image;
+
+/* Decode a JPEG, PNG or WebP (chosen by the magic bytes, not the name) to RGB as PIL's
+   Image.open(f).convert('RGB') does (EXIF orientation not applied; > 64 megapixels refused).
+   `name` is used in error messages. Free with clipmod_image_free. */
+clipmod_status clipmod_image_load(const char *path, clipmod_image *out);
+clipmod_status clipmod_image_decode(const uint8_t *bytes, size_t len, const char *name, clipmod_image *out);
+void clipmod_image_free(clipmod_image *img);
+
+/* OpenCLIP's ViT-B-32 eval transform: out[3,224,224] float32 (shortest side to 224 with Pillow's
+   bicubic, centre crop, /255, CLIP mean/std normalisation); bit-identical to Pillow 9.4 + torchvision. */
+clipmod_status clipmod_preprocess(const clipmod_image *img, float *out);
+clipmod_status clipmod_preprocess_file(const char *path, float *out);
+
 /* ---- data (src/data) --------------------------------------------------------------------- */
 
 /* ---- training (src/train) ------------------------------------------------------------------ */

@@ -18,7 +18,7 @@
  *   - Threading: fast paths use OpenMP on outer loops and the OpenMP build of OpenBLAS; no kernel
  *     nests its own parallel region around a BLAS call.
  *   - Weights use torch nn.Linear layout W[OC,C]: y = x W^T + b.
- * defines: linear_*, layernorm_*, gelu_*, quickgelu_*, relu_*, softmax_*, attention_*,
+ * defines: linear_* (fp32 and _bf16), matmul, cm_bf16_*, layernorm_*, gelu_*, quickgelu_*, relu_*, softmax_*, attention_*,
  *          l2norm_*, crossentropy_*, contrastive_*, dropout_*, embedding_*, im2patch_*, add_*
  */
 #ifndef CM_OPS_H
@@ -40,6 +40,21 @@ void linear_backward(float *dinp, float *dW, float *db, const float *dout, const
 void linear_forward_ref(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC);
 void linear_backward_ref(float *dinp, float *dW, float *db, const float *dout, const float *inp,
                          const float *W, int M, int C, int OC);
+
+/* bf16 products for `--precision amp` (oneDNN matmul, AMX/AVX512-BF16): inputs rounded to bf16
+   (nearest even), fp32 accumulation and outputs; same contract as linear_forward/backward
+   (db is an fp32 column sum). Primitives are created once per shape and cached (thread-safe).
+   Without oneDNN bf16 support: bf16-rounded inputs through fp32 sgemm (same numbers up to
+   summation order). *_ref: round, then plain loops in double. */
+void linear_forward_bf16(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC);
+void linear_backward_bf16(float *dinp, float *dW, float *db, const float *dout, const float *inp,
+                          const float *W, int M, int C, int OC);
+void linear_forward_bf16_ref(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC);
+void linear_backward_bf16_ref(float *dinp, float *dW, float *db, const float *dout, const float *inp,
+                              const float *W, int M, int C, int OC);
+float cm_bf16_round(float x);   /* fp32 -> nearest-even bf16 -> fp32 */
+bool cm_bf16_native(void);      /* true when oneDNN provides bf16 matmul on this CPU */
+void cm_bf16_release(void);     /* frees the primitive cache and this thread's bf16 scratch */
 
 /* Plain row-major sgemm: C[M,N] = alpha * op(A) op(B) + beta * C, op = transpose when tA/tB.
    lda/ldb/ldc are row strides. The one place BLAS is called. */
@@ -95,6 +110,8 @@ void dropout_backward(float *dinp, const float *dout, const float *mask, size_t 
 /* Row softmax: out[M,N] = softmax(inp) (max-subtracted). dinp += out * (dout - sum(dout*out)). */
 void softmax_forward(float *out, const float *inp, int M, int N);
 void softmax_backward(float *dinp, const float *out, const float *dout, int M, int N);
+void softmax_forward_ref(float *out, const float *inp, int M, int N);
+void softmax_backward_ref(float *dinp, const float *out, const float *dout, int M, int N);
 
 /* Multi-head self-attention core on a fused projection (torch nn.MultiheadAttention semantics):
    qkv[B,T,3C]: per token q | k | v, each C = NH*hs wide, head h at columns [h*hs,(h+1)*hs).
@@ -142,5 +159,11 @@ float contrastive_forward(float *p_img, float *p_txt, const float *U, const floa
 void contrastive_backward(float *dU, float *dV, float *dscale, const float *p_img, const float *p_txt,
                           const float *U, const float *V, float s, const int32_t *labels, int N, int D,
                           float dloss);
+/* plain loops in double (no BLAS): the reference the tests hold the BLAS versions to */
+float contrastive_forward_ref(float *p_img, float *p_txt, const float *U, const float *V, float s,
+                              const int32_t *labels, int N, int D);
+void contrastive_backward_ref(float *dU, float *dV, float *dscale, const float *p_img, const float *p_txt,
+                              const float *U, const float *V, float s, const int32_t *labels, int N, int D,
+                              float dloss);
 
 #endif

@@ -1,0 +1,165 @@
+/*
+ * loss.c — mean cross-entropy and the masked contrastive loss of DESIGN §2, forward and backward.
+ *
+ * Contrastive: s = exp(logit_scale), Limg = s U V^T [N,N], Ltxt = Limg^T, m_i = (labels_i == 0),
+ *   L = sum_i m_i (CE(Limg[i,:], i) + CE(Ltxt[i,:], i)) / (2 sum_i m_i), 0 when no m_i.
+ * With c = dloss / (2 sum m), the gradient w.r.t. Limg is
+ *   G[i,j] = c (m_i (p_img[i,j] - [i==j]) + m_j (p_txt[j,i] - [i==j]))
+ * and dU += s G V, dV += s G^T U, dscale += sum_ij G[i,j] (U V^T)[i,j].
+ * The losses themselves are computed as logsumexp - target logit in double.
+ * Fast paths use matmul (BLAS) for the N x N x D products; the references in tests use loops.
+ */
+#include "kernels/ops.h"
+#include "kernels/vecmath.h"
+#include "kernels/kernels_internal.h"
+#include "common/common.h"
+#include <stdlib.h>
+
+// -log softmax(x)[t] in double
+static double row_nll(const float *x, int n, int stride, int t) {
+    double m = -INFINITY, s = 0;
+    for (int j = 0; j < n; j++) if (x[(size_t)j * stride] > m) m = x[(size_t)j * stride];
+    for (int j = 0; j < n; j++) s += exp((double)x[(size_t)j * stride] - m);
+    return m + log(s) - x[(size_t)t * stride];
+}
+
+// forward: probs[M,K] = softmax(logits); returns mean_i -log probs[i, labels_i]
+float crossentropy_forward(float *probs, const float *logits, const int32_t *labels, int M, int K) {
+    double total = 0;
+    #pragma omp parallel for reduction(+:total) if ((size_t)M * K > CM_OMP_MIN)
+    for (int i = 0; i < M; i++) {
+        CM_ASSERT(labels[i] >= 0 && labels[i] < K);
+        const float *x = logits + (size_t)i * K;
+        cm_softmax_row(probs + (size_t)i * K, x, K);
+        total += row_nll(x, K, 1, labels[i]);
+    }
+    return M > 0 ? (float)(total / M) : 0.0f;
+}
+
+// backward: dlogits[M,K] += dloss * (probs - onehot(labels)) / M
+void crossentropy_backward(float *dlogits, const float *probs, const int32_t *labels, int M, int K, float dloss) {
+    if (M <= 0) return;
+    float c = dloss / M;
+    #pragma omp parallel for if ((size_t)M * K > CM_OMP_MIN)
+    for (int i = 0; i < M; i++) {
+        float *d = dlogits + (size_t)i * K;
+        const float *p = probs + (size_t)i * K;
+        for (int j = 0; j < K; j++) d[j] += c * (p[j] - (j == labels[i] ? 1.0f : 0.0f));
+    }
+}
+
+// forward: S = s U V^T; p_img = softmax rows of S, p_txt = softmax rows of S^T
+float contrastive_forward(float *p_img, float *p_txt, const float *U, const float *V, float s,
+                          const int32_t *labels, int N, int D) {
+    if (N <= 0) return 0.0f;
+    matmul(false, true, N, N, D, s, U, D, V, D, 0.0f, p_img, N);  // p_img holds S for now
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++) p_txt[(size_t)i * N + j] = p_img[(size_t)j * N + i];
+    double total = 0;
+    int cnt = 0;
+    for (int i = 0; i < N; i++) {
+        if (labels[i] != 0) continue;
+        cnt++;
+        total += row_nll(p_img + (size_t)i * N, N, 1, i) + row_nll(p_txt + (size_t)i * N, N, 1, i);
+    }
+    for (int i = 0; i < N; i++) {
+        cm_softmax_row(p_img + (size_t)i * N, p_img + (size_t)i * N, N);
+        cm_softmax_row(p_txt + (size_t)i * N, p_txt + (size_t)i * N, N);
+    }
+    return cnt ? (float)(total / (2.0 * cnt)) : 0.0f;
+}
+
+void contrastive_backward(float *dU, float *dV, float *dscale, const float *p_img, const float *p_txt,
+                          const float *U, const float *V, float s, const int32_t *labels, int N, int D,
+                          float dloss) {
+    int cnt = 0;
+    for (int i = 0; i < N; i++) cnt += labels[i] == 0;
+    if (cnt == 0 || N <= 0) return;
+    if (!dU && !dV && !dscale) return;
+    float c = dloss / (2.0f * cnt);
+    float *G = malloc(sizeof(float) * (size_t)N * N);
+    CM_ASSERT(G != NULL);
+    for (int i = 0; i < N; i++) {
+        float mi = labels[i] == 0 ? c : 0.0f;
+        for (int j = 0; j < N; j++) {
+            float mj = labels[j] == 0 ? c : 0.0f, eye = i == j ? 1.0f : 0.0f;
+            G[(size_t)i * N + j] = mi * (p_img[(size_t)i * N + j] - eye) + mj * (p_txt[(size_t)j * N + i] - eye);
+        }
+    }
+    if (dU) matmul(false, false, N, D, N, s, G, N, V, D, 1.0f, dU, D);
+    if (dV) matmul(true, false, N, D, N, s, G, N, U, D, 1.0f, dV, D);
+    if (dscale) {
+        // sum_ij G[i,j] <U_i, V_j> = sum_i <U_i, (G V)_i>
+        double acc = 0;
+        for (int i = 0; i < N; i++)
+            for (int j = 0; j < N; j++) {
+                double g = G[(size_t)i * N + j];
+                if (g == 0.0) continue;
+                double d = 0;
+                for (int e = 0; e < D; e++) d += (double)U[(size_t)i * D + e] * V[(size_t)j * D + e];
+                acc += g * d;
+            }
+        *dscale += (float)acc;
+    }
+    free(G);
+}
+
+// ---------------------------------------------------------------------------------------------
+// references: plain loops in double
+
+float contrastive_forward_ref(float *p_img, float *p_txt, const float *U, const float *V, float s,
+                             const int32_t *labels, int N, int D) {
+    if (N <= 0) return 0.0f;
+    double *S = malloc(sizeof(double) * (size_t)N * N);
+    CM_ASSERT(S != NULL);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++) {
+            double d = 0;
+            for (int e = 0; e < D; e++) d += (double)U[(size_t)i * D + e] * V[(size_t)j * D + e];
+            S[(size_t)i * N + j] = (double)s * d;
+        }
+    double total = 0;
+    int cnt = 0;
+    for (int pass = 0; pass < 2; pass++) {  // pass 0: rows of S (image), pass 1: rows of S^T (text)
+        float *P = pass ? p_txt : p_img;
+        for (int i = 0; i < N; i++) {
+            double m = -INFINITY, z = 0;
+            for (int j = 0; j < N; j++) {
+                double x = pass ? S[(size_t)j * N + i] : S[(size_t)i * N + j];
+                if (x > m) m = x;
+            }
+            for (int j = 0; j < N; j++) z += exp((pass ? S[(size_t)j * N + i] : S[(size_t)i * N + j]) - m);
+            for (int j = 0; j < N; j++)
+                P[(size_t)i * N + j] = (float)(exp((pass ? S[(size_t)j * N + i] : S[(size_t)i * N + j]) - m) / z);
+            if (labels[i] == 0) {
+                total += m + log(z) - S[(size_t)i * N + i];
+                cnt += pass == 0;
+            }
+        }
+    }
+    free(S);
+    return cnt ? (float)(total / (2.0 * cnt)) : 0.0f;
+}
+
+void contrastive_backward_ref(float *dU, float *dV, float *dscale, const float *p_img, const float *p_txt,
+                              const float *U, const float *V, float s, const int32_t *labels, int N, int D,
+                              float dloss) {
+    int cnt = 0;
+    for (int i = 0; i < N; i++) cnt += labels[i] == 0;
+    if (cnt == 0) return;
+    double c = (double)dloss / (2.0 * cnt), ds = 0;
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++) {
+            double eye = i == j, g = 0;
+            if (labels[i] == 0) g += c * (p_img[(size_t)i * N + j] - eye);
+            if (labels[j] == 0) g += c * (p_txt[(size_t)j * N + i] - eye);
+            double d = 0;
+            for (int e = 0; e < D; e++) {
+                d += (double)U[(size_t)i * D + e] * V[(size_t)j * D + e];
+                if (dU) dU[(size_t)i * D + e] += (float)(s * g * V[(size_t)j * D + e]);
+                if (dV) dV[(size_t)j * D + e] += (float)(s * g * U[(size_t)i * D + e]);
+            }
+            ds += g * d;
+        }
+    if (dscale) *dscale += (float)ds;
+}

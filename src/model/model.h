@@ -1,0 +1,252 @@
+/*
+ * model.h — the OpenCLIP-exact model core (DESIGN §1, §2): configs, the parameter table with
+ * OpenCLIP state-dict names, the vision and text towers, LoRA on attn.out_proj, the per-sample
+ * classification head, the losses, forward and backward in three training modes.
+ *
+ * Ownership and threads
+ *   - CmModel holds the parameters (float32, one arena) and, for trainable tensors only, their
+ *     gradients. Forward never writes to the model: a model may be shared read-only by threads,
+ *     each with its own CmActs (or none, for inference).
+ *   - CmActs holds everything a forward keeps for backward (allocated for a maximum batch), the
+ *     dropout RNG and scratch. Without --grad-checkpointing it keeps every block's activations;
+ *     with it, only each block's input, and backward recomputes the block.
+ *
+ * Data layout: images [B,3,H,W] float32 (already normalised), tokens [B,ctx] int32, features
+ * [B,E], head logits [B,n_classes]. Weights use torch layouts (Linear W[out,in]).
+ *
+ * Split of forward / loss / backward (for OpenCLIP's --accum-freq feature cache):
+ *   cm_model_forward   -> U, V (L2-normalised), head logits         (acts may be NULL: no grad)
+ *   cm_loss            -> loss values and dU, dV, dhead, d logit_scale over N rows (pure)
+ *   cm_model_backward  -> accumulates (+=) into the grads of trainable tensors
+ *
+ * defines: CmModelConfig, CmParam, CmModel, CmActs, CmTrainMode, cm_config_*, cm_model_*,
+ *          cm_acts_*, cm_loss*, cm_param_*, cm_formula_*
+ */
+#ifndef CM_MODEL_H
+#define CM_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "common/common.h"
+#include "common/rng.h"
+
+struct CmTensorFile;
+
+// ---------------------------------------------------------------------------------------------
+// configuration
+
+typedef struct {
+    int image_size;      /* 224 */
+    int patch_size;      /* 32 */
+    int width;           /* 768 */
+    int layers;          /* 12 */
+    int head_width;      /* 64 (heads = width / head_width) */
+    int heads;           /* derived: width / head_width */
+    float mlp_ratio;     /* 4.0 */
+} CmVisionConfig;
+
+typedef struct {
+    int context_length;  /* 77 */
+    int vocab_size;      /* 49408 */
+    int width;           /* 512 */
+    int heads;           /* 8 */
+    int layers;          /* 12 */
+    float mlp_ratio;     /* 4.0 */
+} CmTextConfig;
+
+typedef struct {
+    int d;               /* = embed_dim */
+    int heads;           /* 4 */
+    int ff;              /* 4*d */
+    int layers;          /* 2 */
+    int n_classes;       /* 7 */
+    float dropout;       /* 0.1: attention weights, after attention, after ReLU, after FF */
+    float cls_dropout;   /* 0.2: classifier.2 Dropout */
+} CmHeadConfig;
+
+typedef struct {
+    char name[64];       /* "ViT-B-32", or the JSON's model_name / file name */
+    int embed_dim;       /* 512 */
+    bool quick_gelu;     /* x*sigmoid(1.702x) instead of exact erf GELU in both towers */
+    CmVisionConfig vision;
+    CmTextConfig text;
+    bool has_lora;       /* LoRA tensors exist (--enable-lora) */
+    int lora_rank;       /* 4 */
+    float lora_alpha;    /* 32 (scaling = alpha / rank) */
+    bool has_head;       /* classifier_head.* tensors exist */
+    CmHeadConfig head;
+} CmModelConfig;
+
+/* Named OpenCLIP configs: ViT-B-32, ViT-B-16, ViT-L-14 and their "-quickgelu" forms.
+   Defaults: has_lora true (r 4, alpha 32), has_head true (d = embed_dim, 4 heads, ff 4d, 2
+   layers, 7 classes, dropout 0.1 / 0.2). Unknown name: CM_ERR_ARG naming it and the known ones. */
+cm_status cm_config_from_name(const char *name, CmModelConfig *cfg);
+/* An OpenCLIP model-config JSON ({"embed_dim", "vision_cfg", "text_cfg", "quick_gelu"}) or the
+   open_clip_config.json / golden layout ({"model_cfg": {...}, "lora": {"r","alpha"},
+   "head": {"d","heads","ff","layers","classes","dropout_design","classifier_dropout_design"}}).
+   Fields OpenCLIP defaults are filled as its dataclasses do; non-ViT towers (timm, HF text,
+   ResNet layer lists) and non-default structural options are refused as CM_ERR_UNSUPPORTED. */
+cm_status cm_config_from_json(const char *json, size_t len, const char *what, CmModelConfig *cfg);
+cm_status cm_config_from_json_file(const char *path, CmModelConfig *cfg);
+/* Name ("ViT-B-32") or path to a .json file. */
+cm_status cm_config_load(const char *name_or_path, CmModelConfig *cfg);
+/* Checks sizes for sanity (positive, divisible, not absurd); names the bad field. */
+cm_status cm_config_validate(const CmModelConfig *cfg);
+
+// ---------------------------------------------------------------------------------------------
+// parameter table
+
+typedef enum { CM_GROUP_VISION = 0, CM_GROUP_TEXT, CM_GROUP_LOGIT_SCALE, CM_GROUP_LORA, CM_GROUP_HEAD } CmParamGroup;
+
+typedef struct {
+    char name[96];       /* OpenCLIP state-dict name */
+    int ndim;            /* 0 for logit_scale */
+    int64_t shape[4];
+    size_t numel;
+    CmParamGroup group;
+    bool decay;          /* ndim >= 2 and the name contains none of bn, ln, bias, logit_scale */
+    /* filled by cm_model_create / cm_model_set_mode: */
+    float *data;
+    float *grad;         /* NULL unless trainable */
+    bool trainable;
+} CmParam;
+
+/* The parameter table of a config (no data), in OpenCLIP state-dict order: the CLIP tensors, with
+   a block's lora_A/lora_B right after its attn.out_proj.bias, then classifier_head.*.
+   *out is cm_malloc'd (cm_free). 302 CLIP tensors for ViT-B-32. */
+cm_status cm_param_table(const CmModelConfig *cfg, CmParam **out, int *n);
+
+typedef struct {
+    int64_t vision, text, logit_scale, clip_total, head, lora, trainable_lora, trainable_baseline;
+    int n_clip_tensors, n_lora_tensors, n_head_tensors;
+} CmParamCounts;
+/* DESIGN §1.4 counts (lora counted for cfg->lora_rank even when has_lora is false). */
+void cm_param_counts(const CmModelConfig *cfg, CmParamCounts *c);
+
+// ---------------------------------------------------------------------------------------------
+// model
+
+typedef enum {
+    CM_TRAIN_NONE = 0,   /* inference: nothing trainable, no grads */
+    CM_TRAIN_LORA,       /* LoRA + head (logit_scale frozen) */
+    CM_TRAIN_FULL,       /* everything incl. logit_scale (and LoRA/head when present) */
+    CM_TRAIN_HEAD        /* frozen towers: head only */
+} CmTrainMode;
+
+/* Per residual block: indices into CmModel.params (-1 when absent). */
+typedef struct {
+    int ln1_w, ln1_b, in_w, in_b, out_w, out_b, lora_A, lora_B, ln2_w, ln2_b, fc_w, fc_b, proj_w, proj_b;
+} CmBlockIdx;
+typedef struct {
+    int in_w, in_b, out_w, out_b, l1_w, l1_b, l2_w, l2_b, n1_w, n1_b, n2_w, n2_b;
+} CmHeadLayerIdx;
+
+typedef struct CmModel {
+    CmModelConfig cfg;
+    CmParam *params;     /* n_params entries, state-dict order */
+    int n_params;
+    float *arena;        /* all parameter data */
+    float *grad_arena;   /* grads of the trainable tensors (NULL when none) */
+    size_t n_floats, n_grad_floats;
+    CmTrainMode mode;
+    bool lock_image, lock_text;
+    /* named indices */
+    int logit_scale;
+    int v_class, v_pos, v_proj, v_conv, v_ln_pre_w, v_ln_pre_b, v_ln_post_w, v_ln_post_b;
+    int t_pos, t_proj, t_tok, t_ln_final_w, t_ln_final_b;
+    CmBlockIdx *vblocks, *tblocks;
+    CmHeadLayerIdx *hlayers;
+    int h_c0_w, h_c0_b, h_c3_w, h_c3_b;
+} CmModel;
+
+/* Allocate the parameters of cfg (all zero; logit_scale = ln(1/0.07)). Mode CM_TRAIN_NONE. */
+cm_status cm_model_create(const CmModelConfig *cfg, CmModel **out);
+void cm_model_free(CmModel *m);
+/* Index of the tensor called name, or -1. */
+int cm_model_find(const CmModel *m, const char *name);
+static inline float *cm_model_data(const CmModel *m, int idx) { return idx >= 0 ? m->params[idx].data : NULL; }
+
+/* Initialise from scratch (facts §3: OpenCLIP/torch default inits; LoRA A kaiming-uniform,
+   B = 0; head torch defaults, layers independent), deterministic for a seed. */
+void cm_model_init(CmModel *m, uint64_t seed);
+/* Initialise only the LoRA and head tensors (for a CLIP-only weights file). */
+void cm_model_init_lora_head(CmModel *m, uint64_t seed);
+/* The golden/full/WEIGHTS.md formula, bit for bit (any tensor; CLIP tensors as specified). */
+void cm_model_init_formula(CmModel *m, uint64_t seed);
+void cm_formula_fill(const char *name, int ndim, const int64_t *shape, uint64_t seed, float *out);
+
+/* Set which tensors are trainable and (re)allocate their gradients (zeroed).
+   lock_image / lock_text freeze a tower (OpenCLIP --lock-image / --lock-text). */
+cm_status cm_model_set_mode(CmModel *m, CmTrainMode mode, bool lock_image, bool lock_text);
+void cm_model_zero_grad(CmModel *m);
+int64_t cm_model_trainable_count(const CmModel *m);
+
+/* Loading (src/model/load.c). Strict: every tensor of the file must be in the table with the same
+   shape, and every table tensor must be in the file, else CM_ERR_SHAPE naming every missing /
+   unexpected / mis-shaped tensor (the first few by name, then a count).
+   CM_LOAD_CLIP_ONLY_OK: the file may lack all LoRA and/or all head tensors (a plain OpenCLIP
+   file); those are then initialised with init_seed (LoRA B = 0 so the towers equal plain CLIP).
+   CM_LOAD_PARTIAL_OK: any subset (e.g. a LoRA checkpoint holding only trainable tensors);
+   unexpected and mis-shaped tensors are still errors. */
+enum { CM_LOAD_STRICT = 0, CM_LOAD_CLIP_ONLY_OK = 1, CM_LOAD_PARTIAL_OK = 2 };
+cm_status cm_model_load(CmModel *m, const struct CmTensorFile *f, unsigned flags, uint64_t init_seed);
+cm_status cm_model_load_file(CmModel *m, const char *path, unsigned flags, uint64_t init_seed);
+/* Build a model from a weights file: the config from cfg, or (cfg == NULL) guessed from the
+   file's shapes (ViT towers; LoRA/head detected by presence). */
+cm_status cm_model_from_file(const char *path, const CmModelConfig *cfg, unsigned flags,
+                             uint64_t init_seed, CmModel **out);
+cm_status cm_config_from_tensorfile(const struct CmTensorFile *f, CmModelConfig *cfg);
+/* Save as safetensors (OpenCLIP names, state-dict order). trainable_only: only trainable tensors.
+   metadata: (key, value) pairs for __metadata__. */
+cm_status cm_model_save(const CmModel *m, const char *path, bool trainable_only,
+                        const char *const *metadata, int n_meta);
+
+// ---------------------------------------------------------------------------------------------
+// forward / backward
+
+typedef struct CmActs CmActs;
+
+/* Activations for batches up to max_B. grad_ckpt: keep only block inputs. The set of saved
+   activations follows the model's mode at forward time (nothing for frozen towers). */
+cm_status cm_acts_create(const CmModel *m, int max_B, bool grad_ckpt, CmActs **out);
+void cm_acts_free(CmActs *a);
+/* Dropout RNG (head dropout in training): seed / state access for checkpoints. */
+void cm_acts_seed(CmActs *a, uint64_t seed);
+CmRng *cm_acts_rng(CmActs *a);
+
+/* Full forward. images [B,3,S,S], tokens [B,ctx] int32 (ids < vocab_size, else CM_ERR_ARG).
+   U, V [B,E] L2-normalised features; head_logits [B,n_classes] (NULL to skip the head; needs
+   has_head). acts == NULL: inference (no grad). train: head dropout on (needs acts for the RNG).
+   U_raw / V_raw (optional, may be NULL): the unnormalised projections. */
+cm_status cm_model_forward(const CmModel *m, CmActs *a, const float *images, const int32_t *tokens,
+                           int B, bool train, float *U, float *V, float *head_logits);
+/* The raw (unnormalised) features of the last forward that used acts. */
+const float *cm_acts_image_raw(const CmActs *a);
+const float *cm_acts_text_raw(const CmActs *a);
+
+/* Backward of the last cm_model_forward with acts: dU, dV [B,E] (may be NULL = 0), dhead
+   [B,n_classes] (may be NULL). Accumulates into the grads of trainable tensors; frozen tensors get
+   no weight-gradient work and backprop stops below the lowest trainable layer. */
+cm_status cm_model_backward(CmModel *m, CmActs *a, const float *dU, const float *dV, const float *dhead);
+
+/* Inference helpers (thread-safe on a shared model; scratch allocated per call).
+   feat_raw / feat_norm [B,E], either may be NULL. */
+cm_status cm_encode_image(const CmModel *m, const float *images, int B, float *feat_raw, float *feat_norm);
+cm_status cm_encode_text(const CmModel *m, const int32_t *tokens, int B, float *feat_raw, float *feat_norm);
+/* Head only, eval mode: U, V [B,E] normalised -> logits [B,n_classes]. */
+cm_status cm_head_forward(const CmModel *m, const float *U, const float *V, int B, float *logits);
+
+// ---------------------------------------------------------------------------------------------
+// losses (DESIGN §2): pure functions over N rows
+
+typedef struct { float loss, loss_con, loss_cls; } CmLossValues;
+/* s = exp(logit_scale). labels [N] in 0..K-1 (else CM_ERR_ARG). Gradients (any may be NULL):
+   dU, dV [N,E], dhead [N,K] are WRITTEN (=, not accumulated) for d(loss)/d(input);
+   d_logit_scale gets d loss / d logit_scale (= s * dL/ds). head_logits may be NULL (w_cls term
+   skipped). */
+cm_status cm_loss(const float *U, const float *V, const float *head_logits, const int32_t *labels,
+                  int N, int E, int K, float logit_scale, float w_con, float w_cls,
+                  CmLossValues *out, float *dU, float *dV, float *dhead, float *d_logit_scale);
+
+#endif

@@ -1,0 +1,89 @@
+/*
+ * train_opts.h — the options of `clipmod train`: OpenCLIP v2.30's params.py flags with OpenCLIP's
+ * names and defaults (reference §9), the seed's additions (--enable-lora, --lora-rank,
+ * --lora-alpha, loss weights), defaults that depend on the model (ViT: lr 5e-4, betas 0.9/0.98,
+ * eps 1e-6), validation, the run name, params.txt written as OpenCLIP writes it, and OpenCLIP's
+ * epoch sizing (reference §8).
+ *
+ * One table (cm_train_opts_specs) declares every flag once; the CLI parses it with args_parse
+ * (src/cli/args.h) and --help is generated from it. The flags that only matter for distributed
+ * or GPU training, or for integrations we do not have, are accepted so that OpenCLIP command
+ * lines run unchanged; their help text says what they do here (usually: nothing, single process).
+ * defines: CmTrainOpts, cm_train_opts_*, cm_epoch_sizing, cm_py_float
+ */
+#ifndef CM_TRAIN_OPTS_H
+#define CM_TRAIN_OPTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "cli/args.h"
+#include "common/common.h"
+
+typedef enum { CM_PREC_FP32 = 0, CM_PREC_AMP_BF16 } CmPrecision;
+
+typedef struct {
+    /* data */
+    const char *train_data, *val_data, *train_data_upsampling_factors, *dataset_type;
+    long long train_num_samples, val_num_samples;     /* -1: not given (None) */
+    bool dataset_resampled;
+    const char *csv_separator, *csv_img_key, *csv_caption_key, *imagenet_val, *imagenet_v2;
+    const char *cache_dir;
+    /* run / logging */
+    const char *logs, *name, *resume, *report_to, *wandb_notes, *wandb_project_name;
+    bool log_local, save_most_recent, delete_previous_checkpoint, debug, copy_codebase;
+    int save_frequency, val_frequency, zeroshot_frequency, log_every_n_steps;
+    /* optimisation */
+    int workers, batch_size, epochs, epochs_cooldown, warmup, accum_freq;   /* epochs_cooldown -1: None */
+    double lr, beta1, beta2, eps, wd, momentum, grad_clip_norm;            /* NAN: None */
+    double lr_cooldown_end, lr_cooldown_power;
+    const char *opt, *lr_scheduler, *precision;
+    bool use_bn_sync, skip_scheduler, grad_checkpointing;
+    long long seed;
+    /* model */
+    const char *model, *pretrained, *image_interpolation, *image_resize_mode, *device;
+    bool pretrained_image, lock_image, lock_image_freeze_bn_stats, lock_text, lock_text_freeze_layer_norm;
+    int lock_image_unlocked_groups, lock_text_unlocked_layers;
+    ArgList image_mean, image_std, aug_cfg, force_image_size;
+    bool force_quick_gelu, force_custom_text, torchscript, torchcompile, trace, siglip;
+    double force_patch_dropout;                                            /* NAN: None */
+    const char *distill_model, *distill_pretrained, *loss_dist_impl, *use_bnb_linear;
+    double coca_caption_loss_weight, coca_contrastive_loss_weight;
+    /* distributed (single process here) */
+    const char *dist_url, *dist_backend;
+    bool local_loss, gather_with_grad, horovod, ddp_static_graph, no_set_device_rank;
+    bool remote_sync_flag; const char *remote_sync, *remote_sync_protocol; int remote_sync_frequency;
+    /* seed project / clipmod */
+    bool enable_lora;
+    int lora_rank;
+    double lora_alpha, contrastive_weight, classification_weight;
+    int threads;
+    bool offline;
+    /* derived by cm_train_opts_finalize */
+    CmPrecision prec;
+    char name_buf[256];
+} CmTrainOpts;
+
+/* OpenCLIP defaults (lr/betas/eps stay NAN until finalize picks the model's defaults). */
+void cm_train_opts_defaults(CmTrainOpts *o);
+/* The flag table bound to o; returns the count. specs must hold CM_TRAIN_MAX_SPECS entries. */
+#define CM_TRAIN_MAX_SPECS 128
+int cm_train_opts_specs(CmTrainOpts *o, ArgSpec *specs);
+/* Model defaults, checks, run name. Warnings (ignored flags) go to cm_warn. Errors name the flag. */
+cm_status cm_train_opts_finalize(CmTrainOpts *o);
+/* params.txt as OpenCLIP writes it: "name: value" lines sorted by name, Python str() values. */
+cm_status cm_train_opts_write_params(const CmTrainOpts *o, const char *path);
+/* The options as one JSON object (for checkpoint metadata); cm_malloc'd. */
+char *cm_train_opts_json(const CmTrainOpts *o);
+
+/* Python str(float): shortest round-trip repr, fixed for 1e-4 <= |x| < 1e16 (always with a
+   ".0" when integral), else d.ddde-XX; "inf", "nan". */
+void cm_py_float(double x, char *buf, size_t n);
+
+/* OpenCLIP's train epoch sizing (reference §8) for world size 1:
+   num_batches = ceil(ceil(num_samples/bs)/max(1,workers)) * max(1,workers)... exactly:
+   nb = ceil(ns / bs); per_worker = ceil(nb / max(1,w)); nb = per_worker * w (w >= 1 only);
+   samples = nb * bs. */
+void cm_epoch_sizing(long long num_samples, int batch_size, int workers, long long *num_batches,
+                     long long *samples_per_epoch, long long *per_worker_batches);
+
+#endif

@@ -1,0 +1,142 @@
+/*
+ * test_train_opts.c — `clipmod train` options: the seed's example command parses with OpenCLIP's
+ * names and defaults, params.txt is written as OpenCLIP writes it (sorted, Python str() values),
+ * Python float formatting, bad values name the flag. The CLI's table-driven parser is compiled in
+ * from src/cli/args.c (it is not part of libclipmod.a).
+ */
+#include "testlib.h"
+/* REQUIRE evaluates its condition twice: call once, then check */
+#define REQUIRE_OK(expr, ...) do { int req_rc_ = (int)(expr); REQUIRE(req_rc_ == 0, __VA_ARGS__); } while (0)
+#include "train/train_opts.h"
+#include "../src/cli/args.c"
+#include <unistd.h>
+
+static int parse(CmTrainOpts *o, int argc, const char **argv) {
+    ArgSpec specs[CM_TRAIN_MAX_SPECS];
+    cm_train_opts_defaults(o);
+    int n = cm_train_opts_specs(o, specs);
+    return args_parse(argc, (char **)argv, specs, n, "train", NULL, NULL);
+}
+
+static void test_py_float(void) {
+    struct { double x; const char *s; } cases[] = {
+        {0.001, "0.001"}, {5e-4, "0.0005"}, {1e-6, "1e-06"}, {0.2, "0.2"}, {1.0, "1.0"}, {0.98, "0.98"},
+        {1e16, "1e+16"}, {1e15, "1000000000000000.0"}, {0.1 + 0.2, "0.30000000000000004"}, {1e-4, "0.0001"},
+        {1.5e-5, "1.5e-05"}, {-2.5, "-2.5"}, {0.0, "0.0"}, {123456.789, "123456.789"}, {32.0, "32.0"},
+        {1e-300, "1e-300"}, {2.5e20, "2.5e+20"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char b[64];
+        cm_py_float(cases[i].x, b, sizeof b);
+        CHECK(!strcmp(b, cases[i].s), "%.17g -> '%s', Python gives '%s'", cases[i].x, b, cases[i].s);
+    }
+}
+
+static void test_seed_command(void) {
+    const char *argv[] = {"--save-frequency", "5", "--warmup", "10000", "--batch-size=2048", "--lr=1e-3", "--wd=0.1",
+                          "--epochs=600", "--workers=8", "--model", "ViT-B-32", "--pretrained", "laion2b_s34b_b79k",
+                          "--train-num-samples", "128000", "--dataset-resampled", "--dataset-type", "webdataset",
+                          "--precision", "amp", "--train-data", "/d/class_{0..6}/{00000..00001}.tar",
+                          "--train-data-upsampling-factors", "3::3::3::20::9::90::6", "--grad-checkpointing",
+                          "--accum-freq", "4", "--cache-dir", "../../pretrained_models_weights", "--enable-lora",
+                          "--val-data", "/d/val/{00000..00003}.tar", "--report-to", "tensorboard",
+                          "--zeroshot-frequency", "1", "--local-loss", "--gather-with-grad", "--name", "run1", "--logs", "/tmp/x"};
+    CmTrainOpts o;
+    REQUIRE_OK(parse(&o, (int)(sizeof argv / sizeof argv[0]), argv), "seed command rejected");
+    CHECK(isnan(o.beta2), "beta2 unset before finalize");
+    REQUIRE_OK(cm_train_opts_finalize(&o), "%s", cm_last_error());
+    CHECK(o.save_frequency == 5 && o.warmup == 10000 && o.batch_size == 2048 && o.lr == 1e-3 && o.wd == 0.1 &&
+          o.epochs == 600 && o.workers == 8 && o.train_num_samples == 128000 && o.dataset_resampled &&
+          o.grad_checkpointing && o.accum_freq == 4 && o.enable_lora && o.prec == CM_PREC_AMP_BF16, "values");
+    CHECK(o.beta1 == 0.9 && o.beta2 == 0.98 && o.eps == 1e-6, "ViT defaults %g %g %g", o.beta1, o.beta2, o.eps);
+    CHECK(o.lora_rank == 4 && o.lora_alpha == 32 && o.contrastive_weight == 1 && o.classification_weight == 1, "seed defaults");
+    CHECK(o.log_every_n_steps == 100 && o.val_frequency == 1 && o.seed == 0 && isnan(o.grad_clip_norm), "OpenCLIP defaults");
+
+    char path[] = "/tmp/cm_test_params_XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0, "mkstemp");
+    close(fd);
+    REQUIRE_OK(cm_train_opts_write_params(&o, path), "%s", cm_last_error());
+    uint8_t *buf; size_t len;
+    REQUIRE_OK(cm_read_file(path, 1 << 20, &buf, &len), "read");
+    const char *want[] = {"accum_freq: 4\n", "batch_size: 2048\n", "lr: 0.001\n", "wd: 0.1\n", "beta2: 0.98\n",
+                          "eps: 1e-06\n", "enable_lora: True\n", "lock_image: False\n", "grad_clip_norm: None\n",
+                          "precision: amp\n", "name: run1\n", "model: ViT-B-32\n", "train_num_samples: 128000\n",
+                          "val_num_samples: None\n", "seed: 0\n", "world_size: 1\n", "distributed: False\n",
+                          "checkpoint_path: /tmp/x/run1/checkpoints\n", "aug_cfg: {}\n", "image_mean: None\n",
+                          "epochs_cooldown: None\n", "lora_alpha: 32.0\n"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        CHECK(strstr((char *)buf, want[i]) != NULL, "params.txt lacks '%.*s'", (int)strlen(want[i]) - 1, want[i]);
+    /* sorted by name, one "name: value" per line */
+    char prev[128] = "";
+    int lines = 0;
+    for (char *l = (char *)buf; *l; ) {
+        char *nl = strchr(l, '\n');
+        REQUIRE(nl, "last line unterminated");
+        char *colon = strstr(l, ": ");
+        REQUIRE(colon && colon < nl, "line %d has no ': '", lines);
+        char key[128];
+        snprintf(key, sizeof key, "%.*s", (int)(colon - l), l);
+        CHECK(strcmp(prev, key) < 0, "not sorted: '%s' after '%s'", key, prev);
+        snprintf(prev, sizeof prev, "%s", key);
+        lines++;
+        l = nl + 1;
+    }
+    CHECK(lines > 90, "only %d lines", lines);
+    cm_free(buf);
+    unlink(path);
+    char *js = cm_train_opts_json(&o);
+    CHECK(js && strstr(js, "\"accum_freq\":\"4\"") && strstr(js, "\"csv_separator\":\"\\u0009\""), "json: %.200s", js ? js : "(null)");
+    cm_free(js);
+}
+
+static void test_defaults_and_name(void) {
+    const char *argv[] = {"--train-data", "x.tar", "--model", "RN50"};
+    CmTrainOpts o;
+    REQUIRE_OK(parse(&o, 4, argv), "parse");
+    REQUIRE_OK(cm_train_opts_finalize(&o), "%s", cm_last_error());
+    CHECK(o.lr == 5e-4 && o.beta2 == 0.999 && o.eps == 1e-8, "non-ViT defaults");
+    CHECK(o.batch_size == 64 && o.epochs == 32 && o.workers == 4 && o.warmup == 10000 && o.wd == 0.2, "OpenCLIP defaults");
+    CHECK(strstr(o.name, "-model_RN50-lr_0.0005-b_64-j_4-p_amp") != NULL && o.name[4] == '_', "auto name '%s'", o.name);
+}
+
+static void expect_error(const char *what, int argc, const char **argv, const char *flag) {
+    CmTrainOpts o;
+    int rc = parse(&o, argc, argv);
+    if (rc) { CHECK(rc == 2, "%s: parser rc %d", what, rc); return; }
+    cm_status st = cm_train_opts_finalize(&o);
+    CHECK(st != CM_OK, "%s accepted", what);
+    CHECK(strstr(cm_last_error(), flag) != NULL, "%s: message '%s' does not name %s", what, cm_last_error(), flag);
+}
+
+static void test_bad_values(void) {
+    const char *a1[] = {"--train-data", "x.tar", "--accum-freq", "0"};
+    expect_error("accum 0", 4, a1, "--accum-freq");
+    const char *a2[] = {"--train-data", "x.tar", "--lr-scheduler", "const-cooldown"};
+    expect_error("cooldown without epochs", 4, a2, "--epochs-cooldown");
+    const char *a3[] = {"--train-data", "x.tar", "--train-data-upsampling-factors", "1::2"};
+    expect_error("factors without resampled", 4, a3, "--dataset-resampled");
+    const char *a4[] = {"--train-data", "x.tar", "--precision", "fp64"};
+    expect_error("precision", 4, a4, "--precision");
+    const char *a5[] = {"--model", "ViT-B-32"};
+    expect_error("no train data", 2, a5, "--train-data");
+    const char *a6[] = {"--train-data", "x.tar", "--batch-size", "12x"};
+    expect_error("non-integer", 4, a6, "--batch-size");
+    const char *a7[] = {"--train-data", "x.tar", "--no-such-flag"};
+    expect_error("unknown flag", 3, a7, "");
+    const char *a8[] = {"--train-data", "x.tar", "--lora-rank", "0"};
+    expect_error("lora rank", 4, a8, "--lora-rank");
+    const char *a9[] = {"--train-data", "x.tar", "--siglip"};
+    expect_error("siglip", 3, a9, "--siglip");
+    const char *a10[] = {"--train-data", "x.tar", "--grad-clip-norm", "-1"};
+    expect_error("clip", 4, a10, "--grad-clip-norm");
+    const char *a11[] = {"--train-data", "x.tar", "--name", "a/b"};
+    expect_error("name", 4, a11, "--name");
+}
+
+int main(void) {
+    RUN(test_py_float);
+    RUN(test_seed_command);
+    RUN(test_defaults_and_name);
+    RUN(test_bad_values);
+    return tl_summary("test_train_opts");
+}
