@@ -42,6 +42,17 @@ const char *clipmod_status_str(clipmod_status st);
 /* ---- model (src/model) -------------------------------------------------------------------- */
 
 /* ---- tokenizer (src/data/tokenizer.c) ----------------------------------------------------- */
+/* OpenCLIP's SimpleTokenizer (docs/tokenizer.md). A loaded tokenizer may be shared by threads. */
+typedef struct CmTokenizer clipmod_tokenizer;
+#define CLIPMOD_CONTEXT_LEN 77
+/* path: bpe_simple_vocab_16e6.txt.gz, a merges file, a vocab.json (merges.txt beside it) or a folder
+   holding them; NULL searches $CLIPMOD_VOCAB, then ../shared/vocab/ (docs/tokenizer.md). */
+clipmod_status clipmod_tokenizer_load(const char *path, clipmod_tokenizer **out);
+void clipmod_tokenizer_free(clipmod_tokenizer *tok);
+/* One UTF-8 caption of len bytes -> ids[context_len] (49406 ... 49407, zero padded). */
+clipmod_status clipmod_tokenize(clipmod_tokenizer *tok, const char *text, size_t len, int32_t *ids, int context_len);
+/* n NUL-terminated captions -> ids[n][77]. */
+clipmod_status clipmod_tokenize_batch(clipmod_tokenizer *tok, const char *const *texts, size_t n, int32_t *ids);
 
 /* ---- images (src/data/image.c, src/data/transform.c) -------------------------------------- */
 
