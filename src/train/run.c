@@ -227,6 +227,7 @@ cm_status cm_train_run(CmRun *r) {
             CmStepStats s;
             if ((st = cm_trainer_step(&t, img, tok, lab, K * B, &s))) goto done;
             r->last = s;
+            if (r->on_step) r->on_step(r->cb_ctx, t.step - 1, &s);
             steps_this_run++;
             double now = cm_now();
             avg_add(&a_batch, now - t_last);

@@ -30,7 +30,8 @@ typedef struct {
     CmBatchSource *val;          /* NULL: no validation */
     const char *base_model;      /* the --pretrained weights file, NULL when trained from scratch */
     bool dropout;                /* head dropout in training (true normally; false for golden checks) */
-    bool quiet;                  /* no progress lines on stderr (still in out.log) */
+    void (*on_step)(void *ctx, int64_t step, const CmStepStats *s);   /* optional, after each step */
+    void *cb_ctx;
     /* outputs */
     char run_dir[1024];          /* "" when --logs none */
     bool have_val;
