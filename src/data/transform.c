@@ -363,6 +363,8 @@ cm_status cm_transform_eval_u8(const CmImage *img, int size, uint8_t *out) {
     if (st != CM_OK) return st;
     int nw, nh, left, top;
     cm_eval_geometry(img->w, img->h, size, &nw, &nh, &left, &top);
+    if (nw >= (1 << 30) || nh >= (1 << 30))
+        return cm_error(CM_ERR_ARG, "eval transform: %dx%d image: resized long side too large", img->w, img->h);
     return cm_resample_rgb(img->rgb, img->w, img->h, (size_t)img->w * 3, nw, nh, CM_FILTER_BICUBIC,
                            left, top, size, size, out);
 }
