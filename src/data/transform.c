@@ -185,7 +185,7 @@ done:
 
 /* ---- fast path: only the window -------------------------------------------------------------- */
 
-/* Horizontal pass of one row: in (RGB) -> out (ow RGB pixels). */
+/* Horizontal pass of one row: in (RGB) -> out (ch->n RGB pixels), any tap count. */
 static void hpass_row(const uint8_t *restrict in, uint8_t *restrict out, const Coeffs *ch) {
     for (int x = 0; x < ch->n; x++) {
         const int32_t *k = ch->k + (size_t)x * ch->ksize;
@@ -202,12 +202,74 @@ static void hpass_row(const uint8_t *restrict in, uint8_t *restrict out, const C
     }
 }
 
+/* Fixed tap count K (a compile-time constant in each instance, so the tap loop unrolls): the
+   taps of every output are padded with zero coefficients to K, the window shifted left where it
+   would pass the end of the row. Adding 0 * pixel changes nothing: same result as hpass_row. */
+#define CM_HK_MAX 8
+typedef struct { int K; int *first; int32_t *k; } PaddedCoeffs;   /* k: [n*K] */
+
+static cm_status padded_make(const Coeffs *c, int in_size, PaddedCoeffs *pc) {
+    int K = 0;
+    for (int i = 0; i < c->n; i++) if (c->count[i] > K) K = c->count[i];
+    pc->K = K;
+    pc->first = NULL;
+    pc->k = NULL;
+    if (K < 1 || K > CM_HK_MAX || K > in_size) { pc->K = 0; return CM_OK; }   /* generic path */
+    pc->first = cm_malloc(sizeof(int) * (size_t)c->n, "resample taps");
+    pc->k = cm_calloc((size_t)c->n * K, sizeof(int32_t), "resample taps");
+    if (!pc->first || !pc->k) { cm_free(pc->first); cm_free(pc->k); return CM_ERR_OOM; }
+    for (int i = 0; i < c->n; i++) {
+        int f = c->first[i];
+        if (f + K > in_size) f = in_size - K;
+        pc->first[i] = f;
+        for (int t = 0; t < c->count[i]; t++) pc->k[(size_t)i * K + (c->first[i] - f) + t] = c->k[(size_t)i * c->ksize + t];
+    }
+    return CM_OK;
+}
+
+static inline __attribute__((always_inline)) void hpass_row_k(const uint8_t *restrict in, uint8_t *restrict out,
+                                                              const PaddedCoeffs *pc, int n, const int K) {
+    for (int x = 0; x < n; x++) {
+        const int32_t *k = pc->k + (size_t)x * K;
+        const uint8_t *p = in + (size_t)pc->first[x] * 3;
+        int32_t s0 = 1 << (PREC_BITS - 1), s1 = s0, s2 = s0;
+        for (int t = 0; t < K; t++) {
+            s0 += p[3 * t] * k[t];
+            s1 += p[3 * t + 1] * k[t];
+            s2 += p[3 * t + 2] * k[t];
+        }
+        out[3 * x] = clip8(s0);
+        out[3 * x + 1] = clip8(s1);
+        out[3 * x + 2] = clip8(s2);
+    }
+}
+
+static void hpass_rows(const uint8_t *src, size_t stride, int y0, int y1, uint8_t *dst, size_t dstride,
+                       const Coeffs *ch, const PaddedCoeffs *pc) {
+    for (int y = y0; y < y1; y++) {
+        const uint8_t *in = src + (size_t)y * stride;
+        uint8_t *out = dst + (size_t)(y - y0) * dstride;
+        switch (pc->K) {
+        case 1: hpass_row_k(in, out, pc, ch->n, 1); break;
+        case 2: hpass_row_k(in, out, pc, ch->n, 2); break;
+        case 3: hpass_row_k(in, out, pc, ch->n, 3); break;
+        case 4: hpass_row_k(in, out, pc, ch->n, 4); break;
+        case 5: hpass_row_k(in, out, pc, ch->n, 5); break;
+        case 6: hpass_row_k(in, out, pc, ch->n, 6); break;
+        case 7: hpass_row_k(in, out, pc, ch->n, 7); break;
+        case 8: hpass_row_k(in, out, pc, ch->n, 8); break;
+        default: hpass_row(in, out, ch); break;
+        }
+    }
+}
+
 cm_status cm_resample_rgb(const uint8_t *src, int src_w, int src_h, size_t stride, int out_w, int out_h,
                           CmFilter filter, int ox, int oy, int ow, int oh, uint8_t *dst) {
     cm_status st = check_args(src, src_w, src_h, stride, out_w, out_h, ox, oy, ow, oh, dst);
     if (st != CM_OK) return st;
     int need_h = out_w != src_w, need_v = out_h != src_h;
     Coeffs ch = {0}, cv = {0};
+    PaddedCoeffs pc = {0, NULL, NULL};
     uint8_t *tmp = NULL;
     int32_t *acc = NULL;
     const size_t n = (size_t)ow * 3;       /* bytes per window row */
@@ -223,9 +285,10 @@ cm_status cm_resample_rgb(const uint8_t *src, int src_w, int src_h, size_t strid
     size_t rstride;
     if (need_h) {
         if ((st = coeffs_make(src_w, out_w, filter, ox, ow, &ch)) != CM_OK) goto done;
+        if ((st = padded_make(&ch, src_w, &pc)) != CM_OK) goto done;
         tmp = cm_malloc((size_t)(y_last - y_first) * n, "resample temp");
         if (!tmp) { st = CM_ERR_OOM; goto done; }
-        for (int y = y_first; y < y_last; y++) hpass_row(src + (size_t)y * stride, tmp + (size_t)(y - y_first) * n, &ch);
+        hpass_rows(src, stride, y_first, y_last, tmp, n, &ch, &pc);
         rows = tmp;
         rstride = n;
     } else {
@@ -253,6 +316,8 @@ cm_status cm_resample_rgb(const uint8_t *src, int src_w, int src_h, size_t strid
 done:
     coeffs_free(&ch);
     coeffs_free(&cv);
+    cm_free(pc.first);
+    cm_free(pc.k);
     cm_free(tmp);
     cm_free(acc);
     return st;
@@ -298,6 +363,8 @@ cm_status cm_transform_eval_u8(const CmImage *img, int size, uint8_t *out) {
     if (st != CM_OK) return st;
     int nw, nh, left, top;
     cm_eval_geometry(img->w, img->h, size, &nw, &nh, &left, &top);
+    if (nw >= (1 << 30) || nh >= (1 << 30))
+        return cm_error(CM_ERR_ARG, "eval transform: %dx%d image: resized long side too large", img->w, img->h);
     return cm_resample_rgb(img->rgb, img->w, img->h, (size_t)img->w * 3, nw, nh, CM_FILTER_BICUBIC,
                            left, top, size, size, out);
 }
