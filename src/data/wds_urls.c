@@ -111,15 +111,17 @@ static int parse_range(const char *e, size_t n, CmStrList *out) {
         bool rz = (rl > 1 && r[0] == '0') || (rl > 2 && r[0] == '-' && r[1] == '0');
         if (lz || rz) pad = (int)(ll > rl ? ll : rl);
     } else {
-        a = (unsigned char)l[0];
-        b = (unsigned char)r[0];
+        /* letters index braceexpand's alphabet "A..Za..z" ({Z..a} has no punctuation) */
+        a = isupper((unsigned char)l[0]) ? l[0] - 'A' : 26 + l[0] - 'a';
+        b = isupper((unsigned char)r[0]) ? r[0] - 'A' : 26 + r[0] - 'a';
     }
     long long count = (a < b ? b - a : a - b) / step + 1;
     if (count > MAX_EXPANSION) return cm_error(CM_ERR_ARG, "brace range {%.*s} gives more than %d names", (int)n, e, MAX_EXPANSION);
     for (long long i = 0; i < count; i++) {
         long long v = a < b ? a + i * step : a - i * step;
         char buf[48];
-        int k = ints ? snprintf(buf, sizeof buf, "%0*lld", pad, v) : snprintf(buf, sizeof buf, "%c", (char)v);
+        int k = ints ? snprintf(buf, sizeof buf, "%0*lld", pad, v)
+                     : snprintf(buf, sizeof buf, "%c", (char)(v < 26 ? 'A' + v : 'a' + v - 26));
         cm_status st = cm_strlist_push(out, buf, (size_t)k);
         if (st) return st;
     }
