@@ -42,8 +42,34 @@ const char *clipmod_status_str(clipmod_status st);
 /* ---- model (src/model) -------------------------------------------------------------------- */
 
 /* ---- tokenizer (src/data/tokenizer.c) ----------------------------------------------------- */
+/* OpenCLIP's SimpleTokenizer (docs/tokenizer.md). A loaded tokenizer may be shared by threads. */
+typedef struct CmTokenizer clipmod_tokenizer;
+#define CLIPMOD_CONTEXT_LEN 77
+/* path: bpe_simple_vocab_16e6.txt.gz, a merges file, a vocab.json (merges.txt beside it) or a folder
+   holding them; NULL searches $CLIPMOD_VOCAB, then ../shared/vocab/ (docs/tokenizer.md). */
+clipmod_status clipmod_tokenizer_load(const char *path, clipmod_tokenizer **out);
+void clipmod_tokenizer_free(clipmod_tokenizer *tok);
+/* One UTF-8 caption of len bytes -> ids[context_len] (49406 ... 49407, zero padded). */
+clipmod_status clipmod_tokenize(clipmod_tokenizer *tok, const char *text, size_t len, int32_t *ids, int context_len);
+/* n NUL-terminated captions -> ids[n][77]. */
+clipmod_status clipmod_tokenize_batch(clipmod_tokenizer *tok, const char *const *texts, size_t n, int32_t *ids);
 
 /* ---- images (src/data/image.c, src/data/transform.c) -------------------------------------- */
+
+/* 8-bit RGB, interleaved, row-major: rgb[(y*width + x)*3 + c]. */
+typedef struct { int width, height; uint8_t *rgb; } clipmod_image;
+
+/* Decode a JPEG, PNG or WebP (chosen by the magic bytes, not the name) to RGB as PIL's
+   Image.open(f).convert('RGB') does (EXIF orientation not applied; > 64 megapixels refused).
+   `name` is used in error messages. Free with clipmod_image_free. */
+clipmod_status clipmod_image_load(const char *path, clipmod_image *out);
+clipmod_status clipmod_image_decode(const uint8_t *bytes, size_t len, const char *name, clipmod_image *out);
+void clipmod_image_free(clipmod_image *img);
+
+/* OpenCLIP's ViT-B-32 eval transform: out[3,224,224] float32 (shortest side to 224 with Pillow's
+   bicubic, centre crop, /255, CLIP mean/std normalisation); bit-identical to Pillow 9.4 + torchvision. */
+clipmod_status clipmod_preprocess(const clipmod_image *img, float *out);
+clipmod_status clipmod_preprocess_file(const char *path, float *out);
 
 /* ---- data (src/data) --------------------------------------------------------------------- */
 

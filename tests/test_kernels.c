@@ -9,6 +9,7 @@
  */
 #include "testlib.h"
 #include "kernels/ops.h"
+#include "kernels/kernels_internal.h"
 #include "common/common.h"
 #include "common/rng.h"
 
@@ -328,6 +329,15 @@ static void att_case(int B, int T, int C, int NH, bool causal) {
     attention_backward(d1, R, qkv, a2, B, T, C, NH, causal);
     attention_backward_ref(d2, R, qkv, a2, B, T, C, NH, causal);
     CHECK_REL(d1, d2, nq, 1e-5, lab);
+    // the per-head BLAS fallback (used when oneDNN is unavailable)
+    float *o3 = zeros(no), *a3 = zeros(na), *d3 = zeros(nq);
+    cm_attention_forward_blas(o3, a3, qkv, B, T, C, NH, causal);
+    CHECK_CLOSE(a3, a2, na, 1e-6, "blas fallback att");
+    CHECK_REL(o3, o2, no, 1e-5, "blas fallback out");
+    for (size_t i = 0; i < nq; i++) d3[i] = 0.25f;
+    cm_attention_backward_blas(d3, R, qkv, a2, B, T, C, NH, causal);
+    CHECK_REL(d3, d2, nq, 1e-5, "blas fallback dqkv");
+    free(o3); free(a3); free(d3);
     for (size_t i = 0; i < nq; i++) d2[i] -= 0.25f;
     AttCtx c = {o2, a2, qkv, R, B, T, C, NH, causal};
     CHECK_FD(att_obj, &c, qkv, d2, nq, 1e-3f, lab);
@@ -507,5 +517,6 @@ int main(void) {
     RUN(test_contrastive);
     RUN(test_embedding_im2patch);
     RUN(test_fd_checker_catches_errors);
+    cm_bf16_release();
     return tl_summary("test_kernels");
 }

@@ -40,4 +40,40 @@ cm_status cm_letterbox(const CmImage *img, int size, CmImage *out);
 /* JPEG-encode RGB (libjpeg-turbo). *out is malloc'd (free with free()). */
 cm_status cm_jpeg_encode(const CmImage *img, int quality, uint8_t **out, size_t *len);
 
+/* ---- additions (image engineer); the declarations above are the original contract ---------- */
+
+/* Default JPEG quality for shard writing (img2dataset's default; the golden letterbox uses it). */
+#define CM_JPEG_QUALITY_DEFAULT 95
+/* Letterbox side used by `clipmod prepare` (DESIGN §4.3). */
+#define CM_LETTERBOX_SIZE 256
+
+/* The format recognised from the first bytes: "jpeg", "png", "webp", or for formats that are
+   recognised but not decoded "gif", "bmp", "tiff"; NULL when unknown. */
+const char *cm_image_sniff(const uint8_t *bytes, size_t len);
+
+/* Pillow's resampling filters (Resample.c semantics: separable, antialiased on downscale,
+   fixed point with 22 fractional bits, horizontal pass first, uint8 rounding after each pass). */
+typedef enum { CM_FILTER_BILINEAR = 2, CM_FILTER_BICUBIC = 3 } CmFilter;
+
+/* Resize the src_w x src_h RGB image at `src` (row stride `stride` bytes) to out_w x out_h exactly as
+   Pillow's Image.resize((out_w, out_h), filter) does, but compute only the window
+   [ox, ox+ow) x [oy, oy+oh) of the result (= resize then crop; the pixels are identical).
+   dst: oh*ow*3 bytes. Fast path (what the transforms use). */
+cm_status cm_resample_rgb(const uint8_t *src, int src_w, int src_h, size_t stride, int out_w, int out_h,
+                          CmFilter filter, int ox, int oy, int ow, int oh, uint8_t *dst);
+/* The plain reference of the same: full two-pass resize into temporaries, then the crop. */
+cm_status cm_resample_rgb_ref(const uint8_t *src, int src_w, int src_h, size_t stride, int out_w, int out_h,
+                              CmFilter filter, int ox, int oy, int ow, int oh, uint8_t *dst);
+
+/* The uint8 stage of the eval transform: out[size*size*3] (HWC RGB) before ToTensor/Normalize. */
+cm_status cm_transform_eval_u8(const CmImage *img, int size, uint8_t *out);
+/* torchvision's geometry: Resize(size) target for the shortest side, CenterCrop offsets. */
+void cm_eval_geometry(int w, int h, int size, int *new_w, int *new_h, int *left, int *top);
+/* RandomResizedCrop.get_params (scale 0.9-1.0, ratio 3/4-4/3): the crop box in the source. */
+void cm_train_crop_params(int w, int h, CmRng *rng, int *top, int *left, int *crop_h, int *crop_w);
+/* ToTensor + Normalize: HWC uint8 RGB [n pixels] -> CHW float32 planes of n: ((u/255) - m) / s. */
+void cm_normalize_u8(const uint8_t *rgb, size_t n, const CmNormalize *norm, float *out);
+/* Letterbox geometry: the fitted size and where it is pasted on the size x size canvas. */
+void cm_letterbox_geometry(int w, int h, int size, int *fit_w, int *fit_h, int *x0, int *y0);
+
 #endif

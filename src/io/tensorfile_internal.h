@@ -53,10 +53,45 @@ typedef struct {
     int n;
     CmZipEntry *e;
 } CmZip;
-/* Parse the central directory of image[0..len); entries are decompressed lazily by cm_zip_get. */
+/* Parse the central directory of image[0..len); deflated entries are inflated here, every CRC checked. */
 cm_status cm_zip_open(CmZip *z, const uint8_t *image, size_t len, const char *path);
 /* Index of the entry with this exact name, or -1. */
 int cm_zip_find(const CmZip *z, const char *name);
 void cm_zip_close(CmZip *z);
+
+
+/* The restricted unpickler (pickle.c): a tree of plain values; nothing is ever called or imported. */
+typedef enum { PV_NONE, PV_BOOL, PV_INT, PV_FLOAT, PV_STR, PV_TUPLE, PV_LIST, PV_DICT, PV_GLOBAL, PV_STORAGE,
+               PV_TENSOR } PvKind;
+typedef enum { PG_ORDERED_DICT, PG_REBUILD_TENSOR_V2, PG_REBUILD_PARAMETER, PG_STORAGE_TYPE } PvGlobal;
+typedef struct Pv Pv;
+struct Pv {
+    PvKind kind;
+    int64_t i;                 /* BOOL, INT; GLOBAL: PvGlobal */
+    double f;                  /* FLOAT */
+    char *s;                   /* STR (NUL-terminated, no embedded NUL) */
+    Pv **items;                /* TUPLE, LIST: n items; DICT: key, value, key, value ... (n = 2 * pairs) */
+    size_t n, cap;
+    CmDType dtype;             /* GLOBAL storage type, STORAGE, TENSOR */
+    const uint8_t *data;       /* STORAGE: its bytes */
+    size_t nbytes;             /* STORAGE */
+    const char *key;           /* STORAGE: the archive key ("0", "1", ...) */
+    Pv *storage;               /* TENSOR */
+    int64_t offset;            /* TENSOR: storage offset in elements */
+    int ndim;                  /* TENSOR */
+    int64_t shape[CM_MAX_DIMS], stride[CM_MAX_DIMS];
+};
+typedef struct PvArena PvArena;
+/* Called for BINPERSID with the persistent id; returns a PV_STORAGE (or NULL + cm_error). */
+typedef Pv *(*PvPersistentLoad)(void *ctx, PvArena *a, Pv *pid);
+PvArena *cm_pv_arena_new(void);
+void cm_pv_arena_free(PvArena *a);
+Pv *cm_pv_new(PvArena *a, PvKind kind);
+/* Run the pickle in buf[0..len) (path names the file in errors); *out is the value at STOP. */
+cm_status cm_unpickle(const uint8_t *buf, size_t len, const char *path, PvArena *a, PvPersistentLoad load,
+                      void *ctx, Pv **out);
+/* Value of dict d for string key k, or NULL. */
+Pv *cm_pv_get(const Pv *d, const char *k);
+const char *cm_pv_kind_name(PvKind k);
 
 #endif

@@ -4,9 +4,12 @@
  * out = att v, heads concatenated (before out_proj).
  *
  * Layouts: qkv[B,T,3C] (q | k | v per token, head h at columns h*hs within each), att[B,NH,T,T],
- * out[B,T,C]. Fast path: per-(b,h) sgemm through matmul() on strided views (called serially: no
- * OpenMP region around BLAS), then softmax / softmax-backward over all B*NH*T rows in one OpenMP
- * loop. The reference is plain loops in double.
+ * out[B,T,C]. Fast path: each product q k^T, att v (and the four of backward) is ONE batched
+ * oneDNN fp32 matmul over B x NH on strided views of qkv (cached primitives, dnnl_matmul.c;
+ * ~2x the per-head loop, which runs single-threaded in OpenBLAS at these sizes), and the
+ * softmax / softmax-backward run over all B*NH*T rows in one OpenMP loop. Fallback when oneDNN
+ * is unavailable: per-(b,h) sgemm through matmul() (serial calls: no OpenMP region around BLAS).
+ * The reference is plain loops in double.
  */
 #include "kernels/ops.h"
 #include "kernels/vecmath.h"
@@ -15,8 +18,121 @@
 #include <stdlib.h>
 #include <string.h>
 
-// forward: att[b,h] = softmax(scale * Q K^T) ; out[b,:,h] = att[b,h] @ V
+// in place over rows of att[rows,T]: softmax of the visible keys (0..i when causal), 0 elsewhere
+static void att_softmax(float *att, size_t rows, int T, bool causal) {
+    #pragma omp parallel for if (rows * T > CM_OMP_MIN)
+    for (size_t r = 0; r < rows; r++) {
+        float *a = att + r * T;
+        int n = causal ? (int)(r % T) + 1 : T;  // keys 0..i visible
+        cm_softmax_row(a, a, n);
+        for (int j = n; j < T; j++) a[j] = 0.0f;
+    }
+}
+
+// in place over rows: dA -> dS = A * (dA - rowsum(dA * A)), 0 at masked keys
+static void att_softmax_backward(float *dA, const float *att, size_t rows, int T, bool causal) {
+    #pragma omp parallel for if (rows * T > CM_OMP_MIN)
+    for (size_t r = 0; r < rows; r++) {
+        const float *a = att + r * T;
+        float *d = dA + r * T;
+        int n = causal ? (int)(r % T) + 1 : T;
+        float dot = 0.0f;
+        #pragma omp simd reduction(+:dot)
+        for (int j = 0; j < n; j++) dot += d[j] * a[j];
+        #pragma omp simd
+        for (int j = 0; j < n; j++) d[j] = a[j] * (d[j] - dot);
+        for (int j = n; j < T; j++) d[j] = 0.0f;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// fast path: the same products as one batched oneDNN matmul each (over B x NH), on strided views
+
+static void view4(CmMatmulDesc *d, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
+                  int64_t s0, int64_t s1, int64_t s2, int64_t s3) {
+    d->dims[0] = d0; d->dims[1] = d1; d->dims[2] = d2; d->dims[3] = d3;
+    d->strides[0] = s0; d->strides[1] = s1; d->strides[2] = s2; d->strides[3] = s3;
+    d->bf16 = 0;
+}
+// views of qkv / out / att as [B,NH,rows,cols]
+static void v_qkv(CmMatmulDesc *d, int B, int T, int C, int NH) {       // q, k or v: [B,NH,T,hs]
+    view4(d, B, NH, T, C / NH, (int64_t)T * 3 * C, C / NH, 3 * C, 1);
+}
+static void v_qkv_t(CmMatmulDesc *d, int B, int T, int C, int NH) {     // k^T or v^T: [B,NH,hs,T]
+    view4(d, B, NH, C / NH, T, (int64_t)T * 3 * C, C / NH, 1, 3 * C);
+}
+static void v_out(CmMatmulDesc *d, int B, int T, int C, int NH) {       // out / dout: [B,NH,T,hs]
+    view4(d, B, NH, T, C / NH, (int64_t)T * C, C / NH, C, 1);
+}
+static void v_att(CmMatmulDesc *d, int B, int T, int NH, bool tr) {    // att (or att^T): [B,NH,T,T]
+    view4(d, B, NH, T, T, (int64_t)NH * T * T, (int64_t)T * T, tr ? 1 : T, tr ? T : 1);
+}
+
 void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal) {
+    CM_ASSERT(NH > 0 && C % NH == 0);
+    if (B <= 0 || T <= 0) return;
+    CmMatmulKey k1, k2;
+    cm_mm_key_init(&k1, 4);                  // att = scale * q @ k^T
+    v_qkv(&k1.src, B, T, C, NH);
+    v_qkv_t(&k1.wei, B, T, C, NH);
+    v_att(&k1.dst, B, T, NH, false);
+    k1.scale = 1.0f / sqrtf((float)(C / NH));
+    cm_mm_key_init(&k2, 4);                  // out = att @ v
+    v_att(&k2.src, B, T, NH, false);
+    v_qkv(&k2.wei, B, T, C, NH);
+    v_out(&k2.dst, B, T, C, NH);
+    if (!cm_mm_prepare(&k1) || !cm_mm_prepare(&k2)) {
+        cm_attention_forward_blas(out, att, qkv, B, T, C, NH, causal);
+        return;
+    }
+    cm_mm_run(&k1, qkv, qkv + C, NULL, att);
+    att_softmax(att, (size_t)B * NH * T, T, causal);
+    cm_mm_run(&k2, att, qkv + 2 * C, NULL, out);
+}
+
+void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
+                        int B, int T, int C, int NH, bool causal) {
+    CM_ASSERT(NH > 0 && C % NH == 0);
+    if (B <= 0 || T <= 0) return;
+    float scale = 1.0f / sqrtf((float)(C / NH));
+    CmMatmulKey kA, kV, kQ, kK;
+    cm_mm_key_init(&kA, 4);                  // dA = dout @ v^T
+    v_out(&kA.src, B, T, C, NH);
+    v_qkv_t(&kA.wei, B, T, C, NH);
+    v_att(&kA.dst, B, T, NH, false);
+    cm_mm_key_init(&kV, 4);                  // dv += att^T @ dout
+    v_att(&kV.src, B, T, NH, true);
+    v_out(&kV.wei, B, T, C, NH);
+    v_qkv(&kV.dst, B, T, C, NH);
+    kV.acc = 1;
+    cm_mm_key_init(&kQ, 4);                  // dq += scale * dS @ k
+    v_att(&kQ.src, B, T, NH, false);
+    v_qkv(&kQ.wei, B, T, C, NH);
+    v_qkv(&kQ.dst, B, T, C, NH);
+    kQ.acc = 1;
+    kQ.scale = scale;
+    kK = kQ;                                 // dk += scale * dS^T @ q
+    v_att(&kK.src, B, T, NH, true);
+    if (!cm_mm_prepare(&kA) || !cm_mm_prepare(&kV) || !cm_mm_prepare(&kQ) || !cm_mm_prepare(&kK)) {
+        cm_attention_backward_blas(dqkv, dout, qkv, att, B, T, C, NH, causal);
+        return;
+    }
+    size_t rows = (size_t)B * NH * T;
+    float *dA = malloc(sizeof(float) * rows * T);
+    CM_ASSERT(dA != NULL);
+    cm_mm_run(&kA, dout, qkv + 2 * C, NULL, dA);
+    cm_mm_run(&kV, att, dout, NULL, dqkv + 2 * C);
+    att_softmax_backward(dA, att, rows, T, causal);
+    cm_mm_run(&kQ, dA, qkv + C, NULL, dqkv);
+    cm_mm_run(&kK, dA, qkv, NULL, dqkv + C);
+    free(dA);
+}
+
+// ---------------------------------------------------------------------------------------------
+// fallback: per-(b,h) sgemm through matmul() (serial calls; BLAS threads itself)
+
+// forward: att[b,h] = softmax(scale * Q K^T) ; out[b,:,h] = att[b,h] @ V
+void cm_attention_forward_blas(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal) {
     CM_ASSERT(NH > 0 && C % NH == 0);
     int hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
@@ -26,14 +142,7 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
             const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C;
             matmul(false, true, T, T, hs, scale, q, C3, k, C3, 0.0f, att + ((size_t)b * NH + h) * TT, T);
         }
-    size_t rows = (size_t)B * NH * T;
-    #pragma omp parallel for if (rows * T > CM_OMP_MIN)
-    for (size_t r = 0; r < rows; r++) {
-        float *a = att + r * T;
-        int n = causal ? (int)(r % T) + 1 : T;  // keys 0..i visible
-        cm_softmax_row(a, a, n);
-        for (int j = n; j < T; j++) a[j] = 0.0f;
-    }
+    att_softmax(att, (size_t)B * NH * T, T, causal);
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
             const float *v = qkv + (size_t)b * T * C3 + 2 * C + h * hs;
@@ -45,8 +154,8 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
 // backward, per (b,h), with dO = dout[b,:,h]:
 //   dA = dO V^T ; dV += A^T dO ; dS = A * (dA - rowsum(dA*A)) ; dQ += scale dS K ; dK += scale dS^T Q
 // Masked entries have A = 0, so dS = 0 there without special-casing.
-void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
-                        int B, int T, int C, int NH, bool causal) {
+void cm_attention_backward_blas(float *dqkv, const float *dout, const float *qkv, const float *att,
+                                int B, int T, int C, int NH, bool causal) {
     CM_ASSERT(NH > 0 && C % NH == 0);
     int hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
@@ -62,18 +171,7 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
             matmul(false, true, T, T, hs, 1.0f, dO, C, v, C3, 0.0f, dA + ((size_t)b * NH + h) * TT, T);
             matmul(true, false, T, hs, T, 1.0f, A, T, dO, C, 1.0f, dv, C3);
         }
-    #pragma omp parallel for if (rows * T > CM_OMP_MIN)
-    for (size_t r = 0; r < rows; r++) {
-        const float *a = att + r * T;
-        float *d = dA + r * T;
-        int n = causal ? (int)(r % T) + 1 : T;
-        float dot = 0.0f;
-        #pragma omp simd reduction(+:dot)
-        for (int j = 0; j < n; j++) dot += d[j] * a[j];
-        #pragma omp simd
-        for (int j = 0; j < n; j++) d[j] = a[j] * (d[j] - dot);
-        for (int j = n; j < T; j++) d[j] = 0.0f;
-    }
+    att_softmax_backward(dA, att, rows, T, causal);
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
             const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C;

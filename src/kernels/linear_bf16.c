@@ -5,8 +5,8 @@
  * linear_forward/linear_backward (backward accumulates, NULL gradients skipped).
  *
  * Engine: oneDNN's matmul primitive (C API, dnnl.h; AMX/AVX512-BF16 kernels). Primitives are
- * created once per (shape, layout, accumulate) and kept in a mutex-protected cache (the first
- * creation costs ~60 ms, later calls ~0 ms). The bf16 copies of the inputs live in grow-only
+ * created once per (shape, layout, accumulate) and kept in the mutex-protected cache of
+ * dnnl_matmul.c (the first creation costs ms to tens of ms, later calls ~0). The bf16 copies of the inputs live in grow-only
  * thread-local scratch buffers. When oneDNN cannot build a bf16 primitive (a CPU without bf16
  * support), the fallback rounds the inputs to bf16 and multiplies with fp32 sgemm: the same
  * numbers up to summation order. The *_ref versions round, then use plain loops in double.
@@ -20,8 +20,7 @@
 #include "kernels/ops.h"
 #include "kernels/vecmath.h"
 #include "common/common.h"
-#include <oneapi/dnnl/dnnl.h>
-#include <pthread.h>
+#include "kernels/kernels_internal.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,115 +69,39 @@ static uint16_t *scratch(int slot, size_t n) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// oneDNN primitive cache
+// oneDNN products through the shared primitive cache (dnnl_matmul.c)
 
-typedef struct Prim {
-    int M, N, K, src_t, wei_t, bias, acc;
-    dnnl_primitive_t prim;
-    struct Prim *next;
-} Prim;
-
-static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static dnnl_engine_t g_engine;
-static int g_state;  // 0 untried, 1 engine ready, -1 unavailable
-static Prim *g_cache;
-static int g_warned;
-
-static dnnl_engine_t engine_locked(void) {
-    if (g_state == 0) g_state = dnnl_engine_create(&g_engine, dnnl_cpu, 0) == dnnl_success ? 1 : -1;
-    return g_state == 1 ? g_engine : NULL;
+static void view2(CmMatmulDesc *d, int64_t rows, int64_t cols, int64_t srow, int64_t scol) {
+    d->dims[0] = rows; d->dims[1] = cols; d->strides[0] = srow; d->strides[1] = scol; d->bf16 = 1;
 }
 
-/* The cached primitive for dst[M,N] (+)= src[M,K] @ wei[K,N] (+ bias[N]), or NULL when oneDNN
-   cannot provide a bf16 one (then the caller uses the fp32 fallback). */
-static dnnl_primitive_t get_prim(int M, int N, int K, int src_t, int wei_t, int bias, int acc) {
-    pthread_mutex_lock(&g_lock);
-    for (Prim *p = g_cache; p; p = p->next)
-        if (p->M == M && p->N == N && p->K == K && p->src_t == src_t && p->wei_t == wei_t &&
-            p->bias == bias && p->acc == acc) {
-            pthread_mutex_unlock(&g_lock);
-            return p->prim;
-        }
-    dnnl_primitive_t prim = NULL;
-    dnnl_engine_t eng = engine_locked();
-    if (eng) {
-        dnnl_memory_desc_t src, wei, bmd, dst;
-        dnnl_dims_t ds = {M, K}, dw = {K, N}, db = {1, N}, dd = {M, N};
-        dnnl_primitive_attr_t attr = NULL;
-        dnnl_post_ops_t po = NULL;
-        dnnl_matmul_desc_t desc;
-        dnnl_primitive_desc_t pd = NULL;
-        bool ok = dnnl_memory_desc_init_by_tag(&src, 2, ds, dnnl_bf16, src_t ? dnnl_ba : dnnl_ab) == dnnl_success &&
-                  dnnl_memory_desc_init_by_tag(&wei, 2, dw, dnnl_bf16, wei_t ? dnnl_ba : dnnl_ab) == dnnl_success &&
-                  dnnl_memory_desc_init_by_tag(&bmd, 2, db, dnnl_f32, dnnl_ab) == dnnl_success &&
-                  dnnl_memory_desc_init_by_tag(&dst, 2, dd, dnnl_f32, dnnl_ab) == dnnl_success &&
-                  dnnl_matmul_desc_init(&desc, &src, &wei, bias ? &bmd : NULL, &dst) == dnnl_success &&
-                  dnnl_primitive_attr_create(&attr) == dnnl_success;
-        if (ok && acc)
-            ok = dnnl_post_ops_create(&po) == dnnl_success && dnnl_post_ops_append_sum(po, 1.0f) == dnnl_success &&
-                 dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
-        if (ok) ok = dnnl_primitive_desc_create(&pd, &desc, attr, eng, NULL) == dnnl_success;
-        if (ok && dnnl_primitive_create(&prim, pd) != dnnl_success) prim = NULL;
-        if (pd) dnnl_primitive_desc_destroy(pd);
-        if (po) dnnl_post_ops_destroy(po);
-        if (attr) dnnl_primitive_attr_destroy(attr);
-    }
-    if (prim) {
-        Prim *p = calloc(1, sizeof *p);
-        CM_ASSERT(p != NULL);
-        *p = (Prim){M, N, K, src_t, wei_t, bias, acc, prim, g_cache};
-        g_cache = p;
-    } else if (!g_warned) {
-        g_warned = 1;
+/* dst[M,N] (+)= src[M,K] @ wei[K,N] (+ bias); src_t/wei_t: the operand is stored transposed */
+static bool run_prim(int M, int N, int K, const uint16_t *src, int src_t, const uint16_t *wei, int wei_t,
+                     const float *bias, float *dst, int acc) {
+    CmMatmulKey k;
+    cm_mm_key_init(&k, 2);
+    view2(&k.src, M, K, src_t ? 1 : K, src_t ? M : 1);
+    view2(&k.wei, K, N, wei_t ? 1 : N, wei_t ? K : 1);
+    view2(&k.dst, M, N, N, 1);
+    k.dst.bf16 = 0;
+    k.bias = bias != NULL;
+    k.acc = acc;
+    if (cm_mm_run(&k, src, wei, bias, dst)) return true;
+    static int warned;
+    if (!__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
         cm_warn("bf16: oneDNN has no bf16 matmul here; using bf16-rounded inputs with fp32 sgemm");
-    }
-    pthread_mutex_unlock(&g_lock);
-    return prim;
+    return false;
 }
 
 bool cm_bf16_native(void) {
-    return get_prim(16, 16, 16, 0, 0, 0, 0) != NULL;
+    static const uint16_t one[16 * 16];
+    float out[16 * 16];
+    return run_prim(16, 16, 16, one, 0, one, 0, NULL, out, 0);
 }
 
 void cm_bf16_release(void) {
-    pthread_mutex_lock(&g_lock);
-    while (g_cache) {
-        Prim *p = g_cache;
-        g_cache = p->next;
-        dnnl_primitive_destroy(p->prim);
-        free(p);
-    }
-    if (g_state == 1) dnnl_engine_destroy(g_engine);
-    g_state = 0;
-    pthread_mutex_unlock(&g_lock);
+    cm_mm_release();
     for (int i = 0; i < 3; i++) { cm_free(tl_buf[i]); tl_buf[i] = NULL; tl_cap[i] = 0; }
-}
-
-/* run dst[M,N] (+)= src @ wei (+ bias) with a cached primitive; false when unavailable */
-static bool run_prim(int M, int N, int K, const uint16_t *src, int src_t, const uint16_t *wei, int wei_t,
-                     const float *bias, float *dst, int acc) {
-    dnnl_primitive_t prim = get_prim(M, N, K, src_t, wei_t, bias != NULL, acc);
-    if (!prim) return false;
-    const_dnnl_primitive_desc_t pd;
-    dnnl_primitive_get_primitive_desc(prim, &pd);
-    dnnl_memory_t ms = NULL, mw = NULL, mb = NULL, md = NULL;
-    dnnl_stream_t st = NULL;
-    bool ok = dnnl_memory_create(&ms, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), g_engine, (void *)src) == dnnl_success &&
-              dnnl_memory_create(&mw, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), g_engine, (void *)wei) == dnnl_success &&
-              dnnl_memory_create(&md, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), g_engine, dst) == dnnl_success &&
-              (!bias || dnnl_memory_create(&mb, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1), g_engine, (void *)bias) == dnnl_success) &&
-              dnnl_stream_create(&st, g_engine, dnnl_stream_default_flags) == dnnl_success;
-    if (ok) {
-        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, md}, {DNNL_ARG_BIAS, mb}};
-        ok = dnnl_primitive_execute(prim, st, bias ? 4 : 3, args) == dnnl_success && dnnl_stream_wait(st) == dnnl_success;
-    }
-    if (st) dnnl_stream_destroy(st);
-    if (ms) dnnl_memory_destroy(ms);
-    if (mw) dnnl_memory_destroy(mw);
-    if (mb) dnnl_memory_destroy(mb);
-    if (md) dnnl_memory_destroy(md);
-    CM_ASSERT(ok);  // a primitive that was created must run on the memory it was created for
-    return true;
 }
 
 // ---------------------------------------------------------------------------------------------
