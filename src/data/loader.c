@@ -172,7 +172,11 @@ static bool buf_push(CmLoader *l, VWorker *w, CmWdsSample *s) {
 
 /* Worker stream after webdataset's shuffle(bufsize, initial) (train) or as is (validation). */
 static CmWdsSample *stream_next(CmLoader *l, VWorker *w) {
-    if (!l->cfg.train) return raw_next(l, w);
+    if (!l->cfg.train) {
+        CmWdsSample *s = w->src_eof ? NULL : raw_next(l, w);
+        if (!s) w->src_eof = true;
+        return s;
+    }
     int bufsize = l->cfg.shuffle_bufsize, initial = l->cfg.shuffle_initial < bufsize ? l->cfg.shuffle_initial : bufsize;
     while (!w->src_eof) {
         CmWdsSample *s = raw_next(l, w);
