@@ -14,6 +14,7 @@
 #include "testlib.h"
 #include "common/common.h"
 #include "data/image.h"
+#include "io/tensorfile.h"
 
 #include <png.h>
 #include <unistd.h>
@@ -119,6 +120,63 @@ static void test_golden_sizes(void) {
         CHECK(img.w == S[i].w && img.h == S[i].h, "%s: %dx%d", S[i].f, img.w, img.h);
         cm_image_free(&img);
     }
+}
+
+/* Bonus: the tiny config's 64x64 eval transform of its 8 real inputs (golden/tiny/inputs.safetensors). */
+static void test_tiny_inputs(void) {
+    SHARED_OR_SKIP();
+    static const char *P[8] = {"data/coco/000000086220.jpg", "data/fakeddit/images/177jpd.jpg",
+                               "data/fakeddit/images/16pfs3.jpg", "data/coco/000000039769.png",
+                               "data/fakeddit/images/2426x5.jpg", "data/fakeddit/images/26mjyb.jpg",
+                               "data/fakeddit/images/1qz4mt.jpg", "data/fakeddit/images/2vjjnd.jpg"};
+    CmTensorFile *f;
+    REQ_OK(cm_tensorfile_open(tl_shared("golden/tiny/inputs.safetensors"), &f));
+    const CmTensorView *t = cm_tensorfile_find(f, "images");
+    const int n = 3 * 64 * 64;
+    if (!t || t->numel != (size_t)8 * n) {
+        CHECK(0, "images tensor missing or mis-shaped");
+        cm_tensorfile_close(f);
+        return;
+    }
+    float *want = malloc(t->numel * sizeof(float)), got[3 * 64 * 64];
+    CHECK(cm_tensor_to_f32(t, want) == CM_OK, "%s", cm_last_error());
+    for (int i = 0; i < 8; i++) {
+        CmImage img;
+        cm_status st = cm_image_load(tl_shared(P[i]), 0, &img);
+        CHECK(st == CM_OK, "%s", cm_last_error());
+        if (st != CM_OK) continue;
+        CHECK(cm_transform_eval(&img, 64, &CM_CLIP_NORMALIZE, got) == CM_OK, "%s", cm_last_error());
+        double d = tl_max_abs_diff(got, want + (size_t)i * n, (size_t)n);
+        CHECK(d <= 1e-6, "%s: max |diff| %.3g (expected bit-exact)", P[i], d);
+        cm_image_free(&img);
+    }
+    free(want);
+    cm_tensorfile_close(f);
+}
+
+/* Every shared Fakeddit image decodes to the size its INDEX.tsv gives. */
+static void test_fakeddit_images(void) {
+    SHARED_OR_SKIP();
+    FILE *idx = fopen(tl_shared("data/fakeddit/images/INDEX.tsv"), "r");
+    REQUIRE(idx, "INDEX.tsv");
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof line, idx)) {
+        char file[256], id[64], fmt[64];
+        int w, h;
+        if (sscanf(line, "%255[^\t]\t%63[^\t]\t%63[^\t]\t%d\t%d", file, id, fmt, &w, &h) != 5) continue;
+        char rel[400];
+        snprintf(rel, sizeof rel, "data/fakeddit/images/%s", file);
+        CmImage img;
+        cm_status st = cm_image_load(tl_shared(rel), 0, &img);
+        CHECK(st == CM_OK, "%s", cm_last_error());
+        if (st != CM_OK) continue;
+        CHECK(img.w == w && img.h == h, "%s: %dx%d, index says %dx%d", file, img.w, img.h, w, h);
+        cm_image_free(&img);
+        n++;
+    }
+    fclose(idx);
+    CHECK(n >= 50, "only %d images listed", n);
 }
 
 /* `clipmod preprocess` as outside tests call it. */
@@ -593,6 +651,8 @@ int main(void) {
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
     RUN(test_goldens);
     RUN(test_golden_sizes);
+    RUN(test_tiny_inputs);
+    RUN(test_fakeddit_images);
     RUN(test_cli);
     RUN(test_resample_fast_vs_ref);
     RUN(test_resample_constant);

@@ -121,12 +121,19 @@ static void test_golden_cases(void) {
     free_cases(cs, n);
 }
 
+static void json_put(FILE *f, const char *s, size_t n) {
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++) { if (s[i] == '"' || s[i] == '\\') fputc('\\', f); fputc(s[i], f); }
+    fputc('"', f);
+}
+
 /* vocab.json + merges.txt written from the gz (an independent rebuild of OpenCLIP's vocabulary). */
 static void test_hf_layout(void) {
     SHARED_OR_SKIP();
     REQUIRE(g_tok, "no tokenizer");
     char dir[] = "/tmp/cm_tok_hf_XXXXXX";
-    REQUIRE(mkdtemp(dir), "mkdtemp");
+    char *made = mkdtemp(dir);                          /* (REQUIRE evaluates its condition twice) */
+    REQUIRE(made, "mkdtemp");
     gzFile gz = gzopen(tl_shared(VOCAB_GZ), "rb");
     REQUIRE(gz, "gzopen");
     char *txt = malloc(8 << 20); int len = gzread(gz, txt, (8 << 20) - 1); gzclose(gz);
@@ -142,9 +149,11 @@ static void test_hf_layout(void) {
     for (int b = 0; b < 256; b++) if (!((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174))) { order[k++] = b; cs[b] = 256 + extra++; }
     fprintf(fv, "{");
     for (int i = 0; i < 512; i++) {
-        uint8_t u[8]; int n = (int)utf8proc_encode_char((utf8proc_int32_t)cs[order[i % 256]], u);
-        const char *q = (u[0] == '"' || u[0] == '\\') && n == 1 ? "\\" : "";
-        fprintf(fv, "%s\"%s%.*s%s\": %d", i ? ", " : "", q, n, (char *)u, i >= 256 ? "</w>" : "", i);
+        char u[16]; int n = (int)utf8proc_encode_char((utf8proc_int32_t)cs[order[i % 256]], (uint8_t *)u);
+        if (i >= 256) { memcpy(u + n, "</w>", 4); n += 4; }
+        fprintf(fv, "%s", i ? ", " : "");
+        json_put(fv, u, (size_t)n);
+        fprintf(fv, ": %d", i);
     }
     char *line = strchr(txt, '\n') + 1;
     fprintf(fm, "#version: 0.2\n");
@@ -152,7 +161,11 @@ static void test_hf_layout(void) {
         char *nl = strchr(line, '\n'); *nl = 0;
         fprintf(fm, "%s\n", line);
         char *sp = strchr(line, ' ');
-        fprintf(fv, ", \"%.*s%s\": %d", (int)(sp - line), line, sp + 1, 512 + r);
+        char joined[256];
+        int jn = snprintf(joined, sizeof joined, "%.*s%s", (int)(sp - line), line, sp + 1);
+        fprintf(fv, ", ");
+        json_put(fv, joined, (size_t)jn);
+        fprintf(fv, ": %d", 512 + r);
         line = nl + 1;
     }
     fprintf(fv, ", \"<|startoftext|>\": 49406, \"<|endoftext|>\": 49407}");
@@ -163,6 +176,13 @@ static void test_hf_layout(void) {
     CHECK(cm_tokenizer_load(path, &plain) == 0, "merges.txt alone: %s", cm_last_error());
     CmTokenizer *byjson = NULL;
     CHECK(cm_tokenizer_load(vpath, &byjson) == 0, "vocab.json path: %s", cm_last_error());
+    CmTokenizer *near = NULL;                           /* the model's folder is searched */
+    char model[300];
+    snprintf(model, sizeof model, "%s/open_clip_model.safetensors", dir);
+    unsetenv("CLIPMOD_VOCAB");
+    CHECK(cm_tokenizer_load_near(NULL, model, &near) == 0, "model folder: %s", cm_last_error());
+    CHECK(near && strstr(near->source, dir), "loaded from the model folder, not %s", near ? near->source : "-");
+    cm_tokenizer_free(near);
     Case *c; int n = load_cases(&c), same = 0;
     for (int i = 0; hf && plain && byjson && i < n; i++) {
         int32_t a[77], b[77], d[77];
@@ -172,6 +192,7 @@ static void test_hf_layout(void) {
         if (!memcmp(a, c[i].ids, sizeof a) && !memcmp(b, c[i].ids, sizeof b) && !memcmp(d, c[i].ids, sizeof d)) same++;
     }
     CHECK(same == n && n == 365, "HF layout: %d of %d cases identical", same, n);
+    printf("HF vocab.json + merges.txt: %d/%d golden cases identical\n", same, n);
     free_cases(c, n);
     cm_tokenizer_free(hf); cm_tokenizer_free(plain); cm_tokenizer_free(byjson);
     unlink(path); unlink(vpath); rmdir(dir);
@@ -388,7 +409,8 @@ static void test_corrupt_vocab(void) {
     CHECK(cm_tokenizer_load("/nonexistent/vocab.txt.gz", &t) == CM_ERR_IO && !t, "missing file");
     CHECK(strstr(cm_last_error(), "/nonexistent/vocab.txt.gz") != NULL, "message names the file: %s", cm_last_error());
     uint8_t *gz; size_t len;
-    REQUIRE(cm_read_file(tl_shared(VOCAB_GZ), 1 << 24, &gz, &len) == 0, "read vocab");
+    int rd = cm_read_file(tl_shared(VOCAB_GZ), 1 << 24, &gz, &len);
+    REQUIRE(rd == 0, "read vocab");
     CHECK(load_bytes("half.gz", gz, len / 2, &t) == CM_ERR_FORMAT && !t, "truncated gzip");
     CHECK(strstr(cm_last_error(), "truncated") != NULL, "says truncated: %s", cm_last_error());
     CHECK(load_bytes("hdr.gz", gz, 10, &t) == CM_ERR_FORMAT, "gzip header only: %s", cm_last_error());
@@ -406,9 +428,25 @@ static void test_corrupt_vocab(void) {
     CHECK(load_bytes("utf.txt", utf, sizeof utf - 1, &t) == CM_ERR_FORMAT && strstr(cm_last_error(), "UTF-8"), "bad utf-8: %s", cm_last_error());
     CHECK(load_bytes("v.json", "{\"a\": 1", 7, &t) != CM_OK, "vocab.json without merges.txt");
     char dir[] = "/tmp/cm_tok_dir_XXXXXX";
-    REQUIRE(mkdtemp(dir), "mkdtemp");
+    char *made = mkdtemp(dir);
+    REQUIRE(made, "mkdtemp");
     CHECK(cm_tokenizer_load(dir, &t) == CM_ERR_IO && strstr(cm_last_error(), "no bpe_simple_vocab"), "empty folder: %s", cm_last_error());
     rmdir(dir);
+}
+
+static void test_default_search(void) {
+    SHARED_OR_SKIP();
+    CmTokenizer *t = NULL;
+    setenv("CLIPMOD_VOCAB", "/nonexistent/vocab", 1);
+    CHECK(cm_tokenizer_load(NULL, &t) == CM_ERR_IO && strstr(cm_last_error(), "CLIPMOD_VOCAB"), "bad $CLIPMOD_VOCAB: %s", cm_last_error());
+    setenv("CLIPMOD_VOCAB", tl_shared("vocab"), 1);    /* a folder */
+    CHECK(cm_tokenizer_load(NULL, &t) == 0, "$CLIPMOD_VOCAB folder: %s", cm_last_error());
+    cm_tokenizer_free(t); t = NULL;
+    unsetenv("CLIPMOD_VOCAB");
+    if (!strcmp(tl_shared_root(), "../shared")) {        /* ../shared/vocab from the repository root */
+        CHECK(cm_tokenizer_load(NULL, &t) == 0, "default ../shared/vocab: %s", cm_last_error());
+        cm_tokenizer_free(t);
+    }
 }
 
 /* ---- threads ------------------------------------------------------------------------------------ */
@@ -489,6 +527,7 @@ int main(void) {
     RUN(test_empty_and_invalid);
     RUN(test_very_long);
     RUN(test_corrupt_vocab);
+    RUN(test_default_search);
     RUN(test_threads_share_one_tokenizer);
     RUN(test_cli);
     cm_tokenizer_free(g_tok);

@@ -26,8 +26,11 @@ static const char *tl_case;
     fprintf(stderr, "  FAIL %s (%s:%d): %s: ", tl_case, __FILE__, __LINE__, #cond); \
     fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } } while (0)
 
-/* CHECK that returns from the test case when it fails (for preconditions). */
-#define REQUIRE(cond, ...) do { CHECK(cond, __VA_ARGS__); if (!(cond)) return; } while (0)
+/* CHECK that returns from the test case when it fails (for preconditions); evaluates cond once. */
+#define REQUIRE(cond, ...) do { if (!(cond)) { \
+    tl_case_failed = 1; \
+    fprintf(stderr, "  FAIL %s (%s:%d): %s: ", tl_case, __FILE__, __LINE__, #cond); \
+    fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); return; } } while (0)
 
 #define RUN(fn) do { tl_case = #fn; tl_case_failed = 0; int tl_before_skip = tl_skip; fn(); \
     if (tl_skip > tl_before_skip) { fprintf(stderr, "  skip %s\n", #fn); } \

@@ -5,14 +5,15 @@
 #include <stdio.h>
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "io/tensorfile.h"
 #include "model/model.h"
 
 int cmd_info(int argc, char **argv) {
-    const char *model_path = NULL, *model_name = "ViT-B-32";
+    const char *model_path = NULL, *model_name = NULL;
     int lora_rank = 4;
     ArgSpec specs[] = {
         {"--model", ARG_STR, &model_path, "PATH", "weights file (safetensors / OpenCLIP .bin / .pt): also report what it holds"},
-        {"--model-name", ARG_STR, &model_name, "NAME", "ViT-B-32 (default), ViT-B-16, ViT-L-14, *-quickgelu, or a JSON config file"},
+        {"--model-name", ARG_STR, &model_name, "NAME", "ViT-B-32 (default; with --model: the file's own config), ViT-B-16, ViT-L-14, *-quickgelu, or a JSON config file"},
         {"--lora-rank", ARG_INT, &lora_rank, "R", "LoRA rank counted in \"lora\" and \"trainable_lora\" (default 4)"},
     };
     int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "info",
@@ -24,21 +25,36 @@ int cmd_info(int argc, char **argv) {
         return 2;
     }
     CmModelConfig cfg;
-    if (cm_config_load(model_name, &cfg)) {
+    if (!model_name && model_path) {   /* the config of the file (metadata or shapes) */
+        CmTensorFile *f = NULL;
+        if (cm_tensorfile_open(model_path, &f)) return cli_fail("info");
+        cm_status st = cm_config_from_tensorfile(f, &cfg);
+        cm_tensorfile_close(f);
+        if (st) return cli_fail("info");
+    } else if (cm_config_load(model_name ? model_name : "ViT-B-32", &cfg)) {
         fprintf(stderr, "clipmod info: --model-name: %s\n", cm_last_error());
         return cm_last_status() == CM_ERR_ARG ? 2 : 1;
     }
     cfg.lora_rank = lora_rank;
     CmParamCounts c;
     cm_param_counts(&cfg, &c);
+    CmInfoFile fi;
+    if (model_path && cm_info_file(model_path, &cfg, &fi)) return cli_fail("info");
     printf("{\"model_name\":\"%s\",\"vision\":%lld,\"text\":%lld,\"clip_total\":%lld,\"head\":%lld,\"lora\":%lld,"
            "\"trainable_lora\":%lld,\"trainable_baseline\":%lld",
            cfg.name, (long long)c.vision, (long long)c.text, (long long)c.clip_total, (long long)c.head,
            (long long)c.lora, (long long)c.trainable_lora, (long long)c.trainable_baseline);
     if (model_path) {
-        printf("}\n");
-        fprintf(stderr, "clipmod info: --model is not available in this build yet\n");
-        return 1;
+        printf(",\"file\":{\"path\":\"");
+        for (const unsigned char *p = (const unsigned char *)model_path; *p; p++) {
+            if (*p == '"' || *p == '\\') { putchar('\\'); putchar(*p); }
+            else if (*p < 0x20) printf("\\u%04x", *p);
+            else putchar(*p);
+        }
+        printf("\",\"tensors\":%d,\"params\":%lld,\"dtype\":\"%s\",\"clip_tensors\":%d,\"lora_tensors\":%d,"
+               "\"head_tensors\":%d,\"other_tensors\":%d,\"matches_config\":%s}",
+               fi.n_tensors, (long long)fi.n_params, fi.dtype, fi.n_clip, fi.n_lora, fi.n_head, fi.n_other,
+               fi.matches ? "true" : "false");
     }
     printf("}\n");
     return 0;

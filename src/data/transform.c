@@ -185,7 +185,7 @@ done:
 
 /* ---- fast path: only the window -------------------------------------------------------------- */
 
-/* Horizontal pass of one row: in (RGB) -> out (ow RGB pixels). */
+/* Horizontal pass of one row: in (RGB) -> out (ch->n RGB pixels), any tap count. */
 static void hpass_row(const uint8_t *restrict in, uint8_t *restrict out, const Coeffs *ch) {
     for (int x = 0; x < ch->n; x++) {
         const int32_t *k = ch->k + (size_t)x * ch->ksize;
@@ -202,12 +202,165 @@ static void hpass_row(const uint8_t *restrict in, uint8_t *restrict out, const C
     }
 }
 
+/* Fixed tap count K (a compile-time constant in each instance, so the tap loop unrolls): the
+   taps of every output are padded with zero coefficients to K, the window shifted left where it
+   would pass the end of the row. Adding 0 * pixel changes nothing: same result as hpass_row. */
+#define CM_HK_MAX 8
+typedef struct { int K; int *first; int32_t *k; } PaddedCoeffs;   /* k: [n*K] */
+
+static cm_status padded_make(const Coeffs *c, int in_size, PaddedCoeffs *pc) {
+    int K = 0;
+    for (int i = 0; i < c->n; i++) if (c->count[i] > K) K = c->count[i];
+    pc->K = K;
+    pc->first = NULL;
+    pc->k = NULL;
+    if (K < 1 || K > CM_HK_MAX || K > in_size) { pc->K = 0; return CM_OK; }   /* generic path */
+    pc->first = cm_malloc(sizeof(int) * (size_t)c->n, "resample taps");
+    pc->k = cm_calloc((size_t)c->n * K, sizeof(int32_t), "resample taps");
+    if (!pc->first || !pc->k) { cm_free(pc->first); cm_free(pc->k); return CM_ERR_OOM; }
+    for (int i = 0; i < c->n; i++) {
+        int f = c->first[i];
+        if (f + K > in_size) f = in_size - K;
+        pc->first[i] = f;
+        for (int t = 0; t < c->count[i]; t++) pc->k[(size_t)i * K + (c->first[i] - f) + t] = c->k[(size_t)i * c->ksize + t];
+    }
+    return CM_OK;
+}
+
+static inline __attribute__((always_inline)) void hpass_row_k(const uint8_t *restrict in, uint8_t *restrict out,
+                                                              const PaddedCoeffs *pc, int n, const int K) {
+    for (int x = 0; x < n; x++) {
+        const int32_t *k = pc->k + (size_t)x * K;
+        const uint8_t *p = in + (size_t)pc->first[x] * 3;
+        int32_t s0 = 1 << (PREC_BITS - 1), s1 = s0, s2 = s0;
+        for (int t = 0; t < K; t++) {
+            s0 += p[3 * t] * k[t];
+            s1 += p[3 * t + 1] * k[t];
+            s2 += p[3 * t + 2] * k[t];
+        }
+        out[3 * x] = clip8(s0);
+        out[3 * x + 1] = clip8(s1);
+        out[3 * x + 2] = clip8(s2);
+    }
+}
+
+/* Horizontal pass over 16 rows at once, vectorised across the rows (AVX2 builds): the used byte
+   columns of the 16 rows are transposed into T[column][16], each tap is then one 16-lane
+   multiply-add with the same 32-bit integer arithmetic per pixel as hpass_row (only the order of
+   independent pixels changes), the results are clipped exactly as clip8 (arithmetic shift, then
+   saturating packs: [-640, 639] -> int16 -> 0..255), collected in O[column][16] and transposed
+   back into the 16 output rows. T, O: scratch of (c1 - c0) * 16 and n*3*16 bytes. */
+#define HB 16
+#if defined(__AVX2__)
+#include <immintrin.h>
+#define CM_HBLOCK 1
+
+/* 16x16 byte transpose: in rows (stride is), out rows (stride os). */
+static inline void transpose16(const uint8_t *in, size_t is, uint8_t *out, size_t os) {
+    __m128i a[16], b[16];
+    for (int i = 0; i < 16; i++) a[i] = _mm_loadu_si128((const __m128i *)(in + (size_t)i * is));
+    for (int i = 0; i < 8; i++) {
+        b[2 * i] = _mm_unpacklo_epi8(a[2 * i], a[2 * i + 1]);
+        b[2 * i + 1] = _mm_unpackhi_epi8(a[2 * i], a[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 2; j++) {
+            a[4 * i + 2 * j] = _mm_unpacklo_epi16(b[4 * i + j], b[4 * i + j + 2]);
+            a[4 * i + 2 * j + 1] = _mm_unpackhi_epi16(b[4 * i + j], b[4 * i + j + 2]);
+        }
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 4; j++) {
+            b[8 * i + 2 * j] = _mm_unpacklo_epi32(a[8 * i + j], a[8 * i + j + 4]);
+            b[8 * i + 2 * j + 1] = _mm_unpackhi_epi32(a[8 * i + j], a[8 * i + j + 4]);
+        }
+    for (int j = 0; j < 8; j++) {
+        a[2 * j] = _mm_unpacklo_epi64(b[j], b[j + 8]);
+        a[2 * j + 1] = _mm_unpackhi_epi64(b[j], b[j + 8]);
+    }
+    for (int i = 0; i < 16; i++) _mm_storeu_si128((__m128i *)(out + (size_t)i * os), a[i]);
+}
+
+/* [c0, c1) columns of 16 rows (stride `stride`) -> T[(c - c0) * 16 + r]. */
+static void gather_columns(const uint8_t *src, size_t stride, int c0, int c1, uint8_t *restrict T) {
+    int c = c0;
+    for (; c + 16 <= c1; c += 16) transpose16(src + c, stride, T + (size_t)(c - c0) * HB, HB);
+    for (; c < c1; c++)
+        for (int r = 0; r < HB; r++) T[(size_t)(c - c0) * HB + r] = src[(size_t)r * stride + c];
+}
+
+static void hpass_block16(const uint8_t *src, size_t stride, uint8_t *dst, size_t dstride, const Coeffs *ch,
+                          int c0, int c1, uint8_t *restrict T, uint8_t *restrict O) {
+    gather_columns(src, stride, c0, c1, T);
+    const int ncol = ch->n * 3;
+    for (int x = 0; x < ch->n; x++) {
+        const int32_t *k = ch->k + (size_t)x * ch->ksize;
+        const int cnt = ch->count[x];
+        const uint8_t *base = T + (size_t)(ch->first[x] * 3 - c0) * HB;
+        for (int c = 0; c < 3; c++) {
+            __m256i lo = _mm256_set1_epi32(1 << (PREC_BITS - 1)), hi = lo;
+            for (int t = 0; t < cnt; t++) {
+                __m128i v = _mm_loadu_si128((const __m128i *)(base + (size_t)(3 * t + c) * HB));
+                __m256i kt = _mm256_set1_epi32(k[t]);
+                lo = _mm256_add_epi32(lo, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(v), kt));
+                hi = _mm256_add_epi32(hi, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(v, 8)), kt));
+            }
+            lo = _mm256_srai_epi32(lo, PREC_BITS);
+            hi = _mm256_srai_epi32(hi, PREC_BITS);
+            __m256i p16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(lo, hi), 0xD8);
+            __m128i b8 = _mm_packus_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
+            _mm_storeu_si128((__m128i *)(O + (size_t)(3 * x + c) * HB), b8);
+        }
+    }
+    /* O[column][row] -> dst rows */
+    int c = 0;
+    for (; c + 16 <= ncol; c += 16) transpose16(O + (size_t)c * HB, HB, dst + c, dstride);
+    for (; c < ncol; c++)
+        for (int r = 0; r < HB; r++) dst[(size_t)r * dstride + c] = O[(size_t)c * HB + r];
+}
+#endif
+
+static cm_status hpass_rows(const uint8_t *src, size_t stride, int y0, int y1, uint8_t *dst, size_t dstride,
+                            const Coeffs *ch, const PaddedCoeffs *pc) {
+    int y = y0;
+#ifdef CM_HBLOCK
+    if (y1 - y0 >= HB) {
+        int c0 = ch->first[0] * 3, c1 = 0;
+        for (int x = 0; x < ch->n; x++)
+            if ((ch->first[x] + ch->count[x]) * 3 > c1) c1 = (ch->first[x] + ch->count[x]) * 3;
+        uint8_t *T = cm_malloc((size_t)(c1 - c0) * HB, "resample transpose");
+        uint8_t *O = cm_malloc((size_t)ch->n * 3 * HB, "resample transpose");
+        if (!T || !O) { cm_free(T); cm_free(O); return CM_ERR_OOM; }
+        for (; y + HB <= y1; y += HB)
+            hpass_block16(src + (size_t)y * stride, stride, dst + (size_t)(y - y0) * dstride, dstride, ch, c0, c1, T, O);
+        cm_free(T);
+        cm_free(O);
+    }
+#endif
+    for (; y < y1; y++) {
+        const uint8_t *in = src + (size_t)y * stride;
+        uint8_t *out = dst + (size_t)(y - y0) * dstride;
+        switch (pc->K) {
+        case 1: hpass_row_k(in, out, pc, ch->n, 1); break;
+        case 2: hpass_row_k(in, out, pc, ch->n, 2); break;
+        case 3: hpass_row_k(in, out, pc, ch->n, 3); break;
+        case 4: hpass_row_k(in, out, pc, ch->n, 4); break;
+        case 5: hpass_row_k(in, out, pc, ch->n, 5); break;
+        case 6: hpass_row_k(in, out, pc, ch->n, 6); break;
+        case 7: hpass_row_k(in, out, pc, ch->n, 7); break;
+        case 8: hpass_row_k(in, out, pc, ch->n, 8); break;
+        default: hpass_row(in, out, ch); break;
+        }
+    }
+    return CM_OK;
+}
+
 cm_status cm_resample_rgb(const uint8_t *src, int src_w, int src_h, size_t stride, int out_w, int out_h,
                           CmFilter filter, int ox, int oy, int ow, int oh, uint8_t *dst) {
     cm_status st = check_args(src, src_w, src_h, stride, out_w, out_h, ox, oy, ow, oh, dst);
     if (st != CM_OK) return st;
     int need_h = out_w != src_w, need_v = out_h != src_h;
     Coeffs ch = {0}, cv = {0};
+    PaddedCoeffs pc = {0, NULL, NULL};
     uint8_t *tmp = NULL;
     int32_t *acc = NULL;
     const size_t n = (size_t)ow * 3;       /* bytes per window row */
@@ -223,9 +376,10 @@ cm_status cm_resample_rgb(const uint8_t *src, int src_w, int src_h, size_t strid
     size_t rstride;
     if (need_h) {
         if ((st = coeffs_make(src_w, out_w, filter, ox, ow, &ch)) != CM_OK) goto done;
+        if ((st = padded_make(&ch, src_w, &pc)) != CM_OK) goto done;
         tmp = cm_malloc((size_t)(y_last - y_first) * n, "resample temp");
         if (!tmp) { st = CM_ERR_OOM; goto done; }
-        for (int y = y_first; y < y_last; y++) hpass_row(src + (size_t)y * stride, tmp + (size_t)(y - y_first) * n, &ch);
+        if ((st = hpass_rows(src, stride, y_first, y_last, tmp, n, &ch, &pc)) != CM_OK) goto done;
         rows = tmp;
         rstride = n;
     } else {
@@ -253,6 +407,8 @@ cm_status cm_resample_rgb(const uint8_t *src, int src_w, int src_h, size_t strid
 done:
     coeffs_free(&ch);
     coeffs_free(&cv);
+    cm_free(pc.first);
+    cm_free(pc.k);
     cm_free(tmp);
     cm_free(acc);
     return st;
@@ -298,6 +454,8 @@ cm_status cm_transform_eval_u8(const CmImage *img, int size, uint8_t *out) {
     if (st != CM_OK) return st;
     int nw, nh, left, top;
     cm_eval_geometry(img->w, img->h, size, &nw, &nh, &left, &top);
+    if (nw >= (1 << 30) || nh >= (1 << 30))
+        return cm_error(CM_ERR_ARG, "eval transform: %dx%d image: resized long side too large", img->w, img->h);
     return cm_resample_rgb(img->rgb, img->w, img->h, (size_t)img->w * 3, nw, nh, CM_FILTER_BICUBIC,
                            left, top, size, size, out);
 }

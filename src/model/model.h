@@ -192,15 +192,28 @@ int64_t cm_model_trainable_count(const CmModel *m);
 enum { CM_LOAD_STRICT = 0, CM_LOAD_CLIP_ONLY_OK = 1, CM_LOAD_PARTIAL_OK = 2 };
 cm_status cm_model_load(CmModel *m, const struct CmTensorFile *f, unsigned flags, uint64_t init_seed);
 cm_status cm_model_load_file(CmModel *m, const char *path, unsigned flags, uint64_t init_seed);
-/* Build a model from a weights file: the config from cfg, or (cfg == NULL) guessed from the
-   file's shapes (ViT towers; LoRA/head detected by presence). */
+/* Build a model from a weights file: the config from cfg, or (cfg == NULL) from the file's
+   "model_config" metadata (clipmod checkpoints / cm_model_save), else guessed from its shapes
+   (ViT towers, head_width 64; LoRA/head detected by presence). Tensors named "optimizer.*" are
+   never model tensors and are ignored by loading. */
 cm_status cm_model_from_file(const char *path, const CmModelConfig *cfg, unsigned flags,
                              uint64_t init_seed, CmModel **out);
 cm_status cm_config_from_tensorfile(const struct CmTensorFile *f, CmModelConfig *cfg);
 /* Save as safetensors (OpenCLIP names, state-dict order). trainable_only: only trainable tensors.
-   metadata: (key, value) pairs for __metadata__. */
+   metadata: (key, value) pairs for __metadata__; "model_config" (the config JSON) is added
+   unless given. */
 cm_status cm_model_save(const CmModel *m, const char *path, bool trainable_only,
                         const char *const *metadata, int n_meta);
+
+/* What a weights file holds, for `clipmod info --model` (against cfg's table). */
+typedef struct {
+    int n_tensors;
+    int64_t n_params;
+    char dtype[16];              /* "F32", "F16", ... or "mixed" */
+    int n_clip, n_lora, n_head, n_other;
+    bool matches;                /* loads into cfg (LoRA and head may be absent) */
+} CmInfoFile;
+cm_status cm_info_file(const char *path, const CmModelConfig *cfg, CmInfoFile *out);
 
 // ---------------------------------------------------------------------------------------------
 // forward / backward

@@ -1,0 +1,223 @@
+/*
+ * forward.c — the model-level forward and backward (towers + head), the CmActs object, the
+ * inference helpers (encode_image / encode_text / head) and the losses of DESIGN §2.
+ *
+ * What a forward keeps follows the model's mode: a tower with a trainable tensor is run in
+ * TA_SAVE (or TA_CKPT with --grad-checkpointing); a frozen tower runs in TA_NONE (ping-pong
+ * buffers, nothing kept) and backward never enters it. The model itself is only read.
+ */
+#include "model/internal.h"
+#include "kernels/ops.h"
+
+#include <math.h>
+#include <string.h>
+
+struct CmActs {
+    const CmModel *m;
+    int maxB;
+    bool ckpt;
+    TowerSpec vs, ts;
+    TowerActs vis, txt;
+    bool vis_alloc, txt_alloc;
+    HeadActs head;
+    bool head_alloc;
+    int B;
+    bool fwd_ok, saved_v, saved_t, saved_h;
+    float *dU, *dV;        /* [maxB,E] */
+    CmRng rng;
+};
+
+cm_status cm_acts_create(const CmModel *m, int max_B, bool grad_ckpt, CmActs **out) {
+    *out = NULL;
+    if (max_B < 1 || max_B > (1 << 20)) return cm_error(CM_ERR_ARG, "activation batch size %d out of range", max_B);
+    CmActs *a = cm_calloc(1, sizeof *a, "activations");
+    if (!a) return CM_ERR_OOM;
+    a->m = m;
+    a->maxB = max_B;
+    a->ckpt = grad_ckpt;
+    tower_spec(m, true, &a->vs);
+    tower_spec(m, false, &a->ts);
+    size_t E = m->cfg.embed_dim;
+    a->dU = cm_malloc((size_t)max_B * E * sizeof(float), "feature gradients");
+    a->dV = cm_malloc((size_t)max_B * E * sizeof(float), "feature gradients");
+    if (!a->dU || !a->dV) { cm_acts_free(a); return CM_ERR_OOM; }
+    cm_rng_seed(&a->rng, 0);
+    *out = a;
+    return CM_OK;
+}
+
+void cm_acts_free(CmActs *a) {
+    if (!a) return;
+    if (a->vis_alloc) tower_acts_free(&a->vis);
+    if (a->txt_alloc) tower_acts_free(&a->txt);
+    if (a->head_alloc) head_acts_free(&a->head);
+    cm_free(a->dU);
+    cm_free(a->dV);
+    cm_free(a);
+}
+
+void cm_acts_seed(CmActs *a, uint64_t seed) { cm_rng_seed(&a->rng, seed); }
+CmRng *cm_acts_rng(CmActs *a) { return &a->rng; }
+const float *cm_acts_image_raw(const CmActs *a) { return a->fwd_ok ? a->vis.raw : NULL; }
+const float *cm_acts_text_raw(const CmActs *a) { return a->fwd_ok ? a->txt.raw : NULL; }
+
+static cm_status ensure_tower(TowerActs *ta, bool *alloc, const TowerSpec *s, int maxB, TaMode mode) {
+    if (*alloc && ta->mode == mode) return CM_OK;
+    if (*alloc) { tower_acts_free(ta); *alloc = false; }
+    cm_status st = tower_acts_alloc(ta, s, maxB, mode);
+    if (st) return st;
+    *alloc = true;
+    return CM_OK;
+}
+
+static cm_status check_tokens(const CmModel *m, const int32_t *tokens, int B) {
+    int T = m->cfg.text.context_length, V = m->cfg.text.vocab_size;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            int32_t id = tokens[(size_t)b * T + t];
+            if (id < 0 || id >= V)
+                return cm_error(CM_ERR_ARG, "token id %d at sample %d position %d is outside the vocabulary [0, %d)", id, b, t, V);
+        }
+    return CM_OK;
+}
+
+cm_status cm_model_forward(const CmModel *m, CmActs *a, const float *images, const int32_t *tokens,
+                           int B, bool train, float *U, float *V, float *head_logits) {
+    if (!images || !tokens || !U || !V) return cm_error(CM_ERR_ARG, "cm_model_forward: images, tokens, U and V are required");
+    if (B < 1 || (a && B > a->maxB)) return cm_error(CM_ERR_ARG, "batch size %d outside 1..%d", B, a ? a->maxB : B);
+    if (head_logits && !m->cfg.has_head) return cm_error(CM_ERR_ARG, "model %s has no classification head", m->cfg.name);
+    if (train && !a) return cm_error(CM_ERR_ARG, "training forward needs activations (dropout RNG)");
+    cm_status st = check_tokens(m, tokens, B);
+    if (st) return st;
+    size_t E = m->cfg.embed_dim;
+    if (!a) {
+        if ((st = cm_encode_image(m, images, B, NULL, U))) return st;
+        if ((st = cm_encode_text(m, tokens, B, NULL, V))) return st;
+        return head_logits ? cm_head_forward(m, U, V, B, head_logits) : CM_OK;
+    }
+    a->fwd_ok = false;
+    bool need_v = tower_has_trainable(m, &a->vs), need_t = tower_has_trainable(m, &a->ts);
+    TaMode tv = need_v ? (a->ckpt ? TA_CKPT : TA_SAVE) : TA_NONE;
+    TaMode tt = need_t ? (a->ckpt ? TA_CKPT : TA_SAVE) : TA_NONE;
+    if ((st = ensure_tower(&a->vis, &a->vis_alloc, &a->vs, a->maxB, tv))) return st;
+    if ((st = ensure_tower(&a->txt, &a->txt_alloc, &a->ts, a->maxB, tt))) return st;
+    tower_forward(m, &a->vs, &a->vis, images, NULL, B);
+    tower_forward(m, &a->ts, &a->txt, NULL, tokens, B);
+    memcpy(U, a->vis.feat, (size_t)B * E * sizeof(float));
+    memcpy(V, a->txt.feat, (size_t)B * E * sizeof(float));
+    a->saved_v = need_v;
+    a->saved_t = need_t;
+    a->saved_h = false;
+    if (head_logits) {
+        if (!a->head_alloc) {
+            if ((st = head_acts_alloc(&a->head, m, a->maxB))) return st;
+            a->head_alloc = true;
+        }
+        head_forward(m, &a->head, a->vis.feat, a->txt.feat, B, train ? &a->rng : NULL, head_logits);
+        a->saved_h = true;
+    }
+    a->B = B;
+    a->fwd_ok = true;
+    return CM_OK;
+}
+
+cm_status cm_model_backward(CmModel *m, CmActs *a, const float *dU, const float *dV, const float *dhead) {
+    if (!a || !a->fwd_ok) return cm_error(CM_ERR_ARG, "cm_model_backward without a preceding forward with activations");
+    if (a->m != m) return cm_error(CM_ERR_ARG, "cm_model_backward: activations belong to another model");
+    int B = a->B;
+    size_t n = (size_t)B * m->cfg.embed_dim;
+    if (dU) memcpy(a->dU, dU, n * sizeof(float)); else memset(a->dU, 0, n * sizeof(float));
+    if (dV) memcpy(a->dV, dV, n * sizeof(float)); else memset(a->dV, 0, n * sizeof(float));
+    if (dhead && a->saved_h) {
+        bool head_tr = head_has_trainable(m);
+        if (head_tr || a->saved_v || a->saved_t)
+            head_backward(m, &a->head, dhead, a->saved_v ? a->dU : NULL, a->saved_t ? a->dV : NULL);
+    }
+    if (a->saved_v) tower_backward(m, &a->vs, &a->vis, a->dU);
+    if (a->saved_t) tower_backward(m, &a->ts, &a->txt, a->dV);
+    return CM_OK;
+}
+
+// ---------------------------------------------------------------------------------------------
+// inference helpers: chunks of at most 32 samples, scratch per call (thread-safe on a shared model)
+
+#define CHUNK 32
+
+static cm_status encode(const CmModel *m, bool vision, const float *images, const int32_t *tokens, int B,
+                        float *raw, float *feat) {
+    if (B < 1) return cm_error(CM_ERR_ARG, "batch size %d < 1", B);
+    TowerSpec s;
+    tower_spec(m, vision, &s);
+    int chunk = B < CHUNK ? B : CHUNK;
+    TowerActs ta;
+    cm_status st = tower_acts_alloc(&ta, &s, chunk, TA_NONE);
+    if (st) return st;
+    size_t E = s.E, img = (size_t)3 * s.S * s.S;
+    for (int b0 = 0; b0 < B; b0 += chunk) {
+        int nb = B - b0 < chunk ? B - b0 : chunk;
+        tower_forward(m, &s, &ta, vision ? images + b0 * img : NULL, vision ? NULL : tokens + (size_t)b0 * s.T, nb);
+        if (raw) memcpy(raw + b0 * E, ta.raw, nb * E * sizeof(float));
+        if (feat) memcpy(feat + b0 * E, ta.feat, nb * E * sizeof(float));
+    }
+    tower_acts_free(&ta);
+    return CM_OK;
+}
+
+cm_status cm_encode_image(const CmModel *m, const float *images, int B, float *feat_raw, float *feat_norm) {
+    if (!images) return cm_error(CM_ERR_ARG, "cm_encode_image: no images");
+    return encode(m, true, images, NULL, B, feat_raw, feat_norm);
+}
+
+cm_status cm_encode_text(const CmModel *m, const int32_t *tokens, int B, float *feat_raw, float *feat_norm) {
+    if (!tokens) return cm_error(CM_ERR_ARG, "cm_encode_text: no tokens");
+    cm_status st = check_tokens(m, tokens, B);
+    if (st) return st;
+    return encode(m, false, NULL, tokens, B, feat_raw, feat_norm);
+}
+
+cm_status cm_head_forward(const CmModel *m, const float *U, const float *V, int B, float *logits) {
+    if (!m->cfg.has_head) return cm_error(CM_ERR_ARG, "model %s has no classification head", m->cfg.name);
+    if (B < 1) return cm_error(CM_ERR_ARG, "batch size %d < 1", B);
+    HeadActs ha;
+    cm_status st = head_acts_alloc(&ha, m, B);
+    if (st) return st;
+    head_forward(m, &ha, U, V, B, NULL, logits);
+    head_acts_free(&ha);
+    return CM_OK;
+}
+
+// ---------------------------------------------------------------------------------------------
+// losses (DESIGN §2)
+
+cm_status cm_loss(const float *U, const float *V, const float *head_logits, const int32_t *labels,
+                  int N, int E, int K, float logit_scale, float w_con, float w_cls,
+                  CmLossValues *out, float *dU, float *dV, float *dhead, float *d_logit_scale) {
+    if (N < 1 || E < 1 || (head_logits && K < 1)) return cm_error(CM_ERR_ARG, "cm_loss: bad sizes N=%d E=%d K=%d", N, E, K);
+    for (int i = 0; i < N; i++)
+        if (labels[i] < 0 || (head_logits && labels[i] >= K) || (!head_logits && labels[i] > 1000000))
+            return cm_error(CM_ERR_ARG, "label %d of sample %d is outside 0..%d", labels[i], i, K - 1);
+    float s = expf(logit_scale);
+    float *p_img = cm_malloc((size_t)N * N * sizeof(float), "contrastive probabilities");
+    float *p_txt = cm_malloc((size_t)N * N * sizeof(float), "contrastive probabilities");
+    float *probs = head_logits ? cm_malloc((size_t)N * K * sizeof(float), "class probabilities") : NULL;
+    if (!p_img || !p_txt || (head_logits && !probs)) { cm_free(p_img); cm_free(p_txt); cm_free(probs); return CM_ERR_OOM; }
+    float con = contrastive_forward(p_img, p_txt, U, V, s, labels, N, E);
+    float cls = head_logits ? crossentropy_forward(probs, head_logits, labels, N, K) : 0.0f;
+    CmLossValues lv = {w_con * con + w_cls * cls, con, cls};
+    if (out) *out = lv;
+    if (dU) memset(dU, 0, (size_t)N * E * sizeof(float));
+    if (dV) memset(dV, 0, (size_t)N * E * sizeof(float));
+    if (dU || dV || d_logit_scale) {
+        float dscale = 0.0f;
+        contrastive_backward(dU, dV, &dscale, p_img, p_txt, U, V, s, labels, N, E, w_con);
+        if (d_logit_scale) *d_logit_scale = dscale * s;
+    }
+    if (dhead && head_logits) {
+        memset(dhead, 0, (size_t)N * K * sizeof(float));
+        crossentropy_backward(dhead, probs, labels, N, K, w_cls);
+    }
+    cm_free(p_img);
+    cm_free(p_txt);
+    cm_free(probs);
+    return CM_OK;
+}

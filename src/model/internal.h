@@ -1,0 +1,93 @@
+/*
+ * internal.h — model internals shared by tower.c, head.c, forward.c: activation layouts of a
+ * tower and of the head, and the tower/head forward and backward entry points.
+ */
+#ifndef CM_MODEL_INTERNAL_H
+#define CM_MODEL_INTERNAL_H
+
+#include "model/model.h"
+
+/* One residual block's saved activations (M = B*T rows). */
+typedef struct {
+    float *x_in;              /* [M,D] block input */
+    float *ln1, *m1, *r1;     /* [M,D], [M], [M] */
+    float *qkv;               /* [M,3D] */
+    float *att;               /* [B,NH,T,T] softmax probabilities */
+    float *ao;                /* [M,D] attention output before out_proj */
+    float *lt;                /* [M,r] ao @ A^T (LoRA) */
+    float *x_mid;             /* [M,D] x_in + out_proj(...) */
+    float *ln2, *m2, *r2;     /* [M,D], [M], [M] */
+    float *fc;                /* [M,H] c_fc output (pre-activation) */
+    float *act;               /* [M,H] GELU(fc) */
+} BlockActs;
+
+typedef enum { TA_NONE = 0, TA_SAVE, TA_CKPT } TaMode;
+
+/* Static description of a tower. */
+typedef struct {
+    bool vision;
+    int L, D, H, NH, T, E, r;       /* layers, width, MLP width, heads, tokens, embed dim, LoRA rank */
+    float lora_scale;
+    bool causal, quick_gelu;
+    int P, S, NP;                   /* vision: patch size, image size, patches */
+    const CmBlockIdx *blk;
+} TowerSpec;
+
+typedef struct {
+    TaMode mode;
+    int maxB, B;
+    float *mem;
+    BlockActs *blk;           /* L (SAVE) or 1 scratch (NONE, CKPT) */
+    float **xin;              /* L block-input pointers */
+    float *x_last;            /* [M,D] output of the last block */
+    float *patches, *x_pre, *pre_m, *pre_r;   /* vision stem: [B*NP,3PP], [M,D], [M], [M] */
+    int32_t *ids;             /* text: [B*T] */
+    int *pool;                /* [B] pooled token index (vision 0; text argmax) */
+    float *pooled, *pooled_ln, *post_m, *post_r;  /* [B,D], [B,D], [B], [B] */
+    float *raw, *feat, *norm; /* [B,E], [B,E], [B] */
+    /* backward scratch (SAVE / CKPT) */
+    float *dres, *dact, *dfc, *dln, *dao, *dlt, *dqkv, *dpooled, *draw, *dpatch;
+} TowerActs;
+
+void tower_spec(const CmModel *m, bool vision, TowerSpec *s);
+cm_status tower_acts_alloc(TowerActs *ta, const TowerSpec *s, int maxB, TaMode mode);
+void tower_acts_free(TowerActs *ta);
+/* Forward of the whole tower into ta (images [B,3,S,S] or ids [B,T]); fills ta->raw, ta->feat. */
+void tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const float *images, const int32_t *ids, int B);
+/* Backward from dfeat [B,E] (gradient w.r.t. the normalised feature). */
+void tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const float *dfeat);
+bool tower_has_trainable(const CmModel *m, const TowerSpec *s);
+
+/* Head activations for B samples (2 tokens each). */
+typedef struct {
+    float *x_in, *qkv, *att, *attd, *attmask, *ao, *sa, *samask, *x1pre, *x1, *n1m, *n1r;
+    float *h, *hr, *hrd, *hmask, *ff, *ffmask, *x2pre, *x2, *n2m, *n2r;
+} HeadLayerActs;
+typedef struct {
+    int maxB, B;
+    bool dropout_on;
+    float *mem;
+    HeadLayerActs *lay;
+    float *x0;                /* [B,2,d] input sequence [u, v] */
+    float *e, *c0, *g, *gd, *gmask, *logits;     /* [B,d] x4, [B,d], [B,K] */
+    /* backward scratch */
+    float *dx, *dtmp, *dqkv, *dff, *dh, *datt, *de, *dg, *dc0;
+} HeadActs;
+
+cm_status head_acts_alloc(HeadActs *ha, const CmModel *m, int maxB);
+void head_acts_free(HeadActs *ha);
+/* logits [B,K] from U, V [B,E]; rng == NULL: eval (no dropout). */
+void head_forward(const CmModel *m, HeadActs *ha, const float *U, const float *V, int B, CmRng *rng, float *logits);
+/* dU, dV [B,E] += gradient from dlogits [B,K]; dU/dV may be NULL (towers frozen). */
+void head_backward(CmModel *m, HeadActs *ha, const float *dlogits, float *dU, float *dV);
+bool head_has_trainable(const CmModel *m);
+
+/* bump allocation over one float block: pass base NULL to count */
+typedef struct { float *base; size_t off; } Bump;
+static inline float *bump(Bump *b, size_t n) {
+    float *p = b->base ? b->base + b->off : NULL;
+    b->off += (n + 15) & ~(size_t)15;
+    return p;
+}
+
+#endif

@@ -1,0 +1,312 @@
+/*
+ * load.c — weights in and out of a CmModel: strict loading from a CmTensorFile (safetensors,
+ * OpenCLIP .bin / epoch_N.pt through src/io), config guessing from a file's shapes (or from the
+ * "model_config" metadata clipmod writes), saving as safetensors, the config as JSON, and the file
+ * summary behind `clipmod info --model`.
+ */
+#include "model/model.h"
+#include "io/tensorfile.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+
+static bool is_float_dtype(CmDType t) { return t == CM_F32 || t == CM_F16 || t == CM_BF16 || t == CM_F64; }
+
+static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && k < n; i++) k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? "," : "", (long long)shape[i]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+}
+
+static bool shape_ok(const CmParam *p, const CmTensorView *v) {
+    if (!strcmp(p->name, "logit_scale")) return v->numel == 1;   /* OpenCLIP accepts [] and [1] */
+    if (v->ndim != p->ndim) return false;
+    for (int i = 0; i < p->ndim; i++) if (v->shape[i] != p->shape[i]) return false;
+    return true;
+}
+
+/* Append "name" to a list message, the first few only. */
+typedef struct { char buf[900]; int n; } NameList;
+static void nl_add(NameList *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void nl_add(NameList *l, const char *fmt, ...) {
+    if (l->n++ >= 4) return;
+    size_t k = strlen(l->buf);
+    if (k + 4 >= sizeof l->buf) return;
+    if (k) { l->buf[k++] = ','; l->buf[k++] = ' '; l->buf[k] = 0; }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(l->buf + k, sizeof l->buf - k, fmt, ap);
+    va_end(ap);
+}
+
+cm_status cm_model_load(CmModel *m, const CmTensorFile *f, unsigned flags, uint64_t init_seed) {
+    const char *path = cm_tensorfile_path(f);
+    int nf = cm_tensorfile_count(f);
+    NameList unexpected = {{0}, 0}, misshaped = {{0}, 0}, missing = {{0}, 0}, badtype = {{0}, 0};
+    int missing_lora = 0, missing_head = 0, missing_other = 0;
+    int n_lora = 0, n_head = 0;
+    for (int i = 0; i < nf; i++) {
+        const CmTensorView *v = cm_tensorfile_at(f, i);
+        if (!strncmp(v->name, "optimizer.", 10)) continue;   /* clipmod checkpoints: AdamW state */
+        int k = cm_model_find(m, v->name);
+        if (k < 0) { nl_add(&unexpected, "%s", v->name); continue; }
+        if (!is_float_dtype(v->dtype)) { nl_add(&badtype, "%s (%s)", v->name, cm_dtype_name(v->dtype)); continue; }
+        if (!shape_ok(&m->params[k], v)) {
+            char a[64], b[64];
+            shape_str(a, sizeof a, v->ndim, v->shape);
+            shape_str(b, sizeof b, m->params[k].ndim, m->params[k].shape);
+            nl_add(&misshaped, "%s %s, expected %s", v->name, a, b);
+        }
+    }
+    for (int i = 0; i < m->n_params; i++) {
+        const CmParam *p = &m->params[i];
+        if (p->group == CM_GROUP_LORA) n_lora++;
+        if (p->group == CM_GROUP_HEAD) n_head++;
+        if (cm_tensorfile_find(f, p->name)) continue;
+        if (p->group == CM_GROUP_LORA) missing_lora++;
+        else if (p->group == CM_GROUP_HEAD) missing_head++;
+        else missing_other++;
+        if (!(flags & CM_LOAD_PARTIAL_OK)) nl_add(&missing, "%s", p->name);
+    }
+    bool missing_bad = false;
+    if (!(flags & CM_LOAD_PARTIAL_OK)) {
+        if (flags & CM_LOAD_CLIP_ONLY_OK)
+            /* a plain CLIP file: LoRA and head each entirely absent (or entirely present) */
+            missing_bad = missing_other > 0 || (missing_lora && missing_lora != n_lora) || (missing_head && missing_head != n_head);
+        else
+            missing_bad = missing.n > 0;
+    }
+    if (unexpected.n || misshaped.n || badtype.n || missing_bad) {
+        char msg[3000];
+        size_t k = 0;
+        k += snprintf(msg + k, sizeof msg - k, "%s: does not match model %s:", path, m->cfg.name);
+        if (missing_bad)
+            k += snprintf(msg + k, sizeof msg - k, " %d missing (%s%s);", missing.n, missing.buf, missing.n > 4 ? ", ..." : "");
+        if (unexpected.n && k < sizeof msg)
+            k += snprintf(msg + k, sizeof msg - k, " %d unexpected (%s%s);", unexpected.n, unexpected.buf, unexpected.n > 4 ? ", ..." : "");
+        if (misshaped.n && k < sizeof msg)
+            k += snprintf(msg + k, sizeof msg - k, " %d mis-shaped (%s%s);", misshaped.n, misshaped.buf, misshaped.n > 4 ? ", ..." : "");
+        if (badtype.n && k < sizeof msg)
+            snprintf(msg + k, sizeof msg - k, " %d not floating point (%s%s);", badtype.n, badtype.buf, badtype.n > 4 ? ", ..." : "");
+        return cm_error(CM_ERR_SHAPE, "%s", msg);
+    }
+    if (missing_lora || missing_head) cm_model_init_lora_head(m, init_seed);
+    for (int i = 0; i < m->n_params; i++) {
+        CmParam *p = &m->params[i];
+        const CmTensorView *v = cm_tensorfile_find(f, p->name);
+        if (!v) continue;
+        cm_status st = cm_tensor_to_f32(v, p->data);
+        if (st) return cm_error_prefix("%s: tensor %s", path, p->name);
+        for (size_t j = 0; j < p->numel; j++)
+            if (!isfinite(p->data[j]))
+                return cm_error(CM_ERR_FORMAT, "%s: tensor %s has a non-finite value at element %zu", path, p->name, j);
+    }
+    return CM_OK;
+}
+
+cm_status cm_model_load_file(CmModel *m, const char *path, unsigned flags, uint64_t init_seed) {
+    CmTensorFile *f = NULL;
+    cm_status st = cm_tensorfile_open(path, &f);
+    if (st) return st;
+    st = cm_model_load(m, f, flags, init_seed);
+    cm_tensorfile_close(f);
+    return st;
+}
+
+// ---------------------------------------------------------------------------------------------
+// config <-> JSON, config from a file's shapes
+
+static int config_json(const CmModelConfig *c, char *buf, size_t n) {
+    return snprintf(buf, n,
+                    "{\"model_name\":\"%s\",\"model_cfg\":{\"embed_dim\":%d,\"quick_gelu\":%s,"
+                    "\"vision_cfg\":{\"image_size\":%d,\"layers\":%d,\"width\":%d,\"patch_size\":%d,\"head_width\":%d,\"mlp_ratio\":%g},"
+                    "\"text_cfg\":{\"context_length\":%d,\"vocab_size\":%d,\"width\":%d,\"heads\":%d,\"layers\":%d,\"mlp_ratio\":%g}},"
+                    "\"lora\":{\"enabled\":%s,\"r\":%d,\"alpha\":%g},"
+                    "\"head\":{\"enabled\":%s,\"d\":%d,\"heads\":%d,\"ff\":%d,\"layers\":%d,\"classes\":%d,"
+                    "\"dropout_design\":%g,\"classifier_dropout_design\":%g}}",
+                    c->name, c->embed_dim, c->quick_gelu ? "true" : "false", c->vision.image_size, c->vision.layers,
+                    c->vision.width, c->vision.patch_size, c->vision.head_width, (double)c->vision.mlp_ratio,
+                    c->text.context_length, c->text.vocab_size, c->text.width, c->text.heads, c->text.layers,
+                    (double)c->text.mlp_ratio, c->has_lora ? "true" : "false", c->lora_rank, (double)c->lora_alpha,
+                    c->has_head ? "true" : "false", c->head.d, c->head.heads, c->head.ff, c->head.layers,
+                    c->head.n_classes, (double)c->head.dropout, (double)c->head.cls_dropout);
+}
+
+static const CmTensorView *need(const CmTensorFile *f, const char *name, int ndim) {
+    const CmTensorView *v = cm_tensorfile_find(f, name);
+    if (!v) { cm_error(CM_ERR_SHAPE, "%s: no tensor %s: not an OpenCLIP ViT CLIP state dict", cm_tensorfile_path(f), name); return NULL; }
+    if (v->ndim != ndim) { cm_error(CM_ERR_SHAPE, "%s: tensor %s has %d dims, expected %d", cm_tensorfile_path(f), name, v->ndim, ndim); return NULL; }
+    return v;
+}
+static int count_layers(const CmTensorFile *f, const char *fmt) {
+    int l = 0;
+    char nm[160];
+    for (;; l++) {
+        snprintf(nm, sizeof nm, fmt, l);
+        if (!cm_tensorfile_find(f, nm)) return l;
+    }
+}
+
+cm_status cm_config_from_tensorfile(const CmTensorFile *f, CmModelConfig *cfg) {
+    const char *meta = cm_tensorfile_metadata(f, "model_config");
+    if (meta) {
+        cm_status st = cm_config_from_json(meta, strlen(meta), cm_tensorfile_path(f), cfg);
+        if (st) return st;
+        cJSON *j = cJSON_Parse(meta);   /* the enabled flags */
+        const cJSON *lo = cJSON_GetObjectItem(j, "lora"), *hd = cJSON_GetObjectItem(j, "head");
+        if (lo && cJSON_IsFalse(cJSON_GetObjectItem(lo, "enabled"))) cfg->has_lora = false;
+        if (hd && cJSON_IsFalse(cJSON_GetObjectItem(hd, "enabled"))) cfg->has_head = false;
+        cJSON_Delete(j);
+        cfg->has_lora = cfg->has_lora && cm_tensorfile_find(f, "visual.transformer.resblocks.0.attn.out_proj.lora_A.weight");
+        cfg->has_head = cfg->has_head && cm_tensorfile_find(f, "classifier_head.classifier.3.weight");
+        return CM_OK;
+    }
+    CmModelConfig c;
+    cm_config_from_name("ViT-B-32", &c);
+    const CmTensorView *conv = need(f, "visual.conv1.weight", 4), *vpos = need(f, "visual.positional_embedding", 2);
+    const CmTensorView *tpos = need(f, "positional_embedding", 2), *tok = need(f, "token_embedding.weight", 2);
+    const CmTensorView *tproj = need(f, "text_projection", 2);
+    if (!conv || !vpos || !tpos || !tok || !tproj) return CM_ERR_SHAPE;
+    c.vision.width = (int)conv->shape[0];
+    c.vision.patch_size = (int)conv->shape[2];
+    int grid = (int)lround(sqrt((double)(vpos->shape[0] - 1)));
+    c.vision.image_size = grid * c.vision.patch_size;
+    c.vision.layers = count_layers(f, "visual.transformer.resblocks.%d.ln_1.weight");
+    c.vision.head_width = 64;
+    c.vision.heads = c.vision.width / 64;
+    const CmTensorView *vfc = cm_tensorfile_find(f, "visual.transformer.resblocks.0.mlp.c_fc.weight");
+    if (vfc && vfc->ndim == 2) c.vision.mlp_ratio = (float)vfc->shape[0] / (float)c.vision.width;
+    c.text.context_length = (int)tpos->shape[0];
+    c.text.width = (int)tpos->shape[1];
+    c.text.vocab_size = (int)tok->shape[0];
+    c.text.layers = count_layers(f, "transformer.resblocks.%d.ln_1.weight");
+    c.text.heads = c.text.width / 64 > 0 ? c.text.width / 64 : 1;
+    const CmTensorView *tfc = cm_tensorfile_find(f, "transformer.resblocks.0.mlp.c_fc.weight");
+    if (tfc && tfc->ndim == 2) c.text.mlp_ratio = (float)tfc->shape[0] / (float)c.text.width;
+    c.embed_dim = (int)tproj->shape[1];
+    const CmTensorView *la = cm_tensorfile_find(f, "visual.transformer.resblocks.0.attn.out_proj.lora_A.weight");
+    c.has_lora = la != NULL;
+    if (la && la->ndim == 2) c.lora_rank = (int)la->shape[0];
+    const CmTensorView *c3 = cm_tensorfile_find(f, "classifier_head.classifier.3.weight");
+    const CmTensorView *l1 = cm_tensorfile_find(f, "classifier_head.transformer.layers.0.linear1.weight");
+    c.has_head = c3 != NULL;
+    c.head.d = c.embed_dim;
+    if (c3 && c3->ndim == 2) c.head.n_classes = (int)c3->shape[0];
+    if (l1 && l1->ndim == 2) c.head.ff = (int)l1->shape[0];
+    else c.head.ff = 4 * c.embed_dim;
+    c.head.layers = count_layers(f, "classifier_head.transformer.layers.%d.norm1.weight");
+    if (!c.has_head) c.head.layers = 2;
+    snprintf(c.name, sizeof c.name, "%s", c.vision.width == 768 && c.vision.patch_size == 32 && c.embed_dim == 512 ? "ViT-B-32" :
+                                          c.vision.width == 768 && c.vision.patch_size == 16 ? "ViT-B-16" :
+                                          c.vision.width == 1024 && c.vision.patch_size == 14 ? "ViT-L-14" : "from-file");
+    cm_status st = cm_config_validate(&c);
+    if (st) return cm_error_prefix("%s: inferred config", cm_tensorfile_path(f));
+    *cfg = c;
+    return CM_OK;
+}
+
+cm_status cm_model_from_file(const char *path, const CmModelConfig *cfg, unsigned flags, uint64_t init_seed, CmModel **out) {
+    *out = NULL;
+    CmTensorFile *f = NULL;
+    cm_status st = cm_tensorfile_open(path, &f);
+    if (st) return st;
+    CmModelConfig c;
+    if (cfg) c = *cfg;
+    else if ((st = cm_config_from_tensorfile(f, &c))) { cm_tensorfile_close(f); return st; }
+    CmModel *m = NULL;
+    if ((st = cm_model_create(&c, &m))) { cm_tensorfile_close(f); return st; }
+    st = cm_model_load(m, f, flags, init_seed);
+    cm_tensorfile_close(f);
+    if (st) { cm_model_free(m); return st; }
+    *out = m;
+    return CM_OK;
+}
+
+// ---------------------------------------------------------------------------------------------
+// save
+
+cm_status cm_model_save(const CmModel *m, const char *path, bool trainable_only, const char *const *metadata, int n_meta) {
+    CmTensorOut *ts = cm_calloc((size_t)m->n_params, sizeof *ts, "tensor list");
+    const char **meta = cm_calloc((size_t)(2 * n_meta + 2), sizeof(char *), "metadata");
+    char *cfgjson = cm_malloc(4096, "config json");
+    if (!ts || !meta || !cfgjson) { cm_free(ts); cm_free(meta); cm_free(cfgjson); return CM_ERR_OOM; }
+    int n = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        const CmParam *p = &m->params[i];
+        if (trainable_only && !p->trainable) continue;
+        CmTensorOut *t = &ts[n++];
+        t->name = p->name;
+        t->dtype = CM_F32;
+        t->ndim = p->ndim;
+        for (int d = 0; d < p->ndim; d++) t->shape[d] = p->shape[d];
+        t->data = p->data;
+    }
+    bool has_cfg = false;
+    for (int i = 0; i < n_meta; i++) {
+        meta[2 * i] = metadata[2 * i];
+        meta[2 * i + 1] = metadata[2 * i + 1];
+        if (!strcmp(metadata[2 * i], "model_config")) has_cfg = true;
+    }
+    int nm = n_meta;
+    if (!has_cfg) {
+        config_json(&m->cfg, cfgjson, 4096);
+        meta[2 * nm] = "model_config";
+        meta[2 * nm + 1] = cfgjson;
+        nm++;
+    }
+    cm_status st = cm_safetensors_write(path, ts, n, meta, nm);
+    cm_free(ts);
+    cm_free(meta);
+    cm_free(cfgjson);
+    return st;
+}
+
+// ---------------------------------------------------------------------------------------------
+// `clipmod info --model`
+
+cm_status cm_info_file(const char *path, const CmModelConfig *cfg, CmInfoFile *out) {
+    memset(out, 0, sizeof *out);
+    CmTensorFile *f = NULL;
+    cm_status st = cm_tensorfile_open(path, &f);
+    if (st) return st;
+    CmModelConfig c = *cfg;
+    c.has_lora = c.has_head = true;
+    CmParam *p = NULL;
+    int np = 0;
+    if ((st = cm_param_table(&c, &p, &np))) { cm_tensorfile_close(f); return st; }
+    out->n_tensors = cm_tensorfile_count(f);
+    CmDType dt = CM_F32;
+    bool mixed = false;
+    int bad = 0;
+    for (int i = 0; i < out->n_tensors; i++) {
+        const CmTensorView *v = cm_tensorfile_at(f, i);
+        if (!strncmp(v->name, "optimizer.", 10)) continue;
+        out->n_params += (int64_t)v->numel;
+        if (i == 0) dt = v->dtype; else if (v->dtype != dt) mixed = true;
+        int k = -1;
+        for (int j = 0; j < np && k < 0; j++) if (!strcmp(p[j].name, v->name)) k = j;
+        if (k < 0) { out->n_other++; continue; }
+        if (!shape_ok(&p[k], v) || !is_float_dtype(v->dtype)) bad++;
+        switch (p[k].group) {
+        case CM_GROUP_LORA: out->n_lora++; break;
+        case CM_GROUP_HEAD: out->n_head++; break;
+        default: out->n_clip++; break;
+        }
+    }
+    int n_clip = 0, n_lora = 0, n_head = 0;
+    for (int j = 0; j < np; j++) {
+        if (p[j].group == CM_GROUP_LORA) n_lora++;
+        else if (p[j].group == CM_GROUP_HEAD) n_head++;
+        else n_clip++;
+    }
+    snprintf(out->dtype, sizeof out->dtype, "%s", mixed ? "mixed" : out->n_tensors ? cm_dtype_name(dt) : "none");
+    out->matches = !bad && !out->n_other && out->n_clip == n_clip && (out->n_lora == 0 || out->n_lora == n_lora) &&
+                   (out->n_head == 0 || out->n_head == n_head);
+    cm_free(p);
+    cm_tensorfile_close(f);
+    return CM_OK;
+}

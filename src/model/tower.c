@@ -1,0 +1,454 @@
+/*
+ * tower.c — the OpenCLIP vision and text towers (DESIGN §1.1, facts §3) with LoRA on
+ * attn.out_proj (DESIGN §1.2), forward and backward side by side.
+ *
+ *   vision: patches = im2patch(img) [B*NP,3PP]; x = [cls; patches @ conv^T] + pos; x = ln_pre(x)
+ *   text:   x = token_embedding[ids] + pos
+ *   block:  x_mid = x + out_proj(attn(ln_1(x))) (+ (alpha/r) (ao A^T) B^T);
+ *           y = x_mid + c_proj(gelu(c_fc(ln_2(x_mid))))
+ *   top:    pooled = x[b, pool_b] (vision 0, text argmax(ids)); raw = ln(pooled) @ proj; feat = raw/|raw|
+ * ln_post / ln_final are row-wise, so applying them to the pooled rows only is the same as
+ * applying them to every token and then pooling.
+ *
+ * Backward accumulates into the grads of trainable tensors only (NULL grad = frozen = no work) and
+ * stops below the lowest layer that has a trainable tensor. With TA_CKPT only block inputs are
+ * kept; each block is recomputed (without its c_proj, which backward does not need) before its
+ * backward.
+ */
+#include "model/internal.h"
+#include "kernels/ops.h"
+
+#include <string.h>
+
+void tower_spec(const CmModel *m, bool vision, TowerSpec *s) {
+    const CmModelConfig *c = &m->cfg;
+    memset(s, 0, sizeof *s);
+    s->vision = vision;
+    s->E = c->embed_dim;
+    s->r = c->has_lora ? c->lora_rank : 0;
+    s->lora_scale = c->has_lora ? c->lora_alpha / (float)c->lora_rank : 0.0f;
+    s->quick_gelu = c->quick_gelu;
+    if (vision) {
+        s->L = c->vision.layers;
+        s->D = c->vision.width;
+        s->H = (int)(c->vision.width * c->vision.mlp_ratio);
+        s->NH = c->vision.heads;
+        s->P = c->vision.patch_size;
+        s->S = c->vision.image_size;
+        s->NP = (s->S / s->P) * (s->S / s->P);
+        s->T = s->NP + 1;
+        s->causal = false;
+        s->blk = m->vblocks;
+    } else {
+        s->L = c->text.layers;
+        s->D = c->text.width;
+        s->H = (int)(c->text.width * c->text.mlp_ratio);
+        s->NH = c->text.heads;
+        s->T = c->text.context_length;
+        s->causal = true;
+        s->blk = m->tblocks;
+    }
+}
+
+static void block_plan(BlockActs *a, Bump *b, const TowerSpec *s, size_t M, size_t B, bool with_xin) {
+    size_t D = s->D, H = s->H;
+    a->x_in = with_xin ? bump(b, M * D) : NULL;
+    a->ln1 = bump(b, M * D);
+    a->m1 = bump(b, M);
+    a->r1 = bump(b, M);
+    a->qkv = bump(b, 3 * M * D);
+    a->att = bump(b, B * s->NH * (size_t)s->T * s->T);
+    a->ao = bump(b, M * D);
+    a->lt = s->r ? bump(b, M * s->r) : NULL;
+    a->x_mid = bump(b, M * D);
+    a->ln2 = bump(b, M * D);
+    a->m2 = bump(b, M);
+    a->r2 = bump(b, M);
+    a->fc = bump(b, M * H);
+    a->act = bump(b, M * H);
+}
+
+static void tower_plan(TowerActs *ta, Bump *b, const TowerSpec *s, int maxB) {
+    size_t B = maxB, M = B * s->T, D = s->D;
+    int nblk = ta->mode == TA_SAVE ? s->L : 1;
+    for (int l = 0; l < nblk; l++) block_plan(&ta->blk[l], b, s, M, B, ta->mode == TA_SAVE);
+    for (int l = 0; l < s->L; l++) {
+        if (ta->mode == TA_SAVE) ta->xin[l] = ta->blk[l].x_in;
+        else if (ta->mode == TA_CKPT || l < 2) ta->xin[l] = bump(b, M * D);   /* NONE: ping-pong 0/1 */
+        else ta->xin[l] = NULL;
+    }
+    ta->x_last = bump(b, M * D);
+    if (s->vision) {
+        ta->patches = bump(b, B * s->NP * 3 * (size_t)s->P * s->P);
+        ta->x_pre = bump(b, M * D);
+        ta->pre_m = bump(b, M);
+        ta->pre_r = bump(b, M);
+    }
+    ta->pooled = bump(b, B * D);
+    ta->pooled_ln = bump(b, B * D);
+    ta->post_m = bump(b, B);
+    ta->post_r = bump(b, B);
+    ta->raw = bump(b, B * s->E);
+    ta->feat = bump(b, B * s->E);
+    ta->norm = bump(b, B);
+    if (ta->mode != TA_NONE) {
+        ta->dres = bump(b, M * D);
+        ta->dact = bump(b, M * s->H);
+        ta->dfc = bump(b, M * s->H);
+        ta->dln = bump(b, M * D);
+        ta->dao = bump(b, M * D);
+        ta->dlt = s->r ? bump(b, M * s->r) : NULL;
+        ta->dqkv = bump(b, 3 * M * D);
+        ta->dpooled = bump(b, B * D);
+        ta->draw = bump(b, B * s->E);
+        ta->dpatch = s->vision ? bump(b, B * s->NP * D) : NULL;
+    }
+}
+
+cm_status tower_acts_alloc(TowerActs *ta, const TowerSpec *s, int maxB, TaMode mode) {
+    memset(ta, 0, sizeof *ta);
+    ta->mode = mode;
+    ta->maxB = maxB;
+    int nblk = mode == TA_SAVE ? s->L : 1;
+    ta->blk = cm_calloc((size_t)nblk, sizeof(BlockActs), "block activations");
+    ta->xin = cm_calloc((size_t)s->L, sizeof(float *), "block inputs");
+    ta->pool = cm_calloc((size_t)maxB, sizeof(int), "pool index");
+    ta->ids = s->vision ? NULL : cm_calloc((size_t)maxB * s->T, sizeof(int32_t), "token ids");
+    if (!ta->blk || !ta->xin || !ta->pool || (!s->vision && !ta->ids)) { tower_acts_free(ta); return CM_ERR_OOM; }
+    Bump b = {NULL, 0};
+    tower_plan(ta, &b, s, maxB);
+    ta->mem = cm_malloc(b.off * sizeof(float), s->vision ? "vision tower activations" : "text tower activations");
+    if (!ta->mem) { tower_acts_free(ta); return CM_ERR_OOM; }
+    b = (Bump){ta->mem, 0};
+    tower_plan(ta, &b, s, maxB);
+    return CM_OK;
+}
+
+void tower_acts_free(TowerActs *ta) {
+    cm_free(ta->mem);
+    cm_free(ta->blk);
+    cm_free(ta->xin);
+    cm_free(ta->pool);
+    cm_free(ta->ids);
+    memset(ta, 0, sizeof *ta);
+}
+
+static inline const float *P_(const CmModel *m, int i) { return i >= 0 ? m->params[i].data : NULL; }
+static inline float *G_(const CmModel *m, int i) { return i >= 0 ? m->params[i].grad : NULL; }
+
+// ---------------------------------------------------------------------------------------------
+// one residual block
+
+// ---------------------------------------------------------------------------------------------
+// small-rank LoRA products and fused residual passes (plain loops: BLAS is slow at N = r = 4)
+
+/* lt[M,r] = ao[M,D] @ A[r,D]^T */
+static void lora_down(float *lt, const float *ao, const float *A, int M, int D, int r) {
+    #pragma omp parallel for if ((size_t)M * D > 65536)
+    for (int i = 0; i < M; i++) {
+        const float *x = ao + (size_t)i * D;
+        for (int k = 0; k < r; k++) {
+            const float *a = A + (size_t)k * D;
+            float acc = 0.0f;
+            #pragma omp simd reduction(+:acc)
+            for (int c = 0; c < D; c++) acc += x[c] * a[c];
+            lt[(size_t)i * r + k] = acc;
+        }
+    }
+}
+
+/* dst[M,D] = res[M,D] + b[D] (+ s * lt[M,r] @ Bw[D,r]^T when lt): the residual, bias and LoRA
+   terms of out = res + (x W^T + b + s (x A^T) B^T) in one pass, before the GEMM adds x W^T
+   (beta = 1). Same terms as torch, summed in another order (fp32 rounding only). */
+static void residual_init(float *dst, const float *res, const float *b, const float *lt, const float *Bw,
+                          int r, float s, int M, int D) {
+    float *Bt = NULL;
+    if (lt) {
+        Bt = cm_malloc((size_t)r * D * sizeof(float), "lora B^T");
+        CM_ASSERT(Bt != NULL);
+        for (int d = 0; d < D; d++)
+            for (int k = 0; k < r; k++) Bt[(size_t)k * D + d] = s * Bw[(size_t)d * r + k];
+    }
+    #pragma omp parallel for if ((size_t)M * D > 65536)
+    for (int i = 0; i < M; i++) {
+        float *y = dst + (size_t)i * D;
+        const float *x = res + (size_t)i * D;
+        #pragma omp simd
+        for (int c = 0; c < D; c++) y[c] = x[c] + b[c];
+        if (lt)
+            for (int k = 0; k < r; k++) {
+                float l = lt[(size_t)i * r + k];
+                const float *bt = Bt + (size_t)k * D;
+                #pragma omp simd
+                for (int c = 0; c < D; c++) y[c] += l * bt[c];
+            }
+    }
+    cm_free(Bt);
+}
+
+/* out[r,D] += sum_i a[i,k] X[i,:] for k < r   (a[M,r], X[M,D]); parallel over column blocks */
+static void small_tn(float *out, const float *a, const float *X, int M, int D, int r, float alpha) {
+    int nblk = (D + 127) / 128;
+    #pragma omp parallel for if ((size_t)M * D > 65536)
+    for (int bk = 0; bk < nblk; bk++) {
+        int c0 = bk * 128, c1 = c0 + 128 < D ? c0 + 128 : D;
+        float acc[16][128];
+        CM_ASSERT(r <= 16);
+        for (int k = 0; k < r; k++) for (int c = 0; c < c1 - c0; c++) acc[k][c] = 0.0f;
+        for (int i = 0; i < M; i++) {
+            const float *x = X + (size_t)i * D + c0;
+            for (int k = 0; k < r; k++) {
+                float w = a[(size_t)i * r + k];
+                #pragma omp simd
+                for (int c = 0; c < c1 - c0; c++) acc[k][c] += w * x[c];
+            }
+        }
+        for (int k = 0; k < r; k++)
+            for (int c = c0; c < c1; c++) out[(size_t)k * D + c] += alpha * acc[k][c - c0];
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// one residual block
+
+/* a->x_in must be set. out == NULL: stop after ln_2/c_fc/GELU (recompute for backward). */
+static void block_forward(const CmModel *m, const TowerSpec *s, const CmBlockIdx *k, BlockActs *a, float *out, int B) {
+    int M = B * s->T, D = s->D, H = s->H;
+    layernorm_forward(a->ln1, a->m1, a->r1, a->x_in, P_(m, k->ln1_w), P_(m, k->ln1_b), M, D);   // [M,D]
+    linear_forward(a->qkv, a->ln1, P_(m, k->in_w), P_(m, k->in_b), M, D, 3 * D);                 // [M,3D]
+    attention_forward(a->ao, a->att, a->qkv, B, s->T, D, s->NH, s->causal);                     // [M,D]
+    // x_mid = x_in + (ao Wo^T + bo + (alpha/r) (ao A^T) B^T)
+    if (s->r && k->lora_A >= 0) lora_down(a->lt, a->ao, P_(m, k->lora_A), M, D, s->r);         // [M,r]
+    residual_init(a->x_mid, a->x_in, P_(m, k->out_b), s->r ? a->lt : NULL, P_(m, k->lora_B), s->r, s->lora_scale, M, D);
+    matmul(false, true, M, D, D, 1.0f, a->ao, D, P_(m, k->out_w), D, 1.0f, a->x_mid, D);
+    layernorm_forward(a->ln2, a->m2, a->r2, a->x_mid, P_(m, k->ln2_w), P_(m, k->ln2_b), M, D);
+    linear_forward(a->fc, a->ln2, P_(m, k->fc_w), P_(m, k->fc_b), M, D, H);                     // [M,H]
+    if (s->quick_gelu) quickgelu_forward(a->act, a->fc, (size_t)M * H);
+    else gelu_forward(a->act, a->fc, (size_t)M * H);
+    if (!out) return;
+    // out = x_mid + (act Wp^T + bp)
+    residual_init(out, a->x_mid, P_(m, k->proj_b), NULL, NULL, 0, 0.0f, M, D);
+    matmul(false, true, M, D, H, 1.0f, a->act, H, P_(m, k->proj_w), H, 1.0f, out, D);          // [M,D]
+}
+
+static bool tr(const CmModel *m, int i) { return i >= 0 && m->params[i].trainable; }
+
+static bool block_trainable(const CmModel *m, const CmBlockIdx *k) {
+    return tr(m, k->ln1_w) || tr(m, k->ln1_b) || tr(m, k->in_w) || tr(m, k->in_b) || tr(m, k->out_w) ||
+           tr(m, k->out_b) || tr(m, k->lora_A) || tr(m, k->lora_B) || tr(m, k->ln2_w) || tr(m, k->ln2_b) ||
+           tr(m, k->fc_w) || tr(m, k->fc_b) || tr(m, k->proj_w) || tr(m, k->proj_b);
+}
+
+/* On entry ta->dres = dL/d(block output) [M,D]; on exit (when need_dx) dL/d(block input). */
+static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, BlockActs *a, TowerActs *ta,
+                           bool need_dx, int B) {
+    size_t M = (size_t)B * s->T, D = s->D, H = s->H;
+    float *dres = ta->dres;
+    bool attn_tr = tr(m, k->ln1_w) || tr(m, k->ln1_b) || tr(m, k->in_w) || tr(m, k->in_b) || tr(m, k->out_w) ||
+                   tr(m, k->out_b) || tr(m, k->lora_A) || tr(m, k->lora_B);
+    bool need_attn = need_dx || attn_tr;
+    bool ln2_tr = tr(m, k->ln2_w) || tr(m, k->ln2_b);
+    // --- MLP branch: y = x_mid + act @ Wp^T + bp
+    bool need_dact = tr(m, k->fc_w) || tr(m, k->fc_b) || ln2_tr || need_attn;
+    if (need_dact) memset(ta->dact, 0, M * H * sizeof(float));
+    linear_backward(need_dact ? ta->dact : NULL, G_(m, k->proj_w), G_(m, k->proj_b), dres, a->act,
+                    P_(m, k->proj_w), (int)M, (int)H, (int)D);
+    if (need_dact) {
+        memset(ta->dfc, 0, M * H * sizeof(float));
+        if (s->quick_gelu) quickgelu_backward(ta->dfc, a->fc, ta->dact, M * H);
+        else gelu_backward(ta->dfc, a->fc, ta->dact, M * H);
+        bool need_dln2 = ln2_tr || need_attn;
+        if (need_dln2) memset(ta->dln, 0, M * D * sizeof(float));
+        linear_backward(need_dln2 ? ta->dln : NULL, G_(m, k->fc_w), G_(m, k->fc_b), ta->dfc, a->ln2,
+                        P_(m, k->fc_w), (int)M, (int)D, (int)H);
+        if (need_dln2)
+            layernorm_backward(need_attn ? dres : NULL, G_(m, k->ln2_w), G_(m, k->ln2_b), ta->dln, a->x_mid,
+                               P_(m, k->ln2_w), a->m2, a->r2, (int)M, (int)D);
+    }
+    if (!need_attn) return;
+    // --- attention branch: x_mid = x_in + ao Wo^T + bo + s (ao A^T) B^T ; dres = d x_mid
+    bool need_dao = need_dx || tr(m, k->ln1_w) || tr(m, k->ln1_b) || tr(m, k->in_w) || tr(m, k->in_b);
+    if (need_dao) memset(ta->dao, 0, M * D * sizeof(float));
+    linear_backward(need_dao ? ta->dao : NULL, G_(m, k->out_w), G_(m, k->out_b), dres, a->ao, P_(m, k->out_w),
+                    (int)M, (int)D, (int)D);
+    if (s->r) {
+        float *gA = G_(m, k->lora_A), *gB = G_(m, k->lora_B);
+        const float *Aw = P_(m, k->lora_A), *Bw = P_(m, k->lora_B);
+        int r = s->r;
+        if (gB) {   // dB[D,r] += s * dres^T @ lt : through dBt[r,D] += s * lt^T dres
+            float *dBt = cm_calloc((size_t)r * D, sizeof(float), "lora dB");
+            CM_ASSERT(dBt != NULL);
+            small_tn(dBt, a->lt, dres, (int)M, (int)D, r, s->lora_scale);
+            for (size_t d = 0; d < D; d++)
+                for (int q = 0; q < r; q++) gB[d * r + q] += dBt[(size_t)q * D + d];
+            cm_free(dBt);
+        }
+        if (gA || need_dao) {
+            // dlt[M,r] = s * dres @ B  (row-wise dots with B's columns)
+            float *Bt = cm_malloc((size_t)r * D * sizeof(float), "lora B^T");
+            CM_ASSERT(Bt != NULL);
+            for (size_t d = 0; d < D; d++)
+                for (int q = 0; q < r; q++) Bt[(size_t)q * D + d] = Bw[d * r + q];
+            lora_down(ta->dlt, dres, Bt, (int)M, (int)D, r);
+            cm_free(Bt);
+            for (size_t i = 0; i < M * (size_t)r; i++) ta->dlt[i] *= s->lora_scale;
+            if (gA) small_tn(gA, ta->dlt, a->ao, (int)M, (int)D, r, 1.0f);        // dA[r,D] += dlt^T ao
+            if (need_dao) {                                                        // dao[M,D] += dlt @ A
+                #pragma omp parallel for if (M * D > 65536)
+                for (size_t i = 0; i < M; i++) {
+                    float *y = ta->dao + i * D;
+                    for (int q = 0; q < r; q++) {
+                        float l = ta->dlt[i * r + q];
+                        const float *aw = Aw + (size_t)q * D;
+                        #pragma omp simd
+                        for (size_t c = 0; c < D; c++) y[c] += l * aw[c];
+                    }
+                }
+            }
+        }
+    }
+    if (!need_dao) return;
+    memset(ta->dqkv, 0, 3 * M * D * sizeof(float));
+    attention_backward(ta->dqkv, ta->dao, a->qkv, a->att, B, s->T, (int)D, s->NH, s->causal);
+    bool need_dln1 = need_dx || tr(m, k->ln1_w) || tr(m, k->ln1_b);
+    if (need_dln1) memset(ta->dln, 0, M * D * sizeof(float));
+    linear_backward(need_dln1 ? ta->dln : NULL, G_(m, k->in_w), G_(m, k->in_b), ta->dqkv, a->ln1, P_(m, k->in_w),
+                    (int)M, (int)D, 3 * (int)D);
+    if (need_dln1)
+        layernorm_backward(need_dx ? dres : NULL, G_(m, k->ln1_w), G_(m, k->ln1_b), ta->dln, a->x_in, P_(m, k->ln1_w),
+                           a->m1, a->r1, (int)M, (int)D);
+}
+
+// ---------------------------------------------------------------------------------------------
+// tower
+
+void tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const float *images, const int32_t *ids, int B) {
+    size_t M = (size_t)B * s->T, D = s->D;
+    ta->B = B;
+    float *x0 = ta->xin[0];
+    if (s->vision) {
+        int PP3 = 3 * s->P * s->P;
+        im2patch(ta->patches, images, B, s->S, s->S, s->P);                                  // [B*NP,3PP]
+        linear_forward(ta->x_last, ta->patches, P_(m, m->v_conv), NULL, B * s->NP, PP3, (int)D);  // tmp [B*NP,D]
+        const float *cls = P_(m, m->v_class), *pos = P_(m, m->v_pos);
+        #pragma omp parallel for
+        for (int b = 0; b < B; b++) {
+            float *xb = ta->x_pre + (size_t)b * s->T * D;
+            for (size_t c = 0; c < D; c++) xb[c] = cls[c] + pos[c];
+            for (int p = 0; p < s->NP; p++) {
+                const float *e = ta->x_last + ((size_t)b * s->NP + p) * D;
+                float *x = xb + (size_t)(p + 1) * D;
+                const float *ps = pos + (size_t)(p + 1) * D;
+                for (size_t c = 0; c < D; c++) x[c] = e[c] + ps[c];
+            }
+            ta->pool[b] = 0;
+        }
+        layernorm_forward(x0, ta->pre_m, ta->pre_r, ta->x_pre, P_(m, m->v_ln_pre_w), P_(m, m->v_ln_pre_b), (int)M, (int)D);
+    } else {
+        memcpy(ta->ids, ids, M * sizeof(int32_t));
+        embedding_forward(x0, ta->ids, P_(m, m->t_tok), P_(m, m->t_pos), B, s->T, (int)D);
+        for (int b = 0; b < B; b++) {
+            int best = 0;
+            for (int t = 1; t < s->T; t++) if (ids[(size_t)b * s->T + t] > ids[(size_t)b * s->T + best]) best = t;
+            ta->pool[b] = best;
+        }
+    }
+    for (int l = 0; l < s->L; l++) {
+        BlockActs *a = ta->mode == TA_SAVE ? &ta->blk[l] : &ta->blk[0];
+        float *in, *out;
+        if (ta->mode == TA_NONE) {
+            in = ta->xin[l & 1];
+            out = l == s->L - 1 ? ta->x_last : ta->xin[(l + 1) & 1];
+            if (s->L == 1) in = ta->xin[0];
+        } else {
+            in = ta->xin[l];
+            out = l == s->L - 1 ? ta->x_last : ta->xin[l + 1];
+        }
+        a->x_in = in;
+        block_forward(m, s, &s->blk[l], a, out, B);
+    }
+    for (int b = 0; b < B; b++)
+        memcpy(ta->pooled + (size_t)b * D, ta->x_last + ((size_t)b * s->T + ta->pool[b]) * D, D * sizeof(float));
+    int lw = s->vision ? m->v_ln_post_w : m->t_ln_final_w, lb = s->vision ? m->v_ln_post_b : m->t_ln_final_b;
+    int pj = s->vision ? m->v_proj : m->t_proj;
+    layernorm_forward(ta->pooled_ln, ta->post_m, ta->post_r, ta->pooled, P_(m, lw), P_(m, lb), B, (int)D);
+    matmul(false, false, B, s->E, (int)D, 1.0f, ta->pooled_ln, (int)D, P_(m, pj), s->E, 0.0f, ta->raw, s->E);  // [B,E]
+    l2norm_forward(ta->feat, ta->norm, ta->raw, B, s->E);
+}
+
+static bool stem_trainable(const CmModel *m, const TowerSpec *s) {
+    if (s->vision) return tr(m, m->v_class) || tr(m, m->v_pos) || tr(m, m->v_conv) || tr(m, m->v_ln_pre_w) || tr(m, m->v_ln_pre_b);
+    return tr(m, m->t_tok) || tr(m, m->t_pos);
+}
+
+bool tower_has_trainable(const CmModel *m, const TowerSpec *s) {
+    if (stem_trainable(m, s)) return true;
+    for (int l = 0; l < s->L; l++) if (block_trainable(m, &s->blk[l])) return true;
+    if (s->vision) return tr(m, m->v_ln_post_w) || tr(m, m->v_ln_post_b) || tr(m, m->v_proj);
+    return tr(m, m->t_ln_final_w) || tr(m, m->t_ln_final_b) || tr(m, m->t_proj);
+}
+
+void tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const float *dfeat) {
+    int B = ta->B;
+    size_t M = (size_t)B * s->T, D = s->D, E = s->E;
+    CM_ASSERT(ta->mode != TA_NONE);
+    /* below[l]: something trainable under block l (stem or blocks < l) */
+    bool below[257];
+    below[0] = stem_trainable(m, s);
+    for (int l = 0; l < s->L; l++) below[l + 1] = below[l] || block_trainable(m, &s->blk[l]);
+    int lw = s->vision ? m->v_ln_post_w : m->t_ln_final_w, lb = s->vision ? m->v_ln_post_b : m->t_ln_final_b;
+    int pj = s->vision ? m->v_proj : m->t_proj;
+    // top: feat = raw/|raw|; raw = pooled_ln @ proj ; pooled_ln = LN(pooled)
+    memset(ta->draw, 0, (size_t)B * E * sizeof(float));
+    l2norm_backward(ta->draw, dfeat, ta->feat, ta->norm, B, (int)E);
+    if (G_(m, pj)) matmul(true, false, (int)D, (int)E, B, 1.0f, ta->pooled_ln, (int)D, ta->draw, (int)E, 1.0f, G_(m, pj), (int)E);
+    bool ln_tr = tr(m, lw) || tr(m, lb);
+    if (!below[s->L] && !ln_tr) return;
+    float *dpln = ta->dln;   /* [B,D] scratch */
+    matmul(false, true, B, (int)D, (int)E, 1.0f, ta->draw, (int)E, P_(m, pj), (int)E, 0.0f, dpln, (int)D);
+    memset(ta->dpooled, 0, (size_t)B * D * sizeof(float));
+    layernorm_backward(below[s->L] ? ta->dpooled : NULL, G_(m, lw), G_(m, lb), dpln, ta->pooled, P_(m, lw),
+                       ta->post_m, ta->post_r, B, (int)D);
+    if (!below[s->L]) return;
+    memset(ta->dres, 0, M * D * sizeof(float));
+    for (int b = 0; b < B; b++)
+        memcpy(ta->dres + ((size_t)b * s->T + ta->pool[b]) * D, ta->dpooled + (size_t)b * D, D * sizeof(float));
+    // blocks, top down
+    for (int l = s->L - 1; l >= 0; l--) {
+        if (!below[l + 1]) break;
+        BlockActs *a;
+        if (ta->mode == TA_CKPT) {
+            a = &ta->blk[0];
+            a->x_in = ta->xin[l];
+            block_forward(m, s, &s->blk[l], a, NULL, B);   /* recompute (c_proj output not needed) */
+        } else {
+            a = &ta->blk[l];
+        }
+        block_backward(m, s, &s->blk[l], a, ta, below[l], B);
+    }
+    if (!below[0]) return;
+    // stem
+    if (s->vision) {
+        bool emb_tr = tr(m, m->v_class) || tr(m, m->v_pos) || tr(m, m->v_conv);
+        float *dx_pre = ta->dln;
+        if (emb_tr) memset(dx_pre, 0, M * D * sizeof(float));
+        layernorm_backward(emb_tr ? dx_pre : NULL, G_(m, m->v_ln_pre_w), G_(m, m->v_ln_pre_b), ta->dres, ta->x_pre,
+                           P_(m, m->v_ln_pre_w), ta->pre_m, ta->pre_r, (int)M, (int)D);
+        if (!emb_tr) return;
+        float *gc = G_(m, m->v_class), *gp = G_(m, m->v_pos);
+        for (int b = 0; b < B; b++) {
+            const float *xb = dx_pre + (size_t)b * s->T * D;
+            if (gc) for (size_t c = 0; c < D; c++) gc[c] += xb[c];
+            if (gp) for (size_t i = 0; i < (size_t)s->T * D; i++) gp[i] += xb[i];
+        }
+        if (G_(m, m->v_conv)) {
+            for (int b = 0; b < B; b++)
+                memcpy(ta->dpatch + (size_t)b * s->NP * D, dx_pre + ((size_t)b * s->T + 1) * D, (size_t)s->NP * D * sizeof(float));
+            int PP3 = 3 * s->P * s->P;
+            // dconv[D,3PP] += dpatch^T [D,B*NP] @ patches [B*NP,3PP]
+            matmul(true, false, (int)D, PP3, B * s->NP, 1.0f, ta->dpatch, (int)D, ta->patches, PP3, 1.0f, G_(m, m->v_conv), PP3);
+        }
+    } else {
+        embedding_backward(G_(m, m->t_tok), G_(m, m->t_pos), ta->dres, ta->ids, B, s->T, (int)D);
+    }
+}
