@@ -86,6 +86,10 @@ static int log_level_get(void) {
     return log_level;
 }
 
+static cm_log_sink_fn log_sink;
+static void *log_sink_ctx;
+void cm_log_set_sink(cm_log_sink_fn fn, void *ctx) { log_sink = fn; log_sink_ctx = ctx; }
+
 void cm_log(int level, const char *fmt, ...) {
     if (level > log_level_get()) return;
     static const char *tag[] = {"error", "warning", "info", "debug"};
@@ -95,6 +99,7 @@ void cm_log(int level, const char *fmt, ...) {
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     fprintf(stderr, "clipmod %s: %s\n", tag[level], buf);
+    if (log_sink) log_sink(level, buf, log_sink_ctx);
 }
 
 // ----------------------------------------------------------------------------

@@ -381,9 +381,12 @@ cm_status cm_checkpoint_open_model(const char *path, CmModel **out, CmCkptMeta *
     CmTensorFile *bf = NULL;
     bool *loaded = NULL;
     if (!is_ckpt) {
-        /* a plain weights file: TODO use cm_config_from_tensorfile once src/model has it */
-        st = cm_error(CM_ERR_FORMAT, "%s: not a clipmod checkpoint (no \"clipmod_checkpoint\" metadata)", path);
-        goto fail;
+        /* a plain weights file (OpenCLIP or clipmod export): config from its shapes, LoRA/head
+           initialised when absent (LoRA B = 0: the towers equal plain CLIP) */
+        cm_tensorfile_close(f);
+        if ((st = cm_model_from_file(path, NULL, CM_LOAD_CLIP_ONLY_OK, 0, out))) return st;
+        if (meta) { memset(meta, 0, sizeof *meta); snprintf(meta->base_model, sizeof meta->base_model, "%s", path); }
+        return CM_OK;
     }
     if ((st = read_meta(f, path, &mt, &cfg))) goto fail;
     if ((st = cm_model_create(&cfg, &m))) goto fail;

@@ -1,0 +1,288 @@
+/*
+ * run.c — a training run: run folder, out.log, params.txt, resume, epochs, progress lines,
+ * validation + results.jsonl, checkpoints. See run.h.
+ */
+#include "train/run.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "common/rng.h"
+#include "train/checkpoint.h"
+
+uint64_t cm_epoch_seed(uint64_t seed, int64_t epoch, uint64_t stream) {
+    uint64_t x = seed ^ 0x5deece66dULL;
+    uint64_t a = cm_splitmix64(&x);
+    x = a ^ ((uint64_t)epoch * 0x9e3779b97f4a7c15ULL) ^ (stream << 56);
+    return cm_splitmix64(&x);
+}
+
+/* ---- out.log: OpenCLIP's "%(asctime)s | %(levelname)s | %(message)s" ---- */
+static void outlog_sink(int level, const char *msg, void *ctx) {
+    FILE *f = ctx;
+    static const char *names[] = {"ERROR", "WARNING", "INFO", "DEBUG"};
+    char date[32];
+    time_t t = time(NULL);
+    struct tm tmv;
+    localtime_r(&t, &tmv);
+    strftime(date, sizeof date, "%Y-%m-%d,%H:%M:%S", &tmv);
+    fprintf(f, "%s | %s | %s\n", date, names[level < 0 ? 0 : (level > 3 ? 3 : level)], msg);
+    fflush(f);
+}
+
+static void fmt_eta(double s, char *buf, size_t n) {
+    if (!isfinite(s) || s < 0) { snprintf(buf, n, "?"); return; }
+    long long t = (long long)(s + 0.5);
+    snprintf(buf, n, "%lld:%02lld:%02lld", t / 3600, (t / 60) % 60, t % 60);
+}
+
+typedef struct { double sum; int64_t n; } Avg;
+static void avg_add(Avg *a, double v) { a->sum += v; a->n++; }
+static double avg_get(const Avg *a) { return a->n ? a->sum / a->n : 0; }
+
+static cm_status save_ckpt(CmRun *r, CmTrainer *t, const char *ckdir, int64_t completed, const char *base_sha,
+                           bool trainable_only, const char *args_json) {
+    const CmTrainOpts *o = r->o;
+    CmCkptMeta meta;
+    memset(&meta, 0, sizeof meta);
+    meta.epoch = completed;
+    meta.step = t->step;
+    snprintf(meta.name, sizeof meta.name, "%s", o->name);
+    if (r->base_model) snprintf(meta.base_model, sizeof meta.base_model, "%s", r->base_model);
+    snprintf(meta.base_sha256, sizeof meta.base_sha256, "%s", base_sha ? base_sha : "");
+    meta.mode = r->m->mode;
+    meta.lock_image = r->m->lock_image;
+    meta.lock_text = r->m->lock_text;
+    meta.trainable_only = trainable_only;
+    meta.n_rng = 1;
+    snprintf(meta.rng_name[0], sizeof meta.rng_name[0], "dropout");
+    meta.rng[0] = *cm_acts_rng(t->acts);
+    meta.args_json = args_json;
+    char path[1200];
+    cm_status st;
+    bool periodic = completed == o->epochs || (o->save_frequency > 0 && completed % o->save_frequency == 0);
+    if (periodic) {
+        cm_checkpoint_path(path, sizeof path, ckdir, completed);
+        if ((st = cm_checkpoint_save(path, r->m, &t->opt, &meta))) return st;
+        cm_info("Saved checkpoint %s", path);
+        if (o->delete_previous_checkpoint && completed > 1) {
+            char prev[1200];
+            cm_checkpoint_path(prev, sizeof prev, ckdir, completed - 1);
+            if (cm_file_exists(prev) && unlink(prev)) cm_warn("could not delete %s: %s", prev, strerror(errno));
+        }
+    }
+    if (o->save_most_recent) {
+        cm_checkpoint_path(path, sizeof path, ckdir, -1);
+        if ((st = cm_checkpoint_save(path, r->m, &t->opt, &meta))) return st;
+    }
+    return CM_OK;
+}
+
+cm_status cm_train_run(CmRun *r) {
+    const CmTrainOpts *o = r->o;
+    CmModel *m = r->m;
+    cm_status st = CM_OK;
+    FILE *outlog = NULL;
+    char *args_json = NULL, *resume_path = NULL;
+    float *img = NULL;
+    int32_t *tok = NULL, *lab = NULL;
+    CmTrainer t;
+    memset(&t, 0, sizeof t);
+    r->have_val = false;
+    r->run_dir[0] = 0;
+    const int B = o->batch_size, K = o->accum_freq;
+    const int S = m->cfg.vision.image_size, ctx = m->cfg.text.context_length;
+    bool save_logs = o->logs && *o->logs && strcasecmp(o->logs, "none");
+    char ckdir[1100] = "";
+
+    if (r->train->batch != B || r->train->image_size != S || r->train->ctx != ctx)
+        return cm_error(CM_ERR_ARG, "training data: batch %d / image %d / context %d, the run wants %d / %d / %d",
+                        r->train->batch, r->train->image_size, r->train->ctx, B, S, ctx);
+    const int64_t steps_per_epoch = r->train->num_batches / K;
+    if (steps_per_epoch < 1)
+        return cm_error(CM_ERR_ARG, "--accum-freq %d is larger than the %lld batches of an epoch (--train-num-samples / --batch-size)",
+                        K, (long long)r->train->num_batches);
+
+    /* run folder (OpenCLIP refuses to reuse one unless resuming) */
+    if (save_logs) {
+        snprintf(r->run_dir, sizeof r->run_dir, "%s/%s", o->logs, o->name);
+        size_t L = strlen(r->run_dir);
+        while (L > 1 && r->run_dir[L - 1] == '/') r->run_dir[--L] = 0;
+        char logpath[1200];
+        snprintf(logpath, sizeof logpath, "%s/out.log", r->run_dir);
+        if (cm_file_exists(logpath) && !o->resume)
+            return cm_error(CM_ERR_ARG, "--name %s: experiment %s already exists; use another --name or --resume latest", o->name, r->run_dir);
+        snprintf(ckdir, sizeof ckdir, "%s/checkpoints", r->run_dir);
+        if ((st = cm_mkdir_p(ckdir))) return st;
+        outlog = fopen(logpath, "a");
+        if (!outlog) return cm_error(CM_ERR_IO, "%s: cannot open: %s", logpath, strerror(errno));
+        cm_log_set_sink(outlog_sink, outlog);
+        char pp[1200];
+        snprintf(pp, sizeof pp, "%s/params.txt", r->run_dir);
+        if ((st = cm_train_opts_write_params(o, pp))) goto done;
+    }
+    args_json = cm_train_opts_json(o);
+
+    /* schedule */
+    CmTrainerCfg tc = {0};
+    tc.micro_batch = B; tc.accum_freq = K; tc.grad_checkpointing = o->grad_checkpointing; tc.dropout = r->dropout;
+    tc.beta1 = o->beta1; tc.beta2 = o->beta2; tc.eps = o->eps; tc.wd = o->wd;
+    tc.grad_clip_norm = isnan(o->grad_clip_norm) ? 0 : o->grad_clip_norm;
+    tc.w_con = (float)o->contrastive_weight; tc.w_cls = (float)o->classification_weight;
+    if ((st = cm_lr_kind_parse(o->lr_scheduler, &tc.sched.kind))) goto done;
+    tc.sched.base_lr = o->lr;
+    tc.sched.warmup = o->skip_scheduler ? 0 : o->warmup;
+    if (o->skip_scheduler) tc.sched.kind = CM_LR_CONST;
+    tc.sched.total_steps = steps_per_epoch * o->epochs;
+    tc.sched.cooldown_steps = steps_per_epoch * (o->epochs_cooldown > 0 ? o->epochs_cooldown : 0);
+    tc.sched.cooldown_power = o->lr_cooldown_power;
+    tc.sched.cooldown_end_lr = o->lr_cooldown_end;
+    char warnmsg[512];
+    if (!o->skip_scheduler && cm_lr_warmup_too_long(&tc.sched, warnmsg, sizeof warnmsg)) {
+        cm_warn("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
+        cm_warn("%s", warnmsg);
+        cm_warn("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
+    }
+    if ((st = cm_trainer_init(&t, m, &tc))) goto done;
+
+    /* base model hash for trainable-only checkpoints */
+    bool trainable_only = false;
+    char base_sha[65] = "";
+    if (r->base_model)
+        for (int i = 0; i < m->n_params; i++) trainable_only |= !m->params[i].trainable;
+    if (save_logs && trainable_only && (st = cm_sha256_file(r->base_model, base_sha))) goto done;
+
+    /* resume */
+    int64_t start_epoch = 0;
+    if (o->resume && *o->resume) {
+        if (!strcmp(o->resume, "latest")) {
+            if (!save_logs) { st = cm_error(CM_ERR_ARG, "--resume latest needs --logs (the run folder holds the checkpoints)"); goto done; }
+            if (cm_checkpoint_find_latest(ckdir, &resume_path)) {
+                cm_info("No latest resume checkpoint found in %s.", ckdir);
+                resume_path = NULL;
+            } else cm_info("Found latest resume checkpoint at %s.", resume_path);
+        } else {
+            resume_path = cm_malloc(strlen(o->resume) + 1, "resume path");
+            if (!resume_path) { st = CM_ERR_OOM; goto done; }
+            strcpy(resume_path, o->resume);
+        }
+        if (resume_path) {
+            CmCkptMeta meta;
+            if ((st = cm_checkpoint_read_meta(resume_path, &meta, NULL))) { cm_error_prefix("--resume"); goto done; }
+            if (meta.trainable_only && meta.base_sha256[0] && base_sha[0] && strcmp(meta.base_sha256, base_sha)) {
+                st = cm_error(CM_ERR_ARG, "--resume %s: trained on a base model with SHA-256 %.12s..., --pretrained %s is %.12s...",
+                              resume_path, meta.base_sha256, r->base_model, base_sha);
+                goto done;
+            }
+            if ((st = cm_checkpoint_load(resume_path, m, &t.opt, &meta))) { cm_error_prefix("--resume"); goto done; }
+            start_epoch = meta.epoch;
+            t.step = meta.step;
+            if (meta.step != start_epoch * steps_per_epoch)
+                cm_warn("--resume: checkpoint is at step %lld, epoch %lld x %lld steps/epoch = %lld (different epoch size?)",
+                        (long long)meta.step, (long long)start_epoch, (long long)steps_per_epoch, (long long)(start_epoch * steps_per_epoch));
+            cm_info("=> resuming checkpoint '%s' (epoch %lld)", resume_path, (long long)start_epoch);
+        }
+    }
+
+    size_t isz = (size_t)3 * S * S;
+    img = cm_malloc((size_t)K * B * isz * sizeof(float), "training batch");
+    tok = cm_malloc((size_t)K * B * ctx * sizeof(int32_t), "training batch");
+    lab = cm_malloc((size_t)K * B * sizeof(int32_t), "training batch");
+    if (!img || !tok || !lab) { st = CM_ERR_OOM; goto done; }
+
+    int64_t trainable = cm_model_trainable_count(m);
+    cm_info("Model %s: %lld trainable parameters (%s), %lld steps per epoch, %lld total, batch %d x accum %d",
+            m->cfg.name, (long long)trainable, o->enable_lora ? "LoRA + head" : "all", (long long)steps_per_epoch,
+            (long long)tc.sched.total_steps, B, K);
+    double t_run0 = cm_now();
+    int64_t steps_this_run = 0;
+    const uint64_t seed = (uint64_t)o->seed;
+    char digits_buf[32];
+    int sample_digits = snprintf(digits_buf, sizeof digits_buf, "%lld", (long long)(r->train->num_batches * B));
+
+    for (int64_t epoch = start_epoch; epoch < o->epochs; epoch++) {
+        cm_info("Start epoch %lld", (long long)epoch);
+        cm_acts_seed(t.acts, cm_epoch_seed(seed, epoch, 1));
+        if ((st = r->train->start_epoch(r->train, epoch))) goto done;
+        Avg a_loss = {0}, a_con = {0}, a_cls = {0}, a_data = {0}, a_batch = {0};
+        double t_last = cm_now(), data_time = 0;
+        for (int64_t i = 0; i < r->train->num_batches; i++) {
+            int slot = (int)(i % K);
+            double t0 = cm_now();
+            int got = 0;
+            if ((st = r->train->next(r->train, img + (size_t)slot * B * isz, tok + (size_t)slot * B * ctx, lab + (size_t)slot * B, &got)))
+                goto done;
+            data_time += cm_now() - t0;
+            if (got != B) {
+                if (got == 0) { cm_warn("epoch %lld: the data ran out after %lld of %lld batches", (long long)epoch, (long long)i, (long long)r->train->num_batches); break; }
+                st = cm_error(CM_ERR_ARG, "training data: a partial batch of %d (batch size %d)", got, B);
+                goto done;
+            }
+            if ((i + 1) % K != 0) continue;
+            int64_t i_accum = i / K;
+            CmStepStats s;
+            if ((st = cm_trainer_step(&t, img, tok, lab, K * B, &s))) goto done;
+            r->last = s;
+            if (r->on_step) r->on_step(r->cb_ctx, t.step - 1, &s);
+            steps_this_run++;
+            double now = cm_now();
+            avg_add(&a_batch, now - t_last);
+            avg_add(&a_data, data_time);
+            t_last = now; data_time = 0;
+            avg_add(&a_loss, s.loss); avg_add(&a_con, s.loss_con); avg_add(&a_cls, s.loss_cls);
+            int64_t batch_count = i_accum + 1;
+            if (i_accum % o->log_every_n_steps == 0 || batch_count == steps_per_epoch) {
+                int64_t num_samples = batch_count * B * K;
+                double sps = a_batch.n ? (double)B * K / avg_get(&a_batch) : 0;
+                double remaining = (double)(tc.sched.total_steps - t.step) * ((cm_now() - t_run0) / (double)steps_this_run);
+                char eta[32];
+                fmt_eta(remaining, eta, sizeof eta);
+                cm_info("Train Epoch: %lld [%*lld/%lld (%.0f%%)] Data (t): %.3f Batch (t): %.3f, %#g/s, %#g/s/gpu LR: %5f "
+                        "Logit Scale: %.3f Contrastive_loss: %#.5g (%#.5g) Classification_loss: %#.5g (%#.5g) Loss: %#.5g (%#.5g) ETA: %s",
+                        (long long)epoch, sample_digits, (long long)num_samples, (long long)(r->train->num_batches * B),
+                        100.0 * batch_count / steps_per_epoch, avg_get(&a_data), avg_get(&a_batch), sps, sps, s.lr,
+                        s.logit_scale, s.loss_con, avg_get(&a_con), s.loss_cls, avg_get(&a_cls), s.loss, avg_get(&a_loss), eta);
+                a_data = (Avg){0}; a_batch = (Avg){0};
+            }
+        }
+        int64_t completed = epoch + 1;
+        if (r->train->skipped) cm_info("epoch %lld: %lld bad samples skipped so far", (long long)epoch, (long long)r->train->skipped);
+
+        /* validation */
+        if (r->val && o->val_frequency > 0 && (completed % o->val_frequency == 0 || completed == o->epochs)) {
+            double tv = cm_now();
+            if ((st = cm_validate(m, r->val, epoch, tc.w_con, tc.w_cls, &r->val_metrics))) { cm_error_prefix("validation"); goto done; }
+            r->have_val = true;
+            CmMetrics *vm = &r->val_metrics;
+            cm_info("Eval Epoch: %lld clip_val_loss: %.4f\tval_loss: %.4f\ttop1: %.4f\ttop2: %.4f\tmacro_f1: %.4f\tnum_samples: %lld\t(%.1f s)",
+                    (long long)completed, vm->clip_loss_n ? vm->clip_loss_sum / vm->clip_loss_n : 0.0,
+                    vm->loss_n ? vm->loss_sum / vm->loss_n : 0.0, cm_metrics_top1(vm), cm_metrics_top2(vm),
+                    cm_metrics_macro_f1(vm), (long long)vm->n, cm_now() - tv);
+            if (save_logs) {
+                char extra[128], rp[1200];
+                snprintf(extra, sizeof extra, "\"epoch\":%lld,\"step\":%lld", (long long)completed, (long long)t.step);
+                char *js = cm_metrics_json(vm, extra);
+                if (!js) { st = CM_ERR_OOM; goto done; }
+                snprintf(rp, sizeof rp, "%s/results.jsonl", r->run_dir);
+                st = cm_append_line(rp, js);
+                cm_free(js);
+                if (st) goto done;
+            }
+        }
+        if (save_logs && (st = save_ckpt(r, &t, ckdir, completed, base_sha, trainable_only, args_json))) goto done;
+    }
+    r->steps_done = t.step;
+    r->train_seconds = cm_now() - t_run0;
+
+done:
+    if (st && outlog) outlog_sink(CM_LOG_ERROR, cm_last_error(), outlog);
+    cm_trainer_free(&t);
+    cm_free(img); cm_free(tok); cm_free(lab);
+    cm_free(args_json); cm_free(resume_path);
+    if (outlog) { cm_log_set_sink(NULL, NULL); fclose(outlog); }
+    return st;
+}

@@ -1,0 +1,49 @@
+/*
+ * run.h — a whole training run as OpenCLIP's main()/train_one_epoch() drive it (reference §7):
+ * run folder <logs>/<name>/ with out.log (OpenCLIP's "date | LEVEL | message" lines), params.txt
+ * and checkpoints/; resume (PATH or latest); the epoch loop with the LR schedule per optimizer
+ * step, progress lines (samples/s, losses, LR, logit scale, ETA) every --log-every-n-steps;
+ * validation every --val-frequency epochs appended to <logs>/<name>/results.jsonl (DESIGN §3);
+ * checkpoints per --save-frequency / --save-most-recent / --delete-previous-checkpoint.
+ *
+ * Reproducibility: the head-dropout RNG is reseeded at the start of every epoch from (--seed,
+ * epoch) and the batch sources reseed from (seed, epoch) too, so a run resumed from its epoch-N
+ * checkpoint continues bit-identically (same thread count).
+ * defines: CmRun, cm_train_run, cm_epoch_seed
+ */
+#ifndef CM_TRAIN_RUN_H
+#define CM_TRAIN_RUN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "model/model.h"
+#include "train/batches.h"
+#include "train/metrics.h"
+#include "train/train_opts.h"
+#include "train/trainer.h"
+
+typedef struct {
+    /* inputs */
+    const CmTrainOpts *o;
+    CmModel *m;                  /* weights loaded, mode set (cm_model_set_mode) */
+    CmBatchSource *train;        /* num_batches per epoch already sized (cm_epoch_sizing) */
+    CmBatchSource *val;          /* NULL: no validation */
+    const char *base_model;      /* the --pretrained weights file, NULL when trained from scratch */
+    bool dropout;                /* head dropout in training (true normally; false for golden checks) */
+    void (*on_step)(void *ctx, int64_t step, const CmStepStats *s);   /* optional, after each step */
+    void *cb_ctx;
+    /* outputs */
+    char run_dir[1024];          /* "" when --logs none */
+    bool have_val;
+    CmMetrics val_metrics;       /* the last validation */
+    CmStepStats last;            /* the last optimizer step */
+    int64_t steps_done;
+    double train_seconds;
+} CmRun;
+
+cm_status cm_train_run(CmRun *r);
+
+/* The per-epoch seed of the dropout RNG and the data pipelines. */
+uint64_t cm_epoch_seed(uint64_t seed, int64_t epoch, uint64_t stream);
+
+#endif

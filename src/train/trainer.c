@@ -1,0 +1,200 @@
+/*
+ * trainer.c — one OpenCLIP optimizer step (accum_freq 1 and the feature cache), see trainer.h.
+ */
+#include "train/trainer.h"
+
+#include <math.h>
+#include <string.h>
+#include "train/batches.h"
+#include "train/checkpoint.h"
+
+cm_status cm_trainer_init(CmTrainer *t, CmModel *m, const CmTrainerCfg *cfg) {
+    memset(t, 0, sizeof *t);
+    if (cfg->micro_batch < 1 || cfg->accum_freq < 1)
+        return cm_error(CM_ERR_ARG, "trainer: --batch-size %d and --accum-freq %d must be >= 1", cfg->micro_batch, cfg->accum_freq);
+    if (!m->cfg.has_head) return cm_error(CM_ERR_ARG, "trainer: the model has no classification head");
+    t->m = m; t->cfg = *cfg;
+    t->E = m->cfg.embed_dim; t->K = cfg->accum_freq; t->n_cls = m->cfg.head.n_classes;
+    cm_status st = cm_opt_params_from_model(m, &t->pp, &t->np);
+    if (st) return st;
+    if (t->np == 0) { cm_trainer_free(t); return cm_error(CM_ERR_ARG, "trainer: nothing is trainable (mode %d)", (int)m->mode); }
+    if ((st = cm_adamw_init(&t->opt, t->pp, t->np, cfg->beta1, cfg->beta2, cfg->eps, cfg->wd))) { cm_trainer_free(t); return st; }
+    if ((st = cm_acts_create(m, cfg->micro_batch, cfg->grad_checkpointing, &t->acts))) { cm_trainer_free(t); return st; }
+    size_t n = (size_t)cfg->micro_batch * t->K, B = cfg->micro_batch;
+    t->U = cm_malloc(n * t->E * 4, "trainer features");
+    t->V = cm_malloc(n * t->E * 4, "trainer features");
+    t->H = cm_malloc(n * t->n_cls * 4, "trainer logits");
+    t->dU = cm_malloc(n * t->E * 4, "trainer gradients");
+    t->dV = cm_malloc(n * t->E * 4, "trainer gradients");
+    t->dH = cm_malloc(n * t->n_cls * 4, "trainer gradients");
+    t->Uj = cm_malloc(B * t->E * 4, "trainer features");
+    t->Vj = cm_malloc(B * t->E * 4, "trainer features");
+    t->Hj = cm_malloc(B * t->n_cls * 4, "trainer logits");
+    t->keep = cm_malloc(B * (2 * t->E + t->n_cls) * 4, "trainer cache scratch");
+    if (!t->keep || !t->U || !t->V || !t->H || !t->dU || !t->dV || !t->dH || !t->Uj || !t->Vj || !t->Hj) {
+        cm_trainer_free(t);
+        return CM_ERR_OOM;
+    }
+    return CM_OK;
+}
+
+void cm_trainer_free(CmTrainer *t) {
+    if (t->acts) cm_acts_free(t->acts);
+    if (t->opt.p) cm_adamw_free(&t->opt);
+    cm_free(t->pp);
+    cm_free(t->U); cm_free(t->V); cm_free(t->H); cm_free(t->dU); cm_free(t->dV); cm_free(t->dH);
+    cm_free(t->Uj); cm_free(t->Vj); cm_free(t->Hj); cm_free(t->keep);
+    memset(t, 0, sizeof *t);
+}
+
+/* d loss / d logit_scale from the loss's feature gradient: the contrastive logits s*u_i.v_j are
+   bilinear in U, so sum_i U_i . dU_i = s * dL/ds exactly (both directions included). Summed in
+   double: the fp32 dscale of the loss kernel carries ~2e-5 relative rounding, this ~1e-7. */
+static float dls_from_features(const float *U, const float *dU, size_t n) {
+    double s = 0;
+    for (size_t k = 0; k < n; k++) s += (double)U[k] * dU[k];
+    return (float)s;
+}
+
+static float *logit_scale_grad(CmTrainer *t) {
+    int i = t->m->logit_scale;
+    return i >= 0 ? t->m->params[i].grad : NULL;   /* NULL unless trainable */
+}
+
+cm_status cm_trainer_grads(CmTrainer *t, const float *images, const int32_t *tokens, const int32_t *labels,
+                           int n, CmStepStats *out) {
+    CmModel *m = t->m;
+    const int B = t->cfg.micro_batch, K = t->K, E = t->E, C = t->n_cls;
+    if (n != B * K) return cm_error(CM_ERR_ARG, "trainer: got %d samples, expected batch %d x accum %d", n, B, K);
+    const int S = m->cfg.vision.image_size, ctx = m->cfg.text.context_length;
+    const size_t img_sz = (size_t)3 * S * S;
+    const float ls = m->params[m->logit_scale].data[0];
+    float *gls = logit_scale_grad(t);
+    bool drop = t->cfg.dropout;
+    CmLossValues lv;
+    cm_status st;
+    float d_ls = 0;
+
+    cm_model_zero_grad(m);
+    if (K == 1) {
+        if ((st = cm_model_forward(m, t->acts, images, tokens, B, drop, t->U, t->V, t->H))) return st;
+        if ((st = cm_loss(t->U, t->V, t->H, labels, B, E, C, ls, t->cfg.w_con, t->cfg.w_cls, &lv, t->dU, t->dV, t->dH, &d_ls)))
+            return st;
+        if (gls) d_ls = dls_from_features(t->U, t->dU, (size_t)B * E);
+        if ((st = cm_model_backward(m, t->acts, t->dU, t->dV, t->dH))) return st;
+        if (gls) gls[0] += d_ls;
+    } else {
+        /* 1. features of every micro-batch without gradients (dropout as in training) */
+        for (int j = 0; j < K; j++) {
+            size_t r = (size_t)j * B;
+            if ((st = cm_model_forward(m, drop ? t->acts : NULL, images + r * img_sz, tokens + r * ctx, B, drop,
+                                       t->U + r * E, t->V + r * E, t->H + r * C)))
+                return st;
+        }
+        /* 2. per micro-batch: fresh forward with gradients, loss over all K*B rows, backward rows j */
+        for (int j = 0; j < K; j++) {
+            size_t r = (size_t)j * B;
+            if ((st = cm_model_forward(m, t->acts, images + r * img_sz, tokens + r * ctx, B, drop, t->Uj, t->Vj, t->Hj)))
+                return st;
+            /* swap the fresh rows into the cache; the cached rows come back after the loss
+               (OpenCLIP builds a new cat() per sub-step and keeps its no-grad cache unchanged) */
+            float *kU = t->keep, *kV = kU + (size_t)B * E, *kH = kV + (size_t)B * E;
+            memcpy(kU, t->U + r * E, (size_t)B * E * 4);
+            memcpy(kV, t->V + r * E, (size_t)B * E * 4);
+            memcpy(kH, t->H + r * C, (size_t)B * C * 4);
+            memcpy(t->U + r * E, t->Uj, (size_t)B * E * 4);
+            memcpy(t->V + r * E, t->Vj, (size_t)B * E * 4);
+            memcpy(t->H + r * C, t->Hj, (size_t)B * C * 4);
+            CmLossValues lj;
+            float dls_j = 0;
+            st = cm_loss(t->U, t->V, t->H, labels, n, E, C, ls, t->cfg.w_con, t->cfg.w_cls, &lj, t->dU, t->dV, t->dH, &dls_j);
+            memcpy(t->U + r * E, kU, (size_t)B * E * 4);
+            memcpy(t->V + r * E, kV, (size_t)B * E * 4);
+            memcpy(t->H + r * C, kH, (size_t)B * C * 4);
+            if (st) return st;
+            if ((st = cm_model_backward(m, t->acts, t->dU + r * E, t->dV + r * E, t->dH + r * C))) return st;
+            if (j == 0) { lv = lj; d_ls = gls ? dls_from_features(t->U, t->dU, (size_t)n * E) : dls_j; }
+        }
+        if (gls) gls[0] += d_ls;   /* once: the big-batch gradient (OpenCLIP: K times) */
+    }
+    if (out) {
+        out->loss = lv.loss; out->loss_con = lv.loss_con; out->loss_cls = lv.loss_cls;
+        out->grad_norm = NAN; out->lr = NAN; out->logit_scale = expf(ls);
+    }
+    if (!isfinite(lv.loss)) return cm_error(CM_ERR_ARG, "training diverged: loss is %g at step %lld", (double)lv.loss, (long long)t->step);
+    return CM_OK;
+}
+
+cm_status cm_trainer_step(CmTrainer *t, const float *images, const int32_t *tokens, const int32_t *labels,
+                          int n, CmStepStats *out) {
+    CmStepStats s;
+    cm_status st = cm_trainer_grads(t, images, tokens, labels, n, &s);
+    if (st) return st;
+    double clip = t->cfg.grad_clip_norm;
+    if (clip > 0) s.grad_norm = cm_clip_grad_norm(t->pp, t->np, clip);
+    double lr = cm_lr_at(&t->cfg.sched, t->step);
+    cm_adamw_step(&t->opt, lr);
+    CmModel *m = t->m;
+    float *ls = m->params[m->logit_scale].data;
+    ls[0] = cm_logit_scale_clamp(ls[0]);
+    t->step++;
+    s.lr = lr;
+    s.logit_scale = expf(ls[0]);
+    if (out) *out = s;
+    return CM_OK;
+}
+
+double cm_clip_val_loss(const float *U, const float *V, int N, int E, float scale) {
+    if (N <= 0) return 0;
+    double total = 0;
+    for (int dir = 0; dir < 2; dir++) {
+        const float *A = dir ? V : U, *Bm = dir ? U : V;
+        for (int i = 0; i < N; i++) {
+            double mx = -INFINITY, diag = 0;
+            double *row = cm_malloc((size_t)N * sizeof(double), "val loss");
+            if (!row) return NAN;
+            for (int j = 0; j < N; j++) {
+                double d = 0;
+                for (int k = 0; k < E; k++) d += (double)A[(size_t)i * E + k] * Bm[(size_t)j * E + k];
+                row[j] = scale * d;
+                if (row[j] > mx) mx = row[j];
+                if (j == i) diag = row[j];
+            }
+            double se = 0;
+            for (int j = 0; j < N; j++) se += exp(row[j] - mx);
+            total += mx + log(se) - diag;
+            cm_free(row);
+        }
+    }
+    return total / (2.0 * N);
+}
+
+cm_status cm_validate(const CmModel *m, CmBatchSource *val, int64_t epoch, float w_con, float w_cls, CmMetrics *out) {
+    const int B = val->batch, S = val->image_size, ctx = val->ctx, E = m->cfg.embed_dim, C = m->cfg.head.n_classes;
+    cm_metrics_init(out, C);
+    if (S != m->cfg.vision.image_size || ctx != m->cfg.text.context_length)
+        return cm_error(CM_ERR_ARG, "validation data: images %d / context %d, the model wants %d / %d", S, ctx,
+                        m->cfg.vision.image_size, m->cfg.text.context_length);
+    float *img = cm_malloc((size_t)B * 3 * S * S * 4, "validation batch");
+    int32_t *tok = cm_malloc((size_t)B * ctx * 4, "validation batch"), *lab = cm_malloc((size_t)B * 4, "validation batch");
+    float *U = cm_malloc((size_t)B * E * 4, "validation features"), *V = cm_malloc((size_t)B * E * 4, "validation features");
+    float *H = cm_malloc((size_t)B * C * 4, "validation logits");
+    cm_status st = CM_OK;
+    if (!img || !tok || !lab || !U || !V || !H) { st = CM_ERR_OOM; goto done; }
+    float ls = m->params[m->logit_scale].data[0], scale = expf(ls);
+    if ((st = val->start_epoch(val, epoch))) goto done;
+    for (;;) {
+        int got = 0;
+        if ((st = val->next(val, img, tok, lab, &got))) goto done;
+        if (got == 0) break;
+        if ((st = cm_model_forward(m, NULL, img, tok, got, false, U, V, H))) goto done;
+        if ((st = cm_metrics_add(out, H, lab, got))) goto done;
+        cm_metrics_add_clip_loss(out, cm_clip_val_loss(U, V, got, E, scale), got);
+        CmLossValues lv;
+        if ((st = cm_loss(U, V, H, lab, got, E, C, ls, w_con, w_cls, &lv, NULL, NULL, NULL, NULL))) goto done;
+        cm_metrics_add_loss(out, lv.loss, got);
+    }
+done:
+    cm_free(img); cm_free(tok); cm_free(lab); cm_free(U); cm_free(V); cm_free(H);
+    return st;
+}
