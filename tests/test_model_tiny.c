@@ -220,6 +220,30 @@ static void test_torch_bin(void) {
     check_clip_only("golden/tiny/open_clip_pytorch_model.bin", 1e-5, "bin");
 }
 
+/* the public API (include/clipmod.h) over the same model */
+static void test_public_api(void) {
+    SHARED_OR_SKIP();
+    REQUIRE(setup(), "setup");
+    clipmod_model *pm = NULL;
+    TRY(clipmod_model_load(tl_shared("golden/tiny/model.safetensors"), tl_shared("golden/tiny/config.json"), &pm));
+    CHECK(clipmod_model_embed_dim(pm) == 32 && clipmod_model_image_size(pm) == 64 && clipmod_model_num_classes(pm) == 7, "dims");
+    float probs[NB * 7], logits[NB * 7], V[NB * 32];
+    TRY(clipmod_classify(pm, g_images, g_tokens, NB, probs, logits));
+    close_rel(logits, tview(g_exp, "head_logits", NULL), NB * 7, 1e-5, "api head logits");
+    for (int i = 0; i < NB; i++) {
+        float z = 0;
+        for (int k = 0; k < 7; k++) z += probs[i * 7 + k];
+        CHECK(fabsf(z - 1.0f) < 1e-5f, "probs row %d sums to %g", i, z);
+    }
+    TRY(clipmod_encode_text(pm, g_tokens, NB, true, V));
+    close_rel(V, tview(g_exp, "text_features", NULL), NB * 32, 1e-5, "api text features");
+    TRY(clipmod_encode_text(pm, g_tokens, NB, false, V));
+    close_rel(V, tview(g_exp, "text_features_raw", NULL), NB * 32, 1e-5, "api text features raw");
+    clipmod_model_free(pm);
+    CHECK(clipmod_model_load(tl_shared("golden/tiny/model.safetensors"), "ViT-B-32", &pm) == CLIPMOD_ERR_SHAPE && !pm,
+          "wrong config: %s", clipmod_last_error());
+}
+
 int main(void) {
     cm_threads_set(0);
     RUN(test_forward_golden);
@@ -230,6 +254,7 @@ int main(void) {
     RUN(test_lora_b0);
     RUN(test_fp16_weights);
     RUN(test_torch_bin);
+    RUN(test_public_api);
     cm_tensorfile_close(g_in);
     cm_tensorfile_close(g_exp);
     cm_tensorfile_close(g_b0);
