@@ -151,6 +151,7 @@ typedef struct CmModel {
     size_t n_floats, n_grad_floats;
     CmTrainMode mode;
     bool lock_image, lock_text;
+    bool amp_bf16;       /* --precision amp/amp_bf16 on CPU: bf16 products in the tower linears */
     /* named indices */
     int logit_scale;
     int v_class, v_pos, v_proj, v_conv, v_ln_pre_w, v_ln_pre_b, v_ln_post_w, v_ln_post_b;
@@ -180,6 +181,11 @@ void cm_formula_fill(const char *name, int ndim, const int64_t *shape, uint64_t 
    lock_image / lock_text freeze a tower (OpenCLIP --lock-image / --lock-text). */
 cm_status cm_model_set_mode(CmModel *m, CmTrainMode mode, bool lock_image, bool lock_text);
 void cm_model_zero_grad(CmModel *m);
+/* --precision amp / amp_bf16 on CPU (DESIGN §3): the towers' linear layers (patch embedding,
+   in_proj, out_proj, c_fc, c_proj; forward and backward) use bf16 products with fp32
+   accumulation; weights, LayerNorm, softmax, attention, LoRA, head, losses stay fp32. Set it
+   before sharing the model between threads. */
+static inline void cm_model_set_amp(CmModel *m, bool bf16) { m->amp_bf16 = bf16; }
 int64_t cm_model_trainable_count(const CmModel *m);
 
 /* Loading (src/model/load.c). Strict: every tensor of the file must be in the table with the same

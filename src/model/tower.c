@@ -137,9 +137,6 @@ static inline const float *P_(const CmModel *m, int i) { return i >= 0 ? m->para
 static inline float *G_(const CmModel *m, int i) { return i >= 0 ? m->params[i].grad : NULL; }
 
 // ---------------------------------------------------------------------------------------------
-// one residual block
-
-// ---------------------------------------------------------------------------------------------
 // small-rank LoRA products and fused residual passes (plain loops: BLAS is slow at N = r = 4)
 
 /* lt[M,r] = ao[M,D] @ A[r,D]^T */
@@ -209,26 +206,54 @@ static void small_tn(float *out, const float *a, const float *X, int M, int D, i
 }
 
 // ---------------------------------------------------------------------------------------------
+// nn.Linear in the model's precision (fp32, or bf16 products with fp32 accumulation for amp)
+
+static inline void LIN_F(const CmModel *m, float *out, const float *x, const float *W, const float *b, int M, int C, int OC) {
+    if (m->amp_bf16) linear_forward_bf16(out, x, W, b, M, C, OC);
+    else linear_forward(out, x, W, b, M, C, OC);
+}
+static inline void LIN_B(const CmModel *m, float *dx, float *dW, float *db, const float *dout, const float *x, const float *W,
+                         int M, int C, int OC) {
+    if (m->amp_bf16) linear_backward_bf16(dx, dW, db, dout, x, W, M, C, OC);
+    else linear_backward(dx, dW, db, dout, x, W, M, C, OC);
+}
+/* dst = res + (x W^T + b [+ LoRA]) : fp32 fuses the residual into the GEMM (beta = 1); amp runs
+   the bf16 linear and then adds (bias and LoRA terms as in fp32). */
+static void linear_residual(const CmModel *m, float *dst, const float *res, const float *x, const float *W, const float *b,
+                            const float *lt, const float *Bw, int r, float s, int M, int C, int D) {
+    if (!m->amp_bf16) {
+        residual_init(dst, res, b, lt, Bw, r, s, M, D);
+        matmul(false, true, M, D, C, 1.0f, x, C, W, C, 1.0f, dst, D);
+        return;
+    }
+    linear_forward_bf16(dst, x, W, NULL, M, C, D);
+    float *tmp = cm_malloc((size_t)M * D * sizeof(float), "residual");
+    CM_ASSERT(tmp != NULL);
+    residual_init(tmp, res, b, lt, Bw, r, s, M, D);
+    add_forward(dst, dst, tmp, (size_t)M * D);
+    cm_free(tmp);
+}
+
+// ---------------------------------------------------------------------------------------------
 // one residual block
 
 /* a->x_in must be set. out == NULL: stop after ln_2/c_fc/GELU (recompute for backward). */
 static void block_forward(const CmModel *m, const TowerSpec *s, const CmBlockIdx *k, BlockActs *a, float *out, int B) {
     int M = B * s->T, D = s->D, H = s->H;
     layernorm_forward(a->ln1, a->m1, a->r1, a->x_in, P_(m, k->ln1_w), P_(m, k->ln1_b), M, D);   // [M,D]
-    linear_forward(a->qkv, a->ln1, P_(m, k->in_w), P_(m, k->in_b), M, D, 3 * D);                 // [M,3D]
+    LIN_F(m, a->qkv, a->ln1, P_(m, k->in_w), P_(m, k->in_b), M, D, 3 * D);                      // [M,3D]
     attention_forward(a->ao, a->att, a->qkv, B, s->T, D, s->NH, s->causal);                     // [M,D]
     // x_mid = x_in + (ao Wo^T + bo + (alpha/r) (ao A^T) B^T)
     if (s->r && k->lora_A >= 0) lora_down(a->lt, a->ao, P_(m, k->lora_A), M, D, s->r);         // [M,r]
-    residual_init(a->x_mid, a->x_in, P_(m, k->out_b), s->r ? a->lt : NULL, P_(m, k->lora_B), s->r, s->lora_scale, M, D);
-    matmul(false, true, M, D, D, 1.0f, a->ao, D, P_(m, k->out_w), D, 1.0f, a->x_mid, D);
+    linear_residual(m, a->x_mid, a->x_in, a->ao, P_(m, k->out_w), P_(m, k->out_b), s->r ? a->lt : NULL,
+                    P_(m, k->lora_B), s->r, s->lora_scale, M, D, D);
     layernorm_forward(a->ln2, a->m2, a->r2, a->x_mid, P_(m, k->ln2_w), P_(m, k->ln2_b), M, D);
-    linear_forward(a->fc, a->ln2, P_(m, k->fc_w), P_(m, k->fc_b), M, D, H);                     // [M,H]
+    LIN_F(m, a->fc, a->ln2, P_(m, k->fc_w), P_(m, k->fc_b), M, D, H);                          // [M,H]
     if (s->quick_gelu) quickgelu_forward(a->act, a->fc, (size_t)M * H);
     else gelu_forward(a->act, a->fc, (size_t)M * H);
     if (!out) return;
     // out = x_mid + (act Wp^T + bp)
-    residual_init(out, a->x_mid, P_(m, k->proj_b), NULL, NULL, 0, 0.0f, M, D);
-    matmul(false, true, M, D, H, 1.0f, a->act, H, P_(m, k->proj_w), H, 1.0f, out, D);          // [M,D]
+    linear_residual(m, out, a->x_mid, a->act, P_(m, k->proj_w), P_(m, k->proj_b), NULL, NULL, 0, 0.0f, M, H, D);
 }
 
 static bool tr(const CmModel *m, int i) { return i >= 0 && m->params[i].trainable; }
@@ -251,7 +276,7 @@ static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, 
     // --- MLP branch: y = x_mid + act @ Wp^T + bp
     bool need_dact = tr(m, k->fc_w) || tr(m, k->fc_b) || ln2_tr || need_attn;
     if (need_dact) memset(ta->dact, 0, M * H * sizeof(float));
-    linear_backward(need_dact ? ta->dact : NULL, G_(m, k->proj_w), G_(m, k->proj_b), dres, a->act,
+    LIN_B(m, need_dact ? ta->dact : NULL, G_(m, k->proj_w), G_(m, k->proj_b), dres, a->act,
                     P_(m, k->proj_w), (int)M, (int)H, (int)D);
     if (need_dact) {
         memset(ta->dfc, 0, M * H * sizeof(float));
@@ -259,7 +284,7 @@ static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, 
         else gelu_backward(ta->dfc, a->fc, ta->dact, M * H);
         bool need_dln2 = ln2_tr || need_attn;
         if (need_dln2) memset(ta->dln, 0, M * D * sizeof(float));
-        linear_backward(need_dln2 ? ta->dln : NULL, G_(m, k->fc_w), G_(m, k->fc_b), ta->dfc, a->ln2,
+        LIN_B(m, need_dln2 ? ta->dln : NULL, G_(m, k->fc_w), G_(m, k->fc_b), ta->dfc, a->ln2,
                         P_(m, k->fc_w), (int)M, (int)D, (int)H);
         if (need_dln2)
             layernorm_backward(need_attn ? dres : NULL, G_(m, k->ln2_w), G_(m, k->ln2_b), ta->dln, a->x_mid,
@@ -269,7 +294,7 @@ static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, 
     // --- attention branch: x_mid = x_in + ao Wo^T + bo + s (ao A^T) B^T ; dres = d x_mid
     bool need_dao = need_dx || tr(m, k->ln1_w) || tr(m, k->ln1_b) || tr(m, k->in_w) || tr(m, k->in_b);
     if (need_dao) memset(ta->dao, 0, M * D * sizeof(float));
-    linear_backward(need_dao ? ta->dao : NULL, G_(m, k->out_w), G_(m, k->out_b), dres, a->ao, P_(m, k->out_w),
+    LIN_B(m, need_dao ? ta->dao : NULL, G_(m, k->out_w), G_(m, k->out_b), dres, a->ao, P_(m, k->out_w),
                     (int)M, (int)D, (int)D);
     if (s->r) {
         float *gA = G_(m, k->lora_A), *gB = G_(m, k->lora_B);
@@ -312,7 +337,7 @@ static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, 
     attention_backward(ta->dqkv, ta->dao, a->qkv, a->att, B, s->T, (int)D, s->NH, s->causal);
     bool need_dln1 = need_dx || tr(m, k->ln1_w) || tr(m, k->ln1_b);
     if (need_dln1) memset(ta->dln, 0, M * D * sizeof(float));
-    linear_backward(need_dln1 ? ta->dln : NULL, G_(m, k->in_w), G_(m, k->in_b), ta->dqkv, a->ln1, P_(m, k->in_w),
+    LIN_B(m, need_dln1 ? ta->dln : NULL, G_(m, k->in_w), G_(m, k->in_b), ta->dqkv, a->ln1, P_(m, k->in_w),
                     (int)M, (int)D, 3 * (int)D);
     if (need_dln1)
         layernorm_backward(need_dx ? dres : NULL, G_(m, k->ln1_w), G_(m, k->ln1_b), ta->dln, a->x_in, P_(m, k->ln1_w),
@@ -329,7 +354,7 @@ void tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const fl
     if (s->vision) {
         int PP3 = 3 * s->P * s->P;
         im2patch(ta->patches, images, B, s->S, s->S, s->P);                                  // [B*NP,3PP]
-        linear_forward(ta->x_last, ta->patches, P_(m, m->v_conv), NULL, B * s->NP, PP3, (int)D);  // tmp [B*NP,D]
+        LIN_F(m, ta->x_last, ta->patches, P_(m, m->v_conv), NULL, B * s->NP, PP3, (int)D);  // tmp [B*NP,D]
         const float *cls = P_(m, m->v_class), *pos = P_(m, m->v_pos);
         #pragma omp parallel for
         for (int b = 0; b < B; b++) {
