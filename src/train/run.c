@@ -62,6 +62,7 @@ static cm_status save_ckpt(CmRun *r, CmTrainer *t, const char *ckdir, int64_t co
     snprintf(meta.rng_name[0], sizeof meta.rng_name[0], "dropout");
     meta.rng[0] = *cm_acts_rng(t->acts);
     meta.args_json = args_json;
+    snprintf(meta.tokenizer, sizeof meta.tokenizer, "%s", r->tokenizer ? r->tokenizer : "bpe");
     char path[1200];
     cm_status st;
     bool periodic = completed == o->epochs || (o->save_frequency > 0 && completed % o->save_frequency == 0);
