@@ -18,6 +18,7 @@
 #include "model/model.h"
 #include "train/checkpoint.h"
 #include "train/metrics.h"
+#include "train/loader_source.h"
 #include "train/shards.h"
 #include "train/textenc.h"
 #include "train/trainer.h"
@@ -34,7 +35,7 @@ int cmd_eval(int argc, char **argv) {
         {"--model-name", ARG_STR, &model_name, "NAME|JSON", "config of a plain weights file"},
         {"--vocab", ARG_STR, &vocab, "PATH", "BPE vocabulary (default: next to the model, $CLIPMOD_VOCAB, ...)"},
         {"--batch-size", ARG_INT, &batch, "N", "batch size (default 64)"},
-        {"--workers", ARG_INT, &workers, "N", "accepted (decoding runs on one thread here)"},
+        {"--workers", ARG_INT, &workers, "N", "decode threads (default 1)"},
         {"--threads", ARG_INT, &threads, "N", "compute threads"},
         {"--contrastive-weight", ARG_FLOAT, &w_con, "W", "weight of the contrastive loss in val_loss (default 1)"},
         {"--classification-weight", ARG_FLOAT, &w_cls, "W", "weight of the classification loss in val_loss (default 1)"},
@@ -52,10 +53,17 @@ int cmd_eval(int argc, char **argv) {
     if (cm_model_open_any(model, model_name, &m, &meta)) goto fail;
     if (!m->cfg.has_head) { cm_error(CM_ERR_ARG, "%s has no classification head", model); goto fail; }
     if (cm_textenc_open(&te, meta.tokenizer[0] ? meta.tokenizer : "bpe", vocab, model)) goto fail;
-    CmShardSourceCfg sc = {0};
-    sc.urls = val; sc.train = false; sc.batch = batch; sc.image_size = m->cfg.vision.image_size;
-    sc.ctx = m->cfg.text.context_length; sc.te = &te;
-    if (cm_batches_shards(&sc, &src)) goto fail;
+    if (!te.bytes && m->cfg.text.context_length == 77) {
+        CmLoaderConfig lc = {0};
+        lc.urls = val; lc.train = false; lc.batch_size = batch; lc.workers = workers; lc.world_size = 1;
+        lc.image_size = m->cfg.vision.image_size; lc.tok = te.bpe;
+        if (cm_batches_loader(&lc, &src)) goto fail;
+    } else {
+        CmShardSourceCfg sc = {0};
+        sc.urls = val; sc.train = false; sc.batch = batch; sc.image_size = m->cfg.vision.image_size;
+        sc.ctx = m->cfg.text.context_length; sc.te = &te;
+        if (cm_batches_shards(&sc, &src)) goto fail;
+    }
     CmMetrics mt;
     double t0 = cm_now();
     if (cm_validate(m, src, 0, (float)w_con, (float)w_cls, &mt)) goto fail;

@@ -8,7 +8,9 @@
  *           y = x_mid + c_proj(gelu(c_fc(ln_2(x_mid))))
  *   top:    pooled = x[b, pool_b] (vision 0, text argmax(ids)); raw = ln(pooled) @ proj; feat = raw/|raw|
  * ln_post / ln_final are row-wise, so applying them to the pooled rows only is the same as
- * applying them to every token and then pooling.
+ * applying them to every token and then pooling. The text tower runs on the first max(pool)+1
+ * tokens of the batch only: under the causal mask later tokens cannot reach a pooled one (their
+ * gradients, e.g. to positional_embedding rows past it, are exactly 0 in torch too).
  *
  * Backward accumulates into the grads of trainable tensors only (NULL grad = frozen = no work) and
  * stops below the lowest layer that has a trainable tensor. With TA_CKPT only block inputs are
@@ -238,11 +240,11 @@ static void linear_residual(const CmModel *m, float *dst, const float *res, cons
 // one residual block
 
 /* a->x_in must be set. out == NULL: stop after ln_2/c_fc/GELU (recompute for backward). */
-static void block_forward(const CmModel *m, const TowerSpec *s, const CmBlockIdx *k, BlockActs *a, float *out, int B) {
-    int M = B * s->T, D = s->D, H = s->H;
+static void block_forward(const CmModel *m, const TowerSpec *s, const CmBlockIdx *k, BlockActs *a, float *out, int B, int T) {
+    int M = B * T, D = s->D, H = s->H;
     layernorm_forward(a->ln1, a->m1, a->r1, a->x_in, P_(m, k->ln1_w), P_(m, k->ln1_b), M, D);   // [M,D]
     LIN_F(m, a->qkv, a->ln1, P_(m, k->in_w), P_(m, k->in_b), M, D, 3 * D);                      // [M,3D]
-    attention_forward(a->ao, a->att, a->qkv, B, s->T, D, s->NH, s->causal);                     // [M,D]
+    attention_forward(a->ao, a->att, a->qkv, B, T, D, s->NH, s->causal);                     // [M,D]
     // x_mid = x_in + (ao Wo^T + bo + (alpha/r) (ao A^T) B^T)
     if (s->r && k->lora_A >= 0) lora_down(a->lt, a->ao, P_(m, k->lora_A), M, D, s->r);         // [M,r]
     linear_residual(m, a->x_mid, a->x_in, a->ao, P_(m, k->out_w), P_(m, k->out_b), s->r ? a->lt : NULL,
@@ -266,8 +268,8 @@ static bool block_trainable(const CmModel *m, const CmBlockIdx *k) {
 
 /* On entry ta->dres = dL/d(block output) [M,D]; on exit (when need_dx) dL/d(block input). */
 static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, BlockActs *a, TowerActs *ta,
-                           bool need_dx, int B) {
-    size_t M = (size_t)B * s->T, D = s->D, H = s->H;
+                           bool need_dx, int B, int T) {
+    size_t M = (size_t)B * T, D = s->D, H = s->H;
     float *dres = ta->dres;
     bool attn_tr = tr(m, k->ln1_w) || tr(m, k->ln1_b) || tr(m, k->in_w) || tr(m, k->in_b) || tr(m, k->out_w) ||
                    tr(m, k->out_b) || tr(m, k->lora_A) || tr(m, k->lora_B);
@@ -334,7 +336,7 @@ static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, 
     }
     if (!need_dao) return;
     memset(ta->dqkv, 0, 3 * M * D * sizeof(float));
-    attention_backward(ta->dqkv, ta->dao, a->qkv, a->att, B, s->T, (int)D, s->NH, s->causal);
+    attention_backward(ta->dqkv, ta->dao, a->qkv, a->att, B, T, (int)D, s->NH, s->causal);
     bool need_dln1 = need_dx || tr(m, k->ln1_w) || tr(m, k->ln1_b);
     if (need_dln1) memset(ta->dln, 0, M * D * sizeof(float));
     LIN_B(m, need_dln1 ? ta->dln : NULL, G_(m, k->in_w), G_(m, k->in_b), ta->dqkv, a->ln1, P_(m, k->in_w),
@@ -348,8 +350,23 @@ static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, 
 // tower
 
 void tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const float *images, const int32_t *ids, int B) {
-    size_t M = (size_t)B * s->T, D = s->D;
+    size_t D = s->D;
+    int T = s->T;
+    if (!s->vision) {
+        /* pool at argmax(ids) (the first EOT); with the causal mask no token after the pooled one
+           can change it, so every layer runs on the first max(pool)+1 tokens only (exact) */
+        int Te = 1;
+        for (int b = 0; b < B; b++) {
+            int best = 0;
+            for (int t = 1; t < s->T; t++) if (ids[(size_t)b * s->T + t] > ids[(size_t)b * s->T + best]) best = t;
+            ta->pool[b] = best;
+            if (best + 1 > Te) Te = best + 1;
+        }
+        if (!s->keep_all_tokens) T = Te;
+    }
     ta->B = B;
+    ta->T = T;
+    size_t M = (size_t)B * T;
     float *x0 = ta->xin[0];
     if (s->vision) {
         int PP3 = 3 * s->P * s->P;
@@ -370,13 +387,8 @@ void tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const fl
         }
         layernorm_forward(x0, ta->pre_m, ta->pre_r, ta->x_pre, P_(m, m->v_ln_pre_w), P_(m, m->v_ln_pre_b), (int)M, (int)D);
     } else {
-        memcpy(ta->ids, ids, M * sizeof(int32_t));
-        embedding_forward(x0, ta->ids, P_(m, m->t_tok), P_(m, m->t_pos), B, s->T, (int)D);
-        for (int b = 0; b < B; b++) {
-            int best = 0;
-            for (int t = 1; t < s->T; t++) if (ids[(size_t)b * s->T + t] > ids[(size_t)b * s->T + best]) best = t;
-            ta->pool[b] = best;
-        }
+        for (int b = 0; b < B; b++) memcpy(ta->ids + (size_t)b * T, ids + (size_t)b * s->T, (size_t)T * sizeof(int32_t));
+        embedding_forward(x0, ta->ids, P_(m, m->t_tok), P_(m, m->t_pos), B, T, (int)D);
     }
     for (int l = 0; l < s->L; l++) {
         BlockActs *a = ta->mode == TA_SAVE ? &ta->blk[l] : &ta->blk[0];
@@ -390,10 +402,10 @@ void tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const fl
             out = l == s->L - 1 ? ta->x_last : ta->xin[l + 1];
         }
         a->x_in = in;
-        block_forward(m, s, &s->blk[l], a, out, B);
+        block_forward(m, s, &s->blk[l], a, out, B, T);
     }
     for (int b = 0; b < B; b++)
-        memcpy(ta->pooled + (size_t)b * D, ta->x_last + ((size_t)b * s->T + ta->pool[b]) * D, D * sizeof(float));
+        memcpy(ta->pooled + (size_t)b * D, ta->x_last + ((size_t)b * T + ta->pool[b]) * D, D * sizeof(float));
     int lw = s->vision ? m->v_ln_post_w : m->t_ln_final_w, lb = s->vision ? m->v_ln_post_b : m->t_ln_final_b;
     int pj = s->vision ? m->v_proj : m->t_proj;
     layernorm_forward(ta->pooled_ln, ta->post_m, ta->post_r, ta->pooled, P_(m, lw), P_(m, lb), B, (int)D);
@@ -414,8 +426,8 @@ bool tower_has_trainable(const CmModel *m, const TowerSpec *s) {
 }
 
 void tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const float *dfeat) {
-    int B = ta->B;
-    size_t M = (size_t)B * s->T, D = s->D, E = s->E;
+    int B = ta->B, T = ta->T;
+    size_t M = (size_t)B * T, D = s->D, E = s->E;
     CM_ASSERT(ta->mode != TA_NONE);
     /* below[l]: something trainable under block l (stem or blocks < l) */
     bool below[257];
@@ -437,7 +449,7 @@ void tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const float *
     if (!below[s->L]) return;
     memset(ta->dres, 0, M * D * sizeof(float));
     for (int b = 0; b < B; b++)
-        memcpy(ta->dres + ((size_t)b * s->T + ta->pool[b]) * D, ta->dpooled + (size_t)b * D, D * sizeof(float));
+        memcpy(ta->dres + ((size_t)b * T + ta->pool[b]) * D, ta->dpooled + (size_t)b * D, D * sizeof(float));
     // blocks, top down
     for (int l = s->L - 1; l >= 0; l--) {
         if (!below[l + 1]) break;
@@ -445,11 +457,11 @@ void tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const float *
         if (ta->mode == TA_CKPT) {
             a = &ta->blk[0];
             a->x_in = ta->xin[l];
-            block_forward(m, s, &s->blk[l], a, NULL, B);   /* recompute (c_proj output not needed) */
+            block_forward(m, s, &s->blk[l], a, NULL, B, T);   /* recompute (c_proj output not needed) */
         } else {
             a = &ta->blk[l];
         }
-        block_backward(m, s, &s->blk[l], a, ta, below[l], B);
+        block_backward(m, s, &s->blk[l], a, ta, below[l], B, T);
     }
     if (!below[0]) return;
     // stem
@@ -474,6 +486,6 @@ void tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const float *
             matmul(true, false, (int)D, PP3, B * s->NP, 1.0f, ta->dpatch, (int)D, ta->patches, PP3, 1.0f, G_(m, m->v_conv), PP3);
         }
     } else {
-        embedding_backward(G_(m, m->t_tok), G_(m, m->t_pos), ta->dres, ta->ids, B, s->T, (int)D);
+        embedding_backward(G_(m, m->t_tok), G_(m, m->t_pos), ta->dres, ta->ids, B, T, (int)D);
     }
 }

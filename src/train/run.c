@@ -219,6 +219,11 @@ cm_status cm_train_run(CmRun *r) {
                 goto done;
             data_time += cm_now() - t0;
             if (got != B) {
+                if (got == 0 && i == 0) {
+                    st = cm_error(CM_ERR_IO, "--train-data: epoch %lld yielded no batch at all (%lld bad samples/shards skipped)",
+                                  (long long)epoch, (long long)r->train->skipped);
+                    goto done;
+                }
                 if (got == 0) { cm_warn("epoch %lld: the data ran out after %lld of %lld batches", (long long)epoch, (long long)i, (long long)r->train->num_batches); break; }
                 st = cm_error(CM_ERR_ARG, "training data: a partial batch of %d (batch size %d)", got, B);
                 goto done;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include "data/wds.h"
 #include "train/setup.h"
+#include "train/loader_source.h"
 #include "train/shards.h"
 #include "train/textenc.h"
 
@@ -17,8 +18,6 @@ cm_status cm_train_main(CmTrainOpts *o, CmRun *r, void (*on_step)(void *, int64_
     if (o->threads > 0) cm_threads_set(o->threads);
     if (o->prec == CM_PREC_AMP_BF16)
         cm_warn("--precision %s: bf16 matrix products are not wired into the model yet; training in fp32", o->precision);
-    if (o->workers > 1)
-        cm_info("--workers %d: this build decodes on one thread (the count still sizes the epoch as in OpenCLIP)", o->workers);
     CmModel *m = NULL;
     char *base = NULL;
     CmTextEnc te = {0};
@@ -31,29 +30,44 @@ cm_status cm_train_main(CmTrainOpts *o, CmRun *r, void (*on_step)(void *, int64_
     }
     if ((st = cm_textenc_open(&te, o->tokenizer, o->vocab, base))) goto out;
 
-    /* epoch sizing (OpenCLIP get_wds_dataset): --train-num-samples, else sizes.json */
-    long long ns = o->train_num_samples;
-    if (ns < 0) {
-        CmShardList sl = {0};
-        int64_t total = 0;
-        cm_status s2 = cm_shardlist_init(&sl, o->train_data, NULL, "--train-data");
-        if (!s2) s2 = cm_dataset_size(&sl.urls, &total);
-        cm_shardlist_free(&sl);
-        if (s2) { st = cm_error_prefix("--train-num-samples not given and the shard sizes are unknown"); goto out; }
-        ns = total;
-    }
-    long long nb;
-    cm_epoch_sizing(ns, o->batch_size, o->workers, &nb, NULL, NULL);
-    CmShardSourceCfg sc = {0};
-    sc.urls = o->train_data; sc.upsampling = o->train_data_upsampling_factors; sc.train = true;
-    sc.resampled = o->dataset_resampled; sc.batch = o->batch_size; sc.image_size = m->cfg.vision.image_size;
-    sc.ctx = m->cfg.text.context_length; sc.num_batches = nb; sc.shuffle = ns < 5000 ? (int)ns : 5000;
-    sc.seed = (uint64_t)o->seed; sc.te = &te;
-    if ((st = cm_batches_shards(&sc, &train))) goto out;
-    if (o->val_data && *o->val_data) {
-        CmShardSourceCfg vc = sc;
-        vc.urls = o->val_data; vc.upsampling = NULL; vc.train = false; vc.resampled = false; vc.shuffle = 0;
-        if ((st = cm_batches_shards(&vc, &val))) goto out;
+    if (!te.bytes && m->cfg.text.context_length == 77) {
+        /* the threaded loader: OpenCLIP's sampling, shuffles and epoch sizing */
+        CmLoaderConfig lc = {0};
+        lc.urls = o->train_data; lc.upsampling = o->train_data_upsampling_factors; lc.train = true;
+        lc.resampled = o->dataset_resampled; lc.batch_size = o->batch_size; lc.workers = o->workers;
+        lc.num_samples = o->train_num_samples > 0 ? o->train_num_samples : 0; lc.seed = (uint64_t)o->seed;
+        lc.world_size = 1; lc.image_size = m->cfg.vision.image_size; lc.tok = te.bpe;
+        if ((st = cm_batches_loader(&lc, &train))) goto out;
+        if (o->val_data && *o->val_data) {
+            CmLoaderConfig vc = lc;
+            vc.urls = o->val_data; vc.upsampling = NULL; vc.train = false; vc.resampled = false; vc.num_samples = 0;
+            if ((st = cm_batches_loader(&vc, &val))) goto out;
+        }
+    } else {
+        /* byte-level captions (the demo) or a non-77 context: the simple single-thread source */
+        long long ns = o->train_num_samples;
+        if (ns < 0) {
+            CmShardList sl = {0};
+            int64_t total = 0;
+            cm_status s2 = cm_shardlist_init(&sl, o->train_data, NULL, "--train-data");
+            if (!s2) s2 = cm_dataset_size(&sl.urls, &total);
+            cm_shardlist_free(&sl);
+            if (s2) { st = cm_error_prefix("--train-num-samples not given and the shard sizes are unknown"); goto out; }
+            ns = total;
+        }
+        long long nb;
+        cm_epoch_sizing(ns, o->batch_size, o->workers, &nb, NULL, NULL);
+        CmShardSourceCfg sc = {0};
+        sc.urls = o->train_data; sc.upsampling = o->train_data_upsampling_factors; sc.train = true;
+        sc.resampled = o->dataset_resampled; sc.batch = o->batch_size; sc.image_size = m->cfg.vision.image_size;
+        sc.ctx = m->cfg.text.context_length; sc.num_batches = nb; sc.shuffle = ns < 5000 ? (int)ns : 5000;
+        sc.seed = (uint64_t)o->seed; sc.te = &te;
+        if ((st = cm_batches_shards(&sc, &train))) goto out;
+        if (o->val_data && *o->val_data) {
+            CmShardSourceCfg vc = sc;
+            vc.urls = o->val_data; vc.upsampling = NULL; vc.train = false; vc.resampled = false; vc.shuffle = 0;
+            if ((st = cm_batches_shards(&vc, &val))) goto out;
+        }
     }
     r->o = o; r->m = m; r->train = train; r->val = val; r->base_model = base; r->dropout = true;
     r->tokenizer = o->tokenizer;
