@@ -8,7 +8,9 @@
 
 #include <dirent.h>
 #include <stdint.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#include <cjson/cJSON.h>
 #include "common/common.h"
 #include "data/bytetok.h"
 #include "data/image.h"
@@ -253,6 +255,106 @@ static void test_synth_json_errors(void) {
     cm_free(j);
 }
 
+// ---------------------------------------------------------------------------------------------
+// `clipmod demo` as users call it
+
+static const char *bin(void) {
+    static char b[512];
+    const char *e = getenv("CLIPMOD_BIN");
+    if (e && *e) return e;
+    const char *d = getenv("BUILD");
+    snprintf(b, sizeof b, "%s/clipmod", d && *d ? d : "build");
+    return b;
+}
+
+/* Run `clipmod <args>`; stdout into out, the last stderr line into err; returns the exit status. */
+static int run(const char *args, char *out, size_t n, char *err, size_t en) {
+    char cmd[4096], ef[600];
+    snprintf(ef, sizeof ef, "%s/stderr.txt", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s %s 2>%s", bin(), args, ef);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t k = fread(out, 1, n - 1, p);
+    out[k] = 0;
+    int st = pclose(p);
+    if (err) {
+        err[0] = 0;
+        FILE *f = fopen(ef, "r");
+        char line[1024];
+        if (f) { while (fgets(line, sizeof line, f)) snprintf(err, en, "%s", line); fclose(f); }
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char g_out[1 << 18];
+
+/* The last non-empty line of s (modified in place). */
+static char *last_line(char *s) {
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r')) s[--n] = 0;
+    char *p = strrchr(s, '\n');
+    return p ? p + 1 : s;
+}
+
+static void test_demo_short_run(void) {
+    if (access(bin(), X_OK)) { fprintf(stderr, "  SKIPPED: %s missing\n", bin()); tl_skip++; return; }
+    char err[1024], args[1024];
+    snprintf(args, sizeof args, "demo --data-dir %s/run --train-samples 256 --val-samples 70 --epochs 1 --batch-size 32 "
+             "--warmup 2 --threads 1 --seed 3", tmpdir);
+    int rc = run(args, g_out, sizeof g_out, err, sizeof err);
+    REQUIRE(rc == 0, "demo exit %d: %s", rc, err);
+    CHECK(strstr(g_out, "confusion") != NULL, "no confusion matrix in: %.400s", g_out);
+    char *line = last_line(g_out);
+    cJSON *j = cJSON_Parse(line);
+    REQUIRE(j && cJSON_IsObject(j), "last line is not a JSON object: %s", line);
+    const cJSON *t1 = cJSON_GetObjectItem(j, "top1"), *t2 = cJSON_GetObjectItem(j, "top2"), *n = cJSON_GetObjectItem(j, "n");
+    const cJSON *conf = cJSON_GetObjectItem(j, "confusion");
+    CHECK(cJSON_IsNumber(t1) && cJSON_IsNumber(t2) && t1->valuedouble >= 0 && t1->valuedouble <= t2->valuedouble &&
+          t2->valuedouble <= 1, "top1/top2: %s", line);
+    CHECK(cJSON_IsNumber(n) && n->valueint == 70, "n: %s", line);
+    CHECK(cJSON_IsArray(conf) && cJSON_GetArraySize(conf) == 7, "confusion: %s", line);
+    int64_t sum = 0;
+    for (int r = 0; r < cJSON_GetArraySize(conf); r++) {
+        const cJSON *row = cJSON_GetArrayItem(conf, r);
+        for (int c = 0; c < cJSON_GetArraySize(row); c++) sum += (int64_t)cJSON_GetArrayItem(row, c)->valuedouble;
+    }
+    CHECK(sum == 70, "confusion sums to %lld", (long long)sum);
+    cJSON_Delete(j);
+    /* --data-dir keeps the shards, written by the real writer */
+    char p[600];
+    snprintf(p, sizeof p, "%s/run/train/00000.tar", tmpdir);
+    CHECK(cm_file_exists(p), "%s missing", p);
+    snprintf(p, sizeof p, "%s/run/val/sizes.json", tmpdir);
+    CHECK(cm_file_exists(p), "%s missing", p);
+}
+
+static void test_demo_usage_errors(void) {
+    if (access(bin(), X_OK)) { fprintf(stderr, "  SKIPPED: %s missing\n", bin()); tl_skip++; return; }
+    char err[1024], args[1200];
+    int rc = run("demo --modality sound", g_out, sizeof g_out, err, sizeof err);
+    CHECK(rc == 2 && strstr(err, "--modality"), "bad modality: rc %d, %s", rc, err);
+    rc = run("demo --epochs 0", g_out, sizeof g_out, err, sizeof err);
+    CHECK(rc == 2 && strstr(err, "--epochs"), "epochs 0: rc %d, %s", rc, err);
+    rc = run("demo --train-samples 10 --batch-size 64", g_out, sizeof g_out, err, sizeof err);
+    CHECK(rc == 2 && strstr(err, "--batch-size"), "batch > samples: rc %d, %s", rc, err);
+    rc = run("demo --help", g_out, sizeof g_out, err, sizeof err);
+    CHECK(rc == 0 && strstr(g_out, "--data-dir"), "help: rc %d", rc);
+    /* a model config whose text tower is not byte-level */
+    snprintf(args, sizeof args, "%s/bpe.json", tmpdir);
+    FILE *f = fopen(args, "w");
+    REQUIRE(f, "cannot write %s", args);
+    fputs("{\"embed_dim\":64,\"vision_cfg\":{\"image_size\":32,\"patch_size\":8,\"width\":64,\"layers\":1,\"head_width\":32},"
+          "\"text_cfg\":{\"context_length\":48,\"vocab_size\":49408,\"width\":64,\"heads\":2,\"layers\":1}}", f);
+    fclose(f);
+    char a2[2600];
+    snprintf(a2, sizeof a2, "demo --data-dir %s/bpe --train-samples 64 --val-samples 8 --model %s", tmpdir, args);
+    rc = run(a2, g_out, sizeof g_out, err, sizeof err);
+    CHECK(rc == 1 && strstr(err, "vocab_size") && strstr(err, "bpe.json"), "bpe model: rc %d, %s", rc, err);
+    /* an unwritable data folder */
+    rc = run("demo --data-dir /proc/clipmod-demo --train-samples 64 --val-samples 8", g_out, sizeof g_out, err, sizeof err);
+    CHECK(rc == 1 && strstr(err, "/proc/clipmod-demo"), "unwritable dir: rc %d, %s", rc, err);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/clipmod_test_demo.XXXXXX");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
@@ -263,6 +365,8 @@ int main(void) {
     RUN(test_synth_deterministic);
     RUN(test_synth_shards_read_back);
     RUN(test_synth_json_errors);
+    RUN(test_demo_usage_errors);
+    RUN(test_demo_short_run);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmpdir);
