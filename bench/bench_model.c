@@ -64,13 +64,26 @@ int main(int argc, char **argv) {
     printf("image encode  b%d fp32: %6.2f images/s  %6.1f GFLOP/s  = %.2f of sgemm   (target >= 17 images/s: %s)\n",
            B, ips, igf, igf / gemm, ips >= 17 ? "met" : "NOT met");
 
+    /* full-length captions (EOT at position 76): the same work as PyTorch's 77-token tower */
+    int32_t *tok77 = cm_malloc((size_t)B * 77 * sizeof(int32_t), "tokens");
+    for (int b = 0; b < B; b++) {
+        tok77[b * 77] = 49406;
+        for (int t = 1; t < 76; t++) tok77[b * 77 + t] = (int32_t)cm_rng_below(&r, 49000);
+        tok77[b * 77 + 76] = 49407;
+    }
+    cm_encode_text(m, tok77, B, NULL, feat);
+    t0 = cm_now();
+    for (int i = 0; i < iters; i++) cm_encode_text(m, tok77, B, NULL, feat);
+    double tt = (cm_now() - t0) / iters;
+    double tps = B / tt, tgf = tps * 6.0;
+    printf("text encode   b%d fp32: %6.2f texts/s   %6.1f GFLOP/s  = %.2f of sgemm   (77-token captions; target >= 24 texts/s: %s)\n",
+           B, tps, tgf, tgf / gemm, tps >= 24 ? "met" : "NOT met");
+    /* typical captions (8..27 tokens): the tower stops at the batch's last EOT (exact under the causal mask) */
     cm_encode_text(m, tok, B, NULL, feat);
     t0 = cm_now();
     for (int i = 0; i < iters; i++) cm_encode_text(m, tok, B, NULL, feat);
-    double tt = (cm_now() - t0) / iters;
-    double tps = B / tt, tgf = tps * 6.0;
-    printf("text encode   b%d fp32: %6.2f texts/s   %6.1f GFLOP/s  = %.2f of sgemm   (target >= 24 texts/s: %s)\n",
-           B, tps, tgf, tgf / gemm, tps >= 24 ? "met" : "NOT met");
+    double tts = B / ((cm_now() - t0) / iters);
+    printf("text encode   b%d fp32: %6.2f texts/s with 8..27-token captions (%.2fx the 77-token rate)\n", B, tts, tts / tps);
 
     /* --precision amp: bf16 products in the tower linears */
     cm_model_set_amp(m, true);
@@ -78,10 +91,11 @@ int main(int argc, char **argv) {
     t0 = cm_now();
     for (int i = 0; i < iters; i++) cm_encode_image(m, img, B, NULL, feat);
     double bi = B / ((cm_now() - t0) / iters);
-    cm_encode_text(m, tok, B, NULL, feat);
+    cm_encode_text(m, tok77, B, NULL, feat);
     t0 = cm_now();
-    for (int i = 0; i < iters; i++) cm_encode_text(m, tok, B, NULL, feat);
+    for (int i = 0; i < iters; i++) cm_encode_text(m, tok77, B, NULL, feat);
     double bt = B / ((cm_now() - t0) / iters);
+    cm_model_set_amp(m, false);
     printf("amp (bf16 linears, native=%d): %6.2f images/s (%.2fx fp32), %6.2f texts/s (%.2fx fp32)  (PyTorch bf16: 33.2 / 39)\n",
            (int)cm_bf16_native(), bi, bi / ips, bt, bt / tps);
 
@@ -112,7 +126,7 @@ int main(int argc, char **argv) {
     printf("LoRA train step b%d fp32: %6.2f samples/s (PyTorch 1.13 on 2 cores: 4.9)\n", B, B / ts);
     cm_acts_free(a);
     cm_free(dU); cm_free(dV);
-    cm_free(img); cm_free(tok); cm_free(feat); cm_free(feat2);
+    cm_free(img); cm_free(tok); cm_free(tok77); cm_free(feat); cm_free(feat2);
     cm_model_free(m);
     return 0;
 }

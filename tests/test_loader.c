@@ -171,6 +171,38 @@ static void test_validation_order(void) {
     cm_loader_close(l);
 }
 
+static cm_status byte_encode(void *ctx, const char *text, size_t len, int32_t *ids, int n) {
+    __atomic_fetch_add((int *)ctx, 1, __ATOMIC_RELAXED);   /* called from several decode threads */
+    memset(ids, 0, sizeof(int32_t) * (size_t)n);
+    ids[0] = 256;
+    size_t k = len < (size_t)n - 2 ? len : (size_t)n - 2;
+    for (size_t i = 0; i < k; i++) ids[i + 1] = (unsigned char)text[i];
+    ids[k + 1] = 257;
+    return CM_OK;
+}
+
+static void test_custom_encoder(void) {
+    char urls[600];
+    snprintf(urls, sizeof urls, "%s/clean-0.tar", tmpdir);
+    CmLoaderConfig c = base_cfg(urls, false);
+    int calls = 0;
+    c.tok = NULL;
+    c.encode = byte_encode;
+    c.encode_ctx = &calls;
+    c.context_len = 32;
+    CmLoader *l;
+    REQ(cm_loader_open(&c, &l) == 0, "%s", cm_last_error());
+    CmBatch *b;
+    REQ(cm_loader_next(l, &b) == 1, "batch");
+    CHECK(b->context_len == 32 && b->tokens[0] == 256 && b->tokens[1] == 'a' && b->tokens[32 + 1] == 'a', "byte tokens %d %d",
+          b->tokens[0], b->tokens[1]);
+    const char *cap = "a photo of sample number 1";
+    CHECK(b->tokens[32 + 1 + (int)strlen(cap)] == 257 && b->tokens[32 + 2 + (int)strlen(cap)] == 0, "EOT then padding");
+    cm_batch_free(b);
+    cm_loader_close(l);
+    CHECK(__atomic_load_n(&calls, __ATOMIC_RELAXED) > 0, "encoder called");
+}
+
 static void test_epoch_sizing_and_determinism(void) {
     char urls[600];
     snprintf(urls, sizeof urls, "%s/clean-{0..3}.tar", tmpdir);
@@ -390,6 +422,7 @@ int main(void) {
     }
     setup_shards();
     RUN(test_validation_order);
+    RUN(test_custom_encoder);
     RUN(test_epoch_sizing_and_determinism);
     RUN(test_no_resampling_covers_once);
     RUN(test_robustness);

@@ -21,7 +21,7 @@ typedef struct Job {
     CmWdsSample *s;
     uint64_t seed;
     float *img;                 /* [3,S,S] */
-    int32_t tok[CM_CONTEXT_LEN];
+    int32_t *tok;               /* [ctx] */
     int32_t label;
     int done;                   /* guarded by mu */
     bool ok;
@@ -50,7 +50,7 @@ struct CmLoader {
     CmShardList sl;
     CmTokenizer *tok;
     bool own_tok;
-    int S, V, nthreads, inflight_max;
+    int S, V, nthreads, inflight_max, ctx;
     VWorker *vw;
     int64_t nwb;                /* batches per worker per epoch (train) */
     CmEpochSize es;
@@ -224,7 +224,9 @@ static void process(CmLoader *l, Job *j) {
     }
     cm_image_free(&img);
     if (st) { snprintf(j->err, sizeof j->err, "image transform: %s", cm_last_error()); return; }
-    if (cm_tokenize(l->tok, (const char *)txt->data, txt->size, j->tok, CM_CONTEXT_LEN)) {
+    cm_status ts = l->cfg.encode ? l->cfg.encode(l->cfg.encode_ctx, (const char *)txt->data, txt->size, j->tok, l->ctx)
+                                 : cm_tokenize(l->tok, (const char *)txt->data, txt->size, j->tok, l->ctx);
+    if (ts) {
         snprintf(j->err, sizeof j->err, "caption: %s", cm_last_error());
         return;
     }
@@ -266,8 +268,16 @@ static bool submit(CmLoader *l, VWorker *w) {
     if (j) l->freelist = j->next;
     else {
         j = calloc(1, sizeof *j);
-        if (j) j->img = cm_malloc(sizeof(float) * 3 * (size_t)l->S * (size_t)l->S, "loader image buffer");
-        if (!j || !j->img) { if (j) free(j); cm_wds_sample_free(s); set_fatal(l, CM_ERR_OOM, "data: out of memory"); return false; }
+        if (j) {
+            j->img = cm_malloc(sizeof(float) * 3 * (size_t)l->S * (size_t)l->S, "loader image buffer");
+            j->tok = cm_malloc(sizeof(int32_t) * (size_t)l->ctx, "loader token buffer");
+        }
+        if (!j || !j->img || !j->tok) {
+            if (j) { cm_free(j->img); cm_free(j->tok); free(j); }
+            cm_wds_sample_free(s);
+            set_fatal(l, CM_ERR_OOM, "data: out of memory");
+            return false;
+        }
     }
     j->s = s;
     j->seed = mix(mix(mix(l->cfg.seed, (uint64_t)l->epoch), (uint64_t)(w->id + 1000 * l->cfg.rank)), (uint64_t)w->counter++);
@@ -325,8 +335,9 @@ static CmBatch *batch_new(CmLoader *l) {
     CmBatch *b = calloc(1, sizeof *b);
     if (!b) return NULL;
     b->image_size = l->S;
+    b->context_len = l->ctx;
     b->images = cm_malloc(sizeof(float) * (size_t)B * 3 * (size_t)l->S * (size_t)l->S, "batch images");
-    b->tokens = cm_malloc(sizeof(int32_t) * (size_t)B * CM_CONTEXT_LEN, "batch tokens");
+    b->tokens = cm_malloc(sizeof(int32_t) * (size_t)B * (size_t)l->ctx, "batch tokens");
     b->labels = cm_malloc(sizeof(int32_t) * (size_t)B, "batch labels");
     if (!b->images || !b->tokens || !b->labels) { cm_batch_free(b); return NULL; }
     return b;
@@ -365,7 +376,7 @@ static void *assembler_main(void *arg) {
             l->inflight--;
             if (j->ok) {
                 memcpy(b->images + (size_t)filled * img_n, j->img, sizeof(float) * img_n);
-                memcpy(b->tokens + (size_t)filled * CM_CONTEXT_LEN, j->tok, sizeof j->tok);
+                memcpy(b->tokens + (size_t)filled * (size_t)l->ctx, j->tok, sizeof(int32_t) * (size_t)l->ctx);
                 b->labels[filled] = j->label;
                 filled++;
                 bad_run = 0;
@@ -547,7 +558,8 @@ cm_status cm_loader_open(const CmLoaderConfig *cfg, CmLoader **out) {
         l->nwb = l->es.num_worker_batches;
     }
     l->tok = cfg->tok;
-    if (!l->tok) {
+    l->ctx = cfg->context_len > 0 ? cfg->context_len : CM_CONTEXT_LEN;
+    if (!l->tok && !cfg->encode) {
         if ((st = cm_tokenizer_load(NULL, &l->tok))) goto fail;
         l->own_tok = true;
     }
@@ -595,6 +607,7 @@ void cm_loader_close(CmLoader *l) {
         Job *j = l->freelist;
         l->freelist = j->next;
         cm_free(j->img);
+        cm_free(j->tok);
         free(j);
     }
     for (int i = 0; l->vw && i < l->V; i++) { free(l->vw[i].shards); free(l->vw[i].buf); }

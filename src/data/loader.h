@@ -42,7 +42,12 @@ typedef struct {
     uint64_t seed;
     int rank, world_size;      /* 0, 1 for one process */
     int image_size;            /* 0 -> 224 */
-    CmTokenizer *tok;          /* shared read-only; NULL: loaded with cm_tokenizer_load(NULL) */
+    CmTokenizer *tok;          /* shared read-only; NULL (and no encode): cm_tokenizer_load(NULL) */
+    /* Optional caption encoder used instead of tok (e.g. the demo's byte-level one); called from
+       several threads at once. context_len: ids per caption (0 -> 77). */
+    cm_status (*encode)(void *ctx, const char *text, size_t len, int32_t *ids, int context_len);
+    void *encode_ctx;
+    int context_len;
     int shuffle_bufsize;       /* 0 -> 5000 (train only) */
     int shuffle_initial;       /* 0 -> 1000 */
     uint64_t max_member;       /* 0 -> CM_TAR_DEFAULT_MAX_MEMBER */
@@ -51,9 +56,9 @@ typedef struct {
 
 typedef struct {
     int n;                     /* samples in this batch (== batch_size except a last validation batch) */
-    int image_size;
+    int image_size, context_len;
     float *images;             /* [n,3,S,S] */
-    int32_t *tokens;           /* [n,77] */
+    int32_t *tokens;           /* [n,context_len] (77 unless configured) */
     int32_t *labels;           /* [n] class ids 0..6 */
 } CmBatch;
 

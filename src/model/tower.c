@@ -8,7 +8,9 @@
  *           y = x_mid + c_proj(gelu(c_fc(ln_2(x_mid))))
  *   top:    pooled = x[b, pool_b] (vision 0, text argmax(ids)); raw = ln(pooled) @ proj; feat = raw/|raw|
  * ln_post / ln_final are row-wise, so applying them to the pooled rows only is the same as
- * applying them to every token and then pooling.
+ * applying them to every token and then pooling. The text tower runs on the first max(pool)+1
+ * tokens of the batch only: under the causal mask later tokens cannot reach a pooled one (their
+ * gradients, e.g. to positional_embedding rows past it, are exactly 0 in torch too).
  *
  * Backward accumulates into the grads of trainable tensors only (NULL grad = frozen = no work) and
  * stops below the lowest layer that has a trainable tensor. With TA_CKPT only block inputs are
@@ -238,11 +240,11 @@ static void linear_residual(const CmModel *m, float *dst, const float *res, cons
 // one residual block
 
 /* a->x_in must be set. out == NULL: stop after ln_2/c_fc/GELU (recompute for backward). */
-static void block_forward(const CmModel *m, const TowerSpec *s, const CmBlockIdx *k, BlockActs *a, float *out, int B) {
-    int M = B * s->T, D = s->D, H = s->H;
+static void block_forward(const CmModel *m, const TowerSpec *s, const CmBlockIdx *k, BlockActs *a, float *out, int B, int T) {
+    int M = B * T, D = s->D, H = s->H;
     layernorm_forward(a->ln1, a->m1, a->r1, a->x_in, P_(m, k->ln1_w), P_(m, k->ln1_b), M, D);   // [M,D]
     LIN_F(m, a->qkv, a->ln1, P_(m, k->in_w), P_(m, k->in_b), M, D, 3 * D);                      // [M,3D]
-    attention_forward(a->ao, a->att, a->qkv, B, s->T, D, s->NH, s->causal);                     // [M,D]
+    attention_forward(a->ao, a->att, a->qkv, B, T, D, s->NH, s->causal);                     // [M,D]
     // x_mid = x_in + (ao Wo^T + bo + (alpha/r) (ao A^T) B^T)
     if (s->r && k->lora_A >= 0) lora_down(a->lt, a->ao, P_(m, k->lora_A), M, D, s->r);         // [M,r]
     linear_residual(m, a->x_mid, a->x_in, a->ao, P_(m, k->out_w), P_(m, k->out_b), s->r ? a->lt : NULL,
@@ -256,6 +258,35 @@ static void block_forward(const CmModel *m, const TowerSpec *s, const CmBlockIdx
     linear_residual(m, out, a->x_mid, a->act, P_(m, k->proj_w), P_(m, k->proj_b), NULL, NULL, 0, 0.0f, M, H, D);
 }
 
+/* The last block in inference: attention over all T tokens, then out_proj, LoRA, residual, ln_2
+   and the MLP on the pooled row of each sample only (row-wise ops: the same numbers).
+   pooled[B,D] = block output at pool[b]. */
+static void block_forward_pooled(const CmModel *m, const TowerSpec *s, const CmBlockIdx *k, BlockActs *a,
+                                 const int *pool, float *pooled, int B, int T) {
+    int M = B * T, D = s->D, H = s->H;
+    layernorm_forward(a->ln1, a->m1, a->r1, a->x_in, P_(m, k->ln1_w), P_(m, k->ln1_b), M, D);
+    LIN_F(m, a->qkv, a->ln1, P_(m, k->in_w), P_(m, k->in_b), M, D, 3 * D);
+    attention_forward(a->ao, a->att, a->qkv, B, T, D, s->NH, s->causal);
+    /* B-row scratch: aoP, xP, midP, ln2P [B,D]; fcP, actP [B,H]; lt [B,r] */
+    float *buf = cm_malloc(((size_t)4 * D + 2 * (size_t)H + (size_t)(s->r > 0 ? s->r : 1)) * B * sizeof(float), "pooled rows");
+    CM_ASSERT(buf != NULL);
+    float *aoP = buf, *xP = aoP + (size_t)B * D, *midP = xP + (size_t)B * D, *ln2P = midP + (size_t)B * D;
+    float *fcP = ln2P + (size_t)B * D, *actP = fcP + (size_t)B * H, *ltP = actP + (size_t)B * H;
+    for (int b = 0; b < B; b++) {
+        memcpy(aoP + (size_t)b * D, a->ao + ((size_t)b * T + pool[b]) * D, D * sizeof(float));
+        memcpy(xP + (size_t)b * D, a->x_in + ((size_t)b * T + pool[b]) * D, D * sizeof(float));
+    }
+    if (s->r) lora_down(ltP, aoP, P_(m, k->lora_A), B, D, s->r);
+    linear_residual(m, midP, xP, aoP, P_(m, k->out_w), P_(m, k->out_b), s->r ? ltP : NULL, P_(m, k->lora_B), s->r,
+                    s->lora_scale, B, D, D);
+    layernorm_forward(ln2P, a->m2, a->r2, midP, P_(m, k->ln2_w), P_(m, k->ln2_b), B, D);
+    LIN_F(m, fcP, ln2P, P_(m, k->fc_w), P_(m, k->fc_b), B, D, H);
+    if (s->quick_gelu) quickgelu_forward(actP, fcP, (size_t)B * H);
+    else gelu_forward(actP, fcP, (size_t)B * H);
+    linear_residual(m, pooled, midP, actP, P_(m, k->proj_w), P_(m, k->proj_b), NULL, NULL, 0, 0.0f, B, H, D);
+    cm_free(buf);
+}
+
 static bool tr(const CmModel *m, int i) { return i >= 0 && m->params[i].trainable; }
 
 static bool block_trainable(const CmModel *m, const CmBlockIdx *k) {
@@ -266,8 +297,8 @@ static bool block_trainable(const CmModel *m, const CmBlockIdx *k) {
 
 /* On entry ta->dres = dL/d(block output) [M,D]; on exit (when need_dx) dL/d(block input). */
 static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, BlockActs *a, TowerActs *ta,
-                           bool need_dx, int B) {
-    size_t M = (size_t)B * s->T, D = s->D, H = s->H;
+                           bool need_dx, int B, int T) {
+    size_t M = (size_t)B * T, D = s->D, H = s->H;
     float *dres = ta->dres;
     bool attn_tr = tr(m, k->ln1_w) || tr(m, k->ln1_b) || tr(m, k->in_w) || tr(m, k->in_b) || tr(m, k->out_w) ||
                    tr(m, k->out_b) || tr(m, k->lora_A) || tr(m, k->lora_B);
@@ -334,7 +365,7 @@ static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, 
     }
     if (!need_dao) return;
     memset(ta->dqkv, 0, 3 * M * D * sizeof(float));
-    attention_backward(ta->dqkv, ta->dao, a->qkv, a->att, B, s->T, (int)D, s->NH, s->causal);
+    attention_backward(ta->dqkv, ta->dao, a->qkv, a->att, B, T, (int)D, s->NH, s->causal);
     bool need_dln1 = need_dx || tr(m, k->ln1_w) || tr(m, k->ln1_b);
     if (need_dln1) memset(ta->dln, 0, M * D * sizeof(float));
     LIN_B(m, need_dln1 ? ta->dln : NULL, G_(m, k->in_w), G_(m, k->in_b), ta->dqkv, a->ln1, P_(m, k->in_w),
@@ -348,8 +379,23 @@ static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, 
 // tower
 
 void tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const float *images, const int32_t *ids, int B) {
-    size_t M = (size_t)B * s->T, D = s->D;
+    size_t D = s->D;
+    int T = s->T;
+    if (!s->vision) {
+        /* pool at argmax(ids) (the first EOT); with the causal mask no token after the pooled one
+           can change it, so every layer runs on the first max(pool)+1 tokens only (exact) */
+        int Te = 1;
+        for (int b = 0; b < B; b++) {
+            int best = 0;
+            for (int t = 1; t < s->T; t++) if (ids[(size_t)b * s->T + t] > ids[(size_t)b * s->T + best]) best = t;
+            ta->pool[b] = best;
+            if (best + 1 > Te) Te = best + 1;
+        }
+        if (!s->keep_all_tokens) T = Te;
+    }
     ta->B = B;
+    ta->T = T;
+    size_t M = (size_t)B * T;
     float *x0 = ta->xin[0];
     if (s->vision) {
         int PP3 = 3 * s->P * s->P;
@@ -370,13 +416,8 @@ void tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const fl
         }
         layernorm_forward(x0, ta->pre_m, ta->pre_r, ta->x_pre, P_(m, m->v_ln_pre_w), P_(m, m->v_ln_pre_b), (int)M, (int)D);
     } else {
-        memcpy(ta->ids, ids, M * sizeof(int32_t));
-        embedding_forward(x0, ta->ids, P_(m, m->t_tok), P_(m, m->t_pos), B, s->T, (int)D);
-        for (int b = 0; b < B; b++) {
-            int best = 0;
-            for (int t = 1; t < s->T; t++) if (ids[(size_t)b * s->T + t] > ids[(size_t)b * s->T + best]) best = t;
-            ta->pool[b] = best;
-        }
+        for (int b = 0; b < B; b++) memcpy(ta->ids + (size_t)b * T, ids + (size_t)b * s->T, (size_t)T * sizeof(int32_t));
+        embedding_forward(x0, ta->ids, P_(m, m->t_tok), P_(m, m->t_pos), B, T, (int)D);
     }
     for (int l = 0; l < s->L; l++) {
         BlockActs *a = ta->mode == TA_SAVE ? &ta->blk[l] : &ta->blk[0];
@@ -390,10 +431,16 @@ void tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const fl
             out = l == s->L - 1 ? ta->x_last : ta->xin[l + 1];
         }
         a->x_in = in;
-        block_forward(m, s, &s->blk[l], a, out, B);
+        if (ta->mode == TA_NONE && l == s->L - 1 && T > 1) {
+            /* inference: after the last attention only the pooled rows matter */
+            block_forward_pooled(m, s, &s->blk[l], a, ta->pool, ta->pooled, B, T);
+            goto pooled_done;
+        }
+        block_forward(m, s, &s->blk[l], a, out, B, T);
     }
     for (int b = 0; b < B; b++)
-        memcpy(ta->pooled + (size_t)b * D, ta->x_last + ((size_t)b * s->T + ta->pool[b]) * D, D * sizeof(float));
+        memcpy(ta->pooled + (size_t)b * D, ta->x_last + ((size_t)b * T + ta->pool[b]) * D, D * sizeof(float));
+pooled_done:;
     int lw = s->vision ? m->v_ln_post_w : m->t_ln_final_w, lb = s->vision ? m->v_ln_post_b : m->t_ln_final_b;
     int pj = s->vision ? m->v_proj : m->t_proj;
     layernorm_forward(ta->pooled_ln, ta->post_m, ta->post_r, ta->pooled, P_(m, lw), P_(m, lb), B, (int)D);
@@ -414,8 +461,8 @@ bool tower_has_trainable(const CmModel *m, const TowerSpec *s) {
 }
 
 void tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const float *dfeat) {
-    int B = ta->B;
-    size_t M = (size_t)B * s->T, D = s->D, E = s->E;
+    int B = ta->B, T = ta->T;
+    size_t M = (size_t)B * T, D = s->D, E = s->E;
     CM_ASSERT(ta->mode != TA_NONE);
     /* below[l]: something trainable under block l (stem or blocks < l) */
     bool below[257];
@@ -437,7 +484,7 @@ void tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const float *
     if (!below[s->L]) return;
     memset(ta->dres, 0, M * D * sizeof(float));
     for (int b = 0; b < B; b++)
-        memcpy(ta->dres + ((size_t)b * s->T + ta->pool[b]) * D, ta->dpooled + (size_t)b * D, D * sizeof(float));
+        memcpy(ta->dres + ((size_t)b * T + ta->pool[b]) * D, ta->dpooled + (size_t)b * D, D * sizeof(float));
     // blocks, top down
     for (int l = s->L - 1; l >= 0; l--) {
         if (!below[l + 1]) break;
@@ -445,11 +492,11 @@ void tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const float *
         if (ta->mode == TA_CKPT) {
             a = &ta->blk[0];
             a->x_in = ta->xin[l];
-            block_forward(m, s, &s->blk[l], a, NULL, B);   /* recompute (c_proj output not needed) */
+            block_forward(m, s, &s->blk[l], a, NULL, B, T);   /* recompute (c_proj output not needed) */
         } else {
             a = &ta->blk[l];
         }
-        block_backward(m, s, &s->blk[l], a, ta, below[l], B);
+        block_backward(m, s, &s->blk[l], a, ta, below[l], B, T);
     }
     if (!below[0]) return;
     // stem
@@ -474,6 +521,6 @@ void tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const float *
             matmul(true, false, (int)D, PP3, B * s->NP, 1.0f, ta->dpatch, (int)D, ta->patches, PP3, 1.0f, G_(m, m->v_conv), PP3);
         }
     } else {
-        embedding_backward(G_(m, m->t_tok), G_(m, m->t_pos), ta->dres, ta->ids, B, s->T, (int)D);
+        embedding_backward(G_(m, m->t_tok), G_(m, m->t_pos), ta->dres, ta->ids, B, T, (int)D);
     }
 }
