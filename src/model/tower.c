@@ -258,6 +258,35 @@ static void block_forward(const CmModel *m, const TowerSpec *s, const CmBlockIdx
     linear_residual(m, out, a->x_mid, a->act, P_(m, k->proj_w), P_(m, k->proj_b), NULL, NULL, 0, 0.0f, M, H, D);
 }
 
+/* The last block in inference: attention over all T tokens, then out_proj, LoRA, residual, ln_2
+   and the MLP on the pooled row of each sample only (row-wise ops: the same numbers).
+   pooled[B,D] = block output at pool[b]. */
+static void block_forward_pooled(const CmModel *m, const TowerSpec *s, const CmBlockIdx *k, BlockActs *a,
+                                 const int *pool, float *pooled, int B, int T) {
+    int M = B * T, D = s->D, H = s->H;
+    layernorm_forward(a->ln1, a->m1, a->r1, a->x_in, P_(m, k->ln1_w), P_(m, k->ln1_b), M, D);
+    LIN_F(m, a->qkv, a->ln1, P_(m, k->in_w), P_(m, k->in_b), M, D, 3 * D);
+    attention_forward(a->ao, a->att, a->qkv, B, T, D, s->NH, s->causal);
+    /* B-row scratch: aoP, xP, midP, ln2P [B,D]; fcP, actP [B,H]; lt [B,r] */
+    float *buf = cm_malloc(((size_t)4 * D + 2 * (size_t)H + (size_t)(s->r > 0 ? s->r : 1)) * B * sizeof(float), "pooled rows");
+    CM_ASSERT(buf != NULL);
+    float *aoP = buf, *xP = aoP + (size_t)B * D, *midP = xP + (size_t)B * D, *ln2P = midP + (size_t)B * D;
+    float *fcP = ln2P + (size_t)B * D, *actP = fcP + (size_t)B * H, *ltP = actP + (size_t)B * H;
+    for (int b = 0; b < B; b++) {
+        memcpy(aoP + (size_t)b * D, a->ao + ((size_t)b * T + pool[b]) * D, D * sizeof(float));
+        memcpy(xP + (size_t)b * D, a->x_in + ((size_t)b * T + pool[b]) * D, D * sizeof(float));
+    }
+    if (s->r) lora_down(ltP, aoP, P_(m, k->lora_A), B, D, s->r);
+    linear_residual(m, midP, xP, aoP, P_(m, k->out_w), P_(m, k->out_b), s->r ? ltP : NULL, P_(m, k->lora_B), s->r,
+                    s->lora_scale, B, D, D);
+    layernorm_forward(ln2P, a->m2, a->r2, midP, P_(m, k->ln2_w), P_(m, k->ln2_b), B, D);
+    LIN_F(m, fcP, ln2P, P_(m, k->fc_w), P_(m, k->fc_b), B, D, H);
+    if (s->quick_gelu) quickgelu_forward(actP, fcP, (size_t)B * H);
+    else gelu_forward(actP, fcP, (size_t)B * H);
+    linear_residual(m, pooled, midP, actP, P_(m, k->proj_w), P_(m, k->proj_b), NULL, NULL, 0, 0.0f, B, H, D);
+    cm_free(buf);
+}
+
 static bool tr(const CmModel *m, int i) { return i >= 0 && m->params[i].trainable; }
 
 static bool block_trainable(const CmModel *m, const CmBlockIdx *k) {
@@ -402,10 +431,16 @@ void tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const fl
             out = l == s->L - 1 ? ta->x_last : ta->xin[l + 1];
         }
         a->x_in = in;
+        if (ta->mode == TA_NONE && l == s->L - 1 && T > 1) {
+            /* inference: after the last attention only the pooled rows matter */
+            block_forward_pooled(m, s, &s->blk[l], a, ta->pool, ta->pooled, B, T);
+            goto pooled_done;
+        }
         block_forward(m, s, &s->blk[l], a, out, B, T);
     }
     for (int b = 0; b < B; b++)
         memcpy(ta->pooled + (size_t)b * D, ta->x_last + ((size_t)b * T + ta->pool[b]) * D, D * sizeof(float));
+pooled_done:;
     int lw = s->vision ? m->v_ln_post_w : m->t_ln_final_w, lb = s->vision ? m->v_ln_post_b : m->t_ln_final_b;
     int pj = s->vision ? m->v_proj : m->t_proj;
     layernorm_forward(ta->pooled_ln, ta->post_m, ta->post_r, ta->pooled, P_(m, lw), P_(m, lb), B, (int)D);
