@@ -13,7 +13,11 @@
 
 static char tmpdir[256];
 
-static int sh(const char *cmd, char *out, size_t cap) {
+/* "clipmod ..." runs $BUILD/clipmod (build/ or build-asan/) */
+static int sh(const char *cmd0, char *out, size_t cap) {
+    char cmd[2048];
+    const char *bd = getenv("BUILD") && *getenv("BUILD") ? getenv("BUILD") : "build";
+    snprintf(cmd, sizeof cmd, "%s/%s", bd, cmd0);
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
     size_t n = fread(out, 1, cap - 1, p);
@@ -31,7 +35,7 @@ static cJSON *last_line(char *out) {
 static void test_demo_small(void) {
     static char out[1 << 16];
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "./build/clipmod demo --data-dir %s/d --epochs 2 --train-samples 280 --val-samples 70 2>/dev/null", tmpdir);
+    snprintf(cmd, sizeof cmd, "clipmod demo --data-dir %s/d --epochs 2 --train-samples 280 --val-samples 70 2>/dev/null", tmpdir);
     int rc = sh(cmd, out, sizeof out);
     REQUIRE(rc == 0, "demo exit %d", rc);
     CHECK(strstr(out, "confusion") != NULL, "no confusion matrix printed");
@@ -42,14 +46,14 @@ static void test_demo_small(void) {
           "top1/top2/n");
     REQUIRE(cJSON_IsString(ck), "checkpoint path");
     double top1 = t1->valuedouble;
-    snprintf(cmd, sizeof cmd, "./build/clipmod eval --model '%s' --val-data '%s/d/val/{00000..00000}.tar' --json 2>/dev/null", ck->valuestring, tmpdir);
+    snprintf(cmd, sizeof cmd, "clipmod eval --model '%s' --val-data '%s/d/val/{00000..00000}.tar' --json 2>/dev/null", ck->valuestring, tmpdir);
     cJSON_Delete(j);
     rc = sh(cmd, out, sizeof out);
     REQUIRE(rc == 0, "eval exit %d", rc);
     j = last_line(out);
     CHECK(j && cJSON_GetObjectItem(j, "top1")->valuedouble == top1, "eval top1 differs from the demo's");
     cJSON_Delete(j);
-    snprintf(cmd, sizeof cmd, "./build/clipmod demo --data-dir %s/d --epochs 1 --train-samples 70 --val-samples 70 2>/dev/null", tmpdir);
+    snprintf(cmd, sizeof cmd, "clipmod demo --data-dir %s/d --epochs 1 --train-samples 70 --val-samples 70 2>/dev/null", tmpdir);
     rc = sh(cmd, out, sizeof out);
     CHECK(rc == 0, "rerun into the same folder: exit %d", rc);
 }

@@ -70,11 +70,11 @@ static cm_status save_ckpt(CmRun *r, CmTrainer *t, const char *ckdir, int64_t co
         cm_checkpoint_path(path, sizeof path, ckdir, completed);
         if ((st = cm_checkpoint_save(path, r->m, &t->opt, &meta))) return st;
         cm_info("Saved checkpoint %s", path);
-        if (o->delete_previous_checkpoint && completed > 1) {
-            char prev[1200];
-            cm_checkpoint_path(prev, sizeof prev, ckdir, completed - 1);
-            if (cm_file_exists(prev) && unlink(prev)) cm_warn("could not delete %s: %s", prev, strerror(errno));
-        }
+    }
+    if (o->delete_previous_checkpoint && completed > 1) {   /* OpenCLIP: whether or not epoch_N was written */
+        char prev[1200];
+        cm_checkpoint_path(prev, sizeof prev, ckdir, completed - 1);
+        if (cm_file_exists(prev) && unlink(prev)) cm_warn("could not delete %s: %s", prev, strerror(errno));
     }
     if (o->save_most_recent) {
         cm_checkpoint_path(path, sizeof path, ckdir, -1);
