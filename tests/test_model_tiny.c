@@ -262,6 +262,23 @@ static void test_amp(void) {
     g_grad_rel = 1e-4;
 }
 
+/* LoRA folded into out_proj: the same features without the adapter */
+static void test_merge_lora(void) {
+    SHARED_OR_SKIP();
+    REQUIRE(setup(), "setup");
+    CmModel *m = load_tiny("golden/tiny/model.safetensors", CM_LOAD_STRICT), *mm = NULL;
+    REQUIRE(m, "load");
+    TRY(cm_model_merge_lora(m, &mm));
+    CHECK(!mm->cfg.has_lora && mm->n_params == 90, "merged model has %d tensors", mm->n_params);
+    float U[NB * 32], V[NB * 32], hl[NB * 7];
+    TRY(cm_model_forward(mm, NULL, g_images, g_tokens, NB, false, U, V, hl));
+    close_rel(U, tview(g_exp, "image_features", NULL), NB * 32, 1e-5, "merged image_features");
+    close_rel(V, tview(g_exp, "text_features", NULL), NB * 32, 1e-5, "merged text_features");
+    close_rel(hl, tview(g_exp, "head_logits", NULL), NB * 7, 1e-5, "merged head_logits");
+    cm_model_free(mm);
+    cm_model_free(m);
+}
+
 /* the public API (include/clipmod.h) over the same model */
 static void test_public_api(void) {
     SHARED_OR_SKIP();
@@ -297,6 +314,7 @@ int main(void) {
     RUN(test_fp16_weights);
     RUN(test_torch_bin);
     RUN(test_public_api);
+    RUN(test_merge_lora);
     RUN(test_amp);
     cm_tensorfile_close(g_in);
     cm_tensorfile_close(g_exp);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "common/common.h"
@@ -20,13 +21,13 @@
 
 int cmd_demo(int argc, char **argv) {
     const char *dir = NULL, *ablate_s = "none";
-    int epochs = 12, n_train = 7000, n_val = 1400, threads = 0, batch = 64;
+    int epochs = 10, n_train = 7000, n_val = 1400, threads = 0, batch = 64;
     long long seed = 0;
     double lr = 2e-3;
     bool keep = false;
     ArgSpec specs[] = {
         {"--data-dir", ARG_STR, &dir, "DIR", "where the shards, logs and checkpoint go (default: a temporary folder, removed)"},
-        {"--epochs", ARG_INT, &epochs, "N", "training epochs (default 12)"},
+        {"--epochs", ARG_INT, &epochs, "N", "training epochs (default 10)"},
         {"--train-samples", ARG_INT, &n_train, "N", "training samples (default 7000)"},
         {"--val-samples", ARG_INT, &n_val, "N", "held-out samples (default 1400)"},
         {"--batch-size", ARG_INT, &batch, "N", "batch size (default 64)"},
@@ -77,6 +78,14 @@ int cmd_demo(int argc, char **argv) {
     snprintf(name, sizeof name, "demo%s%s", ablate ? "-" : "", ablate == 1 ? "image-only" : ablate == 2 ? "text-only" : "");
     o.name = name;
     o.resume = NULL;
+    if (!is_tmp) {   /* a rerun into the same --data-dir replaces the demo's previous run folder */
+        char old[1400], cmd[1500];
+        snprintf(old, sizeof old, "%s/%s", logs, name);
+        if (access(old, F_OK) == 0 && !strchr(old, '\'')) {
+            snprintf(cmd, sizeof cmd, "rm -rf '%s'", old);
+            if (system(cmd)) fprintf(stderr, "clipmod demo: could not remove %s\n", old);
+        }
+    }
     if (cm_train_opts_finalize(&o)) return cli_fail("demo");
     CmRun r;
     if (cm_train_main(&o, &r, NULL, NULL)) return cli_fail("demo");
@@ -88,9 +97,11 @@ int cmd_demo(int argc, char **argv) {
     cm_metrics_print(&r.val_metrics, stdout);
     char extra[1800];
     snprintf(extra, sizeof extra, "\"demo\":\"%s\",\"epochs\":%d,\"train_samples\":%lld,\"train_seconds\":%.1f,\"total_seconds\":%.1f,"
-             "\"checkpoint\":\"%s/%s/checkpoints/epoch_%d.safetensors\"",
-             ablate == 0 ? "image+text" : ablate == 1 ? "image-only" : "text-only", epochs, (long long)dd.n_train, r.train_seconds,
-             total, is_tmp && !keep ? "(removed)" : logs, name, epochs);
+             "\"checkpoint\":",
+             ablate == 0 ? "image+text" : ablate == 1 ? "image-only" : "text-only", epochs, (long long)dd.n_train, r.train_seconds, total);
+    size_t el = strlen(extra);
+    if (is_tmp && !keep) snprintf(extra + el, sizeof extra - el, "null");
+    else snprintf(extra + el, sizeof extra - el, "\"%s/%s/checkpoints/epoch_%d.safetensors\"", logs, name, epochs);
     char *js = cm_metrics_json(&r.val_metrics, extra);
     if (!js) return cli_fail("demo");
     printf("\n%s\n", js);

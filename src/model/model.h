@@ -188,6 +188,10 @@ void cm_model_zero_grad(CmModel *m);
 static inline void cm_model_set_amp(CmModel *m, bool bf16) { m->amp_bf16 = bf16; }
 int64_t cm_model_trainable_count(const CmModel *m);
 
+/* A copy of m without LoRA tensors whose attn.out_proj.weight = W + (alpha/r) B A (DESIGN §1.2
+   merge/export for inference). *out has mode CM_TRAIN_NONE. */
+cm_status cm_model_merge_lora(const CmModel *m, CmModel **out);
+
 /* Loading (src/model/load.c). Strict: every tensor of the file must be in the table with the same
    shape, and every table tensor must be in the file, else CM_ERR_SHAPE naming every missing /
    unexpected / mis-shaped tensor (the first few by name, then a count).
