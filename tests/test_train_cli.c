@@ -153,6 +153,28 @@ static void test_train_eval_predict(void) {
     }
     CHECK(lines == 2, "%d predict lines", lines);
 
+    /* resume through the CLI and the threaded loader (2 workers, resampled, dropout on): a run
+       resumed from epoch_1 of "cli" ends bit-identical to "cli" (tensors and AdamW state) */
+    rc = run("clipmod train " COMMON " --name resumed --resume %s/cli/checkpoints/epoch_1.safetensors", cfg, w, vocab, tmpdir, tmpdir,
+             tmpdir, tmpdir);
+    REQUIRE(rc == 0, "resumed run exit %d: %s", rc, err_buf);
+    {
+        char pa[600], pb[600];
+        snprintf(pa, sizeof pa, "%s/cli/checkpoints/epoch_2.safetensors", tmpdir);
+        snprintf(pb, sizeof pb, "%s/resumed/checkpoints/epoch_2.safetensors", tmpdir);
+        CmTensorFile *fa, *fb;
+        REQUIRE_OK(cm_tensorfile_open(pa, &fa), "a");
+        REQUIRE_OK(cm_tensorfile_open(pb, &fb), "b");
+        int same = 0, total = cm_tensorfile_count(fa);
+        for (int i = 0; i < total; i++) {
+            const CmTensorView *a = cm_tensorfile_at(fa, i), *b = cm_tensorfile_find(fb, a->name);
+            same += b && a->nbytes == b->nbytes && !memcmp(a->data, b->data, a->nbytes);
+        }
+        CHECK(total == 108 && same == total && cm_tensorfile_count(fb) == total, "resumed run: %d of %d tensors bit-identical", same, total);
+        cm_tensorfile_close(fa);
+        cm_tensorfile_close(fb);
+    }
+
     /* --resume latest after the last epoch: nothing to do, exits 0 */
     rc = run("clipmod train " COMMON " --name cli --resume latest", cfg, w, vocab, tmpdir, tmpdir, tmpdir);
     CHECK(rc == 0 && strstr(err_buf, "resuming checkpoint"), "resume latest exit %d: %s", rc, err_buf);
