@@ -152,6 +152,20 @@ static void test_train_eval_predict(void) {
         lines++;
     }
     CHECK(lines == 2, "%d predict lines", lines);
+    /* --jsonl: pairs from a file, one answer per line in order; a malformed line is bad usage */
+    char jl[600];
+    snprintf(jl, sizeof jl, "%s/pairs.jsonl", tmpdir);
+    FILE *jf = fopen(jl, "w");
+    REQUIRE(jf, "jsonl");
+    fprintf(jf, "{\"image\": \"%s\", \"text\": \"a car\"}\n\n{\"image\": \"%s\", \"text\": \"cats\"}\n", tl_shared(samples[0].img), tl_shared(samples[3].img));
+    fclose(jf);
+    rc = run("clipmod predict --model %s/cli/checkpoints/epoch_2.safetensors --vocab %s --jsonl %s", tmpdir, vocab, jl);
+    CHECK(rc == 0 && strstr(out_buf, "\"probs\"") && strchr(strchr(out_buf, '\n') + 1, '\n'), "jsonl predict %d: %s %s", rc, out_buf, err_buf);
+    jf = fopen(jl, "a");
+    fprintf(jf, "{\"image\": 3}\n");
+    fclose(jf);
+    rc = run("clipmod predict --model %s/cli/checkpoints/epoch_2.safetensors --vocab %s --jsonl %s", tmpdir, vocab, jl);
+    CHECK(rc == 2 && strstr(err_buf, "line 4"), "malformed jsonl %d: %s", rc, err_buf);
 
     /* resume through the CLI and the threaded loader (2 workers, resampled, dropout on): a run
        resumed from epoch_1 of "cli" ends bit-identical to "cli" (tensors and AdamW state) */

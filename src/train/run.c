@@ -52,7 +52,11 @@ static cm_status save_ckpt(CmRun *r, CmTrainer *t, const char *ckdir, int64_t co
     meta.epoch = completed;
     meta.step = t->step;
     snprintf(meta.name, sizeof meta.name, "%s", o->name);
-    if (r->base_model) snprintf(meta.base_model, sizeof meta.base_model, "%s", r->base_model);
+    if (r->base_model) {   /* absolute, so that eval/predict find it from any folder */
+        char *abs = realpath(r->base_model, NULL);
+        snprintf(meta.base_model, sizeof meta.base_model, "%s", abs ? abs : r->base_model);
+        free(abs);
+    }
     snprintf(meta.base_sha256, sizeof meta.base_sha256, "%s", base_sha ? base_sha : "");
     meta.mode = r->m->mode;
     meta.lock_image = r->m->lock_image;
