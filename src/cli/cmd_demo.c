@@ -23,7 +23,7 @@ int cmd_demo(int argc, char **argv) {
     const char *dir = NULL, *ablate_s = "none";
     int epochs = 10, n_train = 7000, n_val = 1400, threads = 0, batch = 64;
     long long seed = 0;
-    double lr = 2e-3;
+    double lr = 1e-3;
     bool keep = false;
     ArgSpec specs[] = {
         {"--data-dir", ARG_STR, &dir, "DIR", "where the shards, logs and checkpoint go (default: a temporary folder, removed)"},
@@ -31,7 +31,7 @@ int cmd_demo(int argc, char **argv) {
         {"--train-samples", ARG_INT, &n_train, "N", "training samples (default 7000)"},
         {"--val-samples", ARG_INT, &n_val, "N", "held-out samples (default 1400)"},
         {"--batch-size", ARG_INT, &batch, "N", "batch size (default 64)"},
-        {"--lr", ARG_FLOAT, &lr, "LR", "peak learning rate (default 2e-3)"},
+        {"--lr", ARG_FLOAT, &lr, "LR", "peak learning rate (default 1e-3)"},
         {"--seed", ARG_I64, &seed, "N", "seed of the data and the training (default 0)"},
         {"--threads", ARG_INT, &threads, "N", "compute threads (default 1: the demo model is tiny)"},
         {"--ablate", ARG_STR, &ablate_s, "none|image|text", "train on one modality: image (captions emptied) or text (images blanked)"},
