@@ -40,6 +40,27 @@ const char *clipmod_last_error(void);
 const char *clipmod_status_str(clipmod_status st);
 
 /* ---- model (src/model) -------------------------------------------------------------------- */
+/* An OpenCLIP ViT CLIP (+ LoRA + classification head) in fp32; read-only once loaded, so one
+   model may be shared by threads (each call allocates its own scratch). */
+typedef struct CmModel clipmod_model;
+/* path: OpenCLIP safetensors, open_clip_pytorch_model.bin, epoch_N.pt, or a safetensors written by
+   clipmod (config in its metadata). model_name: "ViT-B-32", "ViT-B-16", "ViT-L-14", "*-quickgelu"
+   or a JSON config file; NULL takes the config from the file (metadata, else its shapes).
+   Loading is strict (a missing, unexpected or mis-shaped tensor is an error naming it), except
+   that a plain CLIP file may lack the LoRA and head tensors (LoRA B = 0, head initialised). */
+clipmod_status clipmod_model_load(const char *path, const char *model_name, clipmod_model **out);
+void clipmod_model_free(clipmod_model *m);
+int clipmod_model_embed_dim(const clipmod_model *m);     /* 512 for ViT-B-32 */
+int clipmod_model_image_size(const clipmod_model *m);    /* 224 */
+int clipmod_model_num_classes(const clipmod_model *m);   /* 7; 0 without a head */
+/* images[n,3,S,S] (preprocessed) -> out[n,E]; L2-normalised when normalize, else the raw
+   projection output. tokens[n,77] (ids < 49408). */
+clipmod_status clipmod_encode_image(const clipmod_model *m, const float *images, int n, bool normalize, float *out);
+clipmod_status clipmod_encode_text(const clipmod_model *m, const int32_t *tokens, int n, bool normalize, float *out);
+/* The classification head on image+text pairs: probs[n,7] (softmax of the head logits) and, when
+   logits != NULL, the logits. */
+clipmod_status clipmod_classify(const clipmod_model *m, const float *images, const int32_t *tokens, int n,
+                                float *probs, float *logits);
 
 /* ---- tokenizer (src/data/tokenizer.c) ----------------------------------------------------- */
 /* OpenCLIP's SimpleTokenizer (docs/tokenizer.md). A loaded tokenizer may be shared by threads. */

@@ -500,7 +500,7 @@ static void test_absurd_dimensions(void) {
     write_variant("bomb.png", png, sizeof png);
     CmImage im;
     CHECK(cm_image_load(tmp_path("bomb.png"), 0, &im) == CM_ERR_OOM, "PNG bomb: %s", cm_last_error());
-    CHECK(strstr(cm_last_error(), "megapixels") && strstr(cm_last_error(), "bomb.png"), "%s", cm_last_error());
+    CHECK(strstr(cm_last_error(), "exceeds the limit") && strstr(cm_last_error(), "bomb.png"), "%s", cm_last_error());
     /* JPEG whose SOF claims 65000 x 65000: our own 16x16 JPEG with the SOF0 size patched. */
     uint8_t px[16 * 16 * 3];
     memset(px, 90, sizeof px);

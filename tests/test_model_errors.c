@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
+#include <pthread.h>
 #include "testlib.h"
 #include "model/model.h"
 #include "io/tensorfile.h"
@@ -298,6 +299,35 @@ static void test_lock_image(void) {
     cm_model_free(m);
 }
 
+/* a loaded model shared read-only by threads: concurrent encodes give the serial results */
+typedef struct { const CmModel *m; float U[8 * 32], V[8 * 32], hl[8 * 7]; cm_status st; } ThreadJob;
+static void *thread_fn(void *arg) {
+    ThreadJob *j = arg;
+    for (int r = 0; r < 3 && !j->st; r++) j->st = cm_model_forward(j->m, NULL, g_img, g_tok, 8, false, j->U, j->V, j->hl);
+    return NULL;
+}
+static void test_threads(void) {
+    SHARED_OR_SKIP();
+    REQUIRE(setup(), "setup");
+    CmModel *m = tiny();
+    REQUIRE(m, "load");
+    float U[8 * 32], V[8 * 32], hl[8 * 7];
+    TRY(cm_model_forward(m, NULL, g_img, g_tok, 8, false, U, V, hl));
+    ThreadJob jobs[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        memset(&jobs[i], 0, sizeof jobs[i]);
+        jobs[i].m = m;
+        CHECK(pthread_create(&th[i], NULL, thread_fn, &jobs[i]) == 0, "pthread_create");
+    }
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(jobs[i].st == CM_OK, "thread %d: %s", i, cm_last_error());
+        CHECK(tl_max_abs_diff(jobs[i].U, U, 8 * 32) <= 1e-6 && tl_max_abs_diff(jobs[i].hl, hl, 8 * 7) <= 1e-6, "thread %d results", i);
+    }
+    cm_model_free(m);
+}
+
 int main(void) {
     cm_threads_set(0);
     RUN(test_save_roundtrip);
@@ -305,6 +335,7 @@ int main(void) {
     RUN(test_bad_inputs);
     RUN(test_dropout);
     RUN(test_lock_image);
+    RUN(test_threads);
     cm_tensorfile_close(g_in);
     return tl_summary("test_model_errors");
 }

@@ -92,11 +92,21 @@ static void test_full_vitb32(void) {
         CHECK_CLOSE(raw + k * 512, want, 512, 2e-4, w);
     }
 
+    /* captions 0..3 alone (pools 12, 13, 6, 1): the text tower runs on 14 tokens, same results */
+    TRY(cm_encode_text(m, tok, 4, raw, feat));
+    for (int k = 0; k < 4; k++) {
+        get_floats(cJSON_GetObjectItem(cJSON_GetArrayItem(texts, k), "embedding"), want, 512);
+        CHECK_CLOSE(feat + k * 512, want, 512, 1e-5, "short-batch text embedding");
+        get_floats(cJSON_GetObjectItem(cJSON_GetArrayItem(texts, k), "embedding_raw"), want, 512);
+        CHECK_CLOSE(raw + k * 512, want, 512, 2e-4, "short-batch text embedding_raw");
+    }
+
     /* per-layer traces of image 0 and text 0 through a tower that keeps every block */
     const cJSON *trace = cJSON_GetObjectItem(root, "trace");
     for (int vis = 1; vis >= 0; vis--) {
         TowerSpec s;
         tower_spec(m, vis, &s);
+        s.keep_all_tokens = true;   /* the trace covers all 77 text positions */
         TowerActs ta;
         TRY(tower_acts_alloc(&ta, &s, 1, TA_SAVE));
         tower_forward(m, &s, &ta, vis ? img : NULL, vis ? NULL : tok, 1);

@@ -153,6 +153,7 @@ static void pglobal(Bytes *b, const char *mod, const char *name) {
 static void pint(Bytes *b, int x) { put8(b, 'J'); put32(b, (uint32_t)x); }
 
 typedef struct { const char *name; const void *data; size_t len; bool deflate; } ZEnt;
+static uint32_t g_fake_usize;   /* when set: the declared uncompressed size of deflated entries */
 
 static const char *write_zip(const char *fname, const ZEnt *es, int n) {
     Bytes z = {0}, cd = {0};
@@ -175,10 +176,11 @@ static const char *write_zip(const char *fname, const ZEnt *es, int n) {
         uint32_t off = (uint32_t)z.n;
         size_t nl = strlen(es[i].name);
         put32(&z, 0x04034b50); put16(&z, 20); put16(&z, 0); put16(&z, es[i].deflate ? 8 : 0); put32(&z, 0);
-        put32(&z, crc); put32(&z, (uint32_t)dl); put32(&z, (uint32_t)es[i].len); put16(&z, (unsigned)nl); put16(&z, 0);
+        uint32_t usz = es[i].deflate && g_fake_usize ? g_fake_usize : (uint32_t)es[i].len;
+        put32(&z, crc); put32(&z, (uint32_t)dl); put32(&z, usz); put16(&z, (unsigned)nl); put16(&z, 0);
         put(&z, es[i].name, nl); put(&z, d, dl);
         put32(&cd, 0x02014b50); put16(&cd, 20); put16(&cd, 20); put16(&cd, 0); put16(&cd, es[i].deflate ? 8 : 0);
-        put32(&cd, 0); put32(&cd, crc); put32(&cd, (uint32_t)dl); put32(&cd, (uint32_t)es[i].len);
+        put32(&cd, 0); put32(&cd, crc); put32(&cd, (uint32_t)dl); put32(&cd, usz);
         put16(&cd, (unsigned)nl); put16(&cd, 0); put16(&cd, 0); put16(&cd, 0); put16(&cd, 0); put32(&cd, 0); put32(&cd, off);
         put(&cd, es[i].name, nl);
         free(def);
@@ -304,6 +306,9 @@ static void test_disallowed_globals_and_opcodes(void) {
         {"ctorch\nFloatStorage\n)R", 22, "not an allowed callable"},
         {"h\x07", 2, "memo GET of an unset index"},
         {"\x80\x09", 2, "unknown pickle protocol"},
+        {"Nr\xff\xff\xff\x7f", 6, "memo index absurdly large"},
+        {"r\x00\x00\x00\x00", 5, "memo put with an empty stack"},
+        {"\x8a\x09", 2, "LONG1 integer wider than 64 bits"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         Bytes pk = {0};
@@ -330,6 +335,12 @@ static void test_bad_tensors(void) {
     /* storage entry missing */
     pk = (Bytes){0};
     make_sd(&pk, "", 3, 1, 10, NULL, 0);
+    /* a deflated entry that claims an absurd size, and one whose size is slightly wrong */
+    g_fake_usize = 0xfffffff0u;
+    expect_err(sd_zip("bomb.pt", &pk, true, 40), CM_ERR_FORMAT, "absurd size");
+    g_fake_usize = (uint32_t)pk.n + 1;
+    expect_err(sd_zip("badsize.pt", &pk, true, 40), CM_ERR_FORMAT, "deflate data corrupt or truncated");
+    g_fake_usize = 0;
     ZEnt es[1] = {{"archive/data.pkl", pk.p, pk.n, false}};
     expect_err(write_zip("nostorage.pt", es, 1), CM_ERR_FORMAT, "storage '0' not found");
     /* no data.pkl at all */

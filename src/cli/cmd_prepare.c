@@ -1,11 +1,83 @@
 /*
- * cmd_prepare.c — `clipmod prepare` (DESIGN §7). Not built yet: says so and fails.
+ * cmd_prepare.c — `clipmod prepare fakeddit|mmhs150k|coco` (DESIGN §4.3, §7): raw datasets ->
+ * OUT/class_<id>/NNNNN.tar + sizes.json + OUT/report.json. Prints the report on stdout.
  */
 #include <stdio.h>
+#include <string.h>
+#include "cli/args.h"
 #include "cli/cli.h"
+#include "data/prepare.h"
+
+static void print_report(const CmPrepareReport *r) {
+    printf("{\"written\":%lld,\"missing_images\":%lld,\"bad_rows\":%lld,\"bad_images\":%lld,\"per_class\":{",
+           (long long)r->written, (long long)r->missing_images, (long long)r->bad_rows, (long long)r->bad_images);
+    for (int c = 0; c < 7; c++) printf("%s\"%d\":%lld", c ? "," : "", c, (long long)r->per_class[c]);
+    printf("}}\n");
+}
 
 int cmd_prepare(int argc, char **argv) {
-    (void)argc; (void)argv;
-    fprintf(stderr, "clipmod prepare: not implemented in this version yet\n");
-    return 1;
+    const char *synopsis =
+        "fakeddit --tsv FILE --images DIR --out DIR [--shard-size N]\n"
+        "       clipmod prepare mmhs150k --root DIR --split train|val|test --out DIR [--shard-size N]\n"
+        "       clipmod prepare coco --captions FILE --images DIR --out DIR [--shard-size N]";
+    const char *tsv = NULL, *images = NULL, *out = NULL, *root = NULL, *split = NULL, *captions = NULL;
+    int shard_size = 0, image_size = 256, quality = 95;
+    long long limit = 0;
+    bool quiet = false;
+    ArgList pos = {0};
+    ArgSpec specs[] = {
+        {"--tsv", ARG_STR, &tsv, "FILE", "fakeddit: a multimodal_*.tsv file"},
+        {"--images", ARG_STR, &images, "DIR", "fakeddit: folder of <id>.jpg; coco: folder of the images"},
+        {"--root", ARG_STR, &root, "DIR", "mmhs150k: folder with MMHS150K_GT.json, img_resized/, img_txt/, splits/"},
+        {"--split", ARG_STR, &split, "NAME", "mmhs150k: train, val or test"},
+        {"--captions", ARG_STR, &captions, "FILE", "coco: captions_*.json"},
+        {"--out", ARG_STR, &out, "DIR", "output folder (class_<id>/NNNNN.tar, sizes.json, report.json)"},
+        {"--shard-size", ARG_INT, &shard_size, "N", "samples per shard (default 10000 for train, 1000 otherwise)"},
+        {"--image-size", ARG_INT, &image_size, "N", "letterbox size (default 256)"},
+        {"--jpeg-quality", ARG_INT, &quality, "Q", "JPEG quality 1..100 (default 95)"},
+        {"--limit", ARG_I64, &limit, "N", "stop after N input rows (default: all)"},
+        {"--quiet", ARG_FLAG, &quiet, NULL, "no progress lines"},
+    };
+    int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof *specs), "prepare", synopsis, &pos);
+    if (rc) { args_free(&pos); return rc < 0 ? 0 : rc; }
+    const char *what = pos.n ? pos.v[0] : NULL;
+    int status = 2;
+    if (pos.n != 1 || !what) {
+        fprintf(stderr, "clipmod prepare: say which dataset: fakeddit, mmhs150k or coco (see --help)\n");
+        goto out;
+    }
+    if (!out) { fprintf(stderr, "clipmod prepare: --out DIR is required\n"); goto out; }
+    if (shard_size < 0 || image_size < 8 || image_size > 4096 || quality < 1 || quality > 100 || limit < 0) {
+        fprintf(stderr, "clipmod prepare: --shard-size, --image-size, --jpeg-quality or --limit out of range\n");
+        goto out;
+    }
+    CmPrepareOpts o = {out, shard_size, image_size, quality, limit, quiet};
+    CmPrepareReport r;
+    cm_status st;
+    if (!strcmp(what, "fakeddit")) {
+        if (!tsv || !images) { fprintf(stderr, "clipmod prepare fakeddit: --tsv FILE and --images DIR are required\n"); goto out; }
+        st = cm_prepare_fakeddit(tsv, images, &o, &r);
+    } else if (!strcmp(what, "mmhs150k")) {
+        if (!root || !split) { fprintf(stderr, "clipmod prepare mmhs150k: --root DIR and --split train|val|test are required\n"); goto out; }
+        if (strcmp(split, "train") && strcmp(split, "val") && strcmp(split, "test")) {
+            fprintf(stderr, "clipmod prepare mmhs150k: --split must be train, val or test (got '%s')\n", split);
+            goto out;
+        }
+        st = cm_prepare_mmhs150k(root, split, &o, &r);
+    } else if (!strcmp(what, "coco")) {
+        if (!captions || !images) { fprintf(stderr, "clipmod prepare coco: --captions FILE and --images DIR are required\n"); goto out; }
+        st = cm_prepare_coco(captions, images, &o, &r);
+    } else {
+        fprintf(stderr, "clipmod prepare: unknown dataset '%s' (fakeddit, mmhs150k or coco)\n", what);
+        goto out;
+    }
+    if (st) { status = cli_fail("prepare"); goto out; }
+    print_report(&r);
+    if (!quiet)
+        fprintf(stderr, "clipmod prepare %s: %lld written, %lld missing images, %lld bad rows, %lld bad images -> %s/report.json\n",
+                what, (long long)r.written, (long long)r.missing_images, (long long)r.bad_rows, (long long)r.bad_images, out);
+    status = 0;
+out:
+    args_free(&pos);
+    return status;
 }

@@ -1,11 +1,20 @@
 /*
  * cmd_train.c — `clipmod train` (DESIGN §3, §7): OpenCLIP's flags (src/train/train_opts.c holds
- * the table, defaults and checks), then the training loop (src/train/).
+ * the table, defaults and checks), the model from --model/--pretrained/--enable-lora
+ * (src/train/setup.c), WebDataset batches, the run (src/train/train_main.c, run.c: out.log,
+ * params.txt, checkpoints, results.jsonl). The last stdout line is
+ * one JSON object: the last validation's metrics (DESIGN §7 eval JSON) plus "epochs", "steps",
+ * "loss", or the last training losses when there is no --val-data.
  */
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "common/common.h"
+#include "data/wds.h"
+#include "train/train_main.h"
 #include "train/train_opts.h"
 
 int cmd_train(int argc, char **argv) {
@@ -19,6 +28,17 @@ int cmd_train(int argc, char **argv) {
     cm_status st = cm_train_opts_finalize(&o);
     if (st == CM_ERR_ARG) { fprintf(stderr, "clipmod train: %s\n", cm_last_error()); return 2; }
     if (st) return cli_fail("train");
-    fprintf(stderr, "clipmod train: the training loop is not in this build yet (options parsed and checked)\n");
-    return 1;
+    CmRun r;
+    if ((st = cm_train_main(&o, &r, NULL, NULL))) {
+        fprintf(stderr, "clipmod train: %s\n", cm_last_error());
+        return st == CM_ERR_ARG ? 2 : 1;
+    }
+    char extra[512];
+    snprintf(extra, sizeof extra, "\"epochs\":%d,\"steps\":%lld,\"loss\":%.6g,\"loss_con\":%.6g,\"loss_cls\":%.6g,\"train_seconds\":%.1f",
+             o.epochs, (long long)r.steps_done, (double)r.last.loss, (double)r.last.loss_con, (double)r.last.loss_cls, r.train_seconds);
+    if (r.have_val) {
+        char *js = cm_metrics_json(&r.val_metrics, extra);
+        if (js) { printf("%s\n", js); cm_free(js); }
+    } else printf("{%s}\n", extra);
+    return 0;
 }

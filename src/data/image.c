@@ -29,9 +29,9 @@ cm_status cm_image_check_size(const char *what, const char *fmt, long long w, lo
     if (w <= 0 || h <= 0)
         return cm_error(CM_ERR_DECODE, "%s: %s header gives an empty image (%lldx%lld)", cm_what(what), fmt, w, h);
     if (w > (1LL << 30) || h > (1LL << 30) || (unsigned long long)w * (unsigned long long)h > max_pixels)
-        return cm_error(CM_ERR_OOM, "%s: %s image of %lldx%lld = %.1f megapixels exceeds the limit of %.1f megapixels "
+        return cm_error(CM_ERR_OOM, "%s: %s image of %lldx%lld = %.0f pixels exceeds the limit of %zu pixels "
                         "(decompression bomb?); refused before decoding", cm_what(what), fmt, w, h,
-                        (double)w * (double)h / 1048576.0, (double)max_pixels / 1048576.0);
+                        (double)w * (double)h, max_pixels);
     size_t n;
     if (!cm_mul_ok((size_t)w * (size_t)h, 3, &n))
         return cm_error(CM_ERR_OOM, "%s: %lldx%lld image too large", cm_what(what), w, h);

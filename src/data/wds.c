@@ -67,7 +67,7 @@ const char *cm_wds_path(const CmWdsReader *r) { return cm_tar_path(r->tar); }
 void cm_wds_sample_free(CmWdsSample *s) {
     if (!s) return;
     for (int i = 0; i < s->nfields; i++) { free(s->fields[i].ext); free(s->fields[i].data); }
-    free(s->key); free(s->error);
+    free(s->key); free(s->error); free(s->url);
     free(s);
 }
 
@@ -101,7 +101,8 @@ static CmWdsSample *new_sample(CmWdsReader *r, const char *name, size_t kl, uint
     if (!s->key) { free(s); return NULL; }
     memcpy(s->key, name, kl);
     s->key[kl] = 0;
-    s->url = cm_tar_path(r->tar);
+    s->url = strdup(cm_tar_path(r->tar));
+    if (!s->url) { free(s->key); free(s); return NULL; }
     s->offset = off;
     return s;
 }

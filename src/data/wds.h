@@ -33,7 +33,7 @@ typedef struct {
 
 typedef struct {
     char *key;
-    const char *url;     /* the shard (owned by the reader; valid while it is open — copy if needed) */
+    char *url;           /* the shard path (owned by the sample) */
     uint64_t offset;     /* offset of the sample's first member header in the tar stream */
     int nfields;
     CmWdsField fields[CM_WDS_MAX_FIELDS];

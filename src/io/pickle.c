@@ -161,7 +161,8 @@ static cm_status vm_pop_mark(Vm *m, size_t *base) {
 
 static cm_status vm_memo_put(Vm *m, size_t idx) {
     if (!m->sn) return vm_err(m, "%s", "memo put with an empty stack");
-    if (idx >= PK_MAX_MEMO) return vm_err(m, "%s", "memo index absurdly large");
+    /* a real pickle numbers its memo entries 0, 1, 2, ...: never more of them than it has bytes */
+    if (idx >= PK_MAX_MEMO || idx > m->len) return vm_err(m, "%s", "memo index absurdly large");
     if (idx >= m->memo_cap) {
         size_t cap = m->memo_cap ? m->memo_cap : 256;
         while (cap <= idx) cap *= 2;

@@ -39,7 +39,8 @@ static uint32_t crc32_big(const uint8_t *p, uint64_t n) {
 
 static cm_status inflate_entry(const uint8_t *src, uint64_t csize, uint64_t usize, uint8_t **out,
                                const char *path, const char *name) {
-    if (usize > ZIP_MAX_INFLATE)
+    /* deflate cannot expand more than ~1032:1, so a larger declared size is a lie */
+    if (usize > ZIP_MAX_INFLATE || usize > csize * 1100 + 65536)
         return cm_error(CM_ERR_FORMAT, "%s: zip entry '%s' declares an absurd size (%llu bytes)", path, name,
                         (unsigned long long)usize);
     uint8_t *buf = malloc(usize ? usize : 1);

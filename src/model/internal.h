@@ -30,12 +30,14 @@ typedef struct {
     float lora_scale;
     bool causal, quick_gelu;
     int P, S, NP;                   /* vision: patch size, image size, patches */
+    bool keep_all_tokens;           /* text: run all context_length tokens (traces); default: up to the last pooled one */
     const CmBlockIdx *blk;
 } TowerSpec;
 
 typedef struct {
     TaMode mode;
     int maxB, B;
+    int T;                    /* tokens of the last forward (text: max pooled index + 1) */
     float *mem;
     BlockActs *blk;           /* L (SAVE) or 1 scratch (NONE, CKPT) */
     float **xin;              /* L block-input pointers */

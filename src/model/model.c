@@ -176,6 +176,45 @@ int64_t cm_model_trainable_count(const CmModel *m) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// LoRA merge
+
+cm_status cm_model_merge_lora(const CmModel *m, CmModel **out) {
+    *out = NULL;
+    CmModelConfig c = m->cfg;
+    c.has_lora = false;
+    CmModel *o = NULL;
+    cm_status st = cm_model_create(&c, &o);
+    if (st) return st;
+    for (int i = 0; i < o->n_params; i++) {
+        int k = cm_model_find(m, o->params[i].name);
+        CM_ASSERT(k >= 0 && m->params[k].numel == o->params[i].numel);
+        memcpy(o->params[i].data, m->params[k].data, o->params[i].numel * sizeof(float));
+    }
+    if (!m->cfg.has_lora) { *out = o; return CM_OK; }
+    float s = m->cfg.lora_alpha / (float)m->cfg.lora_rank;
+    int r = m->cfg.lora_rank;
+    for (int tower = 0; tower < 2; tower++) {
+        const CmBlockIdx *blk = tower ? m->tblocks : m->vblocks;
+        const CmBlockIdx *oblk = tower ? o->tblocks : o->vblocks;
+        int L = tower ? m->cfg.text.layers : m->cfg.vision.layers;
+        for (int l = 0; l < L; l++) {
+            const float *A = m->params[blk[l].lora_A].data, *Bw = m->params[blk[l].lora_B].data;
+            float *W = o->params[oblk[l].out_w].data;
+            int D = (int)o->params[oblk[l].out_w].shape[0];
+            /* W[D,D] += s * B[D,r] @ A[r,D], summed in double */
+            for (int i = 0; i < D; i++)
+                for (int j = 0; j < D; j++) {
+                    double acc = 0;
+                    for (int q = 0; q < r; q++) acc += (double)Bw[(size_t)i * r + q] * A[(size_t)q * D + j];
+                    W[(size_t)i * D + j] += (float)(s * acc);
+                }
+        }
+    }
+    *out = o;
+    return CM_OK;
+}
+
+// ---------------------------------------------------------------------------------------------
 // initialisation from scratch
 
 static bool ends_with(const char *s, const char *suf) {

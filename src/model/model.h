@@ -151,6 +151,7 @@ typedef struct CmModel {
     size_t n_floats, n_grad_floats;
     CmTrainMode mode;
     bool lock_image, lock_text;
+    bool amp_bf16;       /* --precision amp/amp_bf16 on CPU: bf16 products in the tower linears */
     /* named indices */
     int logit_scale;
     int v_class, v_pos, v_proj, v_conv, v_ln_pre_w, v_ln_pre_b, v_ln_post_w, v_ln_post_b;
@@ -180,7 +181,16 @@ void cm_formula_fill(const char *name, int ndim, const int64_t *shape, uint64_t 
    lock_image / lock_text freeze a tower (OpenCLIP --lock-image / --lock-text). */
 cm_status cm_model_set_mode(CmModel *m, CmTrainMode mode, bool lock_image, bool lock_text);
 void cm_model_zero_grad(CmModel *m);
+/* --precision amp / amp_bf16 on CPU (DESIGN §3): the towers' linear layers (patch embedding,
+   in_proj, out_proj, c_fc, c_proj; forward and backward) use bf16 products with fp32
+   accumulation; weights, LayerNorm, softmax, attention, LoRA, head, losses stay fp32. Set it
+   before sharing the model between threads. */
+static inline void cm_model_set_amp(CmModel *m, bool bf16) { m->amp_bf16 = bf16; }
 int64_t cm_model_trainable_count(const CmModel *m);
+
+/* A copy of m without LoRA tensors whose attn.out_proj.weight = W + (alpha/r) B A (DESIGN §1.2
+   merge/export for inference). *out has mode CM_TRAIN_NONE. */
+cm_status cm_model_merge_lora(const CmModel *m, CmModel **out);
 
 /* Loading (src/model/load.c). Strict: every tensor of the file must be in the table with the same
    shape, and every table tensor must be in the file, else CM_ERR_SHAPE naming every missing /

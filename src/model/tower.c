@@ -8,7 +8,9 @@
  *           y = x_mid + c_proj(gelu(c_fc(ln_2(x_mid))))
  *   top:    pooled = x[b, pool_b] (vision 0, text argmax(ids)); raw = ln(pooled) @ proj; feat = raw/|raw|
  * ln_post / ln_final are row-wise, so applying them to the pooled rows only is the same as
- * applying them to every token and then pooling.
+ * applying them to every token and then pooling. The text tower runs on the first max(pool)+1
+ * tokens of the batch only: under the causal mask later tokens cannot reach a pooled one (their
+ * gradients, e.g. to positional_embedding rows past it, are exactly 0 in torch too).
  *
  * Backward accumulates into the grads of trainable tensors only (NULL grad = frozen = no work) and
  * stops below the lowest layer that has a trainable tensor. With TA_CKPT only block inputs are
@@ -137,27 +139,152 @@ static inline const float *P_(const CmModel *m, int i) { return i >= 0 ? m->para
 static inline float *G_(const CmModel *m, int i) { return i >= 0 ? m->params[i].grad : NULL; }
 
 // ---------------------------------------------------------------------------------------------
+// small-rank LoRA products and fused residual passes (plain loops: BLAS is slow at N = r = 4)
+
+/* lt[M,r] = ao[M,D] @ A[r,D]^T */
+static void lora_down(float *lt, const float *ao, const float *A, int M, int D, int r) {
+    #pragma omp parallel for if ((size_t)M * D > 65536)
+    for (int i = 0; i < M; i++) {
+        const float *x = ao + (size_t)i * D;
+        for (int k = 0; k < r; k++) {
+            const float *a = A + (size_t)k * D;
+            float acc = 0.0f;
+            #pragma omp simd reduction(+:acc)
+            for (int c = 0; c < D; c++) acc += x[c] * a[c];
+            lt[(size_t)i * r + k] = acc;
+        }
+    }
+}
+
+/* dst[M,D] = res[M,D] + b[D] (+ s * lt[M,r] @ Bw[D,r]^T when lt): the residual, bias and LoRA
+   terms of out = res + (x W^T + b + s (x A^T) B^T) in one pass, before the GEMM adds x W^T
+   (beta = 1). Same terms as torch, summed in another order (fp32 rounding only). */
+static void residual_init(float *dst, const float *res, const float *b, const float *lt, const float *Bw,
+                          int r, float s, int M, int D) {
+    float *Bt = NULL;
+    if (lt) {
+        Bt = cm_malloc((size_t)r * D * sizeof(float), "lora B^T");
+        CM_ASSERT(Bt != NULL);
+        for (int d = 0; d < D; d++)
+            for (int k = 0; k < r; k++) Bt[(size_t)k * D + d] = s * Bw[(size_t)d * r + k];
+    }
+    #pragma omp parallel for if ((size_t)M * D > 65536)
+    for (int i = 0; i < M; i++) {
+        float *y = dst + (size_t)i * D;
+        const float *x = res + (size_t)i * D;
+        #pragma omp simd
+        for (int c = 0; c < D; c++) y[c] = x[c] + b[c];
+        if (lt)
+            for (int k = 0; k < r; k++) {
+                float l = lt[(size_t)i * r + k];
+                const float *bt = Bt + (size_t)k * D;
+                #pragma omp simd
+                for (int c = 0; c < D; c++) y[c] += l * bt[c];
+            }
+    }
+    cm_free(Bt);
+}
+
+/* out[r,D] += sum_i a[i,k] X[i,:] for k < r   (a[M,r], X[M,D]); parallel over column blocks */
+static void small_tn(float *out, const float *a, const float *X, int M, int D, int r, float alpha) {
+    int nblk = (D + 127) / 128;
+    #pragma omp parallel for if ((size_t)M * D > 65536)
+    for (int bk = 0; bk < nblk; bk++) {
+        int c0 = bk * 128, c1 = c0 + 128 < D ? c0 + 128 : D;
+        float acc[16][128];
+        CM_ASSERT(r <= 16);
+        for (int k = 0; k < r; k++) for (int c = 0; c < c1 - c0; c++) acc[k][c] = 0.0f;
+        for (int i = 0; i < M; i++) {
+            const float *x = X + (size_t)i * D + c0;
+            for (int k = 0; k < r; k++) {
+                float w = a[(size_t)i * r + k];
+                #pragma omp simd
+                for (int c = 0; c < c1 - c0; c++) acc[k][c] += w * x[c];
+            }
+        }
+        for (int k = 0; k < r; k++)
+            for (int c = c0; c < c1; c++) out[(size_t)k * D + c] += alpha * acc[k][c - c0];
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// nn.Linear in the model's precision (fp32, or bf16 products with fp32 accumulation for amp)
+
+static inline void LIN_F(const CmModel *m, float *out, const float *x, const float *W, const float *b, int M, int C, int OC) {
+    if (m->amp_bf16) linear_forward_bf16(out, x, W, b, M, C, OC);
+    else linear_forward(out, x, W, b, M, C, OC);
+}
+static inline void LIN_B(const CmModel *m, float *dx, float *dW, float *db, const float *dout, const float *x, const float *W,
+                         int M, int C, int OC) {
+    if (m->amp_bf16) linear_backward_bf16(dx, dW, db, dout, x, W, M, C, OC);
+    else linear_backward(dx, dW, db, dout, x, W, M, C, OC);
+}
+/* dst = res + (x W^T + b [+ LoRA]) : fp32 fuses the residual into the GEMM (beta = 1); amp runs
+   the bf16 linear and then adds (bias and LoRA terms as in fp32). */
+static void linear_residual(const CmModel *m, float *dst, const float *res, const float *x, const float *W, const float *b,
+                            const float *lt, const float *Bw, int r, float s, int M, int C, int D) {
+    if (!m->amp_bf16) {
+        residual_init(dst, res, b, lt, Bw, r, s, M, D);
+        matmul(false, true, M, D, C, 1.0f, x, C, W, C, 1.0f, dst, D);
+        return;
+    }
+    linear_forward_bf16(dst, x, W, NULL, M, C, D);
+    float *tmp = cm_malloc((size_t)M * D * sizeof(float), "residual");
+    CM_ASSERT(tmp != NULL);
+    residual_init(tmp, res, b, lt, Bw, r, s, M, D);
+    add_forward(dst, dst, tmp, (size_t)M * D);
+    cm_free(tmp);
+}
+
+// ---------------------------------------------------------------------------------------------
 // one residual block
 
 /* a->x_in must be set. out == NULL: stop after ln_2/c_fc/GELU (recompute for backward). */
-static void block_forward(const CmModel *m, const TowerSpec *s, const CmBlockIdx *k, BlockActs *a, float *out, int B) {
-    int M = B * s->T, D = s->D, H = s->H;
+static void block_forward(const CmModel *m, const TowerSpec *s, const CmBlockIdx *k, BlockActs *a, float *out, int B, int T) {
+    int M = B * T, D = s->D, H = s->H;
     layernorm_forward(a->ln1, a->m1, a->r1, a->x_in, P_(m, k->ln1_w), P_(m, k->ln1_b), M, D);   // [M,D]
-    linear_forward(a->qkv, a->ln1, P_(m, k->in_w), P_(m, k->in_b), M, D, 3 * D);                 // [M,3D]
-    attention_forward(a->ao, a->att, a->qkv, B, s->T, D, s->NH, s->causal);                     // [M,D]
-    linear_forward(a->x_mid, a->ao, P_(m, k->out_w), P_(m, k->out_b), M, D, D);                 // o [M,D]
-    if (s->r) {
-        linear_forward(a->lt, a->ao, P_(m, k->lora_A), NULL, M, D, s->r);                        // [M,r]
-        matmul(false, true, M, D, s->r, s->lora_scale, a->lt, s->r, P_(m, k->lora_B), s->r, 1.0f, a->x_mid, D);
-    }
-    add_forward(a->x_mid, a->x_mid, a->x_in, (size_t)M * D);                                     // x + o
+    LIN_F(m, a->qkv, a->ln1, P_(m, k->in_w), P_(m, k->in_b), M, D, 3 * D);                      // [M,3D]
+    attention_forward(a->ao, a->att, a->qkv, B, T, D, s->NH, s->causal);                     // [M,D]
+    // x_mid = x_in + (ao Wo^T + bo + (alpha/r) (ao A^T) B^T)
+    if (s->r && k->lora_A >= 0) lora_down(a->lt, a->ao, P_(m, k->lora_A), M, D, s->r);         // [M,r]
+    linear_residual(m, a->x_mid, a->x_in, a->ao, P_(m, k->out_w), P_(m, k->out_b), s->r ? a->lt : NULL,
+                    P_(m, k->lora_B), s->r, s->lora_scale, M, D, D);
     layernorm_forward(a->ln2, a->m2, a->r2, a->x_mid, P_(m, k->ln2_w), P_(m, k->ln2_b), M, D);
-    linear_forward(a->fc, a->ln2, P_(m, k->fc_w), P_(m, k->fc_b), M, D, H);                     // [M,H]
+    LIN_F(m, a->fc, a->ln2, P_(m, k->fc_w), P_(m, k->fc_b), M, D, H);                          // [M,H]
     if (s->quick_gelu) quickgelu_forward(a->act, a->fc, (size_t)M * H);
     else gelu_forward(a->act, a->fc, (size_t)M * H);
     if (!out) return;
-    linear_forward(out, a->act, P_(m, k->proj_w), P_(m, k->proj_b), M, H, D);                  // [M,D]
-    add_forward(out, out, a->x_mid, (size_t)M * D);
+    // out = x_mid + (act Wp^T + bp)
+    linear_residual(m, out, a->x_mid, a->act, P_(m, k->proj_w), P_(m, k->proj_b), NULL, NULL, 0, 0.0f, M, H, D);
+}
+
+/* The last block in inference: attention over all T tokens, then out_proj, LoRA, residual, ln_2
+   and the MLP on the pooled row of each sample only (row-wise ops: the same numbers).
+   pooled[B,D] = block output at pool[b]. */
+static void block_forward_pooled(const CmModel *m, const TowerSpec *s, const CmBlockIdx *k, BlockActs *a,
+                                 const int *pool, float *pooled, int B, int T) {
+    int M = B * T, D = s->D, H = s->H;
+    layernorm_forward(a->ln1, a->m1, a->r1, a->x_in, P_(m, k->ln1_w), P_(m, k->ln1_b), M, D);
+    LIN_F(m, a->qkv, a->ln1, P_(m, k->in_w), P_(m, k->in_b), M, D, 3 * D);
+    attention_forward(a->ao, a->att, a->qkv, B, T, D, s->NH, s->causal);
+    /* B-row scratch: aoP, xP, midP, ln2P [B,D]; fcP, actP [B,H]; lt [B,r] */
+    float *buf = cm_malloc(((size_t)4 * D + 2 * (size_t)H + (size_t)(s->r > 0 ? s->r : 1)) * B * sizeof(float), "pooled rows");
+    CM_ASSERT(buf != NULL);
+    float *aoP = buf, *xP = aoP + (size_t)B * D, *midP = xP + (size_t)B * D, *ln2P = midP + (size_t)B * D;
+    float *fcP = ln2P + (size_t)B * D, *actP = fcP + (size_t)B * H, *ltP = actP + (size_t)B * H;
+    for (int b = 0; b < B; b++) {
+        memcpy(aoP + (size_t)b * D, a->ao + ((size_t)b * T + pool[b]) * D, D * sizeof(float));
+        memcpy(xP + (size_t)b * D, a->x_in + ((size_t)b * T + pool[b]) * D, D * sizeof(float));
+    }
+    if (s->r) lora_down(ltP, aoP, P_(m, k->lora_A), B, D, s->r);
+    linear_residual(m, midP, xP, aoP, P_(m, k->out_w), P_(m, k->out_b), s->r ? ltP : NULL, P_(m, k->lora_B), s->r,
+                    s->lora_scale, B, D, D);
+    layernorm_forward(ln2P, a->m2, a->r2, midP, P_(m, k->ln2_w), P_(m, k->ln2_b), B, D);
+    LIN_F(m, fcP, ln2P, P_(m, k->fc_w), P_(m, k->fc_b), B, D, H);
+    if (s->quick_gelu) quickgelu_forward(actP, fcP, (size_t)B * H);
+    else gelu_forward(actP, fcP, (size_t)B * H);
+    linear_residual(m, pooled, midP, actP, P_(m, k->proj_w), P_(m, k->proj_b), NULL, NULL, 0, 0.0f, B, H, D);
+    cm_free(buf);
 }
 
 static bool tr(const CmModel *m, int i) { return i >= 0 && m->params[i].trainable; }
@@ -170,8 +297,8 @@ static bool block_trainable(const CmModel *m, const CmBlockIdx *k) {
 
 /* On entry ta->dres = dL/d(block output) [M,D]; on exit (when need_dx) dL/d(block input). */
 static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, BlockActs *a, TowerActs *ta,
-                           bool need_dx, int B) {
-    size_t M = (size_t)B * s->T, D = s->D, H = s->H;
+                           bool need_dx, int B, int T) {
+    size_t M = (size_t)B * T, D = s->D, H = s->H;
     float *dres = ta->dres;
     bool attn_tr = tr(m, k->ln1_w) || tr(m, k->ln1_b) || tr(m, k->in_w) || tr(m, k->in_b) || tr(m, k->out_w) ||
                    tr(m, k->out_b) || tr(m, k->lora_A) || tr(m, k->lora_B);
@@ -180,7 +307,7 @@ static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, 
     // --- MLP branch: y = x_mid + act @ Wp^T + bp
     bool need_dact = tr(m, k->fc_w) || tr(m, k->fc_b) || ln2_tr || need_attn;
     if (need_dact) memset(ta->dact, 0, M * H * sizeof(float));
-    linear_backward(need_dact ? ta->dact : NULL, G_(m, k->proj_w), G_(m, k->proj_b), dres, a->act,
+    LIN_B(m, need_dact ? ta->dact : NULL, G_(m, k->proj_w), G_(m, k->proj_b), dres, a->act,
                     P_(m, k->proj_w), (int)M, (int)H, (int)D);
     if (need_dact) {
         memset(ta->dfc, 0, M * H * sizeof(float));
@@ -188,7 +315,7 @@ static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, 
         else gelu_backward(ta->dfc, a->fc, ta->dact, M * H);
         bool need_dln2 = ln2_tr || need_attn;
         if (need_dln2) memset(ta->dln, 0, M * D * sizeof(float));
-        linear_backward(need_dln2 ? ta->dln : NULL, G_(m, k->fc_w), G_(m, k->fc_b), ta->dfc, a->ln2,
+        LIN_B(m, need_dln2 ? ta->dln : NULL, G_(m, k->fc_w), G_(m, k->fc_b), ta->dfc, a->ln2,
                         P_(m, k->fc_w), (int)M, (int)D, (int)H);
         if (need_dln2)
             layernorm_backward(need_attn ? dres : NULL, G_(m, k->ln2_w), G_(m, k->ln2_b), ta->dln, a->x_mid,
@@ -198,25 +325,50 @@ static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, 
     // --- attention branch: x_mid = x_in + ao Wo^T + bo + s (ao A^T) B^T ; dres = d x_mid
     bool need_dao = need_dx || tr(m, k->ln1_w) || tr(m, k->ln1_b) || tr(m, k->in_w) || tr(m, k->in_b);
     if (need_dao) memset(ta->dao, 0, M * D * sizeof(float));
-    linear_backward(need_dao ? ta->dao : NULL, G_(m, k->out_w), G_(m, k->out_b), dres, a->ao, P_(m, k->out_w),
+    LIN_B(m, need_dao ? ta->dao : NULL, G_(m, k->out_w), G_(m, k->out_b), dres, a->ao, P_(m, k->out_w),
                     (int)M, (int)D, (int)D);
     if (s->r) {
         float *gA = G_(m, k->lora_A), *gB = G_(m, k->lora_B);
-        if (gB)   // dB[D,r] += s * dres^T @ lt
-            matmul(true, false, (int)D, s->r, (int)M, s->lora_scale, dres, (int)D, a->lt, s->r, 1.0f, gB, s->r);
+        const float *Aw = P_(m, k->lora_A), *Bw = P_(m, k->lora_B);
+        int r = s->r;
+        if (gB) {   // dB[D,r] += s * dres^T @ lt : through dBt[r,D] += s * lt^T dres
+            float *dBt = cm_calloc((size_t)r * D, sizeof(float), "lora dB");
+            CM_ASSERT(dBt != NULL);
+            small_tn(dBt, a->lt, dres, (int)M, (int)D, r, s->lora_scale);
+            for (size_t d = 0; d < D; d++)
+                for (int q = 0; q < r; q++) gB[d * r + q] += dBt[(size_t)q * D + d];
+            cm_free(dBt);
+        }
         if (gA || need_dao) {
-            // dlt[M,r] = s * dres @ B ; dao += dlt @ A ; dA += dlt^T @ ao
-            matmul(false, false, (int)M, s->r, (int)D, s->lora_scale, dres, (int)D, P_(m, k->lora_B), s->r, 0.0f,
-                   ta->dlt, s->r);
-            linear_backward(need_dao ? ta->dao : NULL, gA, NULL, ta->dlt, a->ao, P_(m, k->lora_A), (int)M, (int)D, s->r);
+            // dlt[M,r] = s * dres @ B  (row-wise dots with B's columns)
+            float *Bt = cm_malloc((size_t)r * D * sizeof(float), "lora B^T");
+            CM_ASSERT(Bt != NULL);
+            for (size_t d = 0; d < D; d++)
+                for (int q = 0; q < r; q++) Bt[(size_t)q * D + d] = Bw[d * r + q];
+            lora_down(ta->dlt, dres, Bt, (int)M, (int)D, r);
+            cm_free(Bt);
+            for (size_t i = 0; i < M * (size_t)r; i++) ta->dlt[i] *= s->lora_scale;
+            if (gA) small_tn(gA, ta->dlt, a->ao, (int)M, (int)D, r, 1.0f);        // dA[r,D] += dlt^T ao
+            if (need_dao) {                                                        // dao[M,D] += dlt @ A
+                #pragma omp parallel for if (M * D > 65536)
+                for (size_t i = 0; i < M; i++) {
+                    float *y = ta->dao + i * D;
+                    for (int q = 0; q < r; q++) {
+                        float l = ta->dlt[i * r + q];
+                        const float *aw = Aw + (size_t)q * D;
+                        #pragma omp simd
+                        for (size_t c = 0; c < D; c++) y[c] += l * aw[c];
+                    }
+                }
+            }
         }
     }
     if (!need_dao) return;
     memset(ta->dqkv, 0, 3 * M * D * sizeof(float));
-    attention_backward(ta->dqkv, ta->dao, a->qkv, a->att, B, s->T, (int)D, s->NH, s->causal);
+    attention_backward(ta->dqkv, ta->dao, a->qkv, a->att, B, T, (int)D, s->NH, s->causal);
     bool need_dln1 = need_dx || tr(m, k->ln1_w) || tr(m, k->ln1_b);
     if (need_dln1) memset(ta->dln, 0, M * D * sizeof(float));
-    linear_backward(need_dln1 ? ta->dln : NULL, G_(m, k->in_w), G_(m, k->in_b), ta->dqkv, a->ln1, P_(m, k->in_w),
+    LIN_B(m, need_dln1 ? ta->dln : NULL, G_(m, k->in_w), G_(m, k->in_b), ta->dqkv, a->ln1, P_(m, k->in_w),
                     (int)M, (int)D, 3 * (int)D);
     if (need_dln1)
         layernorm_backward(need_dx ? dres : NULL, G_(m, k->ln1_w), G_(m, k->ln1_b), ta->dln, a->x_in, P_(m, k->ln1_w),
@@ -227,13 +379,28 @@ static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, 
 // tower
 
 void tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const float *images, const int32_t *ids, int B) {
-    size_t M = (size_t)B * s->T, D = s->D;
+    size_t D = s->D;
+    int T = s->T;
+    if (!s->vision) {
+        /* pool at argmax(ids) (the first EOT); with the causal mask no token after the pooled one
+           can change it, so every layer runs on the first max(pool)+1 tokens only (exact) */
+        int Te = 1;
+        for (int b = 0; b < B; b++) {
+            int best = 0;
+            for (int t = 1; t < s->T; t++) if (ids[(size_t)b * s->T + t] > ids[(size_t)b * s->T + best]) best = t;
+            ta->pool[b] = best;
+            if (best + 1 > Te) Te = best + 1;
+        }
+        if (!s->keep_all_tokens) T = Te;
+    }
     ta->B = B;
+    ta->T = T;
+    size_t M = (size_t)B * T;
     float *x0 = ta->xin[0];
     if (s->vision) {
         int PP3 = 3 * s->P * s->P;
         im2patch(ta->patches, images, B, s->S, s->S, s->P);                                  // [B*NP,3PP]
-        linear_forward(ta->x_last, ta->patches, P_(m, m->v_conv), NULL, B * s->NP, PP3, (int)D);  // tmp [B*NP,D]
+        LIN_F(m, ta->x_last, ta->patches, P_(m, m->v_conv), NULL, B * s->NP, PP3, (int)D);  // tmp [B*NP,D]
         const float *cls = P_(m, m->v_class), *pos = P_(m, m->v_pos);
         #pragma omp parallel for
         for (int b = 0; b < B; b++) {
@@ -249,13 +416,8 @@ void tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const fl
         }
         layernorm_forward(x0, ta->pre_m, ta->pre_r, ta->x_pre, P_(m, m->v_ln_pre_w), P_(m, m->v_ln_pre_b), (int)M, (int)D);
     } else {
-        memcpy(ta->ids, ids, M * sizeof(int32_t));
-        embedding_forward(x0, ta->ids, P_(m, m->t_tok), P_(m, m->t_pos), B, s->T, (int)D);
-        for (int b = 0; b < B; b++) {
-            int best = 0;
-            for (int t = 1; t < s->T; t++) if (ids[(size_t)b * s->T + t] > ids[(size_t)b * s->T + best]) best = t;
-            ta->pool[b] = best;
-        }
+        for (int b = 0; b < B; b++) memcpy(ta->ids + (size_t)b * T, ids + (size_t)b * s->T, (size_t)T * sizeof(int32_t));
+        embedding_forward(x0, ta->ids, P_(m, m->t_tok), P_(m, m->t_pos), B, T, (int)D);
     }
     for (int l = 0; l < s->L; l++) {
         BlockActs *a = ta->mode == TA_SAVE ? &ta->blk[l] : &ta->blk[0];
@@ -269,10 +431,16 @@ void tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const fl
             out = l == s->L - 1 ? ta->x_last : ta->xin[l + 1];
         }
         a->x_in = in;
-        block_forward(m, s, &s->blk[l], a, out, B);
+        if (ta->mode == TA_NONE && l == s->L - 1 && T > 1) {
+            /* inference: after the last attention only the pooled rows matter */
+            block_forward_pooled(m, s, &s->blk[l], a, ta->pool, ta->pooled, B, T);
+            goto pooled_done;
+        }
+        block_forward(m, s, &s->blk[l], a, out, B, T);
     }
     for (int b = 0; b < B; b++)
-        memcpy(ta->pooled + (size_t)b * D, ta->x_last + ((size_t)b * s->T + ta->pool[b]) * D, D * sizeof(float));
+        memcpy(ta->pooled + (size_t)b * D, ta->x_last + ((size_t)b * T + ta->pool[b]) * D, D * sizeof(float));
+pooled_done:;
     int lw = s->vision ? m->v_ln_post_w : m->t_ln_final_w, lb = s->vision ? m->v_ln_post_b : m->t_ln_final_b;
     int pj = s->vision ? m->v_proj : m->t_proj;
     layernorm_forward(ta->pooled_ln, ta->post_m, ta->post_r, ta->pooled, P_(m, lw), P_(m, lb), B, (int)D);
@@ -293,8 +461,8 @@ bool tower_has_trainable(const CmModel *m, const TowerSpec *s) {
 }
 
 void tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const float *dfeat) {
-    int B = ta->B;
-    size_t M = (size_t)B * s->T, D = s->D, E = s->E;
+    int B = ta->B, T = ta->T;
+    size_t M = (size_t)B * T, D = s->D, E = s->E;
     CM_ASSERT(ta->mode != TA_NONE);
     /* below[l]: something trainable under block l (stem or blocks < l) */
     bool below[257];
@@ -316,7 +484,7 @@ void tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const float *
     if (!below[s->L]) return;
     memset(ta->dres, 0, M * D * sizeof(float));
     for (int b = 0; b < B; b++)
-        memcpy(ta->dres + ((size_t)b * s->T + ta->pool[b]) * D, ta->dpooled + (size_t)b * D, D * sizeof(float));
+        memcpy(ta->dres + ((size_t)b * T + ta->pool[b]) * D, ta->dpooled + (size_t)b * D, D * sizeof(float));
     // blocks, top down
     for (int l = s->L - 1; l >= 0; l--) {
         if (!below[l + 1]) break;
@@ -324,11 +492,11 @@ void tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const float *
         if (ta->mode == TA_CKPT) {
             a = &ta->blk[0];
             a->x_in = ta->xin[l];
-            block_forward(m, s, &s->blk[l], a, NULL, B);   /* recompute (c_proj output not needed) */
+            block_forward(m, s, &s->blk[l], a, NULL, B, T);   /* recompute (c_proj output not needed) */
         } else {
             a = &ta->blk[l];
         }
-        block_backward(m, s, &s->blk[l], a, ta, below[l], B);
+        block_backward(m, s, &s->blk[l], a, ta, below[l], B, T);
     }
     if (!below[0]) return;
     // stem
@@ -353,6 +521,6 @@ void tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const float *
             matmul(true, false, (int)D, PP3, B * s->NP, 1.0f, ta->dpatch, (int)D, ta->patches, PP3, 1.0f, G_(m, m->v_conv), PP3);
         }
     } else {
-        embedding_backward(G_(m, m->t_tok), G_(m, m->t_pos), ta->dres, ta->ids, B, s->T, (int)D);
+        embedding_backward(G_(m, m->t_tok), G_(m, m->t_pos), ta->dres, ta->ids, B, T, (int)D);
     }
 }

@@ -198,6 +198,7 @@ cm_status cm_checkpoint_save(const char *path, const CmModel *m, const CmAdamW *
         "rng", rngs,
         "optimizer", opt_json ? opt_json : "null",
         "args", meta->args_json ? meta->args_json : "{}",
+        "tokenizer", meta->tokenizer[0] ? meta->tokenizer : "bpe",
     };
     st = cm_safetensors_write(path, ts, nt, md, (int)(sizeof md / sizeof md[0]) / 2);
 done:
@@ -233,6 +234,8 @@ static cm_status read_meta(const CmTensorFile *f, const char *path, CmCkptMeta *
     snprintf(meta->base_model, sizeof meta->base_model, "%s", s ? s : "");
     s = cm_tensorfile_metadata(f, "base_model_sha256");
     snprintf(meta->base_sha256, sizeof meta->base_sha256, "%s", s ? s : "");
+    s = cm_tensorfile_metadata(f, "tokenizer");
+    snprintf(meta->tokenizer, sizeof meta->tokenizer, "%s", s ? s : "bpe");
     s = cm_tensorfile_metadata(f, "train_mode");
     if (!s || !mode_parse(s, &meta->mode)) return cm_error(CM_ERR_FORMAT, "%s: metadata \"train_mode\" missing or unknown", path);
     meta->lock_image = meta_bool(f, "lock_image");
@@ -424,6 +427,25 @@ fail:
     cm_tensorfile_close(f);
     if (m) cm_model_free(m);
     return st;
+}
+
+cm_status cm_model_open_any(const char *path, const char *config_name, CmModel **out, CmCkptMeta *meta) {
+    *out = NULL;
+    if (config_name) {
+        CmTensorFile *f;
+        cm_status st = cm_tensorfile_open(path, &f);
+        if (st) return st;
+        bool ckpt = cm_tensorfile_metadata(f, "clipmod_checkpoint") != NULL;
+        cm_tensorfile_close(f);
+        if (!ckpt) {
+            CmModelConfig cfg;
+            if ((st = cm_config_load(config_name, &cfg))) return cm_error_prefix("--model-name %s", config_name);
+            if ((st = cm_model_from_file(path, &cfg, CM_LOAD_CLIP_ONLY_OK, 0, out))) return st;
+            if (meta) { memset(meta, 0, sizeof *meta); snprintf(meta->base_model, sizeof meta->base_model, "%s", path); }
+            return CM_OK;
+        }
+    }
+    return cm_checkpoint_open_model(path, out, meta);
 }
 
 cm_status cm_opt_params_from_model(const CmModel *m, CmOptParam **out, int *n) {

@@ -15,7 +15,7 @@
  *             "base_model" (path or "") + "base_model_sha256"; "rng" (JSON: named xoshiro
  *             states as 4 hex words); "optimizer" (JSON: type, lr, betas, eps, weight_decay,
  *             param_groups [{weight_decay, params:[names]}], step:{name: n}); "args" (the
- *             training options as JSON, see train_opts.h).
+ *             training options as JSON, see train_opts.h); "tokenizer" bpe|bytes.
  * Loading overlays the checkpoint onto a model built from the same config (its frozen tensors
  * loaded from the base model first); the base model's SHA-256 is checked against the metadata.
  * Tensors under "optimizer." are never model tensors, so `clipmod eval --model CKPT` works.
@@ -44,6 +44,7 @@ typedef struct {
     int n_rng;
     char rng_name[CM_CKPT_MAX_RNG][32];
     CmRng rng[CM_CKPT_MAX_RNG];
+    char tokenizer[16];          /* "bpe" (OpenCLIP's; also when empty) or "bytes" (the demo's) */
     const char *args_json;       /* save: options JSON (may be NULL); load: not filled */
 } CmCkptMeta;
 
@@ -71,6 +72,11 @@ cm_status cm_checkpoint_load(const char *path, CmModel *m, CmAdamW *opt, CmCkptM
    mode CM_TRAIN_NONE) — what eval / predict use. A plain weights file (no clipmod metadata) is
    loaded with cm_model_from_file (CLIP-only files allowed). */
 cm_status cm_checkpoint_open_model(const char *path, CmModel **out, CmCkptMeta *meta);
+
+/* eval / predict: a clipmod checkpoint (config from its metadata; config_name must then be NULL
+   or agree) or a weights file (config from config_name — a name or JSON file — else guessed from
+   the shapes; LoRA/head initialised when absent). meta->tokenizer tells the tokenizer. */
+cm_status cm_model_open_any(const char *path, const char *config_name, CmModel **out, CmCkptMeta *meta);
 
 /* The optimizer's parameter list: the model's trainable tensors in state-dict order (name, data,
    grad, numel, ndim, decay). *out cm_malloc'd; names point into m. */

@@ -2,6 +2,7 @@
  * metrics.c — top-k accuracy, confusion matrix, per-class P/R/F1, the eval JSON. See metrics.h.
  */
 #include "train/metrics.h"
+#include "data/wds.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,11 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const class_names[CM_N_CLASSES] = {
-    "True / Neutral", "Satire/Parody", "Misleading Content", "Imposter Content",
-    "False Connection", "Manipulated Content", "Hate"};
-
-const char *cm_class_name(int c) { return c >= 0 && c < CM_N_CLASSES ? class_names[c] : NULL; }
+const char *cm_class_name(int c) { return c >= 0 && c < CM_N_CLASSES ? CM_CLASS_NAMES[c] : NULL; }
 
 void cm_metrics_init(CmMetrics *m, int n_classes) {
     memset(m, 0, sizeof *m);

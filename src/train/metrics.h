@@ -20,7 +20,7 @@
 #define CM_N_CLASSES 7
 #define CM_MAX_CLASSES 64
 
-/* DESIGN §4.2 names: 0 "True / Neutral" .. 6 "Hate". NULL outside 0..6. */
+/* The seed project's class names (src/data/wds.h CM_CLASS_NAMES): 0 "True" .. 6 "Hate"; NULL outside. */
 const char *cm_class_name(int c);
 
 typedef struct {

@@ -29,6 +29,7 @@ typedef struct {
     CmBatchSource *train;        /* num_batches per epoch already sized (cm_epoch_sizing) */
     CmBatchSource *val;          /* NULL: no validation */
     const char *base_model;      /* the --pretrained weights file, NULL when trained from scratch */
+    const char *tokenizer;       /* recorded in checkpoints: "bpe" (NULL) or "bytes" */
     bool dropout;                /* head dropout in training (true normally; false for golden checks) */
     void (*on_step)(void *ctx, int64_t step, const CmStepStats *s);   /* optional, after each step */
     void *cb_ctx;

@@ -35,6 +35,7 @@ void cm_train_opts_defaults(CmTrainOpts *o) {
     o->remote_sync_protocol = "s3"; o->remote_sync_frequency = 300;
     o->lora_rank = 4; o->lora_alpha = 32; o->contrastive_weight = 1.0; o->classification_weight = 1.0;
     o->threads = 0;
+    o->tokenizer = "bpe";
 }
 
 #define S(nm, ty, field, mv, hp) specs[n++] = (ArgSpec){nm, ty, &o->field, mv, hp}
@@ -143,6 +144,8 @@ int cm_train_opts_specs(CmTrainOpts *o, ArgSpec *specs) {
     S("--classification-weight", ARG_FLOAT, classification_weight, "W", "weight of the classification loss (default 1)");
     S("--threads", ARG_INT, threads, "N", "compute threads (default: CLIPMOD_THREADS or all cores)");
     S("--offline", ARG_FLAG, offline, NULL, "never download --pretrained weights");
+    S("--vocab", ARG_STR, vocab, "PATH", "BPE vocabulary (default: next to the weights, $CLIPMOD_VOCAB, ...)");
+    S("--tokenizer", ARG_STR, tokenizer, "KIND", "bpe (OpenCLIP's, default) | bytes (byte-level, vocab 258: the demo's)");
     CM_ASSERT(n <= CM_TRAIN_MAX_SPECS);
     return n;
 }
@@ -230,6 +233,7 @@ cm_status cm_train_opts_finalize(CmTrainOpts *o) {
         return bad("--contrastive-weight/--classification-weight", "must be finite");
     if (o->lora_rank < 1 || o->lora_rank > 4096) return bad("--lora-rank", "must be in 1..4096");
     if (!(o->lora_alpha > 0) || !isfinite(o->lora_alpha)) return bad("--lora-alpha", "must be > 0");
+    if (strcmp(o->tokenizer, "bpe") && strcmp(o->tokenizer, "bytes")) return bad("--tokenizer", "must be bpe or bytes");
     if (strcmp(o->opt, "adamw")) return bad("--opt", "only adamw is available");
     if (strcmp(o->lr_scheduler, "cosine") && strcmp(o->lr_scheduler, "const") && strcmp(o->lr_scheduler, "const-cooldown"))
         return bad("--lr-scheduler", "must be cosine, const or const-cooldown");

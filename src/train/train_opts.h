@@ -58,6 +58,7 @@ typedef struct {
     double lora_alpha, contrastive_weight, classification_weight;
     int threads;
     bool offline;
+    const char *vocab, *tokenizer;
     /* derived by cm_train_opts_finalize */
     CmPrecision prec;
     char name_buf[256];

@@ -1,0 +1,48 @@
+/*
+ * prepare_internal.h — the pipeline shared by the prepare commands (prepare.c): items are queued
+ * with their caption, metadata JSON, class and image path; every CHUNK items the images are
+ * loaded, letterboxed and JPEG-encoded in parallel, then the samples are written in order.
+ * defines: PrepItem, Prep, prep_init, prep_add, prep_finish, prep_bad_row, prep_default_shard_size
+ */
+#ifndef CM_PREPARE_INTERNAL_H
+#define CM_PREPARE_INTERNAL_H
+
+#include "data/prepare.h"
+
+typedef struct {
+    char *key, *caption, *meta, *image_path;
+    int cls;
+    uint8_t *jpg; size_t jpg_len;
+    int status;            /* 0 ok, 1 missing image, 2 undecodable image */
+    int dup_of;            /* -1, or the earlier item of this chunk with the same image */
+    char err[300];
+} PrepItem;
+
+typedef struct CmShardWriter CmShardWriter;
+
+typedef struct {
+    CmPrepareOpts o;
+    CmPrepareReport *rep;
+    const char *dataset;
+    CmShardWriter *w[7];
+    PrepItem *items;
+    int n;
+    int64_t rows, logged;
+    double t0, last_progress;
+} Prep;
+
+int prep_default_shard_size(const char *name_or_split);
+cm_status prep_init(Prep *p, const CmPrepareOpts *o, CmPrepareReport *rep, const char *dataset, const char *split_hint);
+/* Takes ownership of the strings (malloc'd). */
+cm_status prep_add(Prep *p, char *key, char *caption, char *meta, int cls, char *image_path);
+void prep_bad_row(Prep *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Flushes, closes the shard writers (sizes.json) and writes report.json. */
+cm_status prep_finish(Prep *p, cm_status st);
+/* strdup that reports OOM through cm_error. */
+char *prep_strdup(const char *s);
+/* Trim ASCII whitespace in place; returns s. */
+char *prep_trim(char *s);
+/* A key is usable when non-empty, <= 200 bytes, and made of [A-Za-z0-9_-]. */
+bool prep_key_ok(const char *k);
+
+#endif

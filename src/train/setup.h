@@ -1,0 +1,26 @@
+/*
+ * setup.h — building the model a training run starts from, from OpenCLIP's flags:
+ *   --model NAME|FILE.json (+ --force-quick-gelu), --enable-lora / --lora-rank / --lora-alpha,
+ *   --pretrained '' (random init from --seed, OpenCLIP's default inits) | FILE | TAG (with
+ *   --cache-dir: the Hugging Face cache layout of DESIGN §6), --lock-image / --lock-text.
+ * The weights file may be a plain OpenCLIP file (CLIP tensors only: LoRA B = 0 and the head are
+ * initialised from --seed) or a clipmod export with LoRA/head tensors; loading is strict.
+ * Mode: --enable-lora -> LoRA + head trainable (logit_scale frozen, as the seed); else all.
+ * defines: cm_train_build_model, cm_resolve_pretrained
+ */
+#ifndef CM_TRAIN_SETUP_H
+#define CM_TRAIN_SETUP_H
+
+#include "model/model.h"
+#include "train/train_opts.h"
+
+/* Resolve --pretrained: an existing file is itself; a tag is looked up in cache_dir (or
+   $HF_HOME/hub, ~/.cache/huggingface/hub) as models--<org>--<repo>/snapshots/<rev>/
+   {open_clip_model.safetensors, open_clip_pytorch_model.bin}. *out cm_malloc'd. */
+cm_status cm_resolve_pretrained(const char *model, const char *pretrained, const char *cache_dir, char **out);
+
+/* Build, load/initialise and set the training mode. *base_path: the weights file (cm_malloc'd)
+   or NULL when initialised from scratch. */
+cm_status cm_train_build_model(const CmTrainOpts *o, CmModel **out, char **base_path);
+
+#endif

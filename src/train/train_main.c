@@ -1,0 +1,85 @@
+/*
+ * train_main.c — `clipmod train` after option parsing, as a library function so that the demo
+ * runs exactly the same code: the model from --model/--pretrained/--enable-lora (setup.c), the
+ * text encoder, OpenCLIP's epoch sizing, WebDataset batch sources (batches_shards.c), the run
+ * (run.c).
+ */
+#include "train/train_main.h"
+
+#include <string.h>
+#include "data/wds.h"
+#include "train/setup.h"
+#include "train/loader_source.h"
+#include "train/shards.h"
+#include "train/textenc.h"
+
+cm_status cm_train_main(CmTrainOpts *o, CmRun *r, void (*on_step)(void *, int64_t, const CmStepStats *), void *cb_ctx) {
+    memset(r, 0, sizeof *r);
+    if (o->threads > 0) cm_threads_set(o->threads);
+    CmModel *m = NULL;
+    char *base = NULL;
+    CmTextEnc te = {0};
+    CmBatchSource *train = NULL, *val = NULL;
+    cm_status st = CM_OK;
+    if ((st = cm_train_build_model(o, &m, &base))) goto out;
+    /* --precision amp / amp_bf16 on CPU: bf16 products with fp32 accumulation in the tower
+       linears; master weights, optimizer, LayerNorm, softmax and losses stay fp32 */
+    cm_model_set_amp(m, o->prec == CM_PREC_AMP_BF16);
+    if (!strcmp(o->tokenizer, "bytes") && m->cfg.text.vocab_size != CM_BYTE_VOCAB) {
+        st = cm_error(CM_ERR_ARG, "--tokenizer bytes needs a model whose text vocab_size is %d (this one: %d)", CM_BYTE_VOCAB, m->cfg.text.vocab_size);
+        goto out;
+    }
+    if ((st = cm_textenc_open(&te, o->tokenizer, o->vocab, base))) goto out;
+
+    if (!te.bytes && m->cfg.text.context_length == 77) {
+        /* the threaded loader: OpenCLIP's sampling, shuffles and epoch sizing */
+        CmLoaderConfig lc = {0};
+        lc.urls = o->train_data; lc.upsampling = o->train_data_upsampling_factors; lc.train = true;
+        lc.resampled = o->dataset_resampled; lc.batch_size = o->batch_size; lc.workers = o->workers;
+        lc.num_samples = o->train_num_samples > 0 ? o->train_num_samples : 0; lc.seed = (uint64_t)o->seed;
+        lc.world_size = 1; lc.image_size = m->cfg.vision.image_size; lc.tok = te.bpe;
+        if ((st = cm_batches_loader(&lc, &train))) goto out;
+        if (o->val_data && *o->val_data) {
+            CmLoaderConfig vc = lc;
+            vc.urls = o->val_data; vc.upsampling = NULL; vc.train = false; vc.resampled = false; vc.num_samples = 0;
+            if ((st = cm_batches_loader(&vc, &val))) goto out;
+        }
+    } else {
+        /* byte-level captions (the demo) or a non-77 context: the simple single-thread source */
+        long long ns = o->train_num_samples;
+        if (ns < 0) {
+            CmShardList sl = {0};
+            int64_t total = 0;
+            cm_status s2 = cm_shardlist_init(&sl, o->train_data, NULL, "--train-data");
+            if (!s2) s2 = cm_dataset_size(&sl.urls, &total);
+            cm_shardlist_free(&sl);
+            if (s2) { st = cm_error_prefix("--train-num-samples not given and the shard sizes are unknown"); goto out; }
+            ns = total;
+        }
+        long long nb;
+        cm_epoch_sizing(ns, o->batch_size, o->workers, &nb, NULL, NULL);
+        CmShardSourceCfg sc = {0};
+        sc.urls = o->train_data; sc.upsampling = o->train_data_upsampling_factors; sc.train = true;
+        sc.resampled = o->dataset_resampled; sc.batch = o->batch_size; sc.image_size = m->cfg.vision.image_size;
+        sc.ctx = m->cfg.text.context_length; sc.num_batches = nb; sc.shuffle = ns < 5000 ? (int)ns : 5000;
+        sc.seed = (uint64_t)o->seed; sc.te = &te;
+        if ((st = cm_batches_shards(&sc, &train))) goto out;
+        if (o->val_data && *o->val_data) {
+            CmShardSourceCfg vc = sc;
+            vc.urls = o->val_data; vc.upsampling = NULL; vc.train = false; vc.resampled = false; vc.shuffle = 0;
+            if ((st = cm_batches_shards(&vc, &val))) goto out;
+        }
+    }
+    r->o = o; r->m = m; r->train = train; r->val = val; r->base_model = base; r->dropout = true;
+    r->tokenizer = o->tokenizer;
+    r->on_step = on_step; r->cb_ctx = cb_ctx;
+    st = cm_train_run(r);
+out:
+    cm_batches_close(train);
+    cm_batches_close(val);
+    cm_textenc_close(&te);
+    if (m) cm_model_free(m);
+    cm_free(base);
+    r->m = NULL; r->train = NULL; r->val = NULL; r->base_model = NULL;
+    return st;
+}

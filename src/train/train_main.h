@@ -1,0 +1,15 @@
+/*
+ * train_main.h — `clipmod train` after option parsing (train_main.c), shared with the demo.
+ * defines: cm_train_main
+ */
+#ifndef CM_TRAIN_MAIN_H
+#define CM_TRAIN_MAIN_H
+
+#include "train/run.h"
+#include "train/train_opts.h"
+
+/* o: finalised options. On return r holds the results (val metrics, last step, run folder);
+   the model and data sources are freed (r->m etc. are NULL). on_step may be NULL. */
+cm_status cm_train_main(CmTrainOpts *o, CmRun *r, void (*on_step)(void *, int64_t, const CmStepStats *), void *cb_ctx);
+
+#endif
