@@ -1,7 +1,8 @@
 /*
  * synth.c — the synthetic demo dataset of synth.h: drawing a sample's attributes from
  * (seed, split, index), rendering the image (4x4 supersampled coverage, colour jitter, Gaussian
- * pixel noise), the caption templates, the metadata JSON and the shard writing through the
+ * pixel noise; shapes that differ at the 8-px patch scale of the demo's ViT, on a light background
+ * so that coverage is close to linear in the pixels — docs/demo.md says what did not learn), the caption templates, the metadata JSON and the shard writing through the
  * project's WebDataset writer (JPEG via cm_jpeg_encode).
  */
 #include "data/synth.h"
@@ -15,10 +16,10 @@
 #include "data/wds.h"
 
 const char *const CM_SYNTH_SHAPES[CM_SYNTH_N_SHAPES] = {"circle", "bar", "pillar"};
-const char *const CM_SYNTH_COLOURS[CM_SYNTH_N_COLOURS] = {"red", "green", "blue", "yellow"};
+const char *const CM_SYNTH_COLOURS[CM_SYNTH_N_COLOURS] = {"red", "green", "blue"};
 static const char *const REL_NAMES[4] = {"match", "wrong_colour", "wrong_shape", "wrong_both"};
 static const uint8_t BASE_RGB[CM_SYNTH_N_COLOURS][3] = {
-    {205, 40, 40}, {40, 165, 60}, {45, 75, 215}, {225, 205, 40}};
+    {205, 40, 40}, {40, 165, 60}, {45, 75, 215}};
 
 /* Caption templates: %1$s colour, %2$s shape. */
 #define N_TMPL 6
@@ -211,7 +212,9 @@ static cm_status write_split(const char *dir, const CmSynthOpts *o, CmSynthSplit
         uint8_t *jpg = NULL;
         size_t jlen = 0;
         char *meta = NULL;
-        if (!(st = cm_synth_render(&s, o->image_size, &img)) &&
+        if (!(st = cm_synth_render(&s, o->image_size, &img)) && o->ablate == CM_SYNTH_TEXT_ONLY)
+            memset(img.rgb, 255, (size_t)img.w * img.h * 3);
+        if (!st &&
             !(st = cm_jpeg_encode(&img, o->jpeg_quality > 0 ? o->jpeg_quality : CM_JPEG_QUALITY_DEFAULT, &jpg, &jlen))) {
             meta = cm_synth_json(&s);
             if (!meta) st = CM_ERR_OOM;
@@ -219,7 +222,8 @@ static cm_status write_split(const char *dir, const CmSynthOpts *o, CmSynthSplit
         if (!st) {
             char key[32];
             snprintf(key, sizeof key, "%s-%07d", sp, i);
-            CmWdsOut f[3] = {{"jpg", jpg, jlen}, {"txt", s.caption, strlen(s.caption)}, {"json", meta, strlen(meta)}};
+            size_t tl = o->ablate == CM_SYNTH_IMAGE_ONLY ? 0 : strlen(s.caption);
+            CmWdsOut f[3] = {{"jpg", jpg, jlen}, {"txt", s.caption, tl}, {"json", meta, strlen(meta)}};
             st = cm_shard_writer_write(sw, key, f, 3);
         }
         cm_image_free(&img);
@@ -235,6 +239,7 @@ cm_status cm_synth_write(const char *dir, const CmSynthOpts *o) {
     if (!dir || !*dir) return cm_error(CM_ERR_ARG, "synthetic data: no output folder");
     if (o->n_train < 1 || o->n_val < 1 || o->n_train > 10000000 || o->n_val > 10000000)
         return cm_error(CM_ERR_ARG, "synthetic data: sample counts %d / %d out of range [1, 10M]", o->n_train, o->n_val);
+    if (o->ablate < 0 || o->ablate > 2) return cm_error(CM_ERR_ARG, "synthetic data: ablate %d not in 0..2", o->ablate);
     if (o->shard_size < 1) return cm_error(CM_ERR_ARG, "synthetic data: shard size %d must be positive", o->shard_size);
     cm_status st = cm_mkdir_p(dir);
     if (st) return st;
