@@ -219,6 +219,25 @@ static void test_accum2_grads(void) { accum_check(2, false); }
 static void test_accum2_grads_ckpt(void) { accum_check(2, true); }
 static void test_accum4_grads(void) { accum_check(4, false); }
 
+/* --grad-checkpointing (block inputs kept, blocks recomputed in backward) gives the same
+   gradients, bit for bit, in full mode (every tensor) */
+static void test_grad_checkpointing_same_grads(void) {
+    SHARED_OR_SKIP();
+    REQUIRE(setup(), "setup");
+    float l1, l2;
+    CmModel *a = grads(1, false, &l1), *b = grads(1, true, &l2);
+    REQUIRE(a && b, "gradients");
+    int diff = 0;
+    for (int i = 0; i < a->n_params; i++)
+        if (memcmp(a->params[i].grad, b->params[i].grad, a->params[i].numel * 4)) {
+            if (diff++ < 3) fprintf(stderr, "    differs: %s (max %.3g)\n", a->params[i].name,
+                                    tl_max_abs_diff(a->params[i].grad, b->params[i].grad, a->params[i].numel));
+        }
+    CHECK(diff == 0 && l1 == l2, "%d gradient tensors differ with --grad-checkpointing", diff);
+    cm_model_free(a);
+    cm_model_free(b);
+}
+
 /* resume: 2 epochs straight vs 1 epoch + resume from epoch_1 — bit-identical */
 static CmModel *run_resume(const char *name, int epochs, const char *resume, int *rc) {
     CmModel *m = tiny(CM_TRAIN_LORA);
@@ -297,6 +316,7 @@ int main(void) {
     RUN(test_accum2_grads);
     RUN(test_accum2_grads_ckpt);
     RUN(test_accum4_grads);
+    RUN(test_grad_checkpointing_same_grads);
     RUN(test_resume_bit_identical);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
