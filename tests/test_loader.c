@@ -234,10 +234,12 @@ static void test_epoch_sizing_and_determinism(void) {
     CHECK(a0.hash != b0.hash, "another seed -> other batches");
     /* a consumer that stops mid-epoch and closes: no hang, no leak */
     REQ(cm_loader_open(&c, &l) == 0, "%s", cm_last_error());
-    CmBatch *b;
+    CmBatch *b, *b2;
     CHECK(cm_loader_next(l, &b) == 1, "first batch");
     cm_batch_free(b);
+    CHECK(cm_loader_next(l, &b2) == 1, "second batch (recycled memory)");
     cm_loader_close(l);
+    cm_batch_free(b2);   /* a batch may outlive its loader */
 }
 
 static void test_no_resampling_covers_once(void) {

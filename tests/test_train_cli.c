@@ -27,7 +27,9 @@ static int run(const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(cmd, sizeof cmd, fmt, ap);
     va_end(ap);
-    snprintf(full, sizeof full, "%s >%s/out.txt 2>%s/err.txt", cmd, tmpdir, tmpdir);
+    /* "clipmod ..." runs $BUILD/clipmod (build/ or build-asan/) */
+    const char *bd = getenv("BUILD") && *getenv("BUILD") ? getenv("BUILD") : "build";
+    snprintf(full, sizeof full, "%s/%s >%s/out.txt 2>%s/err.txt", bd, cmd, tmpdir, tmpdir);
     int rc = system(full);
     char p[400];
     uint8_t *b; size_t n;
@@ -87,7 +89,7 @@ static void test_train_eval_predict(void) {
     REQUIRE(write_shards(), "shards: %s", cm_last_error());
     const char *cfg = tl_shared("golden/tiny/config.json"), *w = tl_shared("golden/tiny/model.safetensors"),
                *vocab = tl_shared("vocab/bpe_simple_vocab_16e6.txt.gz");
-    int rc = run("./build/clipmod train " COMMON " --name cli", cfg, w, vocab, tmpdir, tmpdir, tmpdir);
+    int rc = run("clipmod train " COMMON " --name cli", cfg, w, vocab, tmpdir, tmpdir, tmpdir);
     REQUIRE(rc == 0, "train exit %d: %s", rc, err_buf);
     cJSON *j = last_json_line();
     REQUIRE(j, "last stdout line is not JSON: %s", out_buf);
@@ -122,7 +124,7 @@ static void test_train_eval_predict(void) {
     }
 
     /* eval on the final checkpoint == the run's last validation */
-    rc = run("./build/clipmod eval --model %s/cli/checkpoints/epoch_2.safetensors --val-data '%s/shards/{00000..00001}.tar' --json --vocab %s --batch-size 4",
+    rc = run("clipmod eval --model %s/cli/checkpoints/epoch_2.safetensors --val-data '%s/shards/{00000..00001}.tar' --json --vocab %s --batch-size 4",
              tmpdir, tmpdir, vocab);
     REQUIRE(rc == 0, "eval exit %d: %s", rc, err_buf);
     j = last_json_line();
@@ -131,12 +133,12 @@ static void test_train_eval_predict(void) {
           fabs(cJSON_GetObjectItem(j, "clip_val_loss")->valuedouble - clip) < 1e-9, "eval differs from the run's validation: %s", out_buf);
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(j, "per_class")) == 7 && cJSON_GetArraySize(cJSON_GetObjectItem(j, "confusion")) == 7, "eval JSON shape");
     cJSON_Delete(j);
-    rc = run("./build/clipmod eval --model %s/cli/checkpoints/epoch_2.safetensors --val-data '%s/shards/{00000..00001}.tar' --vocab %s",
+    rc = run("clipmod eval --model %s/cli/checkpoints/epoch_2.safetensors --val-data '%s/shards/{00000..00001}.tar' --vocab %s",
              tmpdir, tmpdir, vocab);
     CHECK(rc == 0 && strstr(out_buf, "confusion") && strstr(out_buf, "Hate"), "eval table: %s", out_buf);
 
     /* predict */
-    rc = run("./build/clipmod predict --model %s/cli/checkpoints/epoch_2.safetensors --vocab %s --image %s --text 'A car.' --image %s --text 'cats'",
+    rc = run("clipmod predict --model %s/cli/checkpoints/epoch_2.safetensors --vocab %s --image %s --text 'A car.' --image %s --text 'cats'",
              tmpdir, vocab, tl_shared(samples[0].img), tl_shared(samples[3].img));
     REQUIRE(rc == 0, "predict exit %d: %s", rc, err_buf);
     int lines = 0;
@@ -150,32 +152,68 @@ static void test_train_eval_predict(void) {
         lines++;
     }
     CHECK(lines == 2, "%d predict lines", lines);
+    /* --jsonl: pairs from a file, one answer per line in order; a malformed line is bad usage */
+    char jl[600];
+    snprintf(jl, sizeof jl, "%s/pairs.jsonl", tmpdir);
+    FILE *jf = fopen(jl, "w");
+    REQUIRE(jf, "jsonl");
+    fprintf(jf, "{\"image\": \"%s\", \"text\": \"a car\"}\n\n{\"image\": \"%s\", \"text\": \"cats\"}\n", tl_shared(samples[0].img), tl_shared(samples[3].img));
+    fclose(jf);
+    rc = run("clipmod predict --model %s/cli/checkpoints/epoch_2.safetensors --vocab %s --jsonl %s", tmpdir, vocab, jl);
+    CHECK(rc == 0 && strstr(out_buf, "\"probs\"") && strchr(strchr(out_buf, '\n') + 1, '\n'), "jsonl predict %d: %s %s", rc, out_buf, err_buf);
+    jf = fopen(jl, "a");
+    fprintf(jf, "{\"image\": 3}\n");
+    fclose(jf);
+    rc = run("clipmod predict --model %s/cli/checkpoints/epoch_2.safetensors --vocab %s --jsonl %s", tmpdir, vocab, jl);
+    CHECK(rc == 2 && strstr(err_buf, "line 4"), "malformed jsonl %d: %s", rc, err_buf);
+
+    /* resume through the CLI and the threaded loader (2 workers, resampled, dropout on): a run
+       resumed from epoch_1 of "cli" ends bit-identical to "cli" (tensors and AdamW state) */
+    rc = run("clipmod train " COMMON " --name resumed --resume %s/cli/checkpoints/epoch_1.safetensors", cfg, w, vocab, tmpdir, tmpdir,
+             tmpdir, tmpdir);
+    REQUIRE(rc == 0, "resumed run exit %d: %s", rc, err_buf);
+    {
+        char pa[600], pb[600];
+        snprintf(pa, sizeof pa, "%s/cli/checkpoints/epoch_2.safetensors", tmpdir);
+        snprintf(pb, sizeof pb, "%s/resumed/checkpoints/epoch_2.safetensors", tmpdir);
+        CmTensorFile *fa, *fb;
+        REQUIRE_OK(cm_tensorfile_open(pa, &fa), "a");
+        REQUIRE_OK(cm_tensorfile_open(pb, &fb), "b");
+        int same = 0, total = cm_tensorfile_count(fa);
+        for (int i = 0; i < total; i++) {
+            const CmTensorView *a = cm_tensorfile_at(fa, i), *b = cm_tensorfile_find(fb, a->name);
+            same += b && a->nbytes == b->nbytes && !memcmp(a->data, b->data, a->nbytes);
+        }
+        CHECK(total == 108 && same == total && cm_tensorfile_count(fb) == total, "resumed run: %d of %d tensors bit-identical", same, total);
+        cm_tensorfile_close(fa);
+        cm_tensorfile_close(fb);
+    }
 
     /* --resume latest after the last epoch: nothing to do, exits 0 */
-    rc = run("./build/clipmod train " COMMON " --name cli --resume latest", cfg, w, vocab, tmpdir, tmpdir, tmpdir);
+    rc = run("clipmod train " COMMON " --name cli --resume latest", cfg, w, vocab, tmpdir, tmpdir, tmpdir);
     CHECK(rc == 0 && strstr(err_buf, "resuming checkpoint"), "resume latest exit %d: %s", rc, err_buf);
     /* the same name without --resume is refused */
-    rc = run("./build/clipmod train " COMMON " --name cli", cfg, w, vocab, tmpdir, tmpdir, tmpdir);
+    rc = run("clipmod train " COMMON " --name cli", cfg, w, vocab, tmpdir, tmpdir, tmpdir);
     CHECK(rc == 2 && strstr(err_buf, "already exists"), "reuse exit %d: %s", rc, err_buf);
     /* the seed project's warmup bug is flagged loudly */
-    rc = run("./build/clipmod train " COMMON " --name warm --epochs 1 --warmup 10000 --val-frequency 0", cfg, w, vocab, tmpdir, tmpdir, tmpdir);
+    rc = run("clipmod train " COMMON " --name warm --epochs 1 --warmup 10000 --val-frequency 0", cfg, w, vocab, tmpdir, tmpdir, tmpdir);
     CHECK(rc == 0 && strstr(err_buf, "--warmup 10000 >= total optimizer steps"), "warmup warning missing: %s", err_buf);
 }
 
 static void test_bad_usage(void) {
-    int rc = run("./build/clipmod train --train-data x.tar --accum-freq 0");
+    int rc = run("clipmod train --train-data x.tar --accum-freq 0");
     CHECK(rc == 2 && strstr(err_buf, "--accum-freq"), "accum 0: %d %s", rc, err_buf);
-    rc = run("./build/clipmod train --train-data x.tar --bogus-flag");
+    rc = run("clipmod train --train-data x.tar --bogus-flag");
     CHECK(rc == 2 && strstr(err_buf, "--bogus-flag"), "unknown flag: %d %s", rc, err_buf);
-    rc = run("./build/clipmod eval --model x");
+    rc = run("clipmod eval --model x");
     CHECK(rc == 2 && strstr(err_buf, "--val-data"), "eval usage: %d %s", rc, err_buf);
-    rc = run("./build/clipmod predict --model /nonexistent/model.safetensors --image a --text b");
+    rc = run("clipmod predict --model /nonexistent/model.safetensors --image a --text b");
     CHECK(rc == 1 && strstr(err_buf, "/nonexistent/model.safetensors"), "predict missing model: %d %s", rc, err_buf);
-    rc = run("./build/clipmod predict --model m --image a");
+    rc = run("clipmod predict --model m --image a");
     CHECK(rc == 2, "unpaired: %d %s", rc, err_buf);
-    rc = run("./build/clipmod train --help");
+    rc = run("clipmod train --help");
     CHECK(rc == 0 && strstr(out_buf, "--enable-lora") && strstr(out_buf, "--accum-freq"), "help");
-    rc = run("./build/clipmod train --train-data '/nonexistent/{0..1}.tar' --model %s --vocab %s --precision fp32 --logs none "
+    rc = run("clipmod train --train-data '/nonexistent/{0..1}.tar' --model %s --vocab %s --precision fp32 --logs none "
              "--train-num-samples 8 --workers 1 --batch-size 4", tl_shared("golden/tiny/config.json"), tl_shared("vocab/bpe_simple_vocab_16e6.txt.gz"));
     CHECK(rc == 1 && strstr(err_buf, "clipmod train:"), "missing shards: %d %s", rc, err_buf);
 }

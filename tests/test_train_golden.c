@@ -79,11 +79,12 @@ static void base_opts(CmTrainOpts *o) {
     CM_ASSERT(cm_train_opts_finalize(o) == CM_OK);
 }
 
-static void trajectory(CmTrainMode mode, const char *json, const char *final, double tol_loss, double tol_param) {
+static void trajectory_p(CmTrainMode mode, const char *json, const char *final, double tol_loss, double tol_param, bool amp) {
     SHARED_OR_SKIP();
     REQUIRE(setup(), "setup: %s", cm_last_error());
     CmModel *m = tiny(mode);
     REQUIRE(m, "model");
+    cm_model_set_amp(m, amp);
     CmBatchSource *src;
     REQUIRE_OK(cm_batches_memory(g_images, g_tokens, g_labels, 8, 64, 77, 8, true, 1, &src), "source");
     CmTrainOpts o;
@@ -133,8 +134,17 @@ static void trajectory(CmTrainMode mode, const char *json, const char *final, do
     cm_model_free(m);
 }
 
+static void trajectory(CmTrainMode mode, const char *json, const char *final, double tol_loss, double tol_param) {
+    trajectory_p(mode, json, final, tol_loss, tol_param, false);
+}
 static void test_trajectory_lora(void) { trajectory(CM_TRAIN_LORA, "golden/tiny/trajectory.json", "golden/tiny/trajectory_final.safetensors", 2e-5, 2e-5); }
 static void test_trajectory_full(void) { trajectory(CM_TRAIN_FULL, "golden/tiny/trajectory_full.json", "golden/tiny/trajectory_full_final.safetensors", 1e-4, 2e-4); }
+
+/* --precision amp (bf16 products, fp32 accumulation and master weights): the LoRA trajectory
+   stays within 2e-2 of the fp32 golden (losses and final parameters) */
+static void test_trajectory_lora_amp(void) {
+    trajectory_p(CM_TRAIN_LORA, "golden/tiny/trajectory.json", "golden/tiny/trajectory_final.safetensors", 2e-2, 2e-2, true);
+}
 
 /* Gradients of one trainer "step" (no update) with accum K over micro-batches of 8/K. */
 static CmModel *grads(int K, bool ckpt, float *loss) {
@@ -159,11 +169,9 @@ static CmModel *grads(int K, bool ckpt, float *loss) {
 /* accum K x 8/K (feature cache) == batch 8:
    (a) against our own batch-8 gradients (same code, dropout off): within 1e-5 x each tensor's
        largest |gradient|, logit_scale included — the algorithm is exact;
-   (b) against the golden grad_full.*: within the golden gradient tolerance (2e-5 + 1e-3 x max)
-       and logit_scale within 1e-4 relative of the big-batch value (OpenCLIP's K-times value
-       grad_accum2_full is 2x). The fp32 features move logit_scale's gradient by ~2e-5 relative
-       (d/ds cancels across each softmax row), so 1e-5 x max is not reachable against torch's
-       fp32 numbers for that scalar; see the printed figures. */
+   (b) against the golden grad_full.*: K=2 within 1e-5 x each tensor's largest |gradient|
+       (logit_scale: 1e-4 relative, see below — and it is the big-batch value; OpenCLIP's K-times
+       value grad_accum2_full is 2x), other K within the golden gradient tolerance. */
 static void accum_check(int K, bool ckpt) {
     SHARED_OR_SKIP();
     REQUIRE(setup(), "setup");
@@ -183,13 +191,16 @@ static void accum_check(int K, bool ckpt) {
         const float *want = (const float *)v->data, *mine = ref->params[i].grad;
         double mx = tl_max_abs(mine, p->numel), d = tl_max_abs_diff(p->grad, mine, p->numel);
         if (mx > 0 && d / mx > worst_self) worst_self = d / mx;
-        /* logit_scale's gradient amplifies feature rounding (~1e-7) by the softmax-row
-           cancellation: with micro-batches of 2 (K=4) the GEMMs round differently; 1e-4 there */
-        double rel = (i == m->logit_scale && K > 2) ? 1e-4 : 1e-5;
+        double rel = 1e-5;
         CHECK(d <= rel * mx + 1e-12, "K=%d %s vs batch 8: max abs diff %.3g > %.0e x max %.3g", K, p->name, d, rel, mx);
         double gmx = tl_max_abs(want, p->numel), gd = tl_max_abs_diff(p->grad, want, p->numel);
         if (gmx > 0 && gd / gmx > worst_golden) worst_golden = gd / gmx;
-        CHECK(gd <= 2e-5 + 1e-3 * gmx, "K=%d %s vs golden: max abs diff %.3g (max %.3g)", K, p->name, gd, gmx);
+        /* K=2: the issue's bar, 1e-5 x max against grad_full, for every tensor but logit_scale,
+           whose gradient amplifies fp32 feature rounding (d/ds cancels across each softmax row):
+           measured 1.7e-6 relative with -O3, 2e-5 with the -O1 sanitizer build; 1e-4 for it.
+           Other K: the golden gradient tolerance. */
+        double gtol = K != 2 ? 2e-5 + 1e-3 * gmx : (i == m->logit_scale ? 1e-4 : 1e-5) * gmx + 1e-12;
+        CHECK(gd <= gtol, "K=%d %s vs golden: max abs diff %.3g > %.3g (max %.3g)", K, p->name, gd, gtol, gmx);
         n++;
     }
     CHECK(n == 98, "%d tensors", n);
@@ -207,6 +218,25 @@ static void accum_check(int K, bool ckpt) {
 static void test_accum2_grads(void) { accum_check(2, false); }
 static void test_accum2_grads_ckpt(void) { accum_check(2, true); }
 static void test_accum4_grads(void) { accum_check(4, false); }
+
+/* --grad-checkpointing (block inputs kept, blocks recomputed in backward) gives the same
+   gradients, bit for bit, in full mode (every tensor) */
+static void test_grad_checkpointing_same_grads(void) {
+    SHARED_OR_SKIP();
+    REQUIRE(setup(), "setup");
+    float l1, l2;
+    CmModel *a = grads(1, false, &l1), *b = grads(1, true, &l2);
+    REQUIRE(a && b, "gradients");
+    int diff = 0;
+    for (int i = 0; i < a->n_params; i++)
+        if (memcmp(a->params[i].grad, b->params[i].grad, a->params[i].numel * 4)) {
+            if (diff++ < 3) fprintf(stderr, "    differs: %s (max %.3g)\n", a->params[i].name,
+                                    tl_max_abs_diff(a->params[i].grad, b->params[i].grad, a->params[i].numel));
+        }
+    CHECK(diff == 0 && l1 == l2, "%d gradient tensors differ with --grad-checkpointing", diff);
+    cm_model_free(a);
+    cm_model_free(b);
+}
 
 /* resume: 2 epochs straight vs 1 epoch + resume from epoch_1 — bit-identical */
 static CmModel *run_resume(const char *name, int epochs, const char *resume, int *rc) {
@@ -282,9 +312,11 @@ int main(void) {
     if (!mkdtemp(tmpdir)) return 1;
     RUN(test_trajectory_lora);
     RUN(test_trajectory_full);
+    RUN(test_trajectory_lora_amp);
     RUN(test_accum2_grads);
     RUN(test_accum2_grads_ckpt);
     RUN(test_accum4_grads);
+    RUN(test_grad_checkpointing_same_grads);
     RUN(test_resume_bit_identical);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

@@ -60,8 +60,10 @@ static int read_jsonl(const char *path, Pair **pairs, int *n) {
         return 2;
     }
     int line = 0;
-    char *save = NULL;
-    for (char *l = strtok_r((char *)buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+    char *next = (char *)buf;
+    while (next && *next) {
+        char *l = next, *nl = strchr(l, '\n');
+        if (nl) { *nl = 0; next = nl + 1; } else next = NULL;
         line++;
         while (*l == ' ' || *l == '\t' || *l == '\r') l++;
         if (!*l) continue;

@@ -70,6 +70,7 @@ struct CmLoader {
     int logged;
     int inflight;
     int plan_w, plan_sub;       /* submission plan: worker of the batch being prefetched */
+    struct CmBatchPool *pool;
 };
 
 // ----------------------------------------------------------------------------
@@ -330,10 +331,50 @@ static void top_up(CmLoader *l) {
 // ----------------------------------------------------------------------------
 // assembler
 
+/* Batches are recycled (a fresh 19 MB batch costs ~3 ms of page faults): the pool lives while
+   the loader or any batch handed out does. refs = 1 for the open loader + batches out. */
+typedef struct CmBatchPool {
+    pthread_mutex_t mu;
+    CmBatch *free;
+    int nfree, refs;
+    bool closed;
+} CmBatchPool;
+
+static void batch_release(CmBatch *b) {
+    cm_free(b->images); cm_free(b->tokens); cm_free(b->labels);
+    free(b);
+}
+
+static void pool_unref_locked(CmBatchPool *p) {
+    if (--p->refs > 0 || !p->closed) { pthread_mutex_unlock(&p->mu); return; }
+    while (p->free) { CmBatch *b = p->free; p->free = b->next_; batch_release(b); }
+    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+void cm_batch_free(CmBatch *b) {
+    if (!b) return;
+    CmBatchPool *p = b->pool_;
+    if (!p) { batch_release(b); return; }
+    pthread_mutex_lock(&p->mu);
+    if (!p->closed && p->nfree < BATCH_QUEUE + 2) { b->next_ = p->free; p->free = b; p->nfree++; }
+    else batch_release(b);
+    pool_unref_locked(p);
+}
+
 static CmBatch *batch_new(CmLoader *l) {
     int B = l->cfg.batch_size;
-    CmBatch *b = calloc(1, sizeof *b);
-    if (!b) return NULL;
+    CmBatchPool *p = l->pool;
+    pthread_mutex_lock(&p->mu);
+    CmBatch *b = p->free;
+    if (b) { p->free = b->next_; p->nfree--; }
+    p->refs++;
+    pthread_mutex_unlock(&p->mu);
+    if (b) { b->n = 0; return b; }
+    b = calloc(1, sizeof *b);
+    if (!b) { pthread_mutex_lock(&p->mu); pool_unref_locked(p); return NULL; }
+    b->pool_ = p;
     b->image_size = l->S;
     b->context_len = l->ctx;
     b->images = cm_malloc(sizeof(float) * (size_t)B * 3 * (size_t)l->S * (size_t)l->S, "batch images");
@@ -341,12 +382,6 @@ static CmBatch *batch_new(CmLoader *l) {
     b->labels = cm_malloc(sizeof(int32_t) * (size_t)B, "batch labels");
     if (!b->images || !b->tokens || !b->labels) { cm_batch_free(b); return NULL; }
     return b;
-}
-
-void cm_batch_free(CmBatch *b) {
-    if (!b) return;
-    cm_free(b->images); cm_free(b->tokens); cm_free(b->labels);
-    free(b);
 }
 
 static void *assembler_main(void *arg) {
@@ -540,12 +575,16 @@ cm_status cm_loader_open(const CmLoaderConfig *cfg, CmLoader **out) {
     l->nthreads = cfg->workers > 1 ? cfg->workers : 1;
     l->V = cfg->train ? l->nthreads : 1;
     l->inflight_max = 4 * l->nthreads + 16;
+    l->pool = calloc(1, sizeof *l->pool);
+    if (!l->pool) { free(l); return cm_error(CM_ERR_OOM, "out of memory"); }
+    pthread_mutex_init(&l->pool->mu, NULL);
+    l->pool->refs = 1;
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv_job, NULL);
     pthread_cond_init(&l->cv_done, NULL);
     pthread_cond_init(&l->cv_batch, NULL);
     cm_status st = cm_shardlist_init(&l->sl, cfg->urls, cfg->train ? cfg->upsampling : NULL, flag);
-    if (st) { free(l); return st; }
+    if (st) goto fail;
     if (cfg->train && !cfg->resampled && l->sl.urls.n < l->V * world) {
         st = cm_error(CM_ERR_ARG, "%s: %d shards for %d workers x %d processes: need at least one shard each (or --dataset-resampled)",
                       flag, l->sl.urls.n, l->V, world);
@@ -612,6 +651,11 @@ void cm_loader_close(CmLoader *l) {
     }
     for (int i = 0; l->vw && i < l->V; i++) { free(l->vw[i].shards); free(l->vw[i].buf); }
     free(l->vw);
+    if (l->pool) {
+        pthread_mutex_lock(&l->pool->mu);
+        l->pool->closed = true;
+        pool_unref_locked(l->pool);
+    }
     if (l->own_tok) cm_tokenizer_free(l->tok);
     cm_shardlist_free(&l->sl);
     pthread_mutex_destroy(&l->mu);

@@ -54,12 +54,14 @@ typedef struct {
     int max_logged;            /* bad samples/shards logged individually (0 -> 50); all are counted */
 } CmLoaderConfig;
 
-typedef struct {
+typedef struct CmBatch {
     int n;                     /* samples in this batch (== batch_size except a last validation batch) */
     int image_size, context_len;
     float *images;             /* [n,3,S,S] */
     int32_t *tokens;           /* [n,context_len] (77 unless configured) */
     int32_t *labels;           /* [n] class ids 0..6 */
+    struct CmBatchPool *pool_; /* internal: cm_batch_free recycles the memory into the loader */
+    struct CmBatch *next_;     /* internal */
 } CmBatch;
 
 typedef struct {
@@ -77,6 +79,7 @@ cm_status cm_loader_start_epoch(CmLoader *l, int epoch);
 /* 1: *out is the next batch (free with cm_batch_free); 0: end of the epoch; negative: the
    loader failed (message set). */
 int cm_loader_next(CmLoader *l, CmBatch **out);
+/* Gives the batch back (its memory is reused by the loader while it is open). */
 void cm_batch_free(CmBatch *b);
 /* Train: batches / samples per epoch (OpenCLIP's sizing); validation: -1 (until exhausted). */
 int64_t cm_loader_num_batches(const CmLoader *l);

@@ -60,6 +60,11 @@ static char *strip_urls(const char *t) {
 // ----------------------------------------------------------------------------
 // MMHS150K
 
+/* MMHS150K_GT.json has ~150k entries: look them up through a sorted index, not cJSON's
+   linear search. */
+typedef struct { const char *key; const cJSON *v; } KeyNode;
+static int cmp_keynode(const void *a, const void *b) { return strcmp(((const KeyNode *)a)->key, ((const KeyNode *)b)->key); }
+
 cm_status cm_prepare_mmhs150k(const char *root, const char *split, const CmPrepareOpts *o, CmPrepareReport *rep) {
     if (!split || (strcmp(split, "train") && strcmp(split, "val") && strcmp(split, "test")))
         return cm_error(CM_ERR_ARG, "--split must be train, val or test (got '%s')", split ? split : "");
@@ -69,6 +74,7 @@ cm_status cm_prepare_mmhs150k(const char *root, const char *split, const CmPrepa
     uint8_t *gtb = NULL, *idb = NULL;
     size_t gtn, idn;
     cJSON *gt = NULL;
+    KeyNode *index = NULL;
     char *gt_path = fmt_path("%s/MMHS150K_GT.json", root), *ids_full = fmt_path("%s/splits/%s_ids.txt", root, split);
     if (!gt_path || !ids_full) { st = CM_ERR_OOM; goto done; }
     if ((st = cm_read_file(gt_path, (size_t)4 << 30, &gtb, &gtn))) goto done;
@@ -76,6 +82,13 @@ cm_status cm_prepare_mmhs150k(const char *root, const char *split, const CmPrepa
     cm_free(gtb);
     gtb = NULL;
     if (!cJSON_IsObject(gt)) { st = cm_error(CM_ERR_FORMAT, "%s: not a JSON object (malformed MMHS150K_GT.json)", gt_path); goto done; }
+    int ngt = cJSON_GetArraySize(gt), kk = 0;
+    index = malloc(sizeof *index * (size_t)(ngt + 1));
+    if (!index) { st = cm_error(CM_ERR_OOM, "out of memory"); goto done; }
+    for (const cJSON *e = gt->child; e; e = e->next)
+        if (e->string) index[kk++] = (KeyNode){e->string, e};
+    ngt = kk;
+    qsort(index, (size_t)ngt, sizeof *index, cmp_keynode);
     if ((st = cm_read_file(ids_full, (size_t)1 << 30, &idb, &idn))) goto done;
     char *save = NULL;
     int64_t line = 0;
@@ -86,7 +99,8 @@ cm_status cm_prepare_mmhs150k(const char *root, const char *split, const CmPrepa
         if (o->limit && p.rows >= o->limit) break;
         p.rows++;
         if (!prep_key_ok(ln)) { prep_bad_row(&p, "%s line %lld: bad tweet id '%.40s'", ids_full, (long long)line, ln); continue; }
-        const cJSON *e = cJSON_GetObjectItemCaseSensitive(gt, ln);
+        KeyNode want = {ln, NULL}, *hit = bsearch(&want, index, (size_t)ngt, sizeof *index, cmp_keynode);
+        const cJSON *e = hit ? hit->v : NULL;
         if (!cJSON_IsObject(e)) { prep_bad_row(&p, "tweet %s: no entry in MMHS150K_GT.json", ln); continue; }
         const cJSON *labels = cJSON_GetObjectItemCaseSensitive(e, "labels");
         const cJSON *text = cJSON_GetObjectItemCaseSensitive(e, "tweet_text");
@@ -123,6 +137,7 @@ cm_status cm_prepare_mmhs150k(const char *root, const char *split, const CmPrepa
     }
 done:
     cJSON_Delete(gt);
+    free(index);
     cm_free(gtb); cm_free(idb);
     free(gt_path); free(ids_full);
     return prep_finish(&p, st);

@@ -13,7 +13,7 @@
 
 static const char *const COLORS[3] = {"red", "green", "blue"};
 static const uint8_t RGB[3][3] = {{215, 35, 35}, {35, 170, 50}, {40, 70, 215}};
-static const char *const SHAPES[3] = {"circle", "stripe", "column"};
+static const char *const SHAPES[3] = {"disc", "stripe", "column"};
 
 const char *cm_demo_model_json(void) {
     return "{\"model_name\":\"clipmod-demo\",\"model_cfg\":{\"embed_dim\":64,\"quick_gelu\":false,"

@@ -1,7 +1,7 @@
 /*
  * demo.h — the synthetic 7-class image+text dataset of `clipmod demo`, written as WebDataset
  * shards with the project's shard writer (src/data/wds.h). Each sample is a small JPEG of one
- * coloured shape (red/green/blue x circle/stripe/column, jittered) and a caption naming a
+ * coloured shape (red/green/blue x disc/stripe/column, jittered) and a caption naming a
  * colour and a shape; the class needs both modalities:
  *   0 True                 caption matches the image, no marker word, clean image
  *   1 Satire/Parody        caption matches + a joke marker ("lol", "haha", "just kidding")

@@ -52,7 +52,11 @@ static cm_status save_ckpt(CmRun *r, CmTrainer *t, const char *ckdir, int64_t co
     meta.epoch = completed;
     meta.step = t->step;
     snprintf(meta.name, sizeof meta.name, "%s", o->name);
-    if (r->base_model) snprintf(meta.base_model, sizeof meta.base_model, "%s", r->base_model);
+    if (r->base_model) {   /* absolute, so that eval/predict find it from any folder */
+        char *abs = realpath(r->base_model, NULL);
+        snprintf(meta.base_model, sizeof meta.base_model, "%s", abs ? abs : r->base_model);
+        free(abs);
+    }
     snprintf(meta.base_sha256, sizeof meta.base_sha256, "%s", base_sha ? base_sha : "");
     meta.mode = r->m->mode;
     meta.lock_image = r->m->lock_image;
@@ -70,11 +74,11 @@ static cm_status save_ckpt(CmRun *r, CmTrainer *t, const char *ckdir, int64_t co
         cm_checkpoint_path(path, sizeof path, ckdir, completed);
         if ((st = cm_checkpoint_save(path, r->m, &t->opt, &meta))) return st;
         cm_info("Saved checkpoint %s", path);
-        if (o->delete_previous_checkpoint && completed > 1) {
-            char prev[1200];
-            cm_checkpoint_path(prev, sizeof prev, ckdir, completed - 1);
-            if (cm_file_exists(prev) && unlink(prev)) cm_warn("could not delete %s: %s", prev, strerror(errno));
-        }
+    }
+    if (o->delete_previous_checkpoint && completed > 1) {   /* OpenCLIP: whether or not epoch_N was written */
+        char prev[1200];
+        cm_checkpoint_path(prev, sizeof prev, ckdir, completed - 1);
+        if (cm_file_exists(prev) && unlink(prev)) cm_warn("could not delete %s: %s", prev, strerror(errno));
     }
     if (o->save_most_recent) {
         cm_checkpoint_path(path, sizeof path, ckdir, -1);

@@ -3,68 +3,23 @@
  */
 #include "train/setup.h"
 
-#include <dirent.h>
+#include "io/hub.h"
+
 #include <stdlib.h>
 #include <string.h>
 
-/* OpenCLIP pretrained tags clipmod knows the Hugging Face repository of. */
-static const struct { const char *model, *tag, *repo; } known_tags[] = {
-    {"ViT-B-32", "laion2b_s34b_b79k", "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"},
-    {"ViT-B-16", "laion2b_s34b_b88k", "laion/CLIP-ViT-B-16-laion2B-s34B-b88K"},
-    {"ViT-L-14", "laion2b_s32b_b82k", "laion/CLIP-ViT-L-14-laion2B-s32B-b82K"},
-};
-
-static cm_status dupstr(const char *s, char **out) {
-    *out = cm_malloc(strlen(s) + 1, "path");
-    if (!*out) return CM_ERR_OOM;
-    strcpy(*out, s);
-    return CM_OK;
-}
-
-cm_status cm_resolve_pretrained(const char *model, const char *pretrained, const char *cache_dir, char **out) {
+cm_status cm_resolve_pretrained(const char *model, const char *pretrained, const char *cache_dir, bool offline, char **out) {
     *out = NULL;
-    if (cm_file_exists(pretrained)) return dupstr(pretrained, out);
-    const char *repo = NULL;
-    for (size_t i = 0; i < sizeof known_tags / sizeof known_tags[0]; i++)
-        if (!strcmp(known_tags[i].tag, pretrained) && (!model || !strncmp(model, known_tags[i].model, strlen(known_tags[i].model))))
-            repo = known_tags[i].repo;
-    if (!repo) {
-        if (strchr(pretrained, '/') || strchr(pretrained, '.'))
-            return cm_error(CM_ERR_IO, "--pretrained %s: no such file", pretrained);
-        return cm_error(CM_ERR_ARG, "--pretrained %s: unknown tag for --model %s (known: laion2b_s34b_b79k for ViT-B-32), or give a weights file",
-                        pretrained, model ? model : "?");
-    }
-    char hub[2048];
-    const char *hf = getenv("HF_HOME"), *home = getenv("HOME");
-    if (cache_dir && *cache_dir) snprintf(hub, sizeof hub, "%s", cache_dir);
-    else if (hf && *hf) snprintf(hub, sizeof hub, "%s/hub", hf);
-    else snprintf(hub, sizeof hub, "%s/.cache/huggingface/hub", home ? home : ".");
-    char rname[256];   /* "laion/CLIP-..." -> "laion--CLIP-..." */
-    size_t k = 0;
-    for (const char *p = repo; *p && k + 3 < sizeof rname; p++) {
-        if (*p == '/') { rname[k++] = '-'; rname[k++] = '-'; } else rname[k++] = *p;
-    }
-    rname[k] = 0;
-    char repodir[2400];
-    snprintf(repodir, sizeof repodir, "%s/models--%s/snapshots", hub, rname);
-    DIR *d = opendir(repodir);
-    if (d) {
-        static const char *files[] = {"open_clip_model.safetensors", "open_clip_pytorch_model.bin"};
-        struct dirent *e;
-        char best[3000] = "";
-        while ((e = readdir(d)))
-            if (e->d_name[0] != '.')
-                for (int k = 0; k < 2; k++) {
-                    char p[3000];
-                    snprintf(p, sizeof p, "%s/%s/%s", repodir, e->d_name, files[k]);
-                    /* prefer safetensors over .bin, whatever the snapshot order */
-                    if (cm_file_exists(p) && (!best[0] || (k == 0 && strstr(best, ".bin")))) snprintf(best, sizeof best, "%s", p);
-                }
-        closedir(d);
-        if (best[0]) return dupstr(best, out);
-    }
-    return cm_error(CM_ERR_IO, "--pretrained %s: not found in the Hugging Face cache %s (%s/*/open_clip_model.safetensors); "
-                    "download it there or pass the file", pretrained, hub, repodir);
+    CmHubOptions ho = cm_hub_default_options();
+    if (cache_dir && *cache_dir) ho.cache_dir = cache_dir;
+    if (offline) ho.allow_download = false;
+    char *p = NULL;
+    cm_status st = cm_pretrained_resolve(model, pretrained, &ho, &p);
+    if (st) return st;   /* the message names the tag, repo, cache and what was tried */
+    *out = cm_malloc(strlen(p) + 1, "pretrained path");
+    if (*out) strcpy(*out, p);
+    free(p);
+    return *out ? CM_OK : CM_ERR_OOM;
 }
 
 cm_status cm_train_build_model(const CmTrainOpts *o, CmModel **out, char **base_path) {
@@ -83,7 +38,7 @@ cm_status cm_train_build_model(const CmTrainOpts *o, CmModel **out, char **base_
     if ((st = cm_model_create(&cfg, &m))) return st;
     uint64_t seed = (uint64_t)o->seed;
     if (o->pretrained && *o->pretrained) {
-        if ((st = cm_resolve_pretrained(cfg.name, o->pretrained, o->cache_dir, base_path))) goto fail;
+        if ((st = cm_resolve_pretrained(o->model, o->pretrained, o->cache_dir, o->offline, base_path))) goto fail;
         cm_info("Loading pretrained %s weights (%s).", o->model, *base_path);
         if ((st = cm_model_load_file(m, *base_path, CM_LOAD_CLIP_ONLY_OK, seed))) { cm_error_prefix("--pretrained"); goto fail; }
     } else {

@@ -11,13 +11,15 @@
 #ifndef CM_TRAIN_SETUP_H
 #define CM_TRAIN_SETUP_H
 
+#include <stdbool.h>
 #include "model/model.h"
 #include "train/train_opts.h"
 
-/* Resolve --pretrained: an existing file is itself; a tag is looked up in cache_dir (or
-   $HF_HOME/hub, ~/.cache/huggingface/hub) as models--<org>--<repo>/snapshots/<rev>/
-   {open_clip_model.safetensors, open_clip_pytorch_model.bin}. *out cm_malloc'd. */
-cm_status cm_resolve_pretrained(const char *model, const char *pretrained, const char *cache_dir, char **out);
+/* Resolve --pretrained with src/io/hub.h: an existing file is itself; a tag is looked up in the
+   Hugging Face cache (--cache-dir, else $HF_HUB_CACHE / $HF_HOME/hub / ~/.cache/huggingface/hub)
+   and downloaded there when missing unless offline (--offline or HF_HUB_OFFLINE=1).
+   *out cm_malloc'd. */
+cm_status cm_resolve_pretrained(const char *model, const char *pretrained, const char *cache_dir, bool offline, char **out);
 
 /* Build, load/initialise and set the training mode. *base_path: the weights file (cm_malloc'd)
    or NULL when initialised from scratch. */

@@ -16,14 +16,15 @@
 cm_status cm_train_main(CmTrainOpts *o, CmRun *r, void (*on_step)(void *, int64_t, const CmStepStats *), void *cb_ctx) {
     memset(r, 0, sizeof *r);
     if (o->threads > 0) cm_threads_set(o->threads);
-    if (o->prec == CM_PREC_AMP_BF16)
-        cm_warn("--precision %s: bf16 matrix products are not wired into the model yet; training in fp32", o->precision);
     CmModel *m = NULL;
     char *base = NULL;
     CmTextEnc te = {0};
     CmBatchSource *train = NULL, *val = NULL;
     cm_status st = CM_OK;
     if ((st = cm_train_build_model(o, &m, &base))) goto out;
+    /* --precision amp / amp_bf16 on CPU: bf16 products with fp32 accumulation in the tower
+       linears; master weights, optimizer, LayerNorm, softmax and losses stay fp32 */
+    cm_model_set_amp(m, o->prec == CM_PREC_AMP_BF16);
     if (!strcmp(o->tokenizer, "bytes") && m->cfg.text.vocab_size != CM_BYTE_VOCAB) {
         st = cm_error(CM_ERR_ARG, "--tokenizer bytes needs a model whose text vocab_size is %d (this one: %d)", CM_BYTE_VOCAB, m->cfg.text.vocab_size);
         goto out;
