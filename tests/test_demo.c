@@ -8,12 +8,14 @@
 
 #include <dirent.h>
 #include <stdint.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#include <cjson/cJSON.h>
 #include "common/common.h"
-#include "data/bytetok.h"
 #include "data/image.h"
 #include "data/synth.h"
 #include "data/wds.h"
+#include "train/textenc.h"
 
 static char tmpdir[256];
 
@@ -26,41 +28,34 @@ static const char *tmp_path(const char *rel) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// byte tokenizer
+// byte tokenizer of the demo (src/train/textenc.h): the framing the demo model relies on
 
 static void test_bytetok_framing(void) {
     int32_t ids[8];
-    REQUIRE(cm_bytetok_encode("ab", 2, ids, 8) == CM_OK, "%s", cm_last_error());
-    int32_t want[8] = {257, 'a' + 1, 'b' + 1, 258, 0, 0, 0, 0};
+    cm_byte_tokenize("ab", 2, ids, 8);
+    int32_t want[8] = {CM_BYTE_SOT, 'a', 'b', CM_BYTE_EOT, 0, 0, 0, 0};
     for (int i = 0; i < 8; i++) CHECK(ids[i] == want[i], "ids[%d] = %d, want %d", i, ids[i], want[i]);
-    /* empty caption: SOT EOT */
-    REQUIRE(cm_bytetok_encode("", 0, ids, 8) == CM_OK, "%s", cm_last_error());
-    CHECK(ids[0] == 257 && ids[1] == 258 && ids[2] == 0, "empty: %d %d %d", ids[0], ids[1], ids[2]);
-    /* every byte value maps to 1..256, NUL and 0xff included */
-    const char raw[3] = {0, (char)0xff, (char)0x80};
-    REQUIRE(cm_bytetok_encode(raw, 3, ids, 8) == CM_OK, "%s", cm_last_error());
-    CHECK(ids[1] == 1 && ids[2] == 256 && ids[3] == 129 && ids[4] == 258, "bytes: %d %d %d %d", ids[1], ids[2], ids[3], ids[4]);
+    cm_byte_tokenize("", 0, ids, 8);
+    CHECK(ids[0] == CM_BYTE_SOT && ids[1] == CM_BYTE_EOT && ids[2] == 0, "empty: %d %d %d", ids[0], ids[1], ids[2]);
+    CHECK(CM_BYTE_EOT == CM_BYTE_VOCAB - 1, "EOT %d is not the largest id of %d", CM_BYTE_EOT, CM_BYTE_VOCAB);
 }
 
-static void test_bytetok_truncation_and_argmax(void) {
+static void test_bytetok_captions_fit(void) {
+    /* every demo caption fits the demo context (48) whole, and OpenCLIP's argmax pooling lands on EOT */
+    for (int i = 0; i < 3000; i++) {
+        CmSynthSample s;
+        cm_synth_draw(11, CM_SYNTH_TRAIN, i, &s);
+        int32_t t[48];
+        size_t n = strlen(s.caption);
+        cm_byte_tokenize(s.caption, n, t, 48);
+        int am = 0;
+        for (int k = 1; k < 48; k++) if (t[k] > t[am]) am = k;
+        CHECK(am == (int)n + 1 && t[am] == CM_BYTE_EOT, "caption '%s': argmax at %d", s.caption, am);
+        if (am != (int)n + 1) return;
+    }
     int32_t ids[6];
-    REQUIRE(cm_bytetok_encode("abcdefgh", 8, ids, 6) == CM_OK, "%s", cm_last_error());
-    CHECK(ids[5] == CM_BYTETOK_EOT && ids[4] == 'd' + 1, "cut: last %d, before %d", ids[5], ids[4]);
-    /* OpenCLIP pools at argmax(ids): it must be the EOT position */
-    const char *cap = "a red circle lol";
-    int32_t t[32];
-    REQUIRE(cm_bytetok_encode(cap, strlen(cap), t, 32) == CM_OK, "%s", cm_last_error());
-    int am = 0;
-    for (int i = 1; i < 32; i++) if (t[i] > t[am]) am = i;
-    CHECK(am == (int)strlen(cap) + 1 && t[am] == CM_BYTETOK_EOT, "argmax at %d", am);
-    char back[64];
-    CHECK(cm_bytetok_decode(t, 32, back, sizeof back) == (int)strlen(cap) && !strcmp(back, cap), "decode '%s'", back);
-    /* bad input */
-    CHECK(cm_bytetok_encode("x", 1, ids, 1) == CM_ERR_ARG, "context 1 accepted");
-    CHECK(strstr(cm_last_error(), "context"), "message: %s", cm_last_error());
-    int32_t bad[3] = {257, 300, 258};
-    CHECK(cm_bytetok_decode(bad, 3, back, sizeof back) == -1, "id 300 decoded");
-    CHECK(cm_bytetok_for_vocab(259) && !cm_bytetok_for_vocab(49408), "vocab rule");
+    cm_byte_tokenize("abcdefgh", 8, ids, 6);
+    CHECK(ids[5] == CM_BYTE_EOT && ids[4] == 'd', "cut: last %d, before %d", ids[5], ids[4]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -69,14 +64,15 @@ static void test_bytetok_truncation_and_argmax(void) {
 static void test_synth_rule_table(void) {
     /* the documented table (docs/demo.md, synth.h) */
     CHECK(cm_synth_label(0, 0, 0, 0, false) == 0, "match");
+    CHECK(!strcmp(CM_SYNTH_SHAPES[0], "circle") && !strcmp(CM_SYNTH_COLOURS[2], "blue"), "names");
     CHECK(cm_synth_label(0, 0, 0, 0, true) == 1, "match + marker");
     CHECK(cm_synth_label(0, 0, 0, 1, false) == 2, "colour wrong");
     CHECK(cm_synth_label(0, 0, 1, 0, false) == 3, "shape wrong");
-    CHECK(cm_synth_label(0, 0, 2, 3, false) == 4, "both wrong");
-    CHECK(cm_synth_label(1, 2, 1, 3, true) == 5, "colour wrong + marker");
-    CHECK(cm_synth_label(2, 3, 0, 3, true) == 6, "shape wrong + marker");
-    CHECK(cm_synth_label(2, 3, 1, 1, true) == 6, "both wrong + marker");
-    CHECK(cm_synth_label(3, 0, 0, 0, false) == -1 && cm_synth_label(0, 4, 0, 0, false) == -1 &&
+    CHECK(cm_synth_label(0, 0, 2, 2, false) == 4, "both wrong");
+    CHECK(cm_synth_label(1, 2, 1, 0, true) == 5, "colour wrong + marker");
+    CHECK(cm_synth_label(2, 1, 0, 1, true) == 6, "shape wrong + marker");
+    CHECK(cm_synth_label(2, 1, 1, 0, true) == 6, "both wrong + marker");
+    CHECK(cm_synth_label(3, 0, 0, 0, false) == -1 && cm_synth_label(0, 3, 0, 0, false) == -1 &&
           cm_synth_label(0, 0, -1, 0, true) == -1, "out of range accepted");
 }
 
@@ -102,9 +98,9 @@ static void test_synth_labels_follow_rule(void) {
         CHECK(has_word(s.caption, CM_SYNTH_MARKER) == s.marker, "sample %d: marker %d in '%s'", i, s.marker, s.caption);
         for (int c = 0; c < CM_SYNTH_N_COLOURS; c++)
             if (c != s.cap_colour) CHECK(!has_word(s.caption, CM_SYNTH_COLOURS[c]), "two colours in '%s'", s.caption);
-        CHECK(strlen(s.caption) <= 41, "caption '%s' longer than 41 bytes", s.caption);
+        CHECK(strlen(s.caption) <= 38, "caption '%s' longer than 38 bytes", s.caption);
         CHECK(s.radius > 0.1f && s.cx - s.radius > 0 && s.cx + s.radius < 1 && s.cy - s.radius > 0 && s.cy + s.radius < 1,
-              "sample %d: shape leaves the image", i);
+              "sample %d: the shape's centre part leaves the image", i);
         if (s.label < 0 || s.label > 6) continue;
         count[s.label]++;
         rel_marker[cm_synth_relation(s.shape, s.colour, s.cap_shape, s.cap_colour)][s.marker]++;
@@ -118,7 +114,8 @@ static void test_synth_labels_follow_rule(void) {
     /* the caption's colour word carries no class information: roughly uniform in every class */
     for (int c = 0; c < 7; c++)
         for (int k = 0; k < CM_SYNTH_N_COLOURS; k++)
-            CHECK(cap_colour_by_class[c][k] > count[c] / 4 - 90 && cap_colour_by_class[c][k] < count[c] / 4 + 90,
+            CHECK(cap_colour_by_class[c][k] > count[c] / CM_SYNTH_N_COLOURS - 100 &&
+                  cap_colour_by_class[c][k] < count[c] / CM_SYNTH_N_COLOURS + 100,
                   "class %d caption colour %d: %d of %d", c, k, cap_colour_by_class[c][k], count[c]);
 }
 
@@ -253,16 +250,127 @@ static void test_synth_json_errors(void) {
     cm_free(j);
 }
 
+// ---------------------------------------------------------------------------------------------
+// `clipmod demo` as users call it
+
+static const char *bin(void) {
+    static char b[512];
+    const char *e = getenv("CLIPMOD_BIN");
+    if (e && *e) return e;
+    const char *d = getenv("BUILD");
+    snprintf(b, sizeof b, "%s/clipmod", d && *d ? d : "build");
+    return b;
+}
+
+/* Run `clipmod <args>`; stdout into out, the last stderr line into err; returns the exit status. */
+static int run(const char *args, char *out, size_t n, char *err, size_t en) {
+    char cmd[4096], ef[600];
+    snprintf(ef, sizeof ef, "%s/stderr.txt", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s %s 2>%s", bin(), args, ef);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t k = fread(out, 1, n - 1, p);
+    out[k] = 0;
+    int st = pclose(p);
+    if (err) {
+        err[0] = 0;
+        FILE *f = fopen(ef, "r");
+        char line[1024];
+        if (f) { while (fgets(line, sizeof line, f)) snprintf(err, en, "%s", line); fclose(f); }
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char g_out[1 << 18];
+
+/* The last non-empty line of s (modified in place). */
+static char *last_line(char *s) {
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r')) s[--n] = 0;
+    char *p = strrchr(s, '\n');
+    return p ? p + 1 : s;
+}
+
+static void test_demo_short_run(void) {
+    if (access(bin(), X_OK)) { fprintf(stderr, "  SKIPPED: %s missing\n", bin()); tl_skip++; return; }
+    char err[1024], args[1024];
+    snprintf(args, sizeof args, "demo --data-dir %s/run --train-samples 256 --val-samples 70 --epochs 1 --batch-size 32 "
+             "--warmup 2 --seed 3", tmpdir);
+    int rc = run(args, g_out, sizeof g_out, err, sizeof err);
+    REQUIRE(rc == 0, "demo exit %d: %s", rc, err);
+    CHECK(strstr(g_out, "confusion") != NULL, "no confusion matrix in: %.400s", g_out);
+    char *line = last_line(g_out);
+    cJSON *j = cJSON_Parse(line);
+    REQUIRE(j && cJSON_IsObject(j), "last line is not a JSON object: %s", line);
+    const cJSON *t1 = cJSON_GetObjectItem(j, "top1"), *t2 = cJSON_GetObjectItem(j, "top2"), *n = cJSON_GetObjectItem(j, "n");
+    const cJSON *conf = cJSON_GetObjectItem(j, "confusion");
+    CHECK(cJSON_IsNumber(t1) && cJSON_IsNumber(t2) && t1->valuedouble >= 0 && t1->valuedouble <= t2->valuedouble &&
+          t2->valuedouble <= 1, "top1/top2: %s", line);
+    CHECK(cJSON_IsNumber(n) && n->valueint == 70, "n: %s", line);
+    CHECK(cJSON_IsArray(conf) && cJSON_GetArraySize(conf) == 7, "confusion: %s", line);
+    int64_t sum = 0;
+    for (int r = 0; r < cJSON_GetArraySize(conf); r++) {
+        const cJSON *row = cJSON_GetArrayItem(conf, r);
+        for (int c = 0; c < cJSON_GetArraySize(row); c++) sum += (int64_t)cJSON_GetArrayItem(row, c)->valuedouble;
+    }
+    CHECK(sum == 70, "confusion sums to %lld", (long long)sum);
+    cJSON_Delete(j);
+    /* --data-dir keeps the shards, written by the real writer */
+    char p[600];
+    snprintf(p, sizeof p, "%s/run/train/00000.tar", tmpdir);
+    CHECK(cm_file_exists(p), "%s missing", p);
+    snprintf(p, sizeof p, "%s/run/val/sizes.json", tmpdir);
+    CHECK(cm_file_exists(p), "%s missing", p);
+    /* --ablate image: the shards hold empty captions, labels unchanged */
+    snprintf(args, sizeof args, "demo --data-dir %s/abl --train-samples 64 --val-samples 14 --epochs 1 --batch-size 32 "
+             "--ablate image", tmpdir);
+    rc = run(args, g_out, sizeof g_out, err, sizeof err);
+    REQUIRE(rc == 0, "ablate exit %d: %s", rc, err);
+    line = last_line(g_out);
+    CHECK(strstr(line, "\"demo\":\"image-only\"") != NULL, "ablate json: %s", line);
+    snprintf(p, sizeof p, "%s/abl/val/00000.tar", tmpdir);
+    CmWdsReader *r = NULL;
+    REQUIRE(cm_wds_open(p, true, 0, &r) == CM_OK, "%s", cm_last_error());
+    CmWdsSample *s = NULL;
+    int ns = 0, nonempty = 0;
+    while (cm_wds_next(r, &s) == 1) {
+        const CmWdsField *tx = cm_wds_field(s, "txt");
+        nonempty += !tx || tx->size != 0;
+        ns++;
+        cm_wds_sample_free(s);
+    }
+    cm_wds_close(r);
+    CHECK(ns == 14 && nonempty == 0, "%d samples, %d with a caption", ns, nonempty);
+}
+
+static void test_demo_usage_errors(void) {
+    if (access(bin(), X_OK)) { fprintf(stderr, "  SKIPPED: %s missing\n", bin()); tl_skip++; return; }
+    char err[1024];
+    int rc = run("demo --ablate sound", g_out, sizeof g_out, err, sizeof err);
+    CHECK(rc == 2 && strstr(err, "--ablate"), "bad ablate: rc %d, %s", rc, err);
+    rc = run("demo --epochs 0", g_out, sizeof g_out, err, sizeof err);
+    CHECK(rc == 2 && strstr(err, "--epochs"), "epochs 0: rc %d, %s", rc, err);
+    rc = run("demo --train-samples 10 --batch-size 64", g_out, sizeof g_out, err, sizeof err);
+    CHECK(rc == 2 && strstr(err, "--batch-size"), "batch > samples: rc %d, %s", rc, err);
+    rc = run("demo --help", g_out, sizeof g_out, err, sizeof err);
+    CHECK(rc == 0 && strstr(g_out, "--data-dir"), "help: rc %d", rc);
+    /* an unwritable data folder */
+    rc = run("demo --data-dir /proc/clipmod-demo --train-samples 64 --val-samples 8", g_out, sizeof g_out, err, sizeof err);
+    CHECK(rc == 1 && strstr(err, "/proc/clipmod-demo"), "unwritable dir: rc %d, %s", rc, err);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/clipmod_test_demo.XXXXXX");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
     RUN(test_bytetok_framing);
-    RUN(test_bytetok_truncation_and_argmax);
+    RUN(test_bytetok_captions_fit);
     RUN(test_synth_rule_table);
     RUN(test_synth_labels_follow_rule);
     RUN(test_synth_deterministic);
     RUN(test_synth_shards_read_back);
     RUN(test_synth_json_errors);
+    RUN(test_demo_usage_errors);
+    RUN(test_demo_short_run);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmpdir);

@@ -1,10 +1,11 @@
 /*
- * cmd_demo.c — `clipmod demo [--data-dir DIR]` (DESIGN §7, `make demo`): writes the synthetic
- * 7-class image+text shards of src/train/demo.h with the project's shard writer, trains a small
- * CLIP + head from scratch through exactly the code of `clipmod train` (cm_train_main: same
- * loop, loss, optimizer, checkpoints, validation), with the byte-level tokenizer, and evaluates
- * on the held-out split. Prints the metrics table and confusion matrix; the last stdout line is
- * the JSON of DESIGN §7 with "top1", "top2" (and per-class metrics, confusion, timing, paths).
+ * cmd_demo.c — `clipmod demo [--data-dir DIR]` (DESIGN §7, `make demo`, docs/demo.md): writes the
+ * synthetic 7-class image+text dataset of src/data/synth.h as WebDataset shards with the
+ * project's shard writer, trains a small CLIP + head from scratch through exactly the code of
+ * `clipmod train` (cm_train_main: same shard batch source, loop, loss, optimizer, checkpoints,
+ * validation) with the byte-level tokenizer (src/train/textenc.h), and evaluates on the held-out
+ * split. Prints the metrics table and confusion matrix; the last stdout line is the JSON of
+ * DESIGN §7 with "top1", "top2" (and per-class metrics, confusion, timing, checkpoint path).
  * --ablate image|text trains and evaluates on one modality only (captions emptied / images
  * blanked) to show that the task needs both.
  */
@@ -15,15 +16,30 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "common/common.h"
-#include "train/demo.h"
+#include "data/synth.h"
 #include "train/metrics.h"
+#include "train/textenc.h"
 #include "train/train_main.h"
+
+/* The demo model: a small ViT (32 px, 8 px patches) and a byte-level text tower (48 tokens: the
+   longest caption is 41 bytes + SOT + EOT), both 64 wide with 2 layers, embed 64, and the DESIGN
+   §1.3 head at d = 64. OpenCLIP's config layout, so that `clipmod train --model FILE` takes it. */
+static const char DEMO_MODEL_JSON[] =
+    "{\"model_name\":\"clipmod-demo\",\"model_cfg\":{\"embed_dim\":64,\"quick_gelu\":false,"
+    "\"vision_cfg\":{\"image_size\":32,\"layers\":2,\"width\":64,\"patch_size\":8,\"head_width\":32,\"mlp_ratio\":2.0},"
+    "\"text_cfg\":{\"context_length\":48,\"vocab_size\":258,\"width\":64,\"heads\":2,\"layers\":2,\"mlp_ratio\":2.0}},"
+    "\"head\":{\"d\":64,\"heads\":4,\"ff\":128,\"layers\":2,\"classes\":7,\"dropout_design\":0.1,\"classifier_dropout_design\":0.2}}\n";
+
+static int bad(const char *flag, const char *msg) {
+    fprintf(stderr, "clipmod demo: %s %s\n", flag, msg);
+    return 2;
+}
 
 int cmd_demo(int argc, char **argv) {
     const char *dir = NULL, *ablate_s = "none";
-    int epochs = 10, n_train = 7000, n_val = 1400, threads = 0, batch = 64;
+    int epochs = 10, n_train = 7000, n_val = 1400, threads = 0, batch = 64, warmup = 50;
     long long seed = 0;
-    double lr = 1e-3;
+    double lr = 2e-3;
     bool keep = false;
     ArgSpec specs[] = {
         {"--data-dir", ARG_STR, &dir, "DIR", "where the shards, logs and checkpoint go (default: a temporary folder, removed)"},
@@ -31,21 +47,27 @@ int cmd_demo(int argc, char **argv) {
         {"--train-samples", ARG_INT, &n_train, "N", "training samples (default 7000)"},
         {"--val-samples", ARG_INT, &n_val, "N", "held-out samples (default 1400)"},
         {"--batch-size", ARG_INT, &batch, "N", "batch size (default 64)"},
-        {"--lr", ARG_FLOAT, &lr, "LR", "peak learning rate (default 1e-3)"},
+        {"--lr", ARG_FLOAT, &lr, "LR", "peak learning rate, cosine schedule (default 2e-3)"},
+        {"--warmup", ARG_INT, &warmup, "N", "warmup steps (default 50)"},
         {"--seed", ARG_I64, &seed, "N", "seed of the data and the training (default 0)"},
         {"--threads", ARG_INT, &threads, "N", "compute threads (default 1: the demo model is tiny)"},
         {"--ablate", ARG_STR, &ablate_s, "none|image|text", "train on one modality: image (captions emptied) or text (images blanked)"},
         {"--keep", ARG_FLAG, &keep, NULL, "keep the temporary folder"},
     };
-    int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "demo", "[--data-dir DIR]", NULL);
+    int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "demo",
+                        "[--data-dir DIR] [--epochs N] [--ablate none|image|text] ...", NULL);
     if (rc) return rc < 0 ? 0 : rc;
-    int ablate = !strcmp(ablate_s, "none") ? 0 : !strcmp(ablate_s, "image") ? 2 : !strcmp(ablate_s, "text") ? 1 : -1;
-    /* --ablate image keeps only images (captions emptied) = writer mode 1; text keeps captions = 2 */
-    if (ablate == 2) ablate = 1; else if (ablate == 1) ablate = 2;
-    if (ablate < 0) { fprintf(stderr, "clipmod demo: --ablate must be none, image or text\n"); return 2; }
-    if (epochs < 1 || batch < 1 || n_train < batch || n_val < 7) { fprintf(stderr, "clipmod demo: bad sizes\n"); return 2; }
+    int ablate = !strcmp(ablate_s, "none") ? CM_SYNTH_BOTH : !strcmp(ablate_s, "image") ? CM_SYNTH_IMAGE_ONLY
+               : !strcmp(ablate_s, "text") ? CM_SYNTH_TEXT_ONLY : -1;
+    if (ablate < 0) return bad("--ablate", "must be none, image or text");
+    if (epochs < 1 || epochs > 10000) return bad("--epochs", "must be in 1..10000");
+    if (n_train < 1 || n_train > 10000000) return bad("--train-samples", "must be in 1..10000000");
+    if (n_val < 1 || n_val > 10000000) return bad("--val-samples", "must be in 1..10000000");
+    if (batch < 1 || batch > n_train) return bad("--batch-size", "must be in 1..--train-samples");
+    if (warmup < 0) return bad("--warmup", "must be >= 0");
+    if (threads < 0) return bad("--threads", "must be >= 0");
     /* the demo's matrices are tiny: one thread beats OpenMP's fork/join (and spinning on a busy
-       machine: 10x slower measured with 2 threads under load) */
+       machine: 10-25x slower measured with 2 threads under load) */
     cm_threads_set(threads > 0 ? threads : 1);
 
     char tmp[] = "/tmp/clipmod-demo-XXXXXX";
@@ -55,27 +77,33 @@ int cmd_demo(int argc, char **argv) {
         dir = tmp;
     } else if (cm_mkdir_p(dir)) return cli_fail("demo");
     double t0 = cm_now();
-    CmDemoData dd;
-    if (cm_demo_write(dir, n_train, n_val, 32, (uint64_t)seed, ablate, &dd)) return cli_fail("demo");
+    CmSynthOpts so;
+    cm_synth_opts_default(&so);
+    so.seed = (uint64_t)seed;
+    so.n_train = n_train;
+    so.n_val = n_val;
+    so.image_size = 32;
+    so.ablate = ablate;
+    if (cm_synth_write(dir, &so)) return cli_fail("demo");
     double t_data = cm_now() - t0;
-    fprintf(stderr, "clipmod demo: wrote %lld training and %lld held-out samples to %s (%.1f s)\n", (long long)dd.n_train,
-            (long long)dd.n_val, dir, t_data);
-    char cfgpath[1200], logs[1200];
+    fprintf(stderr, "clipmod demo: wrote %d training and %d held-out samples to %s (%.1f s)\n", n_train, n_val, dir, t_data);
+    char cfgpath[1200], logs[1200], train_urls[1300], val_urls[1300];
     snprintf(cfgpath, sizeof cfgpath, "%s/demo_model.json", dir);
     snprintf(logs, sizeof logs, "%s/logs", dir);
-    const char *cj = cm_demo_model_json();
-    if (cm_write_file_atomic(cfgpath, cj, strlen(cj))) return cli_fail("demo");
+    cm_synth_urls(dir, CM_SYNTH_TRAIN, n_train, so.shard_size, train_urls, sizeof train_urls);
+    cm_synth_urls(dir, CM_SYNTH_VAL, n_val, so.shard_size, val_urls, sizeof val_urls);
+    if (cm_write_file_atomic(cfgpath, DEMO_MODEL_JSON, sizeof DEMO_MODEL_JSON - 1)) return cli_fail("demo");
 
     CmTrainOpts o;
     cm_train_opts_defaults(&o);
-    o.train_data = dd.train_urls; o.val_data = dd.val_urls;
+    o.train_data = train_urls; o.val_data = val_urls;
     o.model = cfgpath; o.pretrained = ""; o.tokenizer = "bytes";
-    o.batch_size = batch; o.epochs = epochs; o.lr = lr; o.wd = 0.1; o.warmup = 50;
+    o.batch_size = batch; o.epochs = epochs; o.lr = lr; o.wd = 0.1; o.warmup = warmup;
     o.beta1 = 0.9; o.beta2 = 0.98; o.eps = 1e-6;
     o.precision = "fp32"; o.workers = 1; o.logs = logs; o.seed = seed;
     o.log_every_n_steps = 50; o.save_frequency = 0; o.val_frequency = epochs > 4 ? epochs / 4 : 1;
     char name[64];
-    snprintf(name, sizeof name, "demo%s%s", ablate ? "-" : "", ablate == 1 ? "image-only" : ablate == 2 ? "text-only" : "");
+    snprintf(name, sizeof name, "demo%s%s", ablate ? "-" : "", ablate == CM_SYNTH_IMAGE_ONLY ? "image-only" : ablate ? "text-only" : "");
     o.name = name;
     o.resume = NULL;
     if (!is_tmp) {   /* a rerun into the same --data-dir replaces the demo's previous run folder */
@@ -91,14 +119,14 @@ int cmd_demo(int argc, char **argv) {
     if (cm_train_main(&o, &r, NULL, NULL)) return cli_fail("demo");
     if (!r.have_val) { fprintf(stderr, "clipmod demo: no validation ran\n"); return 1; }
     double total = cm_now() - t0;
-    printf("clipmod demo (%s): held-out split, %lld samples, %d epochs, %.1f s training, %.1f s in all\n\n",
-           ablate == 0 ? "image + text" : ablate == 1 ? "image only" : "text only", (long long)r.val_metrics.n, epochs,
-           r.train_seconds, total);
+    const char *mode = ablate == CM_SYNTH_BOTH ? "image+text" : ablate == CM_SYNTH_IMAGE_ONLY ? "image-only" : "text-only";
+    printf("clipmod demo (%s): held-out split, %lld samples, %d epochs, %.1f s training, %.1f s in all\n\n", mode,
+           (long long)r.val_metrics.n, epochs, r.train_seconds, total);
     cm_metrics_print(&r.val_metrics, stdout);
     char extra[1800];
-    snprintf(extra, sizeof extra, "\"demo\":\"%s\",\"epochs\":%d,\"train_samples\":%lld,\"train_seconds\":%.1f,\"total_seconds\":%.1f,"
-             "\"checkpoint\":",
-             ablate == 0 ? "image+text" : ablate == 1 ? "image-only" : "text-only", epochs, (long long)dd.n_train, r.train_seconds, total);
+    snprintf(extra, sizeof extra, "\"demo\":\"%s\",\"epochs\":%d,\"train_samples\":%d,\"seed\":%lld,\"threads\":%d,"
+             "\"train_seconds\":%.1f,\"total_seconds\":%.1f,\"checkpoint\":",
+             mode, epochs, n_train, seed, cm_threads_get(), r.train_seconds, total);
     size_t el = strlen(extra);
     if (is_tmp && !keep) snprintf(extra + el, sizeof extra - el, "null");
     else snprintf(extra + el, sizeof extra - el, "\"%s/%s/checkpoints/epoch_%d.safetensors\"", logs, name, epochs);

@@ -1,7 +1,8 @@
 /*
  * synth.c — the synthetic demo dataset of synth.h: drawing a sample's attributes from
  * (seed, split, index), rendering the image (4x4 supersampled coverage, colour jitter, Gaussian
- * pixel noise), the caption templates, the metadata JSON and the shard writing through the
+ * pixel noise; shapes that differ at the 8-px patch scale of the demo's ViT, on a light background
+ * so that coverage is close to linear in the pixels — docs/demo.md says what did not learn), the caption templates, the metadata JSON and the shard writing through the
  * project's WebDataset writer (JPEG via cm_jpeg_encode).
  */
 #include "data/synth.h"
@@ -14,11 +15,11 @@
 #include "common/rng.h"
 #include "data/wds.h"
 
-const char *const CM_SYNTH_SHAPES[CM_SYNTH_N_SHAPES] = {"circle", "square", "triangle"};
-const char *const CM_SYNTH_COLOURS[CM_SYNTH_N_COLOURS] = {"red", "green", "blue", "yellow"};
+const char *const CM_SYNTH_SHAPES[CM_SYNTH_N_SHAPES] = {"circle", "bar", "pillar"};
+const char *const CM_SYNTH_COLOURS[CM_SYNTH_N_COLOURS] = {"red", "green", "blue"};
 static const char *const REL_NAMES[4] = {"match", "wrong_colour", "wrong_shape", "wrong_both"};
 static const uint8_t BASE_RGB[CM_SYNTH_N_COLOURS][3] = {
-    {205, 40, 40}, {40, 165, 60}, {45, 75, 215}, {225, 205, 40}};
+    {205, 40, 40}, {40, 165, 60}, {45, 75, 215}};
 
 /* Caption templates: %1$s colour, %2$s shape. */
 #define N_TMPL 6
@@ -63,14 +64,13 @@ void cm_synth_draw(uint64_t seed, CmSynthSplit split, int64_t index, CmSynthSamp
     s->label = cm_synth_label(s->shape, s->colour, s->cap_shape, s->cap_colour, s->marker);
     CM_ASSERT(s->label == cls);
     /* geometry and colours */
-    s->radius = unif(&r, 0.20f, 0.34f);
-    float m = s->radius + 0.03f;
-    s->cx = unif(&r, m, 1.0f - m);
-    s->cy = unif(&r, m, 1.0f - m);
-    s->angle = unif(&r, -0.35f, 0.35f);
+    s->radius = unif(&r, 0.20f, 0.28f);
+    s->cx = unif(&r, 0.35f, 0.65f);
+    s->cy = unif(&r, 0.35f, 0.65f);
+    s->angle = unif(&r, -0.15f, 0.15f);
     for (int c = 0; c < 3; c++) s->fg[c] = clamp_u8(BASE_RGB[s->colour][c] + unif(&r, -30, 30));
-    float grey = unif(&r, 95, 165);
-    for (int c = 0; c < 3; c++) s->bg[c] = clamp_u8(grey + unif(&r, -15, 15));
+    float grey = unif(&r, 222, 250);
+    for (int c = 0; c < 3; c++) s->bg[c] = clamp_u8(grey + unif(&r, -5, 5));
     s->noise_seed = cm_rng_u64(&r);
     /* caption */
     s->tmpl = (int)cm_rng_below(&r, N_TMPL);
@@ -94,25 +94,15 @@ void cm_synth_draw(uint64_t seed, CmSynthSplit split, int64_t index, CmSynthSamp
     }
 }
 
-/* Whether the point (px, py) (image units) lies inside the sample's shape. */
-static bool inside(const CmSynthSample *s, float px, float py) {
+/* Whether the point (px, py) (image units) lies inside the sample's shape (ca, sa: cos, sin of its angle). */
+static bool inside(const CmSynthSample *s, float ca, float sa, float px, float py) {
     float dx = px - s->cx, dy = py - s->cy;
-    float ca = cosf(s->angle), sa = sinf(s->angle);
     float u = ca * dx + sa * dy, v = -sa * dx + ca * dy;   /* rotated into the shape's frame */
     float r = s->radius;
     switch (s->shape) {
     case 0: return dx * dx + dy * dy <= r * r;
-    case 1: { float h = 0.85f * r; return fabsf(u) <= h && fabsf(v) <= h; }
-    default: {
-        /* equilateral triangle, circumradius 1.1 r, apex up (before rotation) */
-        float R = 1.1f * r;
-        float ax = 0, ay = -R, bx = -0.8660254f * R, by = 0.5f * R, qx = 0.8660254f * R, qy = 0.5f * R;
-        float d1 = (u - bx) * (ay - by) - (ax - bx) * (v - by);
-        float d2 = (u - qx) * (by - qy) - (bx - qx) * (v - qy);
-        float d3 = (u - ax) * (qy - ay) - (qx - ax) * (v - ay);
-        bool neg = d1 < 0 || d2 < 0 || d3 < 0, pos = d1 > 0 || d2 > 0 || d3 > 0;
-        return !(neg && pos);
-    }
+    case 1: return fabsf(v) <= 0.45f * r && fabsf(u) <= 1.8f * r;   /* horizontal bar */
+    default: return fabsf(u) <= 0.45f * r && fabsf(v) <= 1.8f * r;  /* vertical pillar */
     }
 }
 
@@ -125,14 +115,15 @@ cm_status cm_synth_render(const CmSynthSample *s, int size, CmImage *out) {
     CmRng r;
     cm_rng_seed(&r, s->noise_seed);
     const int SS = 4;
+    const float ca = cosf(s->angle), sa = sinf(s->angle);
     for (int y = 0; y < size; y++) {
         for (int x = 0; x < size; x++) {
             int hit = 0;
             for (int j = 0; j < SS; j++)
                 for (int i = 0; i < SS; i++)
-                    hit += inside(s, (x + (i + 0.5f) / SS) / size, (y + (j + 0.5f) / SS) / size);
+                    hit += inside(s, ca, sa, (x + (i + 0.5f) / SS) / size, (y + (j + 0.5f) / SS) / size);
             float a = (float)hit / (SS * SS);
-            float noise = 7.0f * (float)cm_rng_normal(&r);
+            float noise = 4.0f * (float)cm_rng_normal(&r);
             for (int c = 0; c < 3; c++)
                 px[((size_t)y * size + x) * 3 + c] = clamp_u8(a * s->fg[c] + (1 - a) * s->bg[c] + noise);
         }
@@ -221,7 +212,9 @@ static cm_status write_split(const char *dir, const CmSynthOpts *o, CmSynthSplit
         uint8_t *jpg = NULL;
         size_t jlen = 0;
         char *meta = NULL;
-        if (!(st = cm_synth_render(&s, o->image_size, &img)) &&
+        if (!(st = cm_synth_render(&s, o->image_size, &img)) && o->ablate == CM_SYNTH_TEXT_ONLY)
+            memset(img.rgb, 255, (size_t)img.w * img.h * 3);
+        if (!st &&
             !(st = cm_jpeg_encode(&img, o->jpeg_quality > 0 ? o->jpeg_quality : CM_JPEG_QUALITY_DEFAULT, &jpg, &jlen))) {
             meta = cm_synth_json(&s);
             if (!meta) st = CM_ERR_OOM;
@@ -229,7 +222,8 @@ static cm_status write_split(const char *dir, const CmSynthOpts *o, CmSynthSplit
         if (!st) {
             char key[32];
             snprintf(key, sizeof key, "%s-%07d", sp, i);
-            CmWdsOut f[3] = {{"jpg", jpg, jlen}, {"txt", s.caption, strlen(s.caption)}, {"json", meta, strlen(meta)}};
+            size_t tl = o->ablate == CM_SYNTH_IMAGE_ONLY ? 0 : strlen(s.caption);
+            CmWdsOut f[3] = {{"jpg", jpg, jlen}, {"txt", s.caption, tl}, {"json", meta, strlen(meta)}};
             st = cm_shard_writer_write(sw, key, f, 3);
         }
         cm_image_free(&img);
@@ -245,6 +239,7 @@ cm_status cm_synth_write(const char *dir, const CmSynthOpts *o) {
     if (!dir || !*dir) return cm_error(CM_ERR_ARG, "synthetic data: no output folder");
     if (o->n_train < 1 || o->n_val < 1 || o->n_train > 10000000 || o->n_val > 10000000)
         return cm_error(CM_ERR_ARG, "synthetic data: sample counts %d / %d out of range [1, 10M]", o->n_train, o->n_val);
+    if (o->ablate < 0 || o->ablate > 2) return cm_error(CM_ERR_ARG, "synthetic data: ablate %d not in 0..2", o->ablate);
     if (o->shard_size < 1) return cm_error(CM_ERR_ARG, "synthetic data: shard size %d must be positive", o->shard_size);
     cm_status st = cm_mkdir_p(dir);
     if (st) return st;

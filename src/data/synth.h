@@ -1,10 +1,10 @@
 /*
  * synth.h — the synthetic 7-class image+text dataset of `clipmod demo` (docs/demo.md).
  *
- * Each sample is a small RGB image of one drawn shape (circle, square, triangle) in one colour
- * (red, green, blue, yellow) on a noisy grey background, with random position, size, rotation,
- * colour jitter and pixel noise, plus a caption that names a colour and a shape — those of the
- * image, or not — and may carry the marker word "lol". The class is a function of both:
+ * Each sample is a small RGB image of one drawn shape (circle, horizontal bar, vertical pillar)
+ * in one colour (red, green, blue) on a light, noisy background, with random position, size,
+ * small rotation, colour jitter and pixel noise, plus a caption that names a colour and a shape
+ * — those of the image, or not — and may carry the marker word "lol". The class needs both:
  *
  *   relation = caption colour wrong? (1) | caption shape wrong? (2)   (0 = caption matches)
  *                     no marker            marker "lol"
@@ -32,11 +32,11 @@
 #include "data/image.h"
 
 #define CM_SYNTH_N_SHAPES 3
-#define CM_SYNTH_N_COLOURS 4
+#define CM_SYNTH_N_COLOURS 3
 #define CM_SYNTH_MARKER "lol"
-#define CM_SYNTH_MAX_CAPTION 64          /* longest caption is 41 bytes */
-extern const char *const CM_SYNTH_SHAPES[CM_SYNTH_N_SHAPES];    /* circle, square, triangle */
-extern const char *const CM_SYNTH_COLOURS[CM_SYNTH_N_COLOURS];  /* red, green, blue, yellow */
+#define CM_SYNTH_MAX_CAPTION 64          /* longest caption is 38 bytes */
+extern const char *const CM_SYNTH_SHAPES[CM_SYNTH_N_SHAPES];    /* circle, bar, pillar */
+extern const char *const CM_SYNTH_COLOURS[CM_SYNTH_N_COLOURS];  /* red, green, blue */
 
 typedef enum { CM_SYNTH_TRAIN = 0, CM_SYNTH_VAL = 1 } CmSynthSplit;
 
@@ -77,7 +77,10 @@ typedef struct {
     int image_size;            /* rendered side in pixels (the demo model's input size) */
     int shard_size;            /* samples per shard */
     int jpeg_quality;          /* 0: CM_JPEG_QUALITY_DEFAULT */
+    int ablate;                /* 0: both modalities; CM_SYNTH_IMAGE_ONLY: empty captions;
+                                  CM_SYNTH_TEXT_ONLY: blank white images (labels unchanged) */
 } CmSynthOpts;
+enum { CM_SYNTH_BOTH = 0, CM_SYNTH_IMAGE_ONLY = 1, CM_SYNTH_TEXT_ONLY = 2 };
 
 /* Defaults of the demo: seed 0, 8400 train, 1400 val, 32 px, 2000 per shard, quality 95. */
 void cm_synth_opts_default(CmSynthOpts *o);
