@@ -11,6 +11,8 @@
 #include <openssl/evp.h>
 #include "testlib.h"
 #include "model/model.h"
+#include "io/tensorfile.h"
+#include <unistd.h>
 
 /* REQUIRE evaluates its condition twice: run calls with side effects once through TRY. */
 #define TRY(expr) do { cm_status try_st_ = (expr); REQUIRE(try_st_ == CM_OK, "%s: %s", #expr, cm_last_error()); } while (0)
@@ -226,6 +228,50 @@ static void test_formula_weights(void) {
     cJSON_Delete(root);
 }
 
+/* The same weights written by the io part's safetensors writer to /tmp: the file's SHA-256 is the
+   golden one (then the file is deleted). */
+static void test_formula_file(void) {
+    SHARED_OR_SKIP();
+    CmModelConfig c;
+    TRY(cm_config_from_name("ViT-B-32", &c));
+    c.has_lora = c.has_head = false;
+    CmModel *m = NULL;
+    TRY(cm_model_create(&c, &m));
+    cm_model_init_formula(m, 1);
+    CmTensorOut *ts = calloc((size_t)m->n_params, sizeof *ts);
+    for (int i = 0; i < m->n_params; i++) {
+        CmParam *p = &m->params[i];
+        ts[i].name = p->name;
+        ts[i].dtype = CM_F32;
+        ts[i].ndim = p->ndim;
+        for (int d = 0; d < p->ndim; d++) ts[i].shape[d] = p->shape[d];
+        ts[i].data = p->data;
+    }
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/clipmod_test_vitb32_seed1_%d.safetensors", (int)getpid());
+    cm_status st = cm_safetensors_write(path, ts, m->n_params, NULL, 0);
+    free(ts);
+    cm_model_free(m);
+    REQUIRE(st == CM_OK, "write %s: %s", path, cm_last_error());
+    FILE *f = fopen(path, "rb");
+    REQUIRE(f, "reopen %s", path);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    static unsigned char buf[1 << 20];
+    size_t k, total = 0;
+    while ((k = fread(buf, 1, sizeof buf, f)) > 0) { EVP_DigestUpdate(ctx, buf, k); total += k; }
+    fclose(f);
+    unlink(path);
+    unsigned char md[32];
+    unsigned int ml = 0;
+    EVP_DigestFinal_ex(ctx, md, &ml);
+    EVP_MD_CTX_free(ctx);
+    char hex[65];
+    for (int i = 0; i < 32; i++) sprintf(hex + 2 * i, "%02x", md[i]);
+    CHECK(total == 605143212, "file bytes %zu", total);
+    CHECK(!strcmp(hex, "bca9394d248be0cabbfa0a0006524577a15f722a786a686cd97dc0e3de872e1e"), "file sha256 %s", hex);
+}
+
 static void test_formula_vectors(void) {
     /* WEIGHTS.md test vectors (no shared data needed) */
     int64_t s1[1] = {768}, s2[2] = {512, 512};
@@ -252,5 +298,6 @@ int main(void) {
     RUN(test_modes_and_flags);
     RUN(test_formula_vectors);
     RUN(test_formula_weights);
+    RUN(test_formula_file);
     return tl_summary("test_model_config");
 }
