@@ -47,6 +47,8 @@ static void test_info(void) {
     char err[512];
     int rc = run("info", g_out, sizeof g_out, err, sizeof err);
     CHECK(rc == 0, "info exit %d: %s", rc, err);
+    CHECK(!strcmp(g_out, "{\"vision\":87849216,\"text\":63428096,\"clip_total\":151277313,\"head\":6571015,\"lora\":122880,"
+                         "\"trainable_lora\":6693895,\"trainable_baseline\":157848328}\n"), "info output exactly: %s", g_out);
     CHECK(strstr(g_out, "\"vision\":87849216,\"text\":63428096,\"clip_total\":151277313,\"head\":6571015,\"lora\":122880,"
                         "\"trainable_lora\":6693895,\"trainable_baseline\":157848328") != NULL, "info output: %s", g_out);
     cJSON *j = cJSON_Parse(g_out);

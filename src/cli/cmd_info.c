@@ -40,12 +40,12 @@ int cmd_info(int argc, char **argv) {
     cm_param_counts(&cfg, &c);
     CmInfoFile fi;
     if (model_path && cm_info_file(model_path, &cfg, &fi)) return cli_fail("info");
-    printf("{\"model_name\":\"%s\",\"vision\":%lld,\"text\":%lld,\"clip_total\":%lld,\"head\":%lld,\"lora\":%lld,"
+    printf("{\"vision\":%lld,\"text\":%lld,\"clip_total\":%lld,\"head\":%lld,\"lora\":%lld,"
            "\"trainable_lora\":%lld,\"trainable_baseline\":%lld",
-           cfg.name, (long long)c.vision, (long long)c.text, (long long)c.clip_total, (long long)c.head,
+           (long long)c.vision, (long long)c.text, (long long)c.clip_total, (long long)c.head,
            (long long)c.lora, (long long)c.trainable_lora, (long long)c.trainable_baseline);
     if (model_path) {
-        printf(",\"file\":{\"path\":\"");
+        printf(",\"file\":{\"model_name\":\"%s\",\"path\":\"", cfg.name);
         for (const unsigned char *p = (const unsigned char *)model_path; *p; p++) {
             if (*p == '"' || *p == '\\') { putchar('\\'); putchar(*p); }
             else if (*p < 0x20) printf("\\u%04x", *p);
