@@ -37,13 +37,13 @@ static int bad(const char *flag, const char *msg) {
 
 int cmd_demo(int argc, char **argv) {
     const char *dir = NULL, *ablate_s = "none";
-    int epochs = 10, n_train = 7000, n_val = 1400, threads = 0, batch = 64, warmup = 50;
+    int epochs = 25, n_train = 7000, n_val = 1400, threads = 0, batch = 64, warmup = 50;
     long long seed = 0;
     double lr = 2e-3;
     bool keep = false;
     ArgSpec specs[] = {
         {"--data-dir", ARG_STR, &dir, "DIR", "where the shards, logs and checkpoint go (default: a temporary folder, removed)"},
-        {"--epochs", ARG_INT, &epochs, "N", "training epochs (default 10)"},
+        {"--epochs", ARG_INT, &epochs, "N", "training epochs (default 25)"},
         {"--train-samples", ARG_INT, &n_train, "N", "training samples (default 7000)"},
         {"--val-samples", ARG_INT, &n_val, "N", "held-out samples (default 1400)"},
         {"--batch-size", ARG_INT, &batch, "N", "batch size (default 64)"},
