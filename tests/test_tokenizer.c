@@ -295,6 +295,7 @@ static void test_pretokenize(void) {
 /* ---- BPE: heap form == reference loop ------------------------------------------------------------- */
 
 static void test_bpe_heap_equals_reference(void) {
+    SHARED_OR_SKIP();
     REQUIRE(g_tok, "no tokenizer");
     REQUIRE(cm_tokenizer_monotone(g_tok), "the CLIP merges should be rank-monotone");
     const char *alphabets[] = {"ab", "aeinrst", "abcdefghijklmnopqrstuvwxyz", "!.,-", "0123456789"};
@@ -326,6 +327,7 @@ static void test_bpe_heap_equals_reference(void) {
 /* ---- edge inputs ---------------------------------------------------------------------------------- */
 
 static void test_empty_and_invalid(void) {
+    SHARED_OR_SKIP();
     REQUIRE(g_tok, "no tokenizer");
     int32_t ids[77], want[77] = {49406, 49407};
     CHECK(tokenize_str(g_tok, "", 0, ids) == 0 && !memcmp(ids, want, sizeof ids), "empty string");
@@ -352,6 +354,7 @@ static void test_empty_and_invalid(void) {
 }
 
 static void test_very_long(void) {
+    SHARED_OR_SKIP();
     REQUIRE(g_tok, "no tokenizer");
     /* 2 MB of words: truncated to 77 with EOT last and equal to the first 75 untruncated ids */
     size_t n = 2 << 20;
