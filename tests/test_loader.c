@@ -402,13 +402,13 @@ static void test_robustness(void) {
 }
 
 int main(void) {
-    if (!tl_tmpdir_make("loader")) { perror("mkdtemp"); return 1; }
     if (!tl_have_shared() || cm_tokenizer_load(NULL, &tok)) {
         const char *ci = getenv("CI");
         fprintf(stderr, "  SKIPPED test_loader: no tokenizer vocabulary (%s)\n", cm_last_error());
         printf("test_loader: 0 passed, %d failed, 1 skipped\n", ci && *ci && strcmp(ci, "false") ? 1 : 0);
         return ci && *ci && strcmp(ci, "false") ? 1 : 0;
     }
+    if (!tl_tmpdir_make("loader")) { perror("mkdtemp"); cm_tokenizer_free(tok); return 1; }
     setup_shards();
     RUN(test_validation_order);
     RUN(test_custom_encoder);
