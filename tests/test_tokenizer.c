@@ -132,7 +132,7 @@ static void test_hf_layout(void) {
     SHARED_OR_SKIP();
     REQUIRE(g_tok, "no tokenizer");
     char dir[] = "/tmp/cm_tok_hf_XXXXXX";
-    char *made = mkdtemp(dir);                          /* (REQUIRE evaluates its condition twice) */
+    char *made = mkdtemp(dir);
     REQUIRE(made, "mkdtemp");
     gzFile gz = gzopen(tl_shared(VOCAB_GZ), "rb");
     REQUIRE(gz, "gzopen");
@@ -195,7 +195,7 @@ static void test_hf_layout(void) {
     printf("HF vocab.json + merges.txt: %d/%d golden cases identical\n", same, n);
     free_cases(c, n);
     cm_tokenizer_free(hf); cm_tokenizer_free(plain); cm_tokenizer_free(byjson);
-    unlink(path); unlink(vpath); rmdir(dir);
+    tl_rm_rf(dir);
 }
 
 /* ---- text stages (expected values from Python 3.11) ---------------------------------------------- */
@@ -395,9 +395,7 @@ static void test_very_long(void) {
 static int load_bytes(const char *name, const void *data, size_t len, CmTokenizer **tok) {
     char path[128];
     snprintf(path, sizeof path, "/tmp/cm_tok_%d_%s", (int)getpid(), name);
-    FILE *f = fopen(path, "wb");
-    if (!f) return -100;
-    fwrite(data, 1, len, f); fclose(f);
+    if (tl_write_file(path, data, len)) return -100;
     int st = cm_tokenizer_load(path, tok);
     unlink(path);
     return st;
@@ -483,35 +481,26 @@ static void test_threads_share_one_tokenizer(void) {
 
 /* ---- CLI ---------------------------------------------------------------------------------------- */
 
-static int run_cli(const char *args, char *out, size_t cap) {
-    const char *b = getenv("BUILD");
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s/clipmod tokenize %s 2>/dev/null", b && *b ? b : "build", args);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void test_cli(void) {
     SHARED_OR_SKIP();
     char out[8192], want[1024];
     int o = snprintf(want, sizeof want, "[49406, 320, 1125, 539, 320, 2368, 49407");
     for (int i = 7; i < 77; i++) o += snprintf(want + o, sizeof want - o, ", 0");
     snprintf(want + o, sizeof want - o, "]\n[49406, 320, 1929, 49407");
-    int rc = run_cli("--vocab ../shared/" VOCAB_GZ " 'a photo of a cat' 'a dog'", out, sizeof out);
+    char args[1024];
+    snprintf(args, sizeof args, "tokenize --vocab %s 'a photo of a cat' 'a dog'", tl_shared(VOCAB_GZ));
+    int rc = tl_run_clipmod(args, out, sizeof out, NULL, 0);
     CHECK(rc == 0, "exit %d", rc);
     CHECK(!strncmp(out, want, strlen(want)), "output: %.120s", out);
     int lines = 0;
     for (char *p = out; *p; p++) lines += *p == '\n';
     CHECK(lines == 2, "%d lines", lines);
-    CHECK(run_cli("--help", out, sizeof out) == 0 && strstr(out, "usage"), "--help");
-    CHECK(run_cli("", out, sizeof out) == 2, "no TEXT: exit 2");
-    CHECK(run_cli("--bogus x", out, sizeof out) == 2, "unknown option: exit 2");
-    CHECK(run_cli("--vocab /nonexistent.gz hello", out, sizeof out) == 1, "missing vocab: exit 1");
-    CHECK(run_cli("--vocab ../shared/" VOCAB_GZ " --stdin < /dev/null", out, sizeof out) == 0 && !out[0], "--stdin empty");
+    CHECK(tl_run_clipmod("tokenize --help", out, sizeof out, NULL, 0) == 0 && strstr(out, "usage"), "--help");
+    CHECK(tl_run_clipmod("tokenize ", out, sizeof out, NULL, 0) == 2, "no TEXT: exit 2");
+    CHECK(tl_run_clipmod("tokenize --bogus x", out, sizeof out, NULL, 0) == 2, "unknown option: exit 2");
+    CHECK(tl_run_clipmod("tokenize --vocab /nonexistent.gz hello", out, sizeof out, NULL, 0) == 1, "missing vocab: exit 1");
+    snprintf(args, sizeof args, "tokenize --vocab %s --stdin < /dev/null", tl_shared(VOCAB_GZ));
+    CHECK(tl_run_clipmod(args, out, sizeof out, NULL, 0) == 0 && !out[0], "--stdin empty");
 }
 
 int main(void) {
