@@ -11,41 +11,12 @@
 #include "testlib.h"
 #include "io/tensorfile.h"
 
-static const char *bin(void) {
-    static char b[512];
-    const char *e = getenv("CLIPMOD_BIN");
-    if (e && *e) return e;
-    const char *d = getenv("BUILD");
-    snprintf(b, sizeof b, "%s/clipmod", d && *d ? d : "build");
-    return b;
-}
-
-/* Run a command line; stdout into out (NUL-terminated), returns the exit status. stderr goes to
-   a temp file whose first line lands in err. */
-static int run(const char *args, char *out, size_t n, char *err, size_t en) {
-    char cmd[4096], ef[128];
-    snprintf(ef, sizeof ef, "/tmp/clipmod_test_cli_model_%d.err", (int)getpid());
-    snprintf(cmd, sizeof cmd, "%s %s 2>%s", bin(), args, ef);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t k = fread(out, 1, n - 1, p);
-    out[k] = 0;
-    int st = pclose(p);
-    if (err) {
-        err[0] = 0;
-        FILE *f = fopen(ef, "r");
-        if (f) { if (!fgets(err, (int)en, f)) err[0] = 0; fclose(f); }
-    }
-    unlink(ef);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static char g_out[1 << 20];
 
 static void test_info(void) {
-    if (access(bin(), X_OK)) { fprintf(stderr, "  SKIPPED: %s missing\n", bin()); tl_skip++; return; }
+    CLIPMOD_BIN_OR_SKIP();
     char err[512];
-    int rc = run("info", g_out, sizeof g_out, err, sizeof err);
+    int rc = tl_run_clipmod("info", g_out, sizeof g_out, err, sizeof err);
     CHECK(rc == 0, "info exit %d: %s", rc, err);
     CHECK(!strcmp(g_out, "{\"vision\":87849216,\"text\":63428096,\"clip_total\":151277313,\"head\":6571015,\"lora\":122880,"
                          "\"trainable_lora\":6693895,\"trainable_baseline\":157848328}\n"), "info output exactly: %s", g_out);
@@ -54,27 +25,22 @@ static void test_info(void) {
     cJSON *j = cJSON_Parse(g_out);
     CHECK(j && cJSON_IsObject(j), "info output is not one JSON object");
     cJSON_Delete(j);
-    rc = run("info --model-name ViT-B-32 --lora-rank 8", g_out, sizeof g_out, err, sizeof err);
+    rc = tl_run_clipmod("info --model-name ViT-B-32 --lora-rank 8", g_out, sizeof g_out, err, sizeof err);
     CHECK(rc == 0 && strstr(g_out, "\"lora\":245760"), "rank 8: %s", g_out);
-    rc = run("info --model-name ViT-Z-99", g_out, sizeof g_out, err, sizeof err);
+    rc = tl_run_clipmod("info --model-name ViT-Z-99", g_out, sizeof g_out, err, sizeof err);
     CHECK(rc == 2 && strstr(err, "ViT-Z-99"), "unknown name: rc %d, %s", rc, err);
-    rc = run("info --lora-rank x", g_out, sizeof g_out, err, sizeof err);
+    rc = tl_run_clipmod("info --lora-rank x", g_out, sizeof g_out, err, sizeof err);
     CHECK(rc == 2, "bad int: rc %d", rc);
-    rc = run("info --help", g_out, sizeof g_out, err, sizeof err);
+    rc = tl_run_clipmod("info --help", g_out, sizeof g_out, err, sizeof err);
     CHECK(rc == 0 && strstr(g_out, "--model-name"), "help");
     SHARED_OR_SKIP();
     char args[1024];
     snprintf(args, sizeof args, "info --model %s", tl_shared("golden/tiny/model_fp16.safetensors"));
-    rc = run(args, g_out, sizeof g_out, err, sizeof err);
+    rc = tl_run_clipmod(args, g_out, sizeof g_out, err, sizeof err);
     CHECK(rc == 0 && strstr(g_out, "\"dtype\":\"F16\"") && strstr(g_out, "\"clip_tensors\":62") && strstr(g_out, "\"matches_config\":true"),
           "info --model: rc %d %s %s", rc, g_out, err);
-    rc = run("info --model /nonexistent/w.safetensors", g_out, sizeof g_out, err, sizeof err);
+    rc = tl_run_clipmod("info --model /nonexistent/w.safetensors", g_out, sizeof g_out, err, sizeof err);
     CHECK(rc == 1 && strstr(err, "/nonexistent/w.safetensors"), "missing file: rc %d %s", rc, err);
-}
-
-static const float *exp_tensor(CmTensorFile *f, const char *name) {
-    const CmTensorView *v = cm_tensorfile_find(f, name);
-    return v ? (const float *)v->data : NULL;
 }
 
 /* Parse JSON lines; check the k-th line's type/input and its embedding against want[32]. */
@@ -95,7 +61,7 @@ static void check_line(const char *out, int k, const char *type, const float *wa
 }
 
 static void test_embed(void) {
-    if (access(bin(), X_OK)) { fprintf(stderr, "  SKIPPED: %s missing\n", bin()); tl_skip++; return; }
+    CLIPMOD_BIN_OR_SKIP();
     SHARED_OR_SKIP();
     CmTensorFile *ex = NULL;
     cm_status st = cm_tensorfile_open(tl_shared("golden/tiny/expected.safetensors"), &ex);
@@ -105,32 +71,32 @@ static void test_embed(void) {
     snprintf(args, sizeof args, "embed --model %s --model-name %s --vocab %s --image %s --text '%s'",
              tl_shared("golden/tiny/model.safetensors"), tl_shared("golden/tiny/config.json"), tl_shared("vocab"),
              tl_shared("data/coco/000000086220.jpg"), caption);
-    int rc = run(args, g_out, sizeof g_out, err, sizeof err);
+    int rc = tl_run_clipmod(args, g_out, sizeof g_out, err, sizeof err);
     CHECK(rc == 0, "embed exit %d: %s", rc, err);
     /* sample 0 of the tiny inputs is this image and caption */
-    check_line(g_out, 0, "image", exp_tensor(ex, "image_features"), 1e-5);
-    check_line(g_out, 1, "text", exp_tensor(ex, "text_features"), 1e-5);
+    check_line(g_out, 0, "image", tl_f32(ex, "image_features", NULL), 1e-5);
+    check_line(g_out, 1, "text", tl_f32(ex, "text_features", NULL), 1e-5);
     strcat(args, " --raw");
-    rc = run(args, g_out, sizeof g_out, err, sizeof err);
+    rc = tl_run_clipmod(args, g_out, sizeof g_out, err, sizeof err);
     CHECK(rc == 0, "embed --raw exit %d: %s", rc, err);
-    check_line(g_out, 0, "image", exp_tensor(ex, "image_features_raw"), 5e-5);
-    check_line(g_out, 1, "text", exp_tensor(ex, "text_features_raw"), 5e-5);
+    check_line(g_out, 0, "image", tl_f32(ex, "image_features_raw", NULL), 5e-5);
+    check_line(g_out, 1, "text", tl_f32(ex, "text_features_raw", NULL), 5e-5);
     /* bad usage and bad inputs */
-    rc = run("embed --text hello", g_out, sizeof g_out, err, sizeof err);
+    rc = tl_run_clipmod("embed --text hello", g_out, sizeof g_out, err, sizeof err);
     CHECK(rc == 2 && strstr(err, "--model"), "no --model: rc %d %s", rc, err);
     snprintf(args, sizeof args, "embed --model %s --model-name %s", tl_shared("golden/tiny/model.safetensors"),
              tl_shared("golden/tiny/config.json"));
-    rc = run(args, g_out, sizeof g_out, err, sizeof err);
+    rc = tl_run_clipmod(args, g_out, sizeof g_out, err, sizeof err);
     CHECK(rc == 2, "nothing to embed: rc %d", rc);
     snprintf(args, sizeof args, "embed --model %s --model-name %s --image /nonexistent/cat.jpg",
              tl_shared("golden/tiny/model.safetensors"), tl_shared("golden/tiny/config.json"));
-    rc = run(args, g_out, sizeof g_out, err, sizeof err);
+    rc = tl_run_clipmod(args, g_out, sizeof g_out, err, sizeof err);
     CHECK(rc == 1 && strstr(err, "/nonexistent/cat.jpg"), "bad image: rc %d %s", rc, err);
     snprintf(args, sizeof args, "embed --model %s --model-name ViT-B-32 --text hi", tl_shared("golden/tiny/model.safetensors"));
-    rc = run(args, g_out, sizeof g_out, err, sizeof err);
+    rc = tl_run_clipmod(args, g_out, sizeof g_out, err, sizeof err);
     CHECK(rc == 1 && strstr(err, "mis-shaped"), "wrong config: rc %d %s", rc, err);
     snprintf(args, sizeof args, "embed --model %s --text hi", tl_shared("golden/tiny/config.json"));
-    rc = run(args, g_out, sizeof g_out, err, sizeof err);
+    rc = tl_run_clipmod(args, g_out, sizeof g_out, err, sizeof err);
     CHECK(rc == 1 && strstr(err, "config.json"), "not a weights file: rc %d %s", rc, err);
     cm_tensorfile_close(ex);
 }

@@ -36,9 +36,7 @@ static void test_atomic_write(void) {
     cm_atomic_abort(&af);
     CHECK(cm_read_file(path, 100, &buf, &n) == CM_OK && n == 5 && !memcmp(buf, "hello", 5), "old content kept");
     cm_free(buf);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    CHECK(system(cmd) == 0, "cleanup");
+    CHECK(tl_rm_rf(dir) == 0, "cleanup");
 }
 
 static void test_sha256(void) {

@@ -21,7 +21,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define REQ_OK(expr) do { cm_status st_ = (expr); REQUIRE(st_ == CM_OK, "%s: %s", #expr, cm_last_error()); } while (0)
 #define REPO "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"
 #define COMMIT "0123456789abcdef0123456789abcdef01234567"
 
@@ -144,7 +143,6 @@ static void srv_stop(Srv *s) {
 
 // ---- fixtures -----------------------------------------------------------------------------------
 
-static char g_dir[64];
 static uint8_t *g_body;
 static size_t g_len;
 static char g_sha[65];
@@ -154,8 +152,7 @@ static void make_body(void) {
     static float w[50000];
     for (int i = 0; i < 50000; i++) w[i] = (float)i;
     CmTensorOut t = {.name = "w", .dtype = CM_F32, .ndim = 1, .shape = {50000}, .data = w};
-    char p[128];
-    snprintf(p, sizeof p, "%s/body.safetensors", g_dir);
+    const char *p = tl_tmp("body.safetensors");
     if (cm_safetensors_write(p, &t, 1, NULL, 0) || cm_read_file(p, 1 << 24, &g_body, &g_len)) abort();
     unlink(p);
     cm_sha256_hex(g_body, g_len, g_sha);
@@ -175,9 +172,7 @@ static CmHubOptions opts(const char *cache, const Srv *s) {
 }
 
 static char *fresh_cache(const char *name) {
-    char *c = malloc(256);
-    snprintf(c, 256, "%s/%s", g_dir, name);
-    return c;
+    return strdup(tl_tmp(name));
 }
 
 static bool exists(const char *fmt, const char *a, const char *b) {
@@ -202,7 +197,7 @@ static void test_full_download_and_cache(void) {
         Srv s;
         srv_init(&s, CM_HF_SAFE_WEIGHTS_NAME);
         s.redirect = redirect;
-        bool started = srv_start(&s);   /* REQUIRE evaluates its condition twice */
+        bool started = srv_start(&s);
     REQUIRE(started, "server");
         char *cache = fresh_cache(redirect ? "c_full_redirect" : "c_full");
         CmHubOptions o = opts(cache, &s);
@@ -242,7 +237,7 @@ static void test_full_download_and_cache(void) {
 static void test_fallback_to_bin_and_hf_endpoint(void) {
     Srv s;
     srv_init(&s, CM_HF_WEIGHTS_NAME);   /* only the .bin exists: safetensors is a 404 */
-    bool started = srv_start(&s);   /* REQUIRE evaluates its condition twice */
+    bool started = srv_start(&s);
     REQUIRE(started, "server");
     char *cache = fresh_cache("c_bin");
     CmHubOptions o = opts(cache, &s);
@@ -257,11 +252,11 @@ static void test_fallback_to_bin_and_hf_endpoint(void) {
     free(path);
     /* a file path is taken as is; an unknown tag is a clear error */
     path = NULL;
-    snprintf(ep, sizeof ep, "%s/x.bin", g_dir);
-    cm_write_file_atomic(ep, "x", 1);
-    CHECK(cm_pretrained_resolve("ViT-B-32", ep, &o, &path) == CM_OK && path && !strcmp(path, ep), "file path");
+    const char *xbin = tl_tmp("x.bin");
+    cm_write_file_atomic(xbin, "x", 1);
+    CHECK(cm_pretrained_resolve("ViT-B-32", xbin, &o, &path) == CM_OK && path && !strcmp(path, xbin), "file path");
     free(path);
-    unlink(ep);
+    unlink(xbin);
     CHECK(cm_pretrained_resolve("ViT-B-32", "nonsense_tag", &o, &path) == CM_ERR_ARG &&
           strstr(cm_last_error(), "unknown pretrained tag"), "%s", cm_last_error());
     CHECK(cm_pretrained_resolve("ViT-B-32", "/no/such/file.bin", &o, &path) == CM_ERR_IO &&
@@ -276,7 +271,7 @@ static void test_resume_after_cut(void) {
     s.redirect = true;
     s.cut_at = (long)g_len / 3;
     s.cut_times = 1;
-    bool started = srv_start(&s);   /* REQUIRE evaluates its condition twice */
+    bool started = srv_start(&s);
     REQUIRE(started, "server");
     char *cache = fresh_cache("c_resume");
     CmHubOptions o = opts(cache, &s);
@@ -296,7 +291,7 @@ static void test_resume_after_cut(void) {
     srv_init(&s, CM_HF_SAFE_WEIGHTS_NAME);
     s.cut_at = (long)g_len / 2;
     s.cut_times = 2;
-    started = srv_start(&s);   /* REQUIRE evaluates its condition twice */
+    started = srv_start(&s);
     REQUIRE(started, "server");
     cache = fresh_cache("c_resume2");
     o = opts(cache, &s);
@@ -320,7 +315,7 @@ static void test_cut_never_completes(void) {
     srv_init(&s, CM_HF_SAFE_WEIGHTS_NAME);
     s.cut_at = 1000;
     s.cut_times = -1;
-    bool started = srv_start(&s);   /* REQUIRE evaluates its condition twice */
+    bool started = srv_start(&s);
     REQUIRE(started, "server");
     char *cache = fresh_cache("c_cut");
     CmHubOptions o = opts(cache, &s);
@@ -339,7 +334,7 @@ static void test_checksum_mismatch(void) {
     Srv s;
     srv_init(&s, CM_HF_SAFE_WEIGHTS_NAME);
     snprintf(s.etag, sizeof s.etag, "%064d", 7);   /* a sha256 that is not the content's */
-    bool started = srv_start(&s);   /* REQUIRE evaluates its condition twice */
+    bool started = srv_start(&s);
     REQUIRE(started, "server");
     char *cache = fresh_cache("c_sha");
     CmHubOptions o = opts(cache, &s);
@@ -397,8 +392,7 @@ static void test_offline_and_cache_scan(void) {
 }
 
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/cm_hub_%ld", (long)getpid());
-    cm_mkdir_p(g_dir);
+    if (!tl_tmpdir_make("hub")) { perror("mkdtemp"); return 1; }
     make_body();
     RUN(test_full_download_and_cache);
     RUN(test_fallback_to_bin_and_hf_endpoint);
@@ -407,8 +401,6 @@ int main(void) {
     RUN(test_checksum_mismatch);
     RUN(test_offline_and_cache_scan);
     cm_free(g_body);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    if (system(cmd)) { /* best effort */ }
+    tl_tmpdir_remove();
     return tl_summary("test_hub");
 }

@@ -20,33 +20,6 @@
 #include <unistd.h>
 #include <zlib.h>
 
-static char tmpdir[64];
-
-/* testlib's REQUIRE evaluates its condition twice: calls with effects go through REQ_OK. */
-#define REQ_OK(call) do { cm_status req_st_ = (call); \
-    REQUIRE(req_st_ == CM_OK, "%s: %s", #call, cm_last_error()); } while (0)
-
-static const char *tmp_path(const char *name) {
-    static char buf[4][256];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
-
-static int write_bytes(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    size_t w = n ? fwrite(p, 1, n, f) : 0;
-    fclose(f);
-    return w == n ? 0 : -1;
-}
-
-static uint8_t *read_golden(const char *rel, size_t *len) {
-    uint8_t *b = NULL;
-    if (cm_read_file(tl_shared(rel), (size_t)1 << 26, &b, len) != CM_OK) return NULL;
-    return b;
-}
 
 /* ---- goldens ---------------------------------------------------------------------------------- */
 
@@ -92,7 +65,7 @@ static void test_goldens(void) {
         if (st != CM_OK) continue;
         snprintf(rel, sizeof rel, "golden/preprocess/%s", GOLDEN[i][1]);
         size_t len;
-        uint8_t *want = read_golden(rel, &len);
+        uint8_t *want = tl_read_golden(rel, &len);
         CHECK(want && len == NT * sizeof(float), "%s missing or wrong size", rel);
         if (want && len == NT * sizeof(float)) {
             CHECK(cm_transform_eval(&img, 224, &CM_CLIP_NORMALIZE, t) == CM_OK, "%s", cm_last_error());
@@ -182,32 +155,24 @@ static void test_fakeddit_images(void) {
 /* `clipmod preprocess` as outside tests call it. */
 static void test_cli(void) {
     SHARED_OR_SKIP();
-    const char *bin = getenv("BUILD") ? getenv("BUILD") : "build";
-    char cmd[1024];
-    const char *out = tmp_path("cli.f32");
-    snprintf(cmd, sizeof cmd, "%s/clipmod preprocess --image %s --out %s", bin,
-             tl_shared("golden/preprocess/images/cmyk.jpg"), out);
-    int rc = system(cmd);
-    REQUIRE(rc == 0, "%s", cmd);
+    char args[1024], err[4096];
+    const char *out = tl_tmp("cli.f32");
+    snprintf(args, sizeof args, "preprocess --image %s --out %s", tl_shared("golden/preprocess/images/cmyk.jpg"), out);
+    int rc = tl_run_clipmod(args, NULL, 0, NULL, 0);
+    REQUIRE(rc == 0, "%s %s", tl_clipmod_bin(), args);
     uint8_t *got, *want;
     size_t gl, wl;
     REQ_OK(cm_read_file(out, 1 << 24, &got, &gl));
-    want = read_golden("golden/preprocess/cmyk.jpg.pilrgb.f32", &wl);
+    want = tl_read_golden("golden/preprocess/cmyk.jpg.pilrgb.f32", &wl);
     CHECK(want && gl == wl && gl == NT * 4 && !memcmp(got, want, gl), "CLI output differs from the golden");
     cm_free(got);
     cm_free(want);
-    snprintf(cmd, sizeof cmd, "%s/clipmod preprocess --out %s 2>/dev/null", bin, out);
-    CHECK(WEXITSTATUS(system(cmd)) == 2, "missing --image is a usage error");
-    snprintf(cmd, sizeof cmd, "%s/clipmod preprocess --help >/dev/null", bin);
-    CHECK(WEXITSTATUS(system(cmd)) == 0, "--help exits 0");
-    snprintf(cmd, sizeof cmd, "%s/clipmod preprocess --image %s --out %s 2>%s", bin, tmp_path("nonexistent.jpg"), out,
-             tmp_path("err.txt"));
-    CHECK(WEXITSTATUS(system(cmd)) == 1, "missing file exits 1");
-    uint8_t *err;
-    size_t el;
-    REQ_OK(cm_read_file(tmp_path("err.txt"), 1 << 16, &err, &el));
-    CHECK(strstr((char *)err, "nonexistent.jpg") != NULL, "message names the file: %s", err);
-    cm_free(err);
+    snprintf(args, sizeof args, "preprocess --out %s", out);
+    CHECK(tl_run_clipmod(args, NULL, 0, NULL, 0) == 2, "missing --image is a usage error");
+    CHECK(tl_run_clipmod("preprocess --help", NULL, 0, NULL, 0) == 0, "--help exits 0");
+    snprintf(args, sizeof args, "preprocess --image %s --out %s", tl_tmp("nonexistent.jpg"), out);
+    CHECK(tl_run_clipmod(args, NULL, 0, err, sizeof err) == 1, "missing file exits 1");
+    CHECK(strstr(err, "nonexistent.jpg") != NULL, "message names the file: %s", err);
 }
 
 /* ---- resampler: fast vs reference -------------------------------------------------------------- */
@@ -371,7 +336,7 @@ static void expect_fail(const char *path, const char *why) {
 }
 
 static void write_variant(const char *name, const void *p, size_t n) {
-    CM_ASSERT(write_bytes(tmp_path(name), p, n) == 0);
+    CM_ASSERT(tl_write_file(tl_tmp(name), p, n) == 0);
 }
 
 static void test_truncated(void) {
@@ -382,19 +347,19 @@ static void test_truncated(void) {
         char rel[256];
         snprintf(rel, sizeof rel, "golden/preprocess/images/%s", files[i]);
         size_t len;
-        uint8_t *b = read_golden(rel, &len);
+        uint8_t *b = tl_read_golden(rel, &len);
         REQUIRE(b, "%s", rel);
         const double fr[] = {0.9, 0.5, 0.1};
         for (int k = 0; k < 3; k++) {
             char name[128];
             snprintf(name, sizeof name, "trunc%d_%s", k, files[i]);
             write_variant(name, b, (size_t)(len * fr[k]));
-            expect_fail(tmp_path(name), "truncated");
+            expect_fail(tl_tmp(name), "truncated");
         }
         char name[128];
         snprintf(name, sizeof name, "head_%s", files[i]);
         write_variant(name, b, 20);                       /* only the first bytes of the header */
-        expect_fail(tmp_path(name), "header only");
+        expect_fail(tl_tmp(name), "header only");
         cm_free(b);
     }
 }
@@ -403,29 +368,29 @@ static void test_corrupt(void) {
     SHARED_OR_SKIP();
     size_t len;
     /* JPEG: a destroyed SOF / Huffman tables area. */
-    uint8_t *b = read_golden("golden/preprocess/images/000000086220.jpg", &len);
+    uint8_t *b = tl_read_golden("golden/preprocess/images/000000086220.jpg", &len);
     REQUIRE(b, "jpg");
     for (size_t i = 2; i < 600 && i < len; i++) b[i] = (uint8_t)(i * 37);
     write_variant("corrupt_header.jpg", b, len);
-    expect_fail(tmp_path("corrupt_header.jpg"), "corrupt JPEG header");
+    expect_fail(tl_tmp("corrupt_header.jpg"), "corrupt JPEG header");
     cm_free(b);
     /* PNG: a flipped byte in IHDR and one in IDAT (CRC mismatch in a critical chunk). */
-    b = read_golden("golden/preprocess/images/000000039769.png", &len);
+    b = tl_read_golden("golden/preprocess/images/000000039769.png", &len);
     REQUIRE(b, "png");
     b[18] ^= 0x40;
     write_variant("corrupt_ihdr.png", b, len);
-    expect_fail(tmp_path("corrupt_ihdr.png"), "corrupt IHDR");
+    expect_fail(tl_tmp("corrupt_ihdr.png"), "corrupt IHDR");
     b[18] ^= 0x40;
     b[len / 2] ^= 0xff;
     write_variant("corrupt_idat.png", b, len);
-    expect_fail(tmp_path("corrupt_idat.png"), "corrupt IDAT");
+    expect_fail(tl_tmp("corrupt_idat.png"), "corrupt IDAT");
     cm_free(b);
     /* WebP: a destroyed VP8 frame header. */
-    b = read_golden("golden/preprocess/images/lossy.webp", &len);
+    b = tl_read_golden("golden/preprocess/images/lossy.webp", &len);
     REQUIRE(b, "webp");
     for (size_t i = 20; i < 40; i++) b[i] = 0xee;
     write_variant("corrupt.webp", b, len);
-    expect_fail(tmp_path("corrupt.webp"), "corrupt WebP");
+    expect_fail(tl_tmp("corrupt.webp"), "corrupt WebP");
     cm_free(b);
     /* Flipped bytes in entropy-coded data: PIL decodes what libjpeg/libwebp recover (or fails);
        either way no crash, and a success has the right size. */
@@ -435,7 +400,7 @@ static void test_corrupt(void) {
     for (int f = 0; f < 4; f++) {
         char rel[256];
         snprintf(rel, sizeof rel, "golden/preprocess/images/%s", files[f]);
-        b = read_golden(rel, &len);
+        b = tl_read_golden(rel, &len);
         REQUIRE(b, "%s", rel);
         for (int rep = 0; rep < 6; rep++) {
             uint8_t *c = malloc(len);
@@ -457,21 +422,21 @@ static void test_corrupt(void) {
 
 static void test_empty_and_garbage(void) {
     write_variant("empty.jpg", "", 0);
-    expect_fail(tmp_path("empty.jpg"), "zero bytes");
+    expect_fail(tl_tmp("empty.jpg"), "zero bytes");
     const char *txt = "<!DOCTYPE html><html>404 not found</html>";
     write_variant("page.jpg", txt, strlen(txt));
-    expect_fail(tmp_path("page.jpg"), "HTML bytes");
+    expect_fail(tl_tmp("page.jpg"), "HTML bytes");
     CHECK(strstr(cm_last_error(), "not a JPEG, PNG or WebP") != NULL, "%s", cm_last_error());
     write_variant("anim.gif", "GIF89a\x01\x00\x01\x00\x00\x00\x00;", 14);
     CmImage im;
-    CHECK(cm_image_load(tmp_path("anim.gif"), 0, &im) == CM_ERR_UNSUPPORTED, "GIF: %s", cm_last_error());
+    CHECK(cm_image_load(tl_tmp("anim.gif"), 0, &im) == CM_ERR_UNSUPPORTED, "GIF: %s", cm_last_error());
     write_variant("magic_only.png", "\x89PNG\r\n\x1a\n", 8);
-    expect_fail(tmp_path("magic_only.png"), "PNG magic only");
+    expect_fail(tl_tmp("magic_only.png"), "PNG magic only");
     write_variant("magic_only.jpg", "\xff\xd8\xff", 3);
-    expect_fail(tmp_path("magic_only.jpg"), "JPEG magic only");
+    expect_fail(tl_tmp("magic_only.jpg"), "JPEG magic only");
     write_variant("riff.webp", "RIFF\x04\x00\x00\x00WEBP", 12);
-    expect_fail(tmp_path("riff.webp"), "WebP RIFF header only");
-    CHECK(cm_image_load(tmp_path("does_not_exist.png"), 0, &im) == CM_ERR_IO, "missing file");
+    expect_fail(tl_tmp("riff.webp"), "WebP RIFF header only");
+    CHECK(cm_image_load(tl_tmp("does_not_exist.png"), 0, &im) == CM_ERR_IO, "missing file");
     CHECK(cm_image_decode(NULL, 0, "x", 0, &im) != CM_OK, "NULL input");
 }
 
@@ -499,7 +464,7 @@ static void test_absurd_dimensions(void) {
     put32be(iend + 8, (uint32_t)crc32(0, iend + 4, 4));
     write_variant("bomb.png", png, sizeof png);
     CmImage im;
-    CHECK(cm_image_load(tmp_path("bomb.png"), 0, &im) == CM_ERR_OOM, "PNG bomb: %s", cm_last_error());
+    CHECK(cm_image_load(tl_tmp("bomb.png"), 0, &im) == CM_ERR_OOM, "PNG bomb: %s", cm_last_error());
     CHECK(strstr(cm_last_error(), "exceeds the limit") && strstr(cm_last_error(), "bomb.png"), "%s", cm_last_error());
     /* JPEG whose SOF claims 65000 x 65000: our own 16x16 JPEG with the SOF0 size patched. */
     uint8_t px[16 * 16 * 3];
@@ -516,12 +481,12 @@ static void test_absurd_dimensions(void) {
     j[sof + 7] = 65000 >> 8; j[sof + 8] = 65000 & 255;   /* width */
     write_variant("bomb.jpg", j, jl);
     free(j);
-    CHECK(cm_image_load(tmp_path("bomb.jpg"), 0, &im) == CM_ERR_OOM, "JPEG bomb: %s", cm_last_error());
+    CHECK(cm_image_load(tl_tmp("bomb.jpg"), 0, &im) == CM_ERR_OOM, "JPEG bomb: %s", cm_last_error());
     CHECK(strstr(cm_last_error(), "65000x65000") != NULL, "%s", cm_last_error());
     /* The limit is configurable: a 640x480 image refused at 1000 pixels, accepted at exactly 307200. */
     SHARED_OR_SKIP();
     size_t len;
-    uint8_t *b = read_golden("golden/preprocess/images/lossy.webp", &len);
+    uint8_t *b = tl_read_golden("golden/preprocess/images/lossy.webp", &len);
     REQUIRE(b, "webp");
     CHECK(cm_image_decode(b, len, "lossy.webp", 1000, &im) == CM_ERR_OOM, "limit 1000");
     CHECK(cm_image_decode(b, len, "lossy.webp", 640 * 480, &im) == CM_OK, "limit exact: %s", cm_last_error());
@@ -614,7 +579,7 @@ static void test_letterbox(void) {
     uint8_t *j;
     size_t jl, gl;
     REQ_OK(cm_jpeg_encode(&out, 0, &j, &jl));
-    uint8_t *g = read_golden("golden/preprocess/images/letterbox_256.jpg", &gl);
+    uint8_t *g = tl_read_golden("golden/preprocess/images/letterbox_256.jpg", &gl);
     CHECK(g && gl == jl && !memcmp(g, j, jl), "letterbox JPEG differs from the golden (%zu vs %zu bytes)", jl, gl);
     free(j);
     cm_free(g);
@@ -647,8 +612,7 @@ static void test_jpeg_roundtrip(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/cm_test_image_XXXXXX");
-    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
+    if (!tl_tmpdir_make("image")) { perror("mkdtemp"); return 1; }
     RUN(test_goldens);
     RUN(test_golden_sizes);
     RUN(test_tiny_inputs);
@@ -665,8 +629,6 @@ int main(void) {
     RUN(test_eval_geometry);
     RUN(test_letterbox);
     RUN(test_jpeg_roundtrip);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    tl_tmpdir_remove();
     return tl_summary("test_image");
 }

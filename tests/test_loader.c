@@ -18,20 +18,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#define REQ(cond, ...) do { if (!(cond)) { tl_case_failed = 1; \
-    fprintf(stderr, "  FAIL %s (%s:%d): %s: ", tl_case, __FILE__, __LINE__, #cond); \
-    fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); return; } } while (0)
 
-static char tmpdir[256];
 static CmTokenizer *tok;
-
-static const char *tmp(const char *name) {
-    static char buf[8][512];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
 
 /* A small JPEG whose colour encodes i. */
 static void make_jpeg(int i, uint8_t **jpg, size_t *n) {
@@ -111,7 +99,7 @@ static void setup_shards(void) {
     for (int s = 0; s < 4; s++) {
         char name[32];
         snprintf(name, sizeof name, "clean-%d.tar", s);
-        write_shard(tmp(name), s * 10, 10, NULL);
+        write_shard(tl_tmp(name), s * 10, 10, NULL);
     }
 }
 
@@ -129,11 +117,11 @@ static CmLoaderConfig base_cfg(const char *urls, bool train) {
 
 static void test_validation_order(void) {
     char urls[600];
-    snprintf(urls, sizeof urls, "%s/clean-{0..1}.tar::%s/clean-2.tar", tmpdir, tmpdir);
+    snprintf(urls, sizeof urls, "%s/clean-{0..1}.tar::%s/clean-2.tar", tl_tmpdir, tl_tmpdir);
     CmLoaderConfig c = base_cfg(urls, false);
     c.batch_size = 7;
     CmLoader *l;
-    REQ(cm_loader_open(&c, &l) == 0, "%s", cm_last_error());
+    REQUIRE(cm_loader_open(&c, &l) == 0, "%s", cm_last_error());
     CHECK(cm_loader_num_batches(l) == -1, "validation has no fixed size");
     CmBatch *b;
     int rc, nb = 0, ns = 0, ok_labels = 1, last_n = 0;
@@ -147,9 +135,9 @@ static void test_validation_order(void) {
             CmImage im;
             float *want = malloc(sizeof(float) * 3 * 224 * 224);
             int32_t ids[77];
-            REQ(cm_image_decode(jpg, jn, "direct", 0, &im) == 0 && cm_transform_eval(&im, 224, &CM_CLIP_NORMALIZE, want) == 0, "direct");
+            REQUIRE(cm_image_decode(jpg, jn, "direct", 0, &im) == 0 && cm_transform_eval(&im, 224, &CM_CLIP_NORMALIZE, want) == 0, "direct");
             const char *cap = "a photo of sample number 0";
-            REQ(cm_tokenize(tok, cap, strlen(cap), ids, 77) == 0, "tokenize");
+            REQUIRE(cm_tokenize(tok, cap, strlen(cap), ids, 77) == 0, "tokenize");
             CHECK_CLOSE(b->images, want, 3 * 224 * 224, 0.0, "sample 0 image == eval transform");
             CHECK(!memcmp(b->tokens, ids, sizeof ids), "sample 0 tokens");
             cm_image_free(&im);
@@ -183,7 +171,7 @@ static cm_status byte_encode(void *ctx, const char *text, size_t len, int32_t *i
 
 static void test_custom_encoder(void) {
     char urls[600];
-    snprintf(urls, sizeof urls, "%s/clean-0.tar", tmpdir);
+    snprintf(urls, sizeof urls, "%s/clean-0.tar", tl_tmpdir);
     CmLoaderConfig c = base_cfg(urls, false);
     int calls = 0;
     c.tok = NULL;
@@ -191,9 +179,9 @@ static void test_custom_encoder(void) {
     c.encode_ctx = &calls;
     c.context_len = 32;
     CmLoader *l;
-    REQ(cm_loader_open(&c, &l) == 0, "%s", cm_last_error());
+    REQUIRE(cm_loader_open(&c, &l) == 0, "%s", cm_last_error());
     CmBatch *b;
-    REQ(cm_loader_next(l, &b) == 1, "batch");
+    REQUIRE(cm_loader_next(l, &b) == 1, "batch");
     CHECK(b->context_len == 32 && b->tokens[0] == 256 && b->tokens[1] == 'a' && b->tokens[32 + 1] == 'a', "byte tokens %d %d",
           b->tokens[0], b->tokens[1]);
     const char *cap = "a photo of sample number 1";
@@ -205,14 +193,14 @@ static void test_custom_encoder(void) {
 
 static void test_epoch_sizing_and_determinism(void) {
     char urls[600];
-    snprintf(urls, sizeof urls, "%s/clean-{0..3}.tar", tmpdir);
+    snprintf(urls, sizeof urls, "%s/clean-{0..3}.tar", tl_tmpdir);
     CmLoaderConfig c = base_cfg(urls, true);
     c.resampled = true;
     c.num_samples = 50;
     c.shuffle_bufsize = 20;
     c.shuffle_initial = 5;
     CmLoader *l;
-    REQ(cm_loader_open(&c, &l) == 0, "%s", cm_last_error());
+    REQUIRE(cm_loader_open(&c, &l) == 0, "%s", cm_last_error());
     /* ceil(50/8) = 7 batches -> ceil(7/2) = 4 per worker -> 8 batches, 64 samples */
     CHECK(cm_loader_num_batches(l) == 8 && cm_loader_num_samples(l) == 64, "sizing %lld %lld",
           (long long)cm_loader_num_batches(l), (long long)cm_loader_num_samples(l));
@@ -222,18 +210,18 @@ static void test_epoch_sizing_and_determinism(void) {
     CHECK(a0.hash != a1.hash, "epochs differ");
     cm_loader_close(l);
     /* same seed, fresh loader: identical batches (augmentation included) */
-    REQ(cm_loader_open(&c, &l) == 0, "%s", cm_last_error());
+    REQUIRE(cm_loader_open(&c, &l) == 0, "%s", cm_last_error());
     run_epoch(l, 0, &b0);
     run_epoch(l, 1, &b1);
     cm_loader_close(l);
     CHECK(a0.hash == b0.hash && a1.hash == b1.hash, "same seed -> same batches");
     c.seed = 2;
-    REQ(cm_loader_open(&c, &l) == 0, "%s", cm_last_error());
+    REQUIRE(cm_loader_open(&c, &l) == 0, "%s", cm_last_error());
     run_epoch(l, 0, &b0);
     cm_loader_close(l);
     CHECK(a0.hash != b0.hash, "another seed -> other batches");
     /* a consumer that stops mid-epoch and closes: no hang, no leak */
-    REQ(cm_loader_open(&c, &l) == 0, "%s", cm_last_error());
+    REQUIRE(cm_loader_open(&c, &l) == 0, "%s", cm_last_error());
     CmBatch *b, *b2;
     CHECK(cm_loader_next(l, &b) == 1, "first batch");
     cm_batch_free(b);
@@ -244,17 +232,17 @@ static void test_epoch_sizing_and_determinism(void) {
 
 static void test_no_resampling_covers_once(void) {
     char urls[600];
-    snprintf(urls, sizeof urls, "%s/clean-{0..3}.tar", tmpdir);
+    snprintf(urls, sizeof urls, "%s/clean-{0..3}.tar", tl_tmpdir);
     CmLoaderConfig c = base_cfg(urls, true);
     c.batch_size = 4;
     c.num_samples = 40;
     c.shuffle_bufsize = 8;
     c.shuffle_initial = 2;
     CmLoader *l;
-    REQ(cm_loader_open(&c, &l) == 0, "%s", cm_last_error());
+    REQUIRE(cm_loader_open(&c, &l) == 0, "%s", cm_last_error());
     Run r0, r1;
-    REQ(run_epoch(l, 0, &r0) == 0, "epoch 0");
-    REQ(run_epoch(l, 1, &r1) == 0, "epoch 1");
+    REQUIRE(run_epoch(l, 0, &r0) == 0, "epoch 0");
+    REQUIRE(run_epoch(l, 1, &r1) == 0, "epoch 1");
     CHECK(r0.ns == 40 && r0.nb == 10 && r1.ns == 40, "40 samples per epoch: %d %d", r0.ns, r1.ns);
     int distinct = 0;
     for (int i = 0; i < r0.ns; i++) {
@@ -268,7 +256,7 @@ static void test_no_resampling_covers_once(void) {
     CHECK(!same_order, "the shuffle changes with the epoch");
     cm_loader_close(l);
     /* fewer shards than workers: refused as OpenCLIP does */
-    snprintf(urls, sizeof urls, "%s/clean-0.tar", tmpdir);
+    snprintf(urls, sizeof urls, "%s/clean-0.tar", tl_tmpdir);
     CmLoaderConfig c2 = base_cfg(urls, true);
     c2.num_samples = 10;
     CHECK(cm_loader_open(&c2, &l) != 0 && strstr(cm_last_error(), "shards"), "%s", cm_last_error());
@@ -282,7 +270,7 @@ static void test_no_resampling_covers_once(void) {
 static char *capture_stderr(void (*fn)(void *), void *arg) {
     fflush(stderr);
     int saved = dup(2);
-    int fd = open(tmp("stderr.txt"), O_CREAT | O_TRUNC | O_WRONLY, 0644);
+    int fd = open(tl_tmp("stderr.txt"), O_CREAT | O_TRUNC | O_WRONLY, 0644);
     dup2(fd, 2);
     close(fd);
     fn(arg);
@@ -290,7 +278,7 @@ static char *capture_stderr(void (*fn)(void *), void *arg) {
     dup2(saved, 2);
     close(saved);
     uint8_t *buf; size_t n;
-    if (cm_read_file(tmp("stderr.txt"), 1 << 24, &buf, &n)) return NULL;
+    if (cm_read_file(tl_tmp("stderr.txt"), 1 << 24, &buf, &n)) return NULL;
     return (char *)buf;
 }
 
@@ -312,18 +300,18 @@ static void robust_body(void *arg) {
 static void test_robustness(void) {
     /* bad.tar: 10 samples, 6 bad in different ways */
     Kind kinds[10] = {S_OK, S_BADIMG, S_OK, S_NOTXT, S_BADJSON, S_OK, S_BADLABEL, S_SEED_FAKEDDIT, S_NOJSON, S_OK};
-    write_shard(tmp("bad.tar"), 100, 10, kinds);
+    write_shard(tl_tmp("bad.tar"), 100, 10, kinds);
     /* damaged shards built from a clean one */
     uint8_t *b; size_t n;
-    write_shard(tmp("base.tar"), 200, 10, NULL);
-    REQ(cm_read_file(tmp("base.tar"), 1 << 24, &b, &n) == 0, "base");
-    FILE *f = fopen(tmp("trunc.tar"), "wb");
+    write_shard(tl_tmp("base.tar"), 200, 10, NULL);
+    REQUIRE(cm_read_file(tl_tmp("base.tar"), 1 << 24, &b, &n) == 0, "base");
+    FILE *f = fopen(tl_tmp("trunc.tar"), "wb");
     fwrite(b, 1, n / 2 + 100, f);
     fclose(f);
     uint8_t *g = malloc(n);
     memcpy(g, b, n);
     for (size_t i = n / 3; i < n / 3 + 2000; i++) g[i] = (uint8_t)(i * 131 + 7);
-    f = fopen(tmp("garbage.tar"), "wb");
+    f = fopen(tl_tmp("garbage.tar"), "wb");
     fwrite(g, 1, n, f);
     fclose(f);
     /* a member declaring 2 GB: the first member header of the 4th sample */
@@ -331,7 +319,7 @@ static void test_robustness(void) {
     size_t off = 0;
     {
         CmTarReader *t;
-        REQ(cm_tar_open(tmp("base.tar"), false, 0, &t) == 0, "open");
+        REQUIRE(cm_tar_open(tl_tmp("base.tar"), false, 0, &t) == 0, "open");
         CmTarEntry e;
         for (int i = 0; i < 10 && cm_tar_next(t, &e) == CM_TAR_MEMBER; i++) off = e.offset;
         cm_tar_close(t);
@@ -345,7 +333,7 @@ static void test_robustness(void) {
     char ck[8];
     snprintf(ck, sizeof ck, "%06o", sum);
     memcpy(g + off + 148, ck, 7);
-    f = fopen(tmp("huge.tar"), "wb");
+    f = fopen(tl_tmp("huge.tar"), "wb");
     fwrite(g, 1, n, f);
     fclose(f);
     free(g);
@@ -353,11 +341,11 @@ static void test_robustness(void) {
 
     RobustRun rr = {0};
     char urls[1200];
-    snprintf(urls, sizeof urls, "%s/{bad,trunc,garbage,huge,missing,clean-0}.tar", tmpdir);
+    snprintf(urls, sizeof urls, "%s/{bad,trunc,garbage,huge,missing,clean-0}.tar", tl_tmpdir);
     rr.c = base_cfg(urls, false);
     rr.c.batch_size = 4;
     char *log = capture_stderr(robust_body, &rr);
-    REQ(log, "log captured");
+    REQUIRE(log, "log captured");
     CHECK(rr.rc == 0, "data keeps flowing: %d %s", rr.rc, rr.err);
     /* good: bad.tar 4 (0,2,5,9) + seed json (7) + no json (8) = 6; trunc >= 4; garbage >= 2; huge: samples before the
        damage (>= 3); clean-0 10 */
@@ -376,7 +364,7 @@ static void test_robustness(void) {
 
     /* nothing readable, resampled: fails instead of spinning */
     RobustRun r2 = {0};
-    snprintf(urls, sizeof urls, "%s/{trunc,missing}.tar", tmpdir);
+    snprintf(urls, sizeof urls, "%s/{trunc,missing}.tar", tl_tmpdir);
     r2.c = base_cfg(urls, true);
     r2.c.resampled = true;
     r2.c.num_samples = 100;
@@ -386,8 +374,8 @@ static void test_robustness(void) {
     CHECK(r2.rc == 0 && r2.r.ns > 0, "a partly readable shard keeps data flowing: %d %s", r2.rc, r2.err);
     cm_free(log2);
     RobustRun r3 = {0};
-    snprintf(urls, sizeof urls, "%s/{missing,garbage2}.tar", tmpdir);
-    f = fopen(tmp("garbage2.tar"), "wb");
+    snprintf(urls, sizeof urls, "%s/{missing,garbage2}.tar", tl_tmpdir);
+    f = fopen(tl_tmp("garbage2.tar"), "wb");
     for (int i = 0; i < 5000; i++) fputc(i * 7, f);
     fclose(f);
     r3.c = base_cfg(urls, true);
@@ -400,9 +388,9 @@ static void test_robustness(void) {
     /* every sample bad (no captions), resampled: fails after the bad-run limit, no hang */
     Kind nt[10];
     for (int i = 0; i < 10; i++) nt[i] = S_NOTXT;
-    write_shard(tmp("notxt.tar"), 300, 10, nt);
+    write_shard(tl_tmp("notxt.tar"), 300, 10, nt);
     RobustRun r4 = {0};
-    snprintf(urls, sizeof urls, "%s/notxt.tar", tmpdir);
+    snprintf(urls, sizeof urls, "%s/notxt.tar", tl_tmpdir);
     r4.c = base_cfg(urls, true);
     r4.c.resampled = true;
     r4.c.num_samples = 100;
@@ -414,14 +402,13 @@ static void test_robustness(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/cm_test_loader_XXXXXX");
-    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
     if (!tl_have_shared() || cm_tokenizer_load(NULL, &tok)) {
         const char *ci = getenv("CI");
         fprintf(stderr, "  SKIPPED test_loader: no tokenizer vocabulary (%s)\n", cm_last_error());
         printf("test_loader: 0 passed, %d failed, 1 skipped\n", ci && *ci && strcmp(ci, "false") ? 1 : 0);
         return ci && *ci && strcmp(ci, "false") ? 1 : 0;
     }
+    if (!tl_tmpdir_make("loader")) { perror("mkdtemp"); cm_tokenizer_free(tok); return 1; }
     setup_shards();
     RUN(test_validation_order);
     RUN(test_custom_encoder);
@@ -429,8 +416,6 @@ int main(void) {
     RUN(test_no_resampling_covers_once);
     RUN(test_robustness);
     cm_tokenizer_free(tok);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd)) {}
+    tl_tmpdir_remove();
     return tl_summary("test_loader");
 }

@@ -14,12 +14,10 @@
 #include "io/tensorfile.h"
 #include <unistd.h>
 
-/* REQUIRE evaluates its condition twice: run calls with side effects once through TRY. */
-#define TRY(expr) do { cm_status try_st_ = (expr); REQUIRE(try_st_ == CM_OK, "%s: %s", #expr, cm_last_error()); } while (0)
 
 static void test_named_counts(void) {
     CmModelConfig c;
-    TRY(cm_config_from_name("ViT-B-32", &c));
+    REQ_OK(cm_config_from_name("ViT-B-32", &c));
     CmParamCounts k;
     cm_param_counts(&c, &k);
     CHECK(k.vision == 87849216, "vision %lld", (long long)k.vision);
@@ -31,11 +29,11 @@ static void test_named_counts(void) {
     CHECK(k.trainable_baseline == 157848328, "baseline %lld", (long long)k.trainable_baseline);
     CHECK(k.n_clip_tensors == 302, "clip tensors %d", k.n_clip_tensors);
     CHECK(!c.quick_gelu && c.vision.heads == 12 && c.text.heads == 8, "B-32 fields");
-    TRY(cm_config_from_name("ViT-B-16-quickgelu", &c));
+    REQ_OK(cm_config_from_name("ViT-B-16-quickgelu", &c));
     CHECK(c.quick_gelu && c.vision.patch_size == 16, "B-16-quickgelu fields");
     cm_param_counts(&c, &k);
     CHECK(k.vision == 86192640, "B-16 vision %lld", (long long)k.vision);  /* 85.8M+pos: model_profile 86.19 */
-    TRY(cm_config_from_name("ViT-L-14", &c));
+    REQ_OK(cm_config_from_name("ViT-L-14", &c));
     cm_param_counts(&c, &k);
     CHECK(k.vision == 303966208 && k.text == 123650304, "L-14 %lld %lld", (long long)k.vision, (long long)k.text);
     CHECK(cm_config_from_name("ViT-Q-99", &c) == CM_ERR_ARG && strstr(cm_last_error(), "ViT-Q-99"), "%s", cm_last_error());
@@ -44,7 +42,7 @@ static void test_named_counts(void) {
 static void test_tiny_json_config(void) {
     SHARED_OR_SKIP();
     CmModelConfig c;
-    TRY(cm_config_from_json_file(tl_shared("golden/tiny/config.json"), &c));
+    REQ_OK(cm_config_from_json_file(tl_shared("golden/tiny/config.json"), &c));
     CHECK(c.embed_dim == 32 && c.vision.image_size == 64 && c.vision.patch_size == 16 && c.vision.heads == 2,
           "vision fields");
     CHECK(c.text.width == 64 && c.text.heads == 2 && c.text.layers == 2, "text fields");
@@ -60,7 +58,7 @@ static void test_tiny_json_config(void) {
     /* The table against model.safetensors' header: same names, shapes, order. */
     uint8_t *buf = NULL;
     size_t len = 0;
-    TRY(cm_read_file(tl_shared("golden/tiny/model.safetensors"), 1u << 26, &buf, &len));
+    REQ_OK(cm_read_file(tl_shared("golden/tiny/model.safetensors"), 1u << 26, &buf, &len));
     uint64_t hl = 0;
     memcpy(&hl, buf, 8);
     REQUIRE(hl + 8 <= len, "header");
@@ -68,7 +66,7 @@ static void test_tiny_json_config(void) {
     REQUIRE(h, "json");
     CmParam *p = NULL;
     int n = 0;
-    TRY(cm_param_table(&c, &p, &n));
+    REQ_OK(cm_param_table(&c, &p, &n));
     int i = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, h) {
@@ -110,7 +108,7 @@ static void test_json_errors(void) {
     const char *good = "{\"embed_dim\": 512, \"vision_cfg\": {\"image_size\": 224, \"layers\": 12, \"width\": 768, "
                        "\"patch_size\": 32}, \"text_cfg\": {\"context_length\": 77, \"vocab_size\": 49408, "
                        "\"width\": 512, \"heads\": 8, \"layers\": 12}}";
-    TRY(cm_config_from_json(good, strlen(good), "ViT-B-32.json", &c));
+    REQ_OK(cm_config_from_json(good, strlen(good), "ViT-B-32.json", &c));
     CmParamCounts k;
     cm_param_counts(&c, &k);
     CHECK(k.clip_total == 151277313, "json B-32 total %lld", (long long)k.clip_total);
@@ -120,12 +118,12 @@ static void test_json_errors(void) {
 static void test_modes_and_flags(void) {
     CmModelConfig c;
     SHARED_OR_SKIP();
-    TRY(cm_config_from_json_file(tl_shared("golden/tiny/config.json"), &c));
+    REQ_OK(cm_config_from_json_file(tl_shared("golden/tiny/config.json"), &c));
     CmModel *m = NULL;
-    TRY(cm_model_create(&c, &m));
+    REQ_OK(cm_model_create(&c, &m));
     CHECK(m->n_params == 98, "n %d", m->n_params);
     CHECK(fabsf(m->params[m->logit_scale].data[0] - 2.6592600f) < 1e-6f, "logit_scale init");
-    TRY(cm_model_set_mode(m, CM_TRAIN_LORA, false, false));
+    REQ_OK(cm_model_set_mode(m, CM_TRAIN_LORA, false, false));
     CHECK(cm_model_trainable_count(m) == 28743, "lora trainable %lld", (long long)cm_model_trainable_count(m));
     int nt = 0, nd = 0;
     for (int i = 0; i < m->n_params; i++) {
@@ -134,13 +132,13 @@ static void test_modes_and_flags(void) {
         CHECK(m->params[i].trainable == (m->params[i].grad != NULL), "grad alloc %s", m->params[i].name);
     }
     CHECK(nt == 36 && nd == 18, "lora: %d trainable, %d decayed", nt, nd);
-    TRY(cm_model_set_mode(m, CM_TRAIN_FULL, false, false));
+    REQ_OK(cm_model_set_mode(m, CM_TRAIN_FULL, false, false));
     nt = nd = 0;
     for (int i = 0; i < m->n_params; i++) { nt += m->params[i].trainable; nd += m->params[i].trainable && m->params[i].decay; }
     CHECK(nt == 98 && nd == 40, "full: %d trainable, %d decayed", nt, nd);
-    TRY(cm_model_set_mode(m, CM_TRAIN_HEAD, false, false));
+    REQ_OK(cm_model_set_mode(m, CM_TRAIN_HEAD, false, false));
     CHECK(cm_model_trainable_count(m) == 26695, "head trainable");
-    TRY(cm_model_set_mode(m, CM_TRAIN_FULL, true, false));
+    REQ_OK(cm_model_set_mode(m, CM_TRAIN_FULL, true, false));
     CHECK(!m->params[m->v_conv].trainable && m->params[m->t_tok].trainable, "lock-image");
     /* init from scratch is deterministic and sane */
     cm_model_init(m, 7);
@@ -156,22 +154,18 @@ static void test_modes_and_flags(void) {
 /* Per-tensor records of weights_seed1_tensors.json + streaming sha256 of the safetensors bytes. */
 static void test_formula_weights(void) {
     SHARED_OR_SKIP();
-    uint8_t *js = NULL;
-    size_t jl = 0;
-    TRY(cm_read_file(tl_shared("golden/full/weights_seed1_tensors.json"), 1u << 24, &js, &jl));
-    cJSON *root = cJSON_ParseWithLength((const char *)js, jl);
-    cm_free(js);
-    REQUIRE(root, "json");
+    cJSON *root = tl_read_golden_json("golden/full/weights_seed1_tensors.json");
+    REQUIRE(root, "golden/full/weights_seed1_tensors.json unreadable or not JSON");
     const cJSON *tensors = cJSON_GetObjectItem(root, "tensors");
     const char *want_file = cJSON_GetObjectItem(root, "file_sha256")->valuestring;
     double want_bytes = cJSON_GetObjectItem(root, "file_bytes")->valuedouble;
 
     CmModelConfig c;
-    TRY(cm_config_from_name("ViT-B-32", &c));
+    REQ_OK(cm_config_from_name("ViT-B-32", &c));
     c.has_lora = false;
     c.has_head = false;
     CmModel *m = NULL;
-    TRY(cm_model_create(&c, &m));
+    REQ_OK(cm_model_create(&c, &m));
     REQUIRE(m->n_params == 302 && cJSON_GetArraySize(tensors) == 302, "302 tensors");
     double t0 = cm_now();
     cm_model_init_formula(m, 1);
@@ -233,10 +227,10 @@ static void test_formula_weights(void) {
 static void test_formula_file(void) {
     SHARED_OR_SKIP();
     CmModelConfig c;
-    TRY(cm_config_from_name("ViT-B-32", &c));
+    REQ_OK(cm_config_from_name("ViT-B-32", &c));
     c.has_lora = c.has_head = false;
     CmModel *m = NULL;
-    TRY(cm_model_create(&c, &m));
+    REQ_OK(cm_model_create(&c, &m));
     cm_model_init_formula(m, 1);
     CmTensorOut *ts = calloc((size_t)m->n_params, sizeof *ts);
     for (int i = 0; i < m->n_params; i++) {

@@ -13,7 +13,6 @@
 #include "model/model.h"
 #include "io/tensorfile.h"
 
-#define TRY(expr) do { cm_status try_st_ = (expr); REQUIRE(try_st_ == CM_OK, "%s: %s", #expr, cm_last_error()); } while (0)
 
 static CmModelConfig g_cfg;
 static CmTensorFile *g_in;
@@ -37,10 +36,6 @@ static CmModel *tiny(void) {
     if (cm_model_create(&g_cfg, &m)) return NULL;
     if (cm_model_load_file(m, tl_shared("golden/tiny/model.safetensors"), CM_LOAD_STRICT, 0)) { cm_model_free(m); return NULL; }
     return m;
-}
-
-static void tmp_path(char *buf, size_t n, const char *tag) {
-    snprintf(buf, n, "/tmp/clipmod_test_model_%d_%s.safetensors", (int)getpid(), tag);
 }
 
 /* Write the tiny model's tensors with one change: drop `drop`, add `extra`, reshape `reshape`. */
@@ -86,31 +81,30 @@ static void test_save_roundtrip(void) {
     REQUIRE(setup(), "setup: %s", cm_last_error());
     CmModel *m = tiny();
     REQUIRE(m, "load: %s", cm_last_error());
-    char path[256];
-    tmp_path(path, sizeof path, "rt");
-    TRY(cm_model_save(m, path, false, NULL, 0));
+    const char *path = tl_tmp("rt.safetensors");
+    REQ_OK(cm_model_save(m, path, false, NULL, 0));
     CmModel *m2 = NULL;
-    TRY(cm_model_from_file(path, NULL, CM_LOAD_STRICT, 0, &m2));   /* config from the metadata */
+    REQ_OK(cm_model_from_file(path, NULL, CM_LOAD_STRICT, 0, &m2));   /* config from the metadata */
     CHECK(m2->cfg.vision.heads == 2 && m2->cfg.head.ff == 128 && m2->cfg.has_lora && m2->cfg.has_head, "config from metadata");
     REQUIRE(m2->n_params == m->n_params, "n params");
     for (int i = 0; i < m->n_params; i++)
         CHECK(!memcmp(m->params[i].data, m2->params[i].data, m->params[i].numel * 4), "%s differs", m->params[i].name);
     cm_model_free(m2);
     /* trainable-only save: only the 36 LoRA + head tensors */
-    TRY(cm_model_set_mode(m, CM_TRAIN_LORA, false, false));
-    TRY(cm_model_save(m, path, true, NULL, 0));
+    REQ_OK(cm_model_set_mode(m, CM_TRAIN_LORA, false, false));
+    REQ_OK(cm_model_save(m, path, true, NULL, 0));
     CmTensorFile *f = NULL;
-    TRY(cm_tensorfile_open(path, &f));
+    REQ_OK(cm_tensorfile_open(path, &f));
     CHECK(cm_tensorfile_count(f) == 36, "trainable-only file has %d tensors", cm_tensorfile_count(f));
     CHECK(cm_tensorfile_metadata(f, "model_config") != NULL, "model_config metadata");
     cm_tensorfile_close(f);
     /* partial load of it onto a model: allowed with CM_LOAD_PARTIAL_OK only */
-    TRY(cm_model_create(&g_cfg, &m2));
+    REQ_OK(cm_model_create(&g_cfg, &m2));
     CHECK(cm_model_load_file(m2, path, CM_LOAD_STRICT, 0) == CM_ERR_SHAPE, "strict load of a partial file");
-    TRY(cm_model_load_file(m2, path, CM_LOAD_PARTIAL_OK, 0));
+    REQ_OK(cm_model_load_file(m2, path, CM_LOAD_PARTIAL_OK, 0));
     cm_model_free(m2);
     /* a guessed config (file without metadata): LoRA and head detected, loads strictly */
-    TRY(cm_model_from_file(tl_shared("golden/tiny/model.safetensors"), NULL, CM_LOAD_STRICT, 0, &m2));
+    REQ_OK(cm_model_from_file(tl_shared("golden/tiny/model.safetensors"), NULL, CM_LOAD_STRICT, 0, &m2));
     CHECK(m2->cfg.has_lora && m2->cfg.has_head && m2->cfg.lora_rank == 4 && m2->cfg.head.n_classes == 7, "guessed config");
     cm_model_free(m2);
     unlink(path);
@@ -135,8 +129,7 @@ static void test_strict_errors(void) {
     REQUIRE(setup(), "setup");
     CmModel *m = tiny();
     REQUIRE(m, "load");
-    char path[256];
-    tmp_path(path, sizeof path, "bad");
+    const char *path = tl_tmp("bad.safetensors");
     write_variant(m, path, "transformer.resblocks.1.mlp.c_fc.bias", NULL, NULL, CM_F32, NULL);
     expect_load_error(m, path, "missing", "transformer.resblocks.1.mlp.c_fc.bias");
     write_variant(m, path, NULL, "visual.transformer.resblocks.0.attn.bogus", NULL, CM_F32, NULL);
@@ -150,15 +143,15 @@ static void test_strict_errors(void) {
     /* CLIP-only allowance does not cover a missing CLIP tensor */
     write_variant(m, path, "visual.ln_post.bias", NULL, NULL, CM_F32, NULL);
     CmModel *m2 = NULL;
-    TRY(cm_model_create(&g_cfg, &m2));
+    REQ_OK(cm_model_create(&g_cfg, &m2));
     CHECK(cm_model_load_file(m2, path, CM_LOAD_CLIP_ONLY_OK, 0) == CM_ERR_SHAPE && strstr(cm_last_error(), "visual.ln_post.bias"),
           "%s", cm_last_error());
     cm_model_free(m2);
     /* a file for another config */
     CmModelConfig b32;
-    TRY(cm_config_from_name("ViT-B-32", &b32));
+    REQ_OK(cm_config_from_name("ViT-B-32", &b32));
     b32.vision.layers = b32.text.layers = 1;
-    TRY(cm_model_create(&b32, &m2));
+    REQ_OK(cm_model_create(&b32, &m2));
     CHECK(cm_model_load_file(m2, tl_shared("golden/tiny/model.safetensors"), CM_LOAD_STRICT, 0) == CM_ERR_SHAPE &&
           strstr(cm_last_error(), "mis-shaped") && strstr(cm_last_error(), "unexpected"), "%s", cm_last_error());
     cm_model_free(m2);
@@ -180,16 +173,16 @@ static void test_bad_inputs(void) {
           "%s", cm_last_error());
     tok[3 * 77 + 5] = -1;
     CHECK(cm_encode_text(m, tok, 8, NULL, V) == CM_ERR_ARG, "negative id");
-    TRY(cm_model_forward(m, NULL, g_img, g_tok, 8, false, U, V, hl));
+    REQ_OK(cm_model_forward(m, NULL, g_img, g_tok, 8, false, U, V, hl));
     int32_t lab[8];
     memcpy(lab, g_lab, sizeof lab);
     lab[2] = 7;
     CmLossValues lv;
     CHECK(cm_loss(U, V, hl, lab, 8, 32, 7, 2.6f, 1, 1, &lv, NULL, NULL, NULL, NULL) == CM_ERR_ARG && strstr(cm_last_error(), "sample 2"),
           "%s", cm_last_error());
-    TRY(cm_model_set_mode(m, CM_TRAIN_LORA, false, false));
+    REQ_OK(cm_model_set_mode(m, CM_TRAIN_LORA, false, false));
     CmActs *a = NULL;
-    TRY(cm_acts_create(m, 4, false, &a));
+    REQ_OK(cm_acts_create(m, 4, false, &a));
     CHECK(cm_model_backward(m, a, NULL, NULL, NULL) == CM_ERR_ARG, "backward before forward");
     CHECK(cm_model_forward(m, a, g_img, g_tok, 8, false, U, V, hl) == CM_ERR_ARG, "batch above max");
     CHECK(cm_model_forward(m, NULL, g_img, g_tok, 8, true, U, V, hl) == CM_ERR_ARG, "train without acts");
@@ -216,18 +209,18 @@ static void test_dropout(void) {
     c.head.dropout = 0.3f;
     c.head.cls_dropout = 0.4f;
     CmModel *m = NULL;
-    TRY(cm_model_create(&c, &m));
-    TRY(cm_model_load_file(m, tl_shared("golden/tiny/model.safetensors"), CM_LOAD_STRICT, 0));
-    TRY(cm_model_set_mode(m, CM_TRAIN_LORA, false, false));
+    REQ_OK(cm_model_create(&c, &m));
+    REQ_OK(cm_model_load_file(m, tl_shared("golden/tiny/model.safetensors"), CM_LOAD_STRICT, 0));
+    REQ_OK(cm_model_set_mode(m, CM_TRAIN_LORA, false, false));
     CmActs *a = NULL;
-    TRY(cm_acts_create(m, 8, false, &a));
+    REQ_OK(cm_acts_create(m, 8, false, &a));
     float U[8 * 32], V[8 * 32], h_eval[8 * 7], h1[8 * 7], h2[8 * 7], h3[8 * 7];
-    TRY(cm_model_forward(m, a, g_img, g_tok, 8, false, U, V, h_eval));
+    REQ_OK(cm_model_forward(m, a, g_img, g_tok, 8, false, U, V, h_eval));
     cm_acts_seed(a, 5);
-    TRY(cm_model_forward(m, a, g_img, g_tok, 8, true, U, V, h1));
-    TRY(cm_model_forward(m, a, g_img, g_tok, 8, true, U, V, h2));
+    REQ_OK(cm_model_forward(m, a, g_img, g_tok, 8, true, U, V, h1));
+    REQ_OK(cm_model_forward(m, a, g_img, g_tok, 8, true, U, V, h2));
     cm_acts_seed(a, 5);
-    TRY(cm_model_forward(m, a, g_img, g_tok, 8, true, U, V, h3));
+    REQ_OK(cm_model_forward(m, a, g_img, g_tok, 8, true, U, V, h3));
     CHECK(tl_max_abs_diff(h1, h_eval, 56) > 1e-3, "dropout changes the logits");
     CHECK(tl_max_abs_diff(h1, h2, 56) > 1e-3, "fresh masks each forward");
     CHECK(tl_max_abs_diff(h1, h3, 56) == 0.0, "same seed, same masks");
@@ -235,10 +228,10 @@ static void test_dropout(void) {
     float dU[8 * 32], dV[8 * 32], dh[8 * 7];
     cm_model_zero_grad(m);
     cm_acts_seed(a, 1234);
-    TRY(cm_model_forward(m, a, g_img, g_tok, 8, true, U, V, h1));
+    REQ_OK(cm_model_forward(m, a, g_img, g_tok, 8, true, U, V, h1));
     CmLossValues lv;
-    TRY(cm_loss(U, V, h1, g_lab, 8, 32, 7, m->params[m->logit_scale].data[0], 1, 1, &lv, dU, dV, dh, NULL));
-    TRY(cm_model_backward(m, a, dU, dV, dh));
+    REQ_OK(cm_loss(U, V, h1, g_lab, 8, 32, 7, m->params[m->logit_scale].data[0], 1, 1, &lv, dU, dV, dh, NULL));
+    REQ_OK(cm_model_backward(m, a, dU, dV, dh));
     const char *names[] = {"classifier_head.classifier.0.weight", "classifier_head.transformer.layers.0.linear1.weight",
                            "classifier_head.transformer.layers.0.self_attn.in_proj_weight",
                            "classifier_head.transformer.layers.1.norm1.bias",
@@ -271,15 +264,15 @@ static void test_lock_image(void) {
     CmModel *m = tiny();
     REQUIRE(m, "load");
     CmTensorFile *ex = NULL;
-    TRY(cm_tensorfile_open(tl_shared("golden/tiny/expected.safetensors"), &ex));
-    TRY(cm_model_set_mode(m, CM_TRAIN_FULL, true, false));
+    REQ_OK(cm_tensorfile_open(tl_shared("golden/tiny/expected.safetensors"), &ex));
+    REQ_OK(cm_model_set_mode(m, CM_TRAIN_FULL, true, false));
     CmActs *a = NULL;
-    TRY(cm_acts_create(m, 8, false, &a));
+    REQ_OK(cm_acts_create(m, 8, false, &a));
     float U[8 * 32], V[8 * 32], hl[8 * 7], dU[8 * 32], dV[8 * 32], dh[8 * 7];
-    TRY(cm_model_forward(m, a, g_img, g_tok, 8, false, U, V, hl));
+    REQ_OK(cm_model_forward(m, a, g_img, g_tok, 8, false, U, V, hl));
     CmLossValues lv;
-    TRY(cm_loss(U, V, hl, g_lab, 8, 32, 7, m->params[m->logit_scale].data[0], 1, 1, &lv, dU, dV, dh, NULL));
-    TRY(cm_model_backward(m, a, dU, dV, dh));
+    REQ_OK(cm_loss(U, V, hl, g_lab, 8, 32, 7, m->params[m->logit_scale].data[0], 1, 1, &lv, dU, dV, dh, NULL));
+    REQ_OK(cm_model_backward(m, a, dU, dV, dh));
     int nv = 0, nt = 0;
     for (int i = 0; i < m->n_params; i++) {
         CmParam *p = &m->params[i];
@@ -312,7 +305,7 @@ static void test_threads(void) {
     CmModel *m = tiny();
     REQUIRE(m, "load");
     float U[8 * 32], V[8 * 32], hl[8 * 7];
-    TRY(cm_model_forward(m, NULL, g_img, g_tok, 8, false, U, V, hl));
+    REQ_OK(cm_model_forward(m, NULL, g_img, g_tok, 8, false, U, V, hl));
     ThreadJob jobs[3];
     pthread_t th[3];
     for (int i = 0; i < 3; i++) {
@@ -329,6 +322,7 @@ static void test_threads(void) {
 }
 
 int main(void) {
+    if (!tl_tmpdir_make("model_errors")) { perror("mkdtemp"); return 1; }
     cm_threads_set(0);
     RUN(test_save_roundtrip);
     RUN(test_strict_errors);
@@ -337,5 +331,6 @@ int main(void) {
     RUN(test_lock_image);
     RUN(test_threads);
     cm_tensorfile_close(g_in);
+    tl_tmpdir_remove();
     return tl_summary("test_model_errors");
 }

@@ -12,7 +12,6 @@
 #include "model/model.h"
 #include "model/internal.h"
 
-#define TRY(expr) do { cm_status try_st_ = (expr); REQUIRE(try_st_ == CM_OK, "%s: %s", #expr, cm_last_error()); } while (0)
 
 static void get_floats(const cJSON *arr, float *out, int n) {
     for (int i = 0; i < n; i++) out[i] = (float)cJSON_GetArrayItem(arr, i)->valuedouble;
@@ -31,17 +30,13 @@ static void check_trace(const cJSON *trace, const char *key, const float *x, siz
 
 static void test_full_vitb32(void) {
     SHARED_OR_SKIP();
-    uint8_t *js = NULL;
-    size_t jl = 0;
-    TRY(cm_read_file(tl_shared("golden/full/expected.json"), 1u << 24, &js, &jl));
-    cJSON *root = cJSON_ParseWithLength((const char *)js, jl);
-    cm_free(js);
-    REQUIRE(root, "expected.json");
+    cJSON *root = tl_read_golden_json("golden/full/expected.json");
+    REQUIRE(root, "golden/full/expected.json unreadable or not JSON");
     CmModelConfig c;
-    TRY(cm_config_from_name("ViT-B-32", &c));
+    REQ_OK(cm_config_from_name("ViT-B-32", &c));
     c.has_lora = c.has_head = false;
     CmModel *m = NULL;
-    TRY(cm_model_create(&c, &m));
+    REQ_OK(cm_model_create(&c, &m));
     cm_model_init_formula(m, 1);
     CHECK(fabs(m->params[m->logit_scale].data[0] - cJSON_GetObjectItem(root, "logit_scale")->valuedouble) < 1e-7, "logit_scale");
 
@@ -57,7 +52,7 @@ static void test_full_vitb32(void) {
         snprintf(rel, sizeof rel, "golden/preprocess/%s.f32", base);
         uint8_t *b = NULL;
         size_t bl = 0;
-        TRY(cm_read_file(tl_shared(rel), 1u << 24, &b, &bl));
+        REQ_OK(cm_read_file(tl_shared(rel), 1u << 24, &b, &bl));
         REQUIRE(bl == isz * 4, "%s: %zu bytes", rel, bl);
         memcpy(img + k * isz, b, bl);
         cm_free(b);
@@ -69,7 +64,7 @@ static void test_full_vitb32(void) {
         for (int t = 0; t < 77; t++) tok[k * 77 + t] = (int32_t)cJSON_GetArrayItem(tk, t)->valuedouble;
     }
     float raw[6 * 512], feat[6 * 512], want[512];
-    TRY(cm_encode_image(m, img, NI, raw, feat));
+    REQ_OK(cm_encode_image(m, img, NI, raw, feat));
     for (int k = 0; k < NI; k++) {
         const cJSON *e = cJSON_GetArrayItem(images, k);
         char w[64];
@@ -80,7 +75,7 @@ static void test_full_vitb32(void) {
         snprintf(w, sizeof w, "image %d embedding_raw", k);
         CHECK_CLOSE(raw + k * 512, want, 512, 2e-4, w);
     }
-    TRY(cm_encode_text(m, tok, NT, raw, feat));
+    REQ_OK(cm_encode_text(m, tok, NT, raw, feat));
     for (int k = 0; k < NT; k++) {
         const cJSON *e = cJSON_GetArrayItem(texts, k);
         char w[64];
@@ -93,7 +88,7 @@ static void test_full_vitb32(void) {
     }
 
     /* captions 0..3 alone (pools 12, 13, 6, 1): the text tower runs on 14 tokens, same results */
-    TRY(cm_encode_text(m, tok, 4, raw, feat));
+    REQ_OK(cm_encode_text(m, tok, 4, raw, feat));
     for (int k = 0; k < 4; k++) {
         get_floats(cJSON_GetObjectItem(cJSON_GetArrayItem(texts, k), "embedding"), want, 512);
         CHECK_CLOSE(feat + k * 512, want, 512, 1e-5, "short-batch text embedding");
@@ -108,7 +103,7 @@ static void test_full_vitb32(void) {
         tower_spec(m, vis, &s);
         s.keep_all_tokens = true;   /* the trace covers all 77 text positions */
         TowerActs ta;
-        TRY(tower_acts_alloc(&ta, &s, 1, TA_SAVE));
+        REQ_OK(tower_acts_alloc(&ta, &s, 1, TA_SAVE));
         tower_forward(m, &s, &ta, vis ? img : NULL, vis ? NULL : tok, 1);
         size_t n = (size_t)s.T * s.D;
         char key[64];
@@ -121,11 +116,11 @@ static void test_full_vitb32(void) {
     }
 
     /* the training path (activations kept, full mode) gives the same normalised features */
-    TRY(cm_model_set_mode(m, CM_TRAIN_FULL, false, false));
+    REQ_OK(cm_model_set_mode(m, CM_TRAIN_FULL, false, false));
     CmActs *a = NULL;
-    TRY(cm_acts_create(m, 2, true, &a));
+    REQ_OK(cm_acts_create(m, 2, true, &a));
     float U[2 * 512], V[2 * 512];
-    TRY(cm_model_forward(m, a, img, tok, 2, false, U, V, NULL));
+    REQ_OK(cm_model_forward(m, a, img, tok, 2, false, U, V, NULL));
     for (int k = 0; k < 2; k++) {
         get_floats(cJSON_GetObjectItem(cJSON_GetArrayItem(images, k), "embedding"), want, 512);
         CHECK_CLOSE(U + k * 512, want, 512, 1e-5, "acts image embedding");

@@ -10,8 +10,6 @@
 #include "testlib.h"
 #include "model/model.h"
 
-/* REQUIRE evaluates its condition twice: run calls with side effects once through TRY. */
-#define TRY(expr) do { cm_status try_st_ = (expr); REQUIRE(try_st_ == CM_OK, "%s: %s", #expr, cm_last_error()); } while (0)
 #include "io/tensorfile.h"
 
 static CmModelConfig g_cfg;
@@ -19,13 +17,6 @@ static CmTensorFile *g_in, *g_exp, *g_b0;
 static float *g_images;
 static int32_t g_tokens[8 * 77], g_labels[8];
 enum { NB = 8 };
-
-static const float *tview(CmTensorFile *f, const char *name, size_t *n) {
-    const CmTensorView *v = cm_tensorfile_find(f, name);
-    if (!v || v->dtype != CM_F32) return NULL;
-    if (n) *n = v->numel;
-    return (const float *)v->data;
-}
 
 /* |got - want| <= rel * max|want| (+ a tiny floor for all-zero goldens) */
 static int close_rel(const float *got, const float *want, size_t n, double rel, const char *what) {
@@ -41,7 +32,7 @@ static int setup(void) {
     if (cm_tensorfile_open(tl_shared("golden/tiny/inputs.safetensors"), &g_in)) return 0;
     if (cm_tensorfile_open(tl_shared("golden/tiny/expected.safetensors"), &g_exp)) return 0;
     if (cm_tensorfile_open(tl_shared("golden/tiny/expected_lora_b0.safetensors"), &g_b0)) return 0;
-    g_images = (float *)tview(g_in, "images", NULL);
+    g_images = (float *)tl_f32(g_in, "images", NULL);
     int64_t tok[8 * 77], lab[8];
     if (cm_tensor_to_i64(cm_tensorfile_find(g_in, "tokens"), tok)) return 0;
     if (cm_tensor_to_i64(cm_tensorfile_find(g_in, "labels"), lab)) return 0;
@@ -63,18 +54,18 @@ static void check_forward(CmModel *m, CmTensorFile *ex, const char *tag) {
     int E = g_cfg.embed_dim, K = g_cfg.head.n_classes;
     float ir[NB * 32], tr_[NB * 32], U[NB * 32], V[NB * 32], hl[NB * 7], L[NB * NB];
     REQUIRE(E == 32 && K == 7, "tiny dims");
-    TRY(cm_encode_image(m, g_images, NB, ir, NULL));
-    TRY(cm_encode_text(m, g_tokens, NB, tr_, NULL));
-    TRY(cm_model_forward(m, NULL, g_images, g_tokens, NB, false, U, V, hl));
+    REQ_OK(cm_encode_image(m, g_images, NB, ir, NULL));
+    REQ_OK(cm_encode_text(m, g_tokens, NB, tr_, NULL));
+    REQ_OK(cm_model_forward(m, NULL, g_images, g_tokens, NB, false, U, V, hl));
     char w[96];
     snprintf(w, sizeof w, "%s image_features_raw", tag);
-    close_rel(ir, tview(ex, "image_features_raw", NULL), NB * 32, 1e-5, w);
+    close_rel(ir, tl_f32(ex, "image_features_raw", NULL), NB * 32, 1e-5, w);
     snprintf(w, sizeof w, "%s text_features_raw", tag);
-    close_rel(tr_, tview(ex, "text_features_raw", NULL), NB * 32, 1e-5, w);
+    close_rel(tr_, tl_f32(ex, "text_features_raw", NULL), NB * 32, 1e-5, w);
     snprintf(w, sizeof w, "%s image_features", tag);
-    close_rel(U, tview(ex, "image_features", NULL), NB * 32, 1e-5, w);
+    close_rel(U, tl_f32(ex, "image_features", NULL), NB * 32, 1e-5, w);
     snprintf(w, sizeof w, "%s text_features", tag);
-    close_rel(V, tview(ex, "text_features", NULL), NB * 32, 1e-5, w);
+    close_rel(V, tl_f32(ex, "text_features", NULL), NB * 32, 1e-5, w);
     float s = expf(m->params[m->logit_scale].data[0]);
     for (int i = 0; i < NB; i++)
         for (int j = 0; j < NB; j++) {
@@ -83,17 +74,17 @@ static void check_forward(CmModel *m, CmTensorFile *ex, const char *tag) {
             L[i * NB + j] = s * acc;
         }
     snprintf(w, sizeof w, "%s logits_per_image", tag);
-    close_rel(L, tview(ex, "logits_per_image", NULL), NB * NB, 1e-5, w);
+    close_rel(L, tl_f32(ex, "logits_per_image", NULL), NB * NB, 1e-5, w);
     snprintf(w, sizeof w, "%s head_logits", tag);
-    close_rel(hl, tview(ex, "head_logits", NULL), NB * 7, 1e-5, w);
+    close_rel(hl, tl_f32(ex, "head_logits", NULL), NB * 7, 1e-5, w);
     CmLossValues lv;
-    TRY(cm_loss(U, V, hl, g_labels, NB, E, K, m->params[m->logit_scale].data[0], 1, 1, &lv, NULL, NULL, NULL, NULL));
-    float want[3] = {tview(ex, "loss", NULL)[0], tview(ex, "loss_con", NULL)[0], tview(ex, "loss_cls", NULL)[0]};
+    REQ_OK(cm_loss(U, V, hl, g_labels, NB, E, K, m->params[m->logit_scale].data[0], 1, 1, &lv, NULL, NULL, NULL, NULL));
+    float want[3] = {tl_f32(ex, "loss", NULL)[0], tl_f32(ex, "loss_con", NULL)[0], tl_f32(ex, "loss_cls", NULL)[0]};
     float got[3] = {lv.loss, lv.loss_con, lv.loss_cls};
     const char *nm[3] = {"loss", "loss_con", "loss_cls"};
     for (int i = 0; i < 3; i++)
         CHECK(fabsf(got[i] - want[i]) <= 1e-5f * fabsf(want[i]) + 1e-7f, "%s %s %.8g vs %.8g", tag, nm[i], got[i], want[i]);
-    if (tview(ex, "logit_scale_exp", NULL)) CHECK(fabsf(s - tview(ex, "logit_scale_exp", NULL)[0]) < 1e-5f, "logit_scale_exp");
+    if (tl_f32(ex, "logit_scale_exp", NULL)) CHECK(fabsf(s - tl_f32(ex, "logit_scale_exp", NULL)[0]) < 1e-5f, "logit_scale_exp");
 }
 
 static void test_forward_golden(void) {
@@ -103,14 +94,14 @@ static void test_forward_golden(void) {
     REQUIRE(m, "load");
     check_forward(m, g_exp, "lora");
     /* the same through activations (training path, eval mode) */
-    TRY(cm_model_set_mode(m, CM_TRAIN_FULL, false, false));
+    REQ_OK(cm_model_set_mode(m, CM_TRAIN_FULL, false, false));
     CmActs *a = NULL;
-    TRY(cm_acts_create(m, NB, false, &a));
+    REQ_OK(cm_acts_create(m, NB, false, &a));
     float U[NB * 32], V[NB * 32], hl[NB * 7];
-    TRY(cm_model_forward(m, a, g_images, g_tokens, NB, false, U, V, hl));
-    close_rel(U, tview(g_exp, "image_features", NULL), NB * 32, 1e-5, "acts image_features");
-    close_rel(hl, tview(g_exp, "head_logits", NULL), NB * 7, 1e-5, "acts head_logits");
-    close_rel(cm_acts_image_raw(a), tview(g_exp, "image_features_raw", NULL), NB * 32, 1e-5, "acts image raw");
+    REQ_OK(cm_model_forward(m, a, g_images, g_tokens, NB, false, U, V, hl));
+    close_rel(U, tl_f32(g_exp, "image_features", NULL), NB * 32, 1e-5, "acts image_features");
+    close_rel(hl, tl_f32(g_exp, "head_logits", NULL), NB * 7, 1e-5, "acts head_logits");
+    close_rel(cm_acts_image_raw(a), tl_f32(g_exp, "image_features_raw", NULL), NB * 32, 1e-5, "acts image raw");
     cm_acts_free(a);
     cm_model_free(m);
 }
@@ -127,16 +118,16 @@ static void grad_check(CmTrainMode mode, bool ckpt, CmTensorFile *ex, const char
     if (zero_B)
         for (int i = 0; i < m->n_params; i++)
             if (strstr(m->params[i].name, "lora_B")) memset(m->params[i].data, 0, m->params[i].numel * sizeof(float));
-    TRY(cm_model_set_mode(m, mode, false, false));
+    REQ_OK(cm_model_set_mode(m, mode, false, false));
     CmActs *a = NULL;
-    TRY(cm_acts_create(m, NB, ckpt, &a));
+    REQ_OK(cm_acts_create(m, NB, ckpt, &a));
     float U[NB * 32], V[NB * 32], hl[NB * 7], dU[NB * 32], dV[NB * 32], dh[NB * 7], dls = 0;
     for (int rep = 0; rep < 2; rep++) {   /* twice: a stale-state bug would show */
         cm_model_zero_grad(m);
-        TRY(cm_model_forward(m, a, g_images, g_tokens, NB, false, U, V, hl));
+        REQ_OK(cm_model_forward(m, a, g_images, g_tokens, NB, false, U, V, hl));
         CmLossValues lv;
-        TRY(cm_loss(U, V, hl, g_labels, NB, 32, 7, m->params[m->logit_scale].data[0], 1, 1, &lv, dU, dV, dh, &dls));
-        TRY(cm_model_backward(m, a, dU, dV, dh));
+        REQ_OK(cm_loss(U, V, hl, g_labels, NB, 32, 7, m->params[m->logit_scale].data[0], 1, 1, &lv, dU, dV, dh, &dls));
+        REQ_OK(cm_model_backward(m, a, dU, dV, dh));
     }
     if (m->params[m->logit_scale].trainable) m->params[m->logit_scale].grad[0] += dls;
     int n_checked = 0;
@@ -144,7 +135,7 @@ static void grad_check(CmTrainMode mode, bool ckpt, CmTensorFile *ex, const char
         CmParam *p = &m->params[i];
         char nm[160];
         snprintf(nm, sizeof nm, "%s.%s", prefix, p->name);
-        const float *want = tview(ex, nm, NULL);
+        const float *want = tl_f32(ex, nm, NULL);
         if (!p->trainable) continue;
         if (!want) {   /* head-only mode compares with grad_lora.* for the head */
             CHECK(mode == CM_TRAIN_HEAD && p->group != CM_GROUP_HEAD, "no golden %s", nm);
@@ -203,18 +194,18 @@ static void check_clip_only(const char *file, double rel, const char *tag) {
     CmModel *m = load_tiny(file, CM_LOAD_CLIP_ONLY_OK);
     REQUIRE(m, "%s: %s", file, cm_last_error());
     float U[NB * 32], V[NB * 32], ir[NB * 32];
-    TRY(cm_model_forward(m, NULL, g_images, g_tokens, NB, false, U, V, NULL));
-    TRY(cm_encode_image(m, g_images, NB, ir, NULL));
+    REQ_OK(cm_model_forward(m, NULL, g_images, g_tokens, NB, false, U, V, NULL));
+    REQ_OK(cm_encode_image(m, g_images, NB, ir, NULL));
     char w[96];
     snprintf(w, sizeof w, "%s image_features", tag);
-    close_rel(U, tview(g_b0, "image_features", NULL), NB * 32, rel, w);
+    close_rel(U, tl_f32(g_b0, "image_features", NULL), NB * 32, rel, w);
     snprintf(w, sizeof w, "%s text_features", tag);
-    close_rel(V, tview(g_b0, "text_features", NULL), NB * 32, rel, w);
+    close_rel(V, tl_f32(g_b0, "text_features", NULL), NB * 32, rel, w);
     snprintf(w, sizeof w, "%s image_features_raw", tag);
-    close_rel(ir, tview(g_b0, "image_features_raw", NULL), NB * 32, rel, w);
+    close_rel(ir, tl_f32(g_b0, "image_features_raw", NULL), NB * 32, rel, w);
     /* strict loading without the flag fails and names a LoRA tensor */
     CmModel *m2 = NULL;
-    TRY(cm_model_create(&g_cfg, &m2));
+    REQ_OK(cm_model_create(&g_cfg, &m2));
     CHECK(cm_model_load_file(m2, tl_shared(file), CM_LOAD_STRICT, 0) == CM_ERR_SHAPE && strstr(cm_last_error(), "lora_A"),
           "strict load of a CLIP-only file: %s", cm_last_error());
     cm_model_free(m2);
@@ -246,12 +237,12 @@ static void test_amp(void) {
     REQUIRE(m, "load");
     cm_model_set_amp(m, true);
     float U[NB * 32], V[NB * 32], hl[NB * 7];
-    TRY(cm_model_forward(m, NULL, g_images, g_tokens, NB, false, U, V, hl));
-    close_rel(U, tview(g_exp, "image_features", NULL), NB * 32, 3e-2, "amp image_features");
-    close_rel(V, tview(g_exp, "text_features", NULL), NB * 32, 3e-2, "amp text_features");
-    close_rel(hl, tview(g_exp, "head_logits", NULL), NB * 7, 3e-2, "amp head_logits");
+    REQ_OK(cm_model_forward(m, NULL, g_images, g_tokens, NB, false, U, V, hl));
+    close_rel(U, tl_f32(g_exp, "image_features", NULL), NB * 32, 3e-2, "amp image_features");
+    close_rel(V, tl_f32(g_exp, "text_features", NULL), NB * 32, 3e-2, "amp text_features");
+    close_rel(hl, tl_f32(g_exp, "head_logits", NULL), NB * 7, 3e-2, "amp head_logits");
     /* and it really is a different computation */
-    CHECK(tl_max_abs_diff(U, tview(g_exp, "image_features", NULL), NB * 32) > 1e-6, "amp equals fp32 exactly");
+    CHECK(tl_max_abs_diff(U, tl_f32(g_exp, "image_features", NULL), NB * 32) > 1e-6, "amp equals fp32 exactly");
     cm_model_free(m);
     g_amp = true;
     g_grad_rel = 0.15;
@@ -268,13 +259,13 @@ static void test_merge_lora(void) {
     REQUIRE(setup(), "setup");
     CmModel *m = load_tiny("golden/tiny/model.safetensors", CM_LOAD_STRICT), *mm = NULL;
     REQUIRE(m, "load");
-    TRY(cm_model_merge_lora(m, &mm));
+    REQ_OK(cm_model_merge_lora(m, &mm));
     CHECK(!mm->cfg.has_lora && mm->n_params == 90, "merged model has %d tensors", mm->n_params);
     float U[NB * 32], V[NB * 32], hl[NB * 7];
-    TRY(cm_model_forward(mm, NULL, g_images, g_tokens, NB, false, U, V, hl));
-    close_rel(U, tview(g_exp, "image_features", NULL), NB * 32, 1e-5, "merged image_features");
-    close_rel(V, tview(g_exp, "text_features", NULL), NB * 32, 1e-5, "merged text_features");
-    close_rel(hl, tview(g_exp, "head_logits", NULL), NB * 7, 1e-5, "merged head_logits");
+    REQ_OK(cm_model_forward(mm, NULL, g_images, g_tokens, NB, false, U, V, hl));
+    close_rel(U, tl_f32(g_exp, "image_features", NULL), NB * 32, 1e-5, "merged image_features");
+    close_rel(V, tl_f32(g_exp, "text_features", NULL), NB * 32, 1e-5, "merged text_features");
+    close_rel(hl, tl_f32(g_exp, "head_logits", NULL), NB * 7, 1e-5, "merged head_logits");
     cm_model_free(mm);
     cm_model_free(m);
 }
@@ -284,20 +275,20 @@ static void test_public_api(void) {
     SHARED_OR_SKIP();
     REQUIRE(setup(), "setup");
     clipmod_model *pm = NULL;
-    TRY(clipmod_model_load(tl_shared("golden/tiny/model.safetensors"), tl_shared("golden/tiny/config.json"), &pm));
+    REQ_OK(clipmod_model_load(tl_shared("golden/tiny/model.safetensors"), tl_shared("golden/tiny/config.json"), &pm));
     CHECK(clipmod_model_embed_dim(pm) == 32 && clipmod_model_image_size(pm) == 64 && clipmod_model_num_classes(pm) == 7, "dims");
     float probs[NB * 7], logits[NB * 7], V[NB * 32];
-    TRY(clipmod_classify(pm, g_images, g_tokens, NB, probs, logits));
-    close_rel(logits, tview(g_exp, "head_logits", NULL), NB * 7, 1e-5, "api head logits");
+    REQ_OK(clipmod_classify(pm, g_images, g_tokens, NB, probs, logits));
+    close_rel(logits, tl_f32(g_exp, "head_logits", NULL), NB * 7, 1e-5, "api head logits");
     for (int i = 0; i < NB; i++) {
         float z = 0;
         for (int k = 0; k < 7; k++) z += probs[i * 7 + k];
         CHECK(fabsf(z - 1.0f) < 1e-5f, "probs row %d sums to %g", i, z);
     }
-    TRY(clipmod_encode_text(pm, g_tokens, NB, true, V));
-    close_rel(V, tview(g_exp, "text_features", NULL), NB * 32, 1e-5, "api text features");
-    TRY(clipmod_encode_text(pm, g_tokens, NB, false, V));
-    close_rel(V, tview(g_exp, "text_features_raw", NULL), NB * 32, 1e-5, "api text features raw");
+    REQ_OK(clipmod_encode_text(pm, g_tokens, NB, true, V));
+    close_rel(V, tl_f32(g_exp, "text_features", NULL), NB * 32, 1e-5, "api text features");
+    REQ_OK(clipmod_encode_text(pm, g_tokens, NB, false, V));
+    close_rel(V, tl_f32(g_exp, "text_features_raw", NULL), NB * 32, 1e-5, "api text features raw");
     clipmod_model_free(pm);
     CHECK(clipmod_model_load(tl_shared("golden/tiny/model.safetensors"), "ViT-B-32", &pm) == CLIPMOD_ERR_SHAPE && !pm,
           "wrong config: %s", clipmod_last_error());

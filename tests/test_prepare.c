@@ -14,24 +14,7 @@
 
 #include <unistd.h>
 
-#define REQ(cond, ...) do { if (!(cond)) { tl_case_failed = 1; \
-    fprintf(stderr, "  FAIL %s (%s:%d): %s: ", tl_case, __FILE__, __LINE__, #cond); \
-    fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); return; } } while (0)
 
-static char tmpdir[256];
-
-static const char *tmp(const char *name) {
-    static char buf[8][512];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
-
-static void write_text(const char *path, const char *s) {
-    FILE *f = fopen(path, "wb");
-    if (f) { fputs(s, f); fclose(f); }
-}
 
 static void test_csv(void) {
     const char *in = "a\tb\tc\n"
@@ -42,12 +25,12 @@ static void test_csv(void) {
                      "4\t\"open";
     CmCsv c;
     cm_csv_init(&c, in, strlen(in), '\t');
-    REQ(cm_csv_next(&c) == 1 && c.nfields == 3 && !strcmp(c.fields[2], "c"), "header");
-    REQ(cm_csv_next(&c) == 1 && c.nfields == 3, "row 1: %d fields", c.nfields);
+    REQUIRE(cm_csv_next(&c) == 1 && c.nfields == 3 && !strcmp(c.fields[2], "c"), "header");
+    REQUIRE(cm_csv_next(&c) == 1 && c.nfields == 3, "row 1: %d fields", c.nfields);
     CHECK(!strcmp(c.fields[1], "x\ty") && !strcmp(c.fields[2], "say \"hi\""), "quoted tab and doubled quotes: '%s' '%s'", c.fields[1], c.fields[2]);
-    REQ(cm_csv_next(&c) == 1 && c.nfields == 3, "row 2 (blank line skipped)");
+    REQUIRE(cm_csv_next(&c) == 1 && c.nfields == 3, "row 2 (blank line skipped)");
     CHECK(!strcmp(c.fields[1], "multi\nline") && c.line == 4, "quoted newline, line %lld", (long long)c.line);
-    REQ(cm_csv_next(&c) == 1 && c.nfields == 3, "row 3");
+    REQUIRE(cm_csv_next(&c) == 1 && c.nfields == 3, "row 3");
     CHECK(!strcmp(c.fields[1], "q\"uote") && !strcmp(c.fields[2], "") && c.line == 6, "inner quote kept, empty last field, line %lld", (long long)c.line);
     CHECK(cm_csv_next(&c) < 0 && strstr(cm_last_error(), "line 7"), "unclosed quote: %s", cm_last_error());
     cm_csv_free(&c);
@@ -92,9 +75,9 @@ static const char *PY_FAKEDDIT =
 
 static void test_fakeddit(void) {
     SHARED_OR_SKIP();
-    CmPrepareOpts o = {tmp("fk"), 20, 0, 0, 0, true};
+    CmPrepareOpts o = {tl_tmp("fk"), 20, 0, 0, 0, true};
     CmPrepareReport r;
-    REQ(cm_prepare_fakeddit(tl_shared("data/fakeddit/multimodal_train.tsv"), tl_shared("data/fakeddit/images"), &o, &r) == 0,
+    REQUIRE(cm_prepare_fakeddit(tl_shared("data/fakeddit/multimodal_train.tsv"), tl_shared("data/fakeddit/images"), &o, &r) == 0,
         "%s", cm_last_error());
     CHECK(r.written == 50 && r.bad_rows == 0 && r.bad_images == 0, "written %lld bad %lld/%lld", (long long)r.written,
           (long long)r.bad_rows, (long long)r.bad_images);
@@ -102,25 +85,25 @@ static void test_fakeddit(void) {
           (long long)(r.written + r.missing_images));
     int64_t got[7];
     int bad_size = 0, bad_label = 0;
-    read_classes(tmp("fk"), got, &bad_size, &bad_label);
+    read_classes(tl_tmp("fk"), got, &bad_size, &bad_label);
     CHECK(bad_size == 0 && bad_label == 0, "256x256 images (%d bad), labels match folders (%d bad)", bad_size, bad_label);
     for (int k = 0; k < 7; k++) CHECK(got[k] == r.per_class[k], "class %d: shards %lld report %lld", k, (long long)got[k], (long long)r.per_class[k]);
     CHECK(got[6] == 0 && got[0] > 0, "no Hate from Fakeddit");
     /* a 20-sample shard size splits class 0 (25 samples) into two shards listed in sizes.json */
     uint8_t *sj; size_t sn;
     char p[600];
-    snprintf(p, sizeof p, "%s/class_0/sizes.json", tmp("fk"));
-    REQ(cm_read_file(p, 1 << 20, &sj, &sn) == 0, "sizes.json");
+    snprintf(p, sizeof p, "%s/class_0/sizes.json", tl_tmp("fk"));
+    REQUIRE(cm_read_file(p, 1 << 20, &sj, &sn) == 0, "sizes.json");
     CHECK(strstr((char *)sj, "\"00000.tar\": 20") && strstr((char *)sj, "\"00001.tar\": 5"), "sizes.json: %s", sj);
     cm_free(sj);
-    snprintf(p, sizeof p, "%s/report.json", tmp("fk"));
-    REQ(cm_read_file(p, 1 << 20, &sj, &sn) == 0, "report.json");
+    snprintf(p, sizeof p, "%s/report.json", tl_tmp("fk"));
+    REQUIRE(cm_read_file(p, 1 << 20, &sj, &sn) == 0, "report.json");
     CHECK(strstr((char *)sj, "\"written\": 50") && strstr((char *)sj, "\"per_class\": {\"0\": "), "report: %s", sj);
     cm_free(sj);
     /* white letterbox: 16pfs3 is 320x239, so the top rows of its 256x256 version are white */
     CmWdsReader *rd;
-    snprintf(p, sizeof p, "%s/class_0/00000.tar", tmp("fk"));
-    REQ(cm_wds_open(p, true, 0, &rd) == 0, "open");
+    snprintf(p, sizeof p, "%s/class_0/00000.tar", tl_tmp("fk"));
+    REQUIRE(cm_wds_open(p, true, 0, &rd) == 0, "open");
     CmWdsSample *s;
     int found = 0;
     while (cm_wds_next(rd, &s) == 1) {
@@ -140,15 +123,15 @@ static void test_fakeddit(void) {
     CHECK(found, "16pfs3 letterboxed with white bars");
     /* independent count with Python's csv module */
     if (system("python3 -c 'import csv' >/dev/null 2>&1") != 0) { fprintf(stderr, "  SKIPPED python count: no python3\n"); tl_skip++; return; }
-    write_text(tmp("count.py"), PY_FAKEDDIT);
+    tl_write_text(tl_tmp("count.py"), PY_FAKEDDIT);
     char cmd[1200];
-    snprintf(cmd, sizeof cmd, "python3 %s %s %s", tmp("count.py"), tl_shared("data/fakeddit/multimodal_train.tsv"), tl_shared("data/fakeddit/images"));
+    snprintf(cmd, sizeof cmd, "python3 %s %s %s", tl_tmp("count.py"), tl_shared("data/fakeddit/multimodal_train.tsv"), tl_shared("data/fakeddit/images"));
     FILE *pp = popen(cmd, "r");
-    REQ(pp, "popen");
+    REQUIRE(pp, "popen");
     long long want[7], miss = -1;
     int nread = fscanf(pp, "%lld %lld %lld %lld %lld %lld %lld %lld", &want[0], &want[1], &want[2], &want[3], &want[4], &want[5], &want[6], &miss);
     pclose(pp);
-    REQ(nread == 8, "python output");
+    REQUIRE(nread == 8, "python output");
     for (int k = 0; k < 7; k++) CHECK(want[k] == got[k], "class %d: ours %lld, Python csv %lld", k, (long long)got[k], want[k]);
     CHECK(miss == r.missing_images, "missing images: ours %lld, Python %lld", (long long)r.missing_images, miss);
 }
@@ -167,7 +150,7 @@ static void write_jpeg(const char *path, int w, int h, uint8_t v) {
 }
 
 static void test_mmhs(void) {
-    const char *root = tmp("mmhs");
+    const char *root = tl_tmp("mmhs");
     char p[700];
     snprintf(p, sizeof p, "%s/img_resized", root);
     cm_mkdir_p(p);
@@ -201,40 +184,40 @@ static void test_mmhs(void) {
                               "https://t.co/AbC%d\", \"labels_str\": []}",
                               i ? ", " : "", e[i].id, e[i].labels, e[i].id, i, i);
         snprintf(p, sizeof p, "%s/img_resized/%s.jpg", root, e[i].id);
-        if (e[i].cls == -3) write_text(p, "\xff\xd8\xff\xe0 not really a jpeg");
+        if (e[i].cls == -3) tl_write_text(p, "\xff\xd8\xff\xe0 not really a jpeg");
         else if (e[i].cls != -2) write_jpeg(p, 500, 300 + i * 10, (uint8_t)(i * 19));
     }
     snprintf(gt + k, 65536 - k, "}");
     snprintf(p, sizeof p, "%s/MMHS150K_GT.json", root);
-    write_text(p, gt);
+    tl_write_text(p, gt);
     free(gt);
     snprintf(p, sizeof p, "%s/img_txt/1000000000000000002.json", root);
-    write_text(p, "{\"img_text\": \"STRONG BORDERS\"}");
+    tl_write_text(p, "{\"img_text\": \"STRONG BORDERS\"}");
     /* the split lists every entry, a blank line and an id without an entry */
     char ids[4096] = "";
     for (int i = 0; i < ne; i++) { strcat(ids, e[i].id); strcat(ids, "\n"); }
     strcat(ids, "\n1999999999999999999\n");
     snprintf(p, sizeof p, "%s/splits/val_ids.txt", root);
-    write_text(p, ids);
+    tl_write_text(p, ids);
 
-    CmPrepareOpts o = {tmp("mmhs_out"), 0, 0, 0, 0, true};
+    CmPrepareOpts o = {tl_tmp("mmhs_out"), 0, 0, 0, 0, true};
     CmPrepareReport r;
-    REQ(cm_prepare_mmhs150k(root, "val", &o, &r) == 0, "%s", cm_last_error());
+    REQUIRE(cm_prepare_mmhs150k(root, "val", &o, &r) == 0, "%s", cm_last_error());
     CHECK(r.per_class[0] == 4 && r.per_class[6] == 4, "not-hate %lld hate %lld", (long long)r.per_class[0], (long long)r.per_class[6]);
     CHECK(r.bad_rows == 4, "bad rows (empty, out of range, not a list, no entry): %lld", (long long)r.bad_rows);
     CHECK(r.missing_images == 1 && r.bad_images == 1 && r.written == 8, "missing %lld corrupt %lld written %lld",
           (long long)r.missing_images, (long long)r.bad_images, (long long)r.written);
     int64_t got[7];
     int bad_size = 0, bad_label = 0;
-    read_classes(tmp("mmhs_out"), got, &bad_size, &bad_label);
+    read_classes(tl_tmp("mmhs_out"), got, &bad_size, &bad_label);
     CHECK(got[0] == 4 && got[6] == 4 && bad_size == 0 && bad_label == 0, "shards: %lld %lld, %d %d", (long long)got[0],
           (long long)got[6], bad_size, bad_label);
     /* caption without the URL, metadata with the annotator labels and OCR text */
     CmWdsReader *rd;
-    snprintf(p, sizeof p, "%s/class_6/00000.tar", tmp("mmhs_out"));
-    REQ(cm_wds_open(p, true, 0, &rd) == 0, "open");
+    snprintf(p, sizeof p, "%s/class_6/00000.tar", tl_tmp("mmhs_out"));
+    REQUIRE(cm_wds_open(p, true, 0, &rd) == 0, "open");
     CmWdsSample *s;
-    REQ(cm_wds_next(rd, &s) == 1, "first hate sample");
+    REQUIRE(cm_wds_next(rd, &s) == 1, "first hate sample");
     CHECK(!strcmp(s->key, "1000000000000000002"), "key %s", s->key);
     const CmWdsField *tx = cm_wds_field(s, "txt"), *js = cm_wds_field(s, "json");
     CHECK(tx && !strcmp((char *)tx->data, "@user tweet 1 \xf0\x9f\x98\x80 &amp;"), "caption '%s'", tx ? (char *)tx->data : "");
@@ -243,78 +226,73 @@ static void test_mmhs(void) {
     cm_wds_sample_free(s);
     cm_wds_close(rd);
     CHECK(cm_prepare_mmhs150k(root, "dev", &o, &r) != 0, "bad split refused");
-    CHECK(cm_prepare_mmhs150k(tmp("nowhere"), "val", &o, &r) != 0 && strstr(cm_last_error(), "MMHS150K_GT.json"), "%s", cm_last_error());
+    CHECK(cm_prepare_mmhs150k(tl_tmp("nowhere"), "val", &o, &r) != 0 && strstr(cm_last_error(), "MMHS150K_GT.json"), "%s", cm_last_error());
 }
 
 static void test_coco(void) {
     SHARED_OR_SKIP();
-    CmPrepareOpts o = {tmp("coco"), 0, 0, 0, 0, true};
+    CmPrepareOpts o = {tl_tmp("coco"), 0, 0, 0, 0, true};
     CmPrepareReport r;
-    REQ(cm_prepare_coco(tl_shared("data/coco/captions_val2017.json"), tl_shared("data/coco"), &o, &r) == 0, "%s", cm_last_error());
+    REQUIRE(cm_prepare_coco(tl_shared("data/coco/captions_val2017.json"), tl_shared("data/coco"), &o, &r) == 0, "%s", cm_last_error());
     CHECK(r.written == 10 && r.per_class[0] == 10 && r.missing_images == 25014 - 10 && r.bad_rows == 0,
           "written %lld missing %lld bad %lld", (long long)r.written, (long long)r.missing_images, (long long)r.bad_rows);
     int64_t got[7];
     int bad_size = 0, bad_label = 0;
-    read_classes(tmp("coco"), got, &bad_size, &bad_label);
+    read_classes(tl_tmp("coco"), got, &bad_size, &bad_label);
     CHECK(got[0] == 10 && bad_size == 0 && bad_label == 0, "shards %lld, %d %d", (long long)got[0], bad_size, bad_label);
     /* generated: untrimmed captions and one annotation pointing nowhere */
     const char *js =
         "{\"images\": [{\"id\": 5, \"file_name\": \"000000000005.jpg\"}],"
         " \"annotations\": [{\"image_id\": 5, \"id\": 11, \"caption\": \"  A cat\\non a mat. \"},"
         " {\"image_id\": 99, \"id\": 12, \"caption\": \"orphan\"}, {\"image_id\": 5, \"id\": 13, \"caption\": \"   \"}]}";
-    write_text(tmp("caps.json"), js);
-    cm_mkdir_p(tmp("cimg"));
+    tl_write_text(tl_tmp("caps.json"), js);
+    cm_mkdir_p(tl_tmp("cimg"));
     char p[700];
-    snprintf(p, sizeof p, "%s/000000000005.jpg", tmp("cimg"));
+    snprintf(p, sizeof p, "%s/000000000005.jpg", tl_tmp("cimg"));
     write_jpeg(p, 64, 32, 100);
-    CmPrepareOpts o2 = {tmp("coco2"), 0, 0, 0, 0, true};
-    REQ(cm_prepare_coco(tmp("caps.json"), tmp("cimg"), &o2, &r) == 0, "%s", cm_last_error());
+    CmPrepareOpts o2 = {tl_tmp("coco2"), 0, 0, 0, 0, true};
+    REQUIRE(cm_prepare_coco(tl_tmp("caps.json"), tl_tmp("cimg"), &o2, &r) == 0, "%s", cm_last_error());
     CHECK(r.written == 1 && r.bad_rows == 2, "written %lld bad %lld", (long long)r.written, (long long)r.bad_rows);
     CmWdsReader *rd;
-    snprintf(p, sizeof p, "%s/class_0/00000.tar", tmp("coco2"));
-    REQ(cm_wds_open(p, true, 0, &rd) == 0, "open");
+    snprintf(p, sizeof p, "%s/class_0/00000.tar", tl_tmp("coco2"));
+    REQUIRE(cm_wds_open(p, true, 0, &rd) == 0, "open");
     CmWdsSample *s;
-    REQ(cm_wds_next(rd, &s) == 1, "sample");
+    REQUIRE(cm_wds_next(rd, &s) == 1, "sample");
     const CmWdsField *tx = cm_wds_field(s, "txt");
     CHECK(!strcmp(s->key, "000000000005_11") && tx && !strcmp((char *)tx->data, "A cat\non a mat."), "key %s caption '%s'", s->key,
           tx ? (char *)tx->data : "");
     cm_wds_sample_free(s);
     cm_wds_close(rd);
-    write_text(tmp("notcoco.json"), "{\"x\": 1}");
-    CHECK(cm_prepare_coco(tmp("notcoco.json"), tmp("cimg"), &o2, &r) != 0 && strstr(cm_last_error(), "COCO"), "%s", cm_last_error());
-    write_text(tmp("broken.json"), "{\"images\": [");
-    CHECK(cm_prepare_coco(tmp("broken.json"), tmp("cimg"), &o2, &r) != 0, "broken JSON refused");
+    tl_write_text(tl_tmp("notcoco.json"), "{\"x\": 1}");
+    CHECK(cm_prepare_coco(tl_tmp("notcoco.json"), tl_tmp("cimg"), &o2, &r) != 0 && strstr(cm_last_error(), "COCO"), "%s", cm_last_error());
+    tl_write_text(tl_tmp("broken.json"), "{\"images\": [");
+    CHECK(cm_prepare_coco(tl_tmp("broken.json"), tl_tmp("cimg"), &o2, &r) != 0, "broken JSON refused");
 }
 
 static void test_cli(void) {
     SHARED_OR_SKIP();
-    if (access("build/clipmod", X_OK)) { fprintf(stderr, "  SKIPPED: build/clipmod missing\n"); tl_skip++; return; }
-    char cmd[1500];
-    snprintf(cmd, sizeof cmd, "build/clipmod prepare fakeddit --tsv %s --images %s --out %s --quiet > %s 2>/dev/null",
-             tl_shared("data/fakeddit/multimodal_train.tsv"), tl_shared("data/fakeddit/images"), tmp("cli"), tmp("cli.out"));
-    CHECK(system(cmd) == 0, "prepare fakeddit exits 0");
-    uint8_t *o; size_t n;
-    REQ(cm_read_file(tmp("cli.out"), 1 << 20, &o, &n) == 0, "stdout");
-    CHECK(strstr((char *)o, "\"written\":50"), "stdout report: %s", o);
-    cm_free(o);
-    snprintf(cmd, sizeof cmd, "%s/report.json", tmp("cli"));
-    CHECK(cm_file_exists(cmd), "report.json written");
-    CHECK(WEXITSTATUS(system("build/clipmod prepare nosuch --out /tmp/x 2>/dev/null")) == 2, "unknown dataset: usage error");
-    CHECK(WEXITSTATUS(system("build/clipmod prepare fakeddit --out /tmp/x 2>/dev/null")) == 2, "missing --tsv: usage error");
-    snprintf(cmd, sizeof cmd, "build/clipmod prepare fakeddit --tsv /nonexistent.tsv --images /tmp --out %s --quiet 2>/dev/null", tmp("cli2"));
-    CHECK(WEXITSTATUS(system(cmd)) == 1, "missing TSV: failure");
+    CLIPMOD_BIN_OR_SKIP();
+    static char o[1 << 20];
+    char args[1500], path[600];
+    snprintf(args, sizeof args, "prepare fakeddit --tsv %s --images %s --out %s --quiet",
+             tl_shared("data/fakeddit/multimodal_train.tsv"), tl_shared("data/fakeddit/images"), tl_tmp("cli"));
+    CHECK(tl_run_clipmod(args, o, sizeof o, NULL, 0) == 0, "prepare fakeddit exits 0");
+    CHECK(strstr(o, "\"written\":50"), "stdout report: %s", o);
+    snprintf(path, sizeof path, "%s/report.json", tl_tmp("cli"));
+    CHECK(cm_file_exists(path), "report.json written");
+    CHECK(tl_run_clipmod("prepare nosuch --out /tmp/x", NULL, 0, NULL, 0) == 2, "unknown dataset: usage error");
+    CHECK(tl_run_clipmod("prepare fakeddit --out /tmp/x", NULL, 0, NULL, 0) == 2, "missing --tsv: usage error");
+    snprintf(args, sizeof args, "prepare fakeddit --tsv /nonexistent.tsv --images /tmp --out %s --quiet", tl_tmp("cli2"));
+    CHECK(tl_run_clipmod(args, NULL, 0, NULL, 0) == 1, "missing TSV: failure");
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/cm_test_prepare_XXXXXX");
-    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
+    if (!tl_tmpdir_make("prepare")) { perror("mkdtemp"); return 1; }
     RUN(test_csv);
     RUN(test_fakeddit);
     RUN(test_mmhs);
     RUN(test_coco);
     RUN(test_cli);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd)) {}
+    tl_tmpdir_remove();
     return tl_summary("test_prepare");
 }

@@ -11,18 +11,6 @@
 
 #include <unistd.h>
 
-/* REQUIRE evaluates its condition twice: never give it a call with side effects */
-#define REQ_OK(expr) do { cm_status st_ = (expr); REQUIRE(st_ == CM_OK, "%s: %s", #expr, cm_last_error()); } while (0)
-
-static char g_dir[64];
-
-static const char *tmp_path(const char *name) {
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
-    return buf[k];
-}
 
 static void sha_file(const char *path, char out[65]) {
     uint8_t *b = NULL; size_t n = 0;
@@ -75,7 +63,7 @@ static void rewrite_same(const char *rel) {
     const char *keys[] = {"format", "inputs"};
     for (int k = 0; k < 2; k++)
         if (cm_tensorfile_metadata(f, keys[k])) { meta[2 * nm] = keys[k]; meta[2 * nm + 1] = cm_tensorfile_metadata(f, keys[k]); nm++; }
-    const char *out = tmp_path("rewrite.safetensors");
+    const char *out = tl_tmp("rewrite.safetensors");
     CHECK(cm_safetensors_write(out, o, cm_tensorfile_count(f), nm ? meta : NULL, nm) == CM_OK, "%s", cm_last_error());
     char a[65], b[65];
     sha_file(tl_shared(rel), a);
@@ -181,7 +169,7 @@ static void test_write_read_roundtrip(void) {
         {.name = "h\n\"quoted\"\\", .dtype = CM_F16, .ndim = 1, .shape = {2}, .data = hb},
     };
     const char *meta[] = {"format", "pt", "json", "{\"a\": [1, 2]}\t\x01"};
-    const char *p = tmp_path("rt.safetensors");
+    const char *p = tl_tmp("rt.safetensors");
     REQ_OK(cm_safetensors_write(p, ts, 4, meta, 2));
     uint8_t *raw; size_t n;
     REQ_OK(cm_read_file(p, 1 << 20, &raw, &n));
@@ -232,7 +220,7 @@ static void test_write_read_roundtrip(void) {
 
 /* Write [u64 hlen][header][data_len bytes]; hlen < 0 means strlen(header). */
 static const char *bad_file(const char *name, const char *header, int64_t hlen, size_t data_len) {
-    const char *p = tmp_path(name);
+    const char *p = tl_tmp(name);
     FILE *fp = fopen(p, "wb");
     uint64_t h = hlen < 0 ? strlen(header) : (uint64_t)hlen;
     fwrite(&h, 8, 1, fp);
@@ -264,13 +252,13 @@ static void test_bad_header_length(void) {
     expect_bad(bad_file("len_zero.st", "", 0, 0), CM_ERR_FORMAT, "too small");
     expect_bad(bad_file("short.st", "", -1, 0), CM_ERR_FORMAT, "too small");
     /* a 3-byte file and an empty file */
-    const char *p = tmp_path("tiny.st");
+    const char *p = tl_tmp("tiny.st");
     FILE *fp = fopen(p, "wb"); fwrite("abc", 1, 3, fp); fclose(fp);
     expect_bad(p, CM_ERR_FORMAT, "too short");
-    p = tmp_path("empty.st");
+    p = tl_tmp("empty.st");
     fp = fopen(p, "wb"); fclose(fp);
     expect_bad(p, CM_ERR_FORMAT, "too short");
-    expect_bad(tmp_path("does_not_exist.st"), CM_ERR_IO, "cannot open");
+    expect_bad(tl_tmp("does_not_exist.st"), CM_ERR_IO, "cannot open");
 }
 
 static void test_bad_json(void) {
@@ -328,13 +316,13 @@ static void test_truncated(void) {
     float a[16] = {0};
     CmTensorOut ts[2] = {{.name = "x", .dtype = CM_F32, .ndim = 2, .shape = {2, 4}, .data = a},
                          {.name = "y", .dtype = CM_F32, .ndim = 1, .shape = {8}, .data = a}};
-    const char *p = tmp_path("full.st");
+    const char *p = tl_tmp("full.st");
     REQ_OK(cm_safetensors_write(p, ts, 2, NULL, 0));
     uint8_t *raw; size_t n;
     REQ_OK(cm_read_file(p, 1 << 20, &raw, &n));
     int ok = 0;
     for (size_t cut = 0; cut < n; cut++) {
-        const char *q = tmp_path("cut.st");
+        const char *q = tl_tmp("cut.st");
         FILE *fp = fopen(q, "wb"); fwrite(raw, 1, cut, fp); fclose(fp);
         CmTensorFile *f;
         if (cm_tensorfile_open(q, &f) == CM_OK) { ok++; cm_tensorfile_close(f); }
@@ -347,8 +335,7 @@ static void test_truncated(void) {
 }
 
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/cm_st_%ld", (long)getpid());
-    cm_mkdir_p(g_dir);
+    if (!tl_tmpdir_make("safetensors")) { perror("mkdtemp"); return 1; }
     RUN(test_golden_read);
     RUN(test_golden_rewrite_bytes);
     RUN(test_fp16_file_is_half_of_f32);
@@ -359,6 +346,6 @@ int main(void) {
     RUN(test_bad_dtype);
     RUN(test_bad_offsets);
     RUN(test_truncated);
-    rmdir(g_dir);
+    tl_tmpdir_remove();
     return tl_summary("test_safetensors");
 }

@@ -14,20 +14,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-/* testlib's REQUIRE evaluates its condition twice; this one evaluates it once. */
-#define REQ(cond, ...) do { if (!(cond)) { tl_case_failed = 1; \
-    fprintf(stderr, "  FAIL %s (%s:%d): %s: ", tl_case, __FILE__, __LINE__, #cond); \
-    fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); return; } } while (0)
 
-static char tmpdir[256];
-
-static const char *tmp(const char *name) {
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
 
 static int have_python(void) {
     return system("python3 -c 'import tarfile, hashlib' >/dev/null 2>&1") == 0;
@@ -84,11 +71,11 @@ static void test_real_shards(void) {
     listing_free(&l);
     /* decoded values as in webdataset's test_gz */
     CmWdsReader *r;
-    REQ(cm_wds_open(tl_shared("data/webdataset/compressed.tar"), true, 0, &r) == 0, "%s", cm_last_error());
+    REQUIRE(cm_wds_open(tl_shared("data/webdataset/compressed.tar"), true, 0, &r) == 0, "%s", cm_last_error());
     const char *want[3] = {"hello\n", "world\n", "gzip\n"};
     for (int i = 0; i < 3; i++) {
         CmWdsSample *s;
-        REQ(cm_wds_next(r, &s) == 1, "sample %d", i);
+        REQUIRE(cm_wds_next(r, &s) == 1, "sample %d", i);
         const CmWdsField *f = cm_wds_field(s, "txt.gz");
         char txt[64] = "";
         if (f) gunzip_str(f->data, f->size, txt, sizeof txt);
@@ -107,7 +94,7 @@ static void test_real_shards(void) {
     }
     listing_free(&l);
     CmTarReader *t;
-    REQ(cm_tar_open(tl_shared("data/webdataset/sample.tgz"), false, 0, &t) == 0, "open");
+    REQUIRE(cm_tar_open(tl_shared("data/webdataset/sample.tgz"), false, 0, &t) == 0, "open");
     CmTarEntry e;
     CHECK(cm_tar_next(t, &e) == CM_TAR_MEMBER, "first member");
     CHECK(cm_tar_is_gzip(t), "sample.tgz detected as gzip");
@@ -167,19 +154,19 @@ static const char *PY_WRITE =
 
 static void check_against_manifest(const char *tarpath, const char *manpath) {
     FILE *m = fopen(manpath, "r");
-    REQ(m, "manifest %s", manpath);
+    REQUIRE(m, "manifest %s", manpath);
     CmTarReader *r;
-    REQ(cm_tar_open(tarpath, true, 0, &r) == 0, "%s", cm_last_error());
+    REQUIRE(cm_tar_open(tarpath, true, 0, &r) == 0, "%s", cm_last_error());
     char line[4096];
     int n = 0;
     while (fgets(line, sizeof line, m)) {
         char *t1 = strchr(line, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
-        REQ(t1 && t2, "manifest line");
+        REQUIRE(t1 && t2, "manifest line");
         *t1 = 0; *t2 = 0;
         t2[65] = 0;
         CmTarEntry e;
         int rc = cm_tar_next(r, &e);
-        REQ(rc == CM_TAR_MEMBER, "%s: member %d (%s): rc %d %s", tarpath, n, line, rc, cm_last_error());
+        REQUIRE(rc == CM_TAR_MEMBER, "%s: member %d (%s): rc %d %s", tarpath, n, line, rc, cm_last_error());
         CHECK(!strcmp(e.name, line), "%s: name '%s' want '%s'", tarpath, e.name, line);
         CHECK(e.size == strtoull(t1 + 1, NULL, 10), "%s: %s size %llu", tarpath, line, (unsigned long long)e.size);
         char hex[65];
@@ -203,13 +190,13 @@ static void test_python_formats(void) {
             char tname[64], mname[64], cmd[8192];
             snprintf(tname, sizeof tname, "py_%s.%s", fmts[i], gz ? "tar.gz" : "tar");
             snprintf(mname, sizeof mname, "py_%s_%d.man", fmts[i], gz);
-            FILE *f = fopen(tmp("write.py"), "w");
-            REQ(f, "write.py");
+            FILE *f = fopen(tl_tmp("write.py"), "w");
+            REQUIRE(f, "write.py");
             fputs(PY_WRITE, f);
             fclose(f);
-            snprintf(cmd, sizeof cmd, "python3 %s %s %s %s", tmp("write.py"), fmts[i], tmp(tname), tmp(mname));
-            REQ(system(cmd) == 0, "python failed: %s", cmd);
-            check_against_manifest(tmp(tname), tmp(mname));
+            snprintf(cmd, sizeof cmd, "python3 %s %s %s %s", tl_tmp("write.py"), fmts[i], tl_tmp(tname), tl_tmp(mname));
+            REQUIRE(system(cmd) == 0, "python failed: %s", cmd);
+            check_against_manifest(tl_tmp(tname), tl_tmp(mname));
         }
 }
 
@@ -232,7 +219,7 @@ static const char *PY_READ =
 
 static void test_writer_python(void) {
     CmTarWriter *w;
-    REQ(cm_tar_writer_open(tmp("ours.tar"), 0, &w) == 0, "%s", cm_last_error());
+    REQUIRE(cm_tar_writer_open(tl_tmp("ours.tar"), 0, &w) == 0, "%s", cm_last_error());
     char expect[65536] = "";
     size_t el = 0;
     char longkey[300];
@@ -246,35 +233,35 @@ static void test_writer_python(void) {
         for (int j = 0; j < 1000; j++) img[j] = (uint8_t)(i * 7 + j * 13);
         int tl = snprintf(txt, sizeof txt, "caption %d", i), jl = snprintf(js, sizeof js, "{\"label\": %d}", i);
         CmWdsOut fl[3] = {{"txt", txt, (size_t)tl}, {"jpg", img, 700u + (size_t)i}, {"json", js, (size_t)jl}};
-        REQ(cm_wds_write_sample(w, keys[i], fl, 3) == 0, "%s", cm_last_error());
+        REQUIRE(cm_wds_write_sample(w, keys[i], fl, 3) == 0, "%s", cm_last_error());
         char h1[65], h2[65], h3[65];
         cm_sha256_hex(img, 700u + (size_t)i, h1); cm_sha256_hex(js, (size_t)jl, h2); cm_sha256_hex(txt, (size_t)tl, h3);
         el += (size_t)snprintf(expect + el, sizeof expect - el, "%s jpg:%.12s;json:%.12s;txt:%.12s\n", keys[i], h1, h2, h3);
     }
     CHECK(cm_wds_write_sample(w, "bad.key", (CmWdsOut[]){{"txt", "x", 1}}, 1) != 0, "a key with a dot is refused");
-    REQ(cm_tar_writer_close(w) == 0, "%s", cm_last_error());
-    CHECK(access(tmp("ours.tar"), F_OK) == 0, "file renamed into place");
+    REQUIRE(cm_tar_writer_close(w) == 0, "%s", cm_last_error());
+    CHECK(access(tl_tmp("ours.tar"), F_OK) == 0, "file renamed into place");
     /* ours, read by ours */
     Listing l;
-    list_shard(tmp("ours.tar"), &l);
+    list_shard(tl_tmp("ours.tar"), &l);
     CHECK(l.rc == 0 && l.n == 4, "our reader: %d samples %s", l.n, l.err);
     if (l.n == 4) {
         CHECK(!strcmp(l.keys[2], longkey) && !strcmp(l.keys[3], keys[3]), "long/utf-8 keys");
         CHECK(!strcmp(l.exts[0], "jpg;json;txt;"), "sorted fields: %s", l.exts[0]);
     }
     listing_free(&l);
-    FILE *f = fopen(tmp("ours.tar"), "rb");
+    FILE *f = fopen(tl_tmp("ours.tar"), "rb");
     fseek(f, 0, SEEK_END);
     CHECK(ftell(f) % 10240 == 0, "padded to a record: %ld", ftell(f));
     fclose(f);
     if (!have_python()) { fprintf(stderr, "  SKIPPED python part: python3 not found\n"); tl_skip++; return; }
-    f = fopen(tmp("read.py"), "w");
+    f = fopen(tl_tmp("read.py"), "w");
     fputs(PY_READ, f);
     fclose(f);
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "python3 %s %s", tmp("read.py"), tmp("ours.tar"));
+    snprintf(cmd, sizeof cmd, "python3 %s %s", tl_tmp("read.py"), tl_tmp("ours.tar"));
     FILE *p = popen(cmd, "r");
-    REQ(p, "popen");
+    REQUIRE(p, "popen");
     char got[65536];
     size_t gl = fread(got, 1, sizeof got - 1, p);
     got[gl] = 0;
@@ -284,12 +271,6 @@ static void test_writer_python(void) {
 }
 
 /* ---- damage ---- */
-
-static void write_file(const char *path, const uint8_t *d, size_t n) {
-    FILE *f = fopen(path, "wb");
-    fwrite(d, 1, n, f);
-    fclose(f);
-}
 
 static size_t make_shard(const char *path, int nsamples, uint8_t **bytes) {
     CmTarWriter *w;
@@ -323,42 +304,42 @@ static void set_size(uint8_t *h, uint64_t size) {
 
 static void test_damaged(void) {
     uint8_t *b;
-    size_t n = make_shard(tmp("good.tar"), 10, &b);
+    size_t n = make_shard(tl_tmp("good.tar"), 10, &b);
     /* each sample = 2 members x (512 header + 1024/512 data) = 1536 + 1024 bytes */
     Listing l;
     /* truncated in the middle of sample 5's jpg data */
     size_t cut = 5 * 2560 + 512 + 300;
-    write_file(tmp("trunc.tar"), b, cut);
-    list_shard(tmp("trunc.tar"), &l);
+    tl_write_file(tl_tmp("trunc.tar"), b, cut);
+    list_shard(tl_tmp("trunc.tar"), &l);
     CHECK(l.rc < 0 && l.n == 6, "truncated: %d samples rc %d", l.n, l.rc);
     CHECK(l.n == 6 && strstr(l.exts[5], "ERROR") && !strstr(l.exts[4], "ERROR"), "the cut sample is flagged");
     CHECK(strstr(l.err, "trunc.tar") && strstr(l.err, "offset 12800") && strstr(l.err, "truncated"), "message: %s", l.err);
     listing_free(&l);
     /* truncated inside a header */
-    write_file(tmp("trunch.tar"), b, 3 * 2560 + 100);
-    list_shard(tmp("trunch.tar"), &l);
+    tl_write_file(tl_tmp("trunch.tar"), b, 3 * 2560 + 100);
+    list_shard(tl_tmp("trunch.tar"), &l);
     CHECK(l.rc < 0 && l.n == 3 && strstr(l.err, "truncated header"), "truncated header: %d %s", l.n, l.err);
     listing_free(&l);
     /* garbage bytes over sample 3's first header */
     uint8_t *g = malloc(n);
     memcpy(g, b, n);
     for (int i = 0; i < 512; i++) g[3 * 2560 + i] = (uint8_t)(i * 37 + 11);
-    write_file(tmp("garbage.tar"), g, n);
-    list_shard(tmp("garbage.tar"), &l);
+    tl_write_file(tl_tmp("garbage.tar"), g, n);
+    list_shard(tl_tmp("garbage.tar"), &l);
     CHECK(l.rc < 0 && l.n == 3, "garbage: %d samples rc %d", l.n, l.rc);
     CHECK(strstr(l.err, "garbage.tar") && strstr(l.err, "offset 7680") && strstr(l.err, "checksum"), "message: %s", l.err);
     listing_free(&l);
     /* a member declaring 2 GB (valid checksum): skipped without allocating; stream then truncated */
     memcpy(g, b, n);
     set_size(g + 4 * 2560, (uint64_t)2 << 30);
-    write_file(tmp("huge.tar"), g, n);
-    list_shard(tmp("huge.tar"), &l);
+    tl_write_file(tl_tmp("huge.tar"), g, n);
+    list_shard(tl_tmp("huge.tar"), &l);
     CHECK(l.rc < 0 && l.n == 5 && strstr(l.exts[4], "ERROR"), "2 GB member: %d samples rc %d %s", l.n, l.rc, l.err);
     CHECK(strstr(l.err, "huge.tar") && strstr(l.err, "2147483648"), "message: %s", l.err);
     listing_free(&l);
     /* over-limit member in an intact stream: skipped, reading continues */
     CmWdsReader *r;
-    REQ(cm_wds_open(tmp("good.tar"), true, 100, &r) == 0, "open");
+    REQUIRE(cm_wds_open(tl_tmp("good.tar"), true, 100, &r) == 0, "open");
     int ns = 0, nbad = 0, rc;
     CmWdsSample *s;
     while ((rc = cm_wds_next(r, &s)) == 1) { ns++; nbad += s->error != NULL; cm_wds_sample_free(s); }
@@ -366,23 +347,23 @@ static void test_damaged(void) {
     cm_wds_close(r);
     /* a gzip stream cut short */
     {
-        gzFile z = gzopen(tmp("cut.tar.gz"), "wb");
+        gzFile z = gzopen(tl_tmp("cut.tar.gz"), "wb");
         gzwrite(z, b, (unsigned)n);
         gzclose(z);
         uint8_t *zb; size_t zn;
-        cm_read_file(tmp("cut.tar.gz"), 1 << 24, &zb, &zn);
-        write_file(tmp("cut.tar.gz"), zb, zn / 2);
+        cm_read_file(tl_tmp("cut.tar.gz"), 1 << 24, &zb, &zn);
+        tl_write_file(tl_tmp("cut.tar.gz"), zb, zn / 2);
         cm_free(zb);
-        list_shard(tmp("cut.tar.gz"), &l);
+        list_shard(tl_tmp("cut.tar.gz"), &l);
         CHECK(l.rc < 0 && l.n >= 1 && strstr(l.err, "cut.tar.gz"), "cut gzip: %d samples: %s", l.n, l.err);
         listing_free(&l);
     }
     /* missing file */
-    list_shard(tmp("nonexistent.tar"), &l);
+    list_shard(tl_tmp("nonexistent.tar"), &l);
     CHECK(l.rc == -100 && strstr(l.err, "nonexistent.tar"), "missing: %s", l.err);
     /* empty file: no samples, no error */
-    write_file(tmp("empty.tar"), b, 0);
-    list_shard(tmp("empty.tar"), &l);
+    tl_write_file(tl_tmp("empty.tar"), b, 0);
+    list_shard(tl_tmp("empty.tar"), &l);
     CHECK(l.rc == 0 && l.n == 0, "empty file");
     free(g);
     cm_free(b);
@@ -392,7 +373,7 @@ static void test_damaged(void) {
    a hang; run under `make asan` this also checks memory safety. */
 static void test_fuzz(void) {
     uint8_t *b;
-    size_t n = make_shard(tmp("fz.tar"), 6, &b);
+    size_t n = make_shard(tl_tmp("fz.tar"), 6, &b);
     uint8_t *g = malloc(n);
     uint32_t seed = 12345;
     int errors = 0, runs = 0;
@@ -417,9 +398,9 @@ static void test_fuzz(void) {
             snprintf(ck, sizeof ck, "%06o", sum & 0777777);
             memcpy(g + h + 148, ck, 7);
         }
-        write_file(tmp("fzm.tar"), g, len);
+        tl_write_file(tl_tmp("fzm.tar"), g, len);
         Listing l;
-        list_shard(tmp("fzm.tar"), &l);
+        list_shard(tl_tmp("fzm.tar"), &l);
         errors += l.rc < 0;
         runs++;
         listing_free(&l);
@@ -430,29 +411,23 @@ static void test_fuzz(void) {
 }
 
 static void test_inspect_cli(void) {
-    if (access("build/clipmod", X_OK) != 0) { fprintf(stderr, "  SKIPPED: build/clipmod missing\n"); tl_skip++; return; }
-    const char *bin = getenv("CLIPMOD_BIN") ? getenv("CLIPMOD_BIN") : "build/clipmod";
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s inspect %s > %s 2> %s", bin, tmp("trunc.tar"), tmp("insp.out"), tmp("insp.err"));
-    int rc = system(cmd);
-    CHECK(WEXITSTATUS(rc) == 1, "inspect on a truncated shard exits 1 (got %d)", WEXITSTATUS(rc));
-    uint8_t *o; size_t n;
-    REQ(cm_read_file(tmp("insp.out"), 1 << 20, &o, &n) == 0, "output");
+    CLIPMOD_BIN_OR_SKIP();
+    static char o[1 << 20];
+    char args[1024], err[4096];
+    snprintf(args, sizeof args, "inspect %s", tl_tmp("trunc.tar"));
+    int rc = tl_run_clipmod(args, o, sizeof o, err, sizeof err);
+    CHECK(rc == 1, "inspect on a truncated shard exits 1 (got %d)", rc);
     int lines = 0;
-    for (size_t i = 0; i < n; i++) lines += o[i] == '\n';
+    for (const char *p = o; *p; p++) lines += *p == '\n';
     CHECK(lines == 6, "6 samples listed, got %d", lines);
-    CHECK(strstr((char *)o, "{\"key\":\"s000\",\"extensions\":[\"jpg\",\"txt\"],\"sizes\":[600,6]}"), "line format: %.100s", o);
-    cm_free(o);
-    REQ(cm_read_file(tmp("insp.err"), 1 << 20, &o, &n) == 0, "stderr");
-    CHECK(strstr((char *)o, "trunc.tar") && strstr((char *)o, "offset"), "stderr names shard and offset: %s", o);
-    cm_free(o);
-    snprintf(cmd, sizeof cmd, "%s inspect %s > /dev/null 2>&1", bin, tmp("good.tar"));
-    CHECK(system(cmd) == 0, "inspect on a good shard exits 0");
+    CHECK(strstr(o, "{\"key\":\"s000\",\"extensions\":[\"jpg\",\"txt\"],\"sizes\":[600,6]}"), "line format: %.100s", o);
+    CHECK(strstr(err, "trunc.tar") && strstr(err, "offset"), "stderr names shard and offset: %s", err);
+    snprintf(args, sizeof args, "inspect %s", tl_tmp("good.tar"));
+    CHECK(tl_run_clipmod(args, NULL, 0, NULL, 0) == 0, "inspect on a good shard exits 0");
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/cm_test_tar_XXXXXX");
-    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
+    if (!tl_tmpdir_make("tar")) { perror("mkdtemp"); return 1; }
     RUN(test_real_shards);
     RUN(test_split_key);
     RUN(test_python_formats);
@@ -460,8 +435,6 @@ int main(void) {
     RUN(test_damaged);
     RUN(test_fuzz);
     RUN(test_inspect_cli);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd)) {}
+    tl_tmpdir_remove();
     return tl_summary("test_tar");
 }

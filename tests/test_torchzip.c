@@ -15,16 +15,6 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define REQ_OK(expr) do { cm_status st_ = (expr); REQUIRE(st_ == CM_OK, "%s: %s", #expr, cm_last_error()); } while (0)
-
-static char g_dir[64];
-static const char *tmp_path(const char *name) {
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
-    return buf[k];
-}
 
 // ---- golden files ------------------------------------------------------------------------------
 
@@ -70,11 +60,8 @@ static bool same_sha(const CmTensorView *v, const cJSON *want) {
 
 static void test_epoch_checkpoint_exact(void) {
     SHARED_OR_SKIP();
-    uint8_t *js; size_t jn;
-    REQ_OK(cm_read_file(tl_shared("golden/tiny/epoch_1_checks.json"), 1 << 22, &js, &jn));
-    cJSON *root = cJSON_Parse((const char *)js);
-    cm_free(js);
-    REQUIRE(root, "checks json");
+    cJSON *root = tl_read_golden_json("golden/tiny/epoch_1_checks.json");
+    REQUIRE(root, "checks json: golden/tiny/epoch_1_checks.json unreadable or not JSON");
     CmTensorFile *f;
     cm_status st = cm_tensorfile_open(tl_shared("golden/tiny/epoch_1.pt"), &f);
     if (st) { cJSON_Delete(root); REQUIRE(0, "%s", cm_last_error()); }
@@ -189,7 +176,7 @@ static const char *write_zip(const char *fname, const ZEnt *es, int n) {
     put(&z, cd.p, cd.n);
     put32(&z, 0x06054b50); put16(&z, 0); put16(&z, 0); put16(&z, (unsigned)n); put16(&z, (unsigned)n);
     put32(&z, (uint32_t)cd.n); put32(&z, cdoff); put16(&z, 0);
-    const char *p = tmp_path(fname);
+    const char *p = tl_tmp(fname);
     FILE *fp = fopen(p, "wb");
     fwrite(z.p, 1, z.n, fp);
     fclose(fp);
@@ -365,7 +352,7 @@ static void test_bad_tensors(void) {
     CHECK(accepted == 0, "%d truncated pickles accepted", accepted);
     free(pk.p);
     /* legacy (non-zip) torch format */
-    const char *p = tmp_path("legacy.pt");
+    const char *p = tl_tmp("legacy.pt");
     FILE *fp = fopen(p, "wb");
     static const uint8_t legacy[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, '.'};
     fwrite(legacy, 1, sizeof legacy, fp);
@@ -381,7 +368,7 @@ static void test_truncated_and_corrupt_archives(void) {
     size_t cuts[] = {3, 30, 100, 11000, 20000, n / 2, n - 5000, n - 300, n - 40, n - 22, n - 1};
     int accepted = 0;
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
-        const char *p = tmp_path("cut.bin");
+        const char *p = tl_tmp("cut.bin");
         FILE *fp = fopen(p, "wb");
         fwrite(raw, 1, cuts[i], fp);
         fclose(fp);
@@ -393,7 +380,7 @@ static void test_truncated_and_corrupt_archives(void) {
     CHECK(accepted == 0, "%d truncated archives accepted", accepted);
     /* one flipped byte inside a storage: CRC mismatch naming the entry */
     raw[20000] ^= 0x40;
-    const char *p = tmp_path("flip.bin");
+    const char *p = tl_tmp("flip.bin");
     FILE *fp = fopen(p, "wb");
     fwrite(raw, 1, n, fp);
     fclose(fp);
@@ -402,14 +389,13 @@ static void test_truncated_and_corrupt_archives(void) {
 }
 
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/cm_tz_%ld", (long)getpid());
-    cm_mkdir_p(g_dir);
+    if (!tl_tmpdir_make("torchzip")) { perror("mkdtemp"); return 1; }
     RUN(test_bin_equals_safetensors);
     RUN(test_epoch_checkpoint_exact);
     RUN(test_built_archives);
     RUN(test_disallowed_globals_and_opcodes);
     RUN(test_bad_tensors);
     RUN(test_truncated_and_corrupt_archives);
-    rmdir(g_dir);
+    tl_tmpdir_remove();
     return tl_summary("test_torchzip");
 }

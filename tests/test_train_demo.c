@@ -2,14 +2,15 @@
  * test_train_demo.c — `clipmod demo` end to end on a small setting (the full demo is `make demo`):
  * it writes shards, trains from scratch with the byte-level tokenizer, evaluates; the last stdout
  * line is the DESIGN §7 JSON with top1/top2; `clipmod eval` on its checkpoint reproduces the
- * numbers; a rerun into the same --data-dir works; the demo data need both modalities by
- * construction (captions of classes 0 and 2-4 name the same words; checked on the shards).
+ * numbers; a rerun into the same --data-dir works; the demo data (src/data/synth.h) need both
+ * modalities by construction (captions of classes 0 and 2-4 carry no marker word, those of 1 and 5
+ * always do; checked on the shards as written for the demo).
  */
 #include "testlib.h"
 #include <cjson/cJSON.h>
 #include <sys/wait.h>
 #include "data/wds.h"
-#include "train/demo.h"
+#include "data/synth.h"
 
 static char tmpdir[256];
 
@@ -62,27 +63,36 @@ static void test_demo_small(void) {
 static void test_demo_data_needs_both(void) {
     char dir[400];
     snprintf(dir, sizeof dir, "%s/data", tmpdir);
-    CmDemoData dd;
-    int rc = cm_demo_write(dir, 70, 70, 32, 5, 0, &dd);
+    CmSynthOpts o;
+    cm_synth_opts_default(&o);
+    o.seed = 5; o.n_train = 70; o.n_val = 70; o.image_size = 32;
+    int rc = cm_synth_write(dir, &o);
     REQUIRE(rc == CM_OK, "write: %s", cm_last_error());
-    CHECK(dd.n_train == 70 && dd.n_val == 70, "counts");
     char p[600];
     snprintf(p, sizeof p, "%s/train/00000.tar", dir);
     CmWdsReader *r;
     REQUIRE(cm_wds_open(p, true, 0, &r) == CM_OK, "open");
     CmWdsSample *s;
-    int n = 0, marker_in_0 = 0;
+    int n = 0, marker_in_0 = 0, no_marker_in_15 = 0;
     while (cm_wds_next(r, &s) == 1) {
         const CmWdsField *tx = cm_wds_field(s, "txt"), *js = cm_wds_field(s, "json");
         int label = -1;
         CHECK(cm_wds_image(s) && tx && js && cm_label_from_json((char *)js->data, js->size, &label) == CM_OK, "sample %d", n);
-        if (label == 0 || (label >= 2 && label <= 4))
-            marker_in_0 += strstr((char *)tx->data, "lol") || strstr((char *)tx->data, "vile") || strstr((char *)tx->data, "scum");
+        if (tx) {
+            char cap[CM_SYNTH_MAX_CAPTION + 1];
+            snprintf(cap, sizeof cap, "%.*s", (int)tx->size, (const char *)tx->data);
+            bool marker = strstr(cap, CM_SYNTH_MARKER) != NULL;
+            if (label == 0 || (label >= 2 && label <= 4)) marker_in_0 += marker;
+            if (label == 1 || label == 5) no_marker_in_15 += !marker;
+        }
         n++;
         cm_wds_sample_free(s);
     }
     cm_wds_close(r);
-    CHECK(n == 70 && marker_in_0 == 0, "%d samples, %d marker words in classes 0/2/3/4", n, marker_in_0);
+    CHECK(n == 70 && marker_in_0 == 0 && no_marker_in_15 == 0, "%d samples, %d marker words in classes 0/2/3/4, %d classes 1/5 without",
+          n, marker_in_0, no_marker_in_15);
+    snprintf(p, sizeof p, "%s/val/00000.tar", dir);
+    CHECK(cm_file_exists(p), "%s missing", p);
 }
 
 int main(void) {

@@ -10,9 +10,6 @@
 
 #include <unistd.h>
 
-#define REQ(cond, ...) do { if (!(cond)) { tl_case_failed = 1; \
-    fprintf(stderr, "  FAIL %s (%s:%d): %s: ", tl_case, __FILE__, __LINE__, #cond); \
-    fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); return; } } while (0)
 
 static void join(const CmStrList *l, char *out, size_t cap) {
     out[0] = 0;
@@ -62,14 +59,14 @@ static void test_brace(void) {
     CHECK(cm_brace_expand("{0..9999}{0..9999}", &l) != 0, "expansion bomb refused");
     cm_strlist_free(&l);
     CmStrList big = {0};
-    REQ(cm_brace_expand("{00000..00099}", &big) == 0, "100");
+    REQUIRE(cm_brace_expand("{00000..00099}", &big) == 0, "100");
     CHECK(big.n == 100 && !strcmp(big.v[99], "00099"), "100 zero-padded names");
     cm_strlist_free(&big);
 }
 
 static void test_sources_and_weights(void) {
     CmShardList sl;
-    REQ(cm_shardlist_init(&sl, "a-{0..3}.tar::b-{00..09}.tar", "1::0.5", "--train-data") == 0, "%s", cm_last_error());
+    REQUIRE(cm_shardlist_init(&sl, "a-{0..3}.tar::b-{00..09}.tar", "1::0.5", "--train-data") == 0, "%s", cm_last_error());
     CHECK(sl.urls.n == 14 && sl.nsources == 2, "14 shards in 2 sources: %d", sl.urls.n);
     CHECK(sl.source[3] == 0 && sl.source[4] == 1 && sl.weights[4] == 0.5, "source/weight per shard");
     /* share of draws: w*n / sum(w*n): a: 4/(4+5) = 0.444, b: 5/9 = 0.556 */
@@ -87,7 +84,7 @@ static void test_sources_and_weights(void) {
     cm_shardlist_free(&sl);
 
     /* the seed's 13-source factors style: 3 sources, weights 3::20::1 over 2, 5, 10 shards */
-    REQ(cm_shardlist_init(&sl, "x{0..1}::y{0..4}::z{0..9}", "3::20::1", "--train-data") == 0, "%s", cm_last_error());
+    REQUIRE(cm_shardlist_init(&sl, "x{0..1}::y{0..4}::z{0..9}", "3::20::1", "--train-data") == 0, "%s", cm_last_error());
     int c3[3] = {0};
     for (int i = 0; i < 100000; i++) c3[sl.source[cm_shardlist_draw(&sl, &rng)]]++;
     double tot = 3 * 2 + 20 * 5 + 1 * 10;
@@ -96,7 +93,7 @@ static void test_sources_and_weights(void) {
     cm_shardlist_free(&sl);
 
     /* unweighted: uniform over shards */
-    REQ(cm_shardlist_init(&sl, "a{0..1}::b{0..7}", NULL, "--train-data") == 0, "%s", cm_last_error());
+    REQUIRE(cm_shardlist_init(&sl, "a{0..1}::b{0..7}", NULL, "--train-data") == 0, "%s", cm_last_error());
     CHECK(sl.weights == NULL, "no weights");
     int cu[2] = {0};
     for (int i = 0; i < 100000; i++) cu[sl.source[cm_shardlist_draw(&sl, &rng)]]++;
@@ -125,12 +122,12 @@ static void test_sources_and_weights(void) {
 static void test_epoch_size(void) {
     CmEpochSize e;
     /* facts §8 worked example: 1 GPU, bs 2048, 8 workers, 128,000 samples */
-    REQ(cm_epoch_size(128000, 2048, 1, 8, &e) == 0, "%s", cm_last_error());
+    REQUIRE(cm_epoch_size(128000, 2048, 1, 8, &e) == 0, "%s", cm_last_error());
     CHECK(e.num_batches == 64 && e.num_worker_batches == 8 && e.num_samples == 131072, "%lld %lld %lld",
           (long long)e.num_batches, (long long)e.num_worker_batches, (long long)e.num_samples);
-    REQ(cm_epoch_size(1000, 32, 2, 0, &e) == 0, "workers 0");
+    REQUIRE(cm_epoch_size(1000, 32, 2, 0, &e) == 0, "workers 0");
     CHECK(e.num_batches == 16 && e.num_worker_batches == 16 && e.num_samples == 1024, "workers 0: %lld", (long long)e.num_batches);
-    REQ(cm_epoch_size(10, 4, 1, 3, &e) == 0, "small");
+    REQUIRE(cm_epoch_size(10, 4, 1, 3, &e) == 0, "small");
     CHECK(e.num_batches == 3 && e.num_worker_batches == 1 && e.num_samples == 12, "small: %lld", (long long)e.num_batches);
     CHECK(cm_epoch_size(0, 4, 1, 1, &e) != 0, "zero samples refused");
     CHECK(cm_epoch_size(10, 0, 1, 1, &e) != 0, "zero batch refused");
@@ -138,7 +135,7 @@ static void test_epoch_size(void) {
 
 static void test_dataset_size(void) {
     char dir[] = "/tmp/cm_test_wds_XXXXXX";
-    REQ(mkdtemp(dir), "mkdtemp");
+    REQUIRE(mkdtemp(dir), "mkdtemp");
     char path[256];
     snprintf(path, sizeof path, "%s/sizes.json", dir);
     FILE *f = fopen(path, "w");
@@ -155,9 +152,7 @@ static void test_dataset_size(void) {
     cm_strlist_push(&u, "/nonexistent/dir/x.tar", 22);
     CHECK(cm_dataset_size(&u, &n) != 0 && strstr(cm_last_error(), "--train-num-samples"), "%s", cm_last_error());
     cm_strlist_free(&u);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    CHECK(system(cmd) == 0, "cleanup");
+    CHECK(tl_rm_rf(dir) == 0, "cleanup");
 }
 
 static void test_labels(void) {

@@ -210,7 +210,18 @@ cm_status cm_loss(const float *U, const float *V, const float *head_logits, cons
     if (dU || dV || d_logit_scale) {
         float dscale = 0.0f;
         contrastive_backward(dU, dV, &dscale, p_img, p_txt, U, V, s, labels, N, E, w_con);
-        if (d_logit_scale) *d_logit_scale = dscale * s;
+        if (d_logit_scale) {
+            /* d loss / d logit_scale = s * dL/ds. The logits s*u_i.v_j are bilinear in U and V, so
+               s * dL/ds = sum_i U_i . dU_i = sum_j V_j . dV_j exactly; summed in double from the
+               feature gradient this carries ~1e-7 relative rounding, the kernel's fp32 dscale * s
+               ~2e-5. The kernel's value only when neither feature gradient is wanted. */
+            const float *F = dU ? U : dV ? V : NULL, *dF = dU ? dU : dV;
+            if (F) {
+                double acc = 0;
+                for (size_t k = 0; k < (size_t)N * E; k++) acc += (double)F[k] * dF[k];
+                *d_logit_scale = (float)acc;
+            } else *d_logit_scale = dscale * s;
+        }
     }
     if (dhead && head_logits) {
         memset(dhead, 0, (size_t)N * K * sizeof(float));

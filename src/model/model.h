@@ -266,7 +266,8 @@ cm_status cm_head_forward(const CmModel *m, const float *U, const float *V, int 
 typedef struct { float loss, loss_con, loss_cls; } CmLossValues;
 /* s = exp(logit_scale). labels [N] in 0..K-1 (else CM_ERR_ARG). Gradients (any may be NULL):
    dU, dV [N,E], dhead [N,K] are WRITTEN (=, not accumulated) for d(loss)/d(input);
-   d_logit_scale gets d loss / d logit_scale (= s * dL/ds). head_logits may be NULL (w_cls term
+   d_logit_scale gets d loss / d logit_scale (= s * dL/ds, summed in double as sum U.dU when
+   dU or dV is asked for: ~1e-7 relative). head_logits may be NULL (w_cls term
    skipped). */
 cm_status cm_loss(const float *U, const float *V, const float *head_logits, const int32_t *labels,
                   int N, int E, int K, float logit_scale, float w_con, float w_cls,

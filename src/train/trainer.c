@@ -47,15 +47,6 @@ void cm_trainer_free(CmTrainer *t) {
     memset(t, 0, sizeof *t);
 }
 
-/* d loss / d logit_scale from the loss's feature gradient: the contrastive logits s*u_i.v_j are
-   bilinear in U, so sum_i U_i . dU_i = s * dL/ds exactly (both directions included). Summed in
-   double: the fp32 dscale of the loss kernel carries ~2e-5 relative rounding, this ~1e-7. */
-static float dls_from_features(const float *U, const float *dU, size_t n) {
-    double s = 0;
-    for (size_t k = 0; k < n; k++) s += (double)U[k] * dU[k];
-    return (float)s;
-}
-
 static float *logit_scale_grad(CmTrainer *t) {
     int i = t->m->logit_scale;
     return i >= 0 ? t->m->params[i].grad : NULL;   /* NULL unless trainable */
@@ -80,7 +71,6 @@ cm_status cm_trainer_grads(CmTrainer *t, const float *images, const int32_t *tok
         if ((st = cm_model_forward(m, t->acts, images, tokens, B, drop, t->U, t->V, t->H))) return st;
         if ((st = cm_loss(t->U, t->V, t->H, labels, B, E, C, ls, t->cfg.w_con, t->cfg.w_cls, &lv, t->dU, t->dV, t->dH, &d_ls)))
             return st;
-        if (gls) d_ls = dls_from_features(t->U, t->dU, (size_t)B * E);
         if ((st = cm_model_backward(m, t->acts, t->dU, t->dV, t->dH))) return st;
         if (gls) gls[0] += d_ls;
     } else {
@@ -113,7 +103,7 @@ cm_status cm_trainer_grads(CmTrainer *t, const float *images, const int32_t *tok
             memcpy(t->H + r * C, kH, (size_t)B * C * 4);
             if (st) return st;
             if ((st = cm_model_backward(m, t->acts, t->dU + r * E, t->dV + r * E, t->dH + r * C))) return st;
-            if (j == 0) { lv = lj; d_ls = gls ? dls_from_features(t->U, t->dU, (size_t)n * E) : dls_j; }
+            if (j == 0) { lv = lj; d_ls = dls_j; }
         }
         if (gls) gls[0] += d_ls;   /* once: the big-batch gradient (OpenCLIP: K times) */
     }
