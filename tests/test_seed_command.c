@@ -13,11 +13,11 @@
  *      golden file, SHA-256 bca9394d..., see test_model_config.c), laid out as huggingface_hub does;
  *   shards/class_0/{00000,00001}.tar, shards/class_6/00000.tar, val/00000.tar: small generated
  *      JPEGs + captions + {"label": 0|6} written by the project's shard writer.
- * It runs $BUILD/clipmod (BUILD unset: build/; `make asan` sets build-asan) with
+ * It runs tl_clipmod_bin() ($CLIPMOD_BIN, else $BUILD/clipmod: `make asan` runs build-asan's) with
  * CLIPMOD_VOCAB=../shared/vocab/bpe_simple_vocab_16e6.txt.gz (SHARED_OR_SKIP) and
  * HF_ENDPOINT=http://127.0.0.1:9 (so a broken --offline would fail instead of reaching the network).
  *
- * Reproduce by hand (after the setup above; T = the temp folder):
+ * Reproduce by hand (CLIPMOD_KEEP_TMP=1 build/tests/test_seed_command keeps T, the temp folder):
  *   CLIPMOD_VOCAB=../shared/vocab/bpe_simple_vocab_16e6.txt.gz build/clipmod train \
  *     --save-frequency 1 --warmup 10000 --batch-size=2 --lr=1e-3 --wd=0.1 --epochs=2 --workers=8 \
  *     --model ViT-B-32 --pretrained laion2b_s34b_b79k --train-num-samples 16 --dataset-resampled \
@@ -28,10 +28,8 @@
  *   build/clipmod eval --model T/logs/seedrun/checkpoints/epoch_2.safetensors --val-data T/val/00000.tar --batch-size 2 --json
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
 #include "testlib.h"
@@ -42,31 +40,17 @@
 #include "data/wds.h"
 #include "data/image.h"
 
-#define TRY(expr) do { cm_status try_st_ = (expr); REQUIRE(try_st_ == CM_OK, "%s: %s", #expr, cm_last_error()); } while (0)
-
-static char tmpdir[256];
 static const char *REPO = "laion/CLIP-ViT-B-32-laion2B-s34B-b79K";
 static const char *REV = "1a25a446712ba5ee05982a381eed697ef9b435cf";   /* any 40-hex commit */
 static const char *FORMULA_SHA = "bca9394d248be0cabbfa0a0006524577a15f722a786a686cd97dc0e3de872e1e";
 #define N_VAL 6
 
-/* Run a shell command (stdout/stderr to T/<tag>.out / T/<tag>.err); return the exit status. */
-static int run_cmd(const char *tag, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int run_cmd(const char *tag, const char *fmt, ...) {
-    static char cmd[8192], full[9000];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof full, "%s >'%s/%s.out' 2>'%s/%s.err'", cmd, tmpdir, tag, tmpdir, tag);
-    int rc = system(full);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
+static char out_buf[1 << 20], err_buf[1 << 20];
 
 /* The whole of T/<rel> as a NUL-terminated string (NULL when unreadable); free with cm_free. */
 static char *slurp(const char *rel) {
     char p[512];
-    snprintf(p, sizeof p, "%s/%s", tmpdir, rel);
+    snprintf(p, sizeof p, "%s/%s", tl_tmpdir, rel);
     uint8_t *b = NULL;
     size_t n = 0;
     if (cm_read_file(p, 1 << 26, &b, &n)) return NULL;
@@ -78,7 +62,6 @@ static char *slurp(const char *rel) {
 }
 
 static void print_tail(const char *what, const char *s) {
-    if (!s) return;
     size_t n = strlen(s);
     fprintf(stderr, "  --- %s (last 3000 bytes) ---\n%s\n", what, s + (n > 3000 ? n - 3000 : 0));
 }
@@ -104,7 +87,7 @@ static cm_status write_hf_cache(double *seconds) {
         ts[i].data = p->data;
     }
     char repo_dir[512], p[1024], q[1024];
-    snprintf(repo_dir, sizeof repo_dir, "%s/hf/models--laion--CLIP-ViT-B-32-laion2B-s34B-b79K", tmpdir);
+    snprintf(repo_dir, sizeof repo_dir, "%s/hf/models--laion--CLIP-ViT-B-32-laion2B-s34B-b79K", tl_tmpdir);
     snprintf(p, sizeof p, "%s/blobs", repo_dir);
     if (!st) st = cm_mkdir_p(p);
     snprintf(p, sizeof p, "%s/refs", repo_dir);
@@ -132,7 +115,7 @@ static cm_status write_hf_cache(double *seconds) {
    drawn square depend on the class, a caption, {"label": L}. Labels alternate 0/6 when label < 0. */
 static cm_status write_shards(const char *rel, int label, int n, int shard_size, uint64_t seed) {
     char dir[512];
-    snprintf(dir, sizeof dir, "%s/%s", tmpdir, rel);
+    snprintf(dir, sizeof dir, "%s/%s", tl_tmpdir, rel);
     cm_status st = cm_mkdir_p(dir);
     if (st) return st;
     CmShardWriter *w = NULL;
@@ -172,7 +155,7 @@ static cm_status write_shards(const char *rel, int label, int n, int shard_size,
 /* 4b. a checkpoint holds exactly the LoRA + head tensors (and their AdamW moments). */
 static void check_checkpoint(int epoch, const CmParam *tab, int ntab, int n_want, float *lora_b_maxabs) {
     char p[512];
-    snprintf(p, sizeof p, "%s/logs/seedrun/checkpoints/epoch_%d.safetensors", tmpdir, epoch);
+    snprintf(p, sizeof p, "%s/logs/seedrun/checkpoints/epoch_%d.safetensors", tl_tmpdir, epoch);
     CmTensorFile *f = NULL;
     cm_status st = cm_tensorfile_open(p, &f);
     REQUIRE(st == CM_OK, "epoch_%d checkpoint: %s", epoch, cm_last_error());
@@ -213,53 +196,56 @@ static double num(const cJSON *o, const char *k) {
 
 static void test_seed_command(void) {
     SHARED_OR_SKIP();
+    CLIPMOD_BIN_OR_SKIP();
     double t0 = cm_now(), t_w = 0;
-    TRY(write_hf_cache(&t_w));
+    REQ_OK(write_hf_cache(&t_w));
     {
         char cache[512];
-        snprintf(cache, sizeof cache, "%s/hf", tmpdir);
+        snprintf(cache, sizeof cache, "%s/hf", tl_tmpdir);
         char *path = cm_hub_cached_path(cache, REPO, CM_HF_SAFE_WEIGHTS_NAME, NULL);
         REQUIRE(path, "the resolver does not find the weights in %s", cache);
         free(path);
     }
-    TRY(write_shards("shards/class_0", 0, 8, 4, 11));   /* 00000.tar, 00001.tar */
-    TRY(write_shards("shards/class_6", 6, 4, 4, 12));   /* 00000.tar */
-    TRY(write_shards("val", -1, N_VAL, 100, 13));       /* 00000.tar, labels 0 and 6 */
+    REQ_OK(write_shards("shards/class_0", 0, 8, 4, 11));   /* 00000.tar, 00001.tar */
+    REQ_OK(write_shards("shards/class_6", 6, 4, 4, 12));   /* 00000.tar */
+    REQ_OK(write_shards("val", -1, N_VAL, 100, 13));       /* 00000.tar, labels 0 and 6 */
     double t_setup = cm_now() - t0;
 
-    const char *bd = getenv("BUILD") && *getenv("BUILD") ? getenv("BUILD") : "build";
+    /* children inherit these: the vocabulary from ../shared, and an endpoint that refuses
+       connections, so a broken --offline fails instead of reaching the network */
     const char *vocab = tl_shared("vocab/bpe_simple_vocab_16e6.txt.gz");
-    const char *T = tmpdir;
-    double t1 = cm_now();
-    int rc = run_cmd("train",
-        "CLIPMOD_VOCAB='%s' HF_ENDPOINT=http://127.0.0.1:9 '%s/clipmod' train"
+    setenv("CLIPMOD_VOCAB", vocab, 1);
+    setenv("HF_ENDPOINT", "http://127.0.0.1:9", 1);
+    const char *T = tl_tmpdir;
+    char args[4096];
+    snprintf(args, sizeof args, "train"
         " --save-frequency 1 --warmup 10000 --batch-size=2 --lr=1e-3 --wd=0.1 --epochs=2 --workers=8"
         " --model ViT-B-32 --pretrained laion2b_s34b_b79k --train-num-samples 16 --dataset-resampled"
         " --dataset-type webdataset --precision amp"
         " --train-data '%s/shards/class_0/{00000..00001}.tar::%s/shards/class_6/00000.tar'"
         " --train-data-upsampling-factors '1::5' --grad-checkpointing --accum-freq 4 --cache-dir '%s/hf'"
         " --enable-lora --val-data '%s/val/00000.tar'"
-        " --offline --logs '%s/logs' --name seedrun",
-        vocab, bd, T, T, T, T, T);
+        " --offline --logs '%s/logs' --name seedrun", T, T, T, T, T);
+    double t1 = cm_now();
+    int rc = tl_run_clipmod(args, out_buf, sizeof out_buf, err_buf, sizeof err_buf);
     double t_train = cm_now() - t1;
-    char *err = slurp("train.err");
+    const char *err = err_buf;
     if (rc != 0) print_tail("train stderr", err);
-    CHECK(rc == 0, "clipmod train exited %d", rc);
-    CHECK(err && strstr(err, "--warmup 10000 >= total optimizer steps 4"),
+    CHECK(rc == 0, "%s train exited %d", tl_clipmod_bin(), rc);
+    CHECK(strstr(err, "--warmup 10000 >= total optimizer steps 4"),
           "no loud warmup warning naming 10000 >= 4 steps on stderr");
-    CHECK(err && strstr(err, "!!!!!!!!!!"), "the warmup warning is not loud");
-    cm_free(err);
+    CHECK(strstr(err, "!!!!!!!!!!"), "the warmup warning is not loud");
     REQUIRE(rc == 0, "train failed; the rest needs its outputs");
 
     /* checkpoints: only the 48 LoRA + head tensors (+ AdamW moments) */
     CmModelConfig c;
-    TRY(cm_config_from_name("ViT-B-32", &c));
+    REQ_OK(cm_config_from_name("ViT-B-32", &c));
     CmParamCounts k;
     cm_param_counts(&c, &k);
     CHECK(k.n_lora_tensors == 48, "ViT-B-32: %d LoRA tensors, want 24 adapters x 2", k.n_lora_tensors);
     CmParam *tab = NULL;
     int ntab = 0;
-    TRY(cm_param_table(&c, &tab, &ntab));
+    REQ_OK(cm_param_table(&c, &tab, &ntab));
     float b1 = 0, b2 = 0;
     check_checkpoint(1, tab, ntab, k.n_lora_tensors + k.n_head_tensors, &b1);
     check_checkpoint(2, tab, ntab, k.n_lora_tensors + k.n_head_tensors, &b2);
@@ -303,16 +289,17 @@ static void test_seed_command(void) {
 
     /* clipmod eval --json on the last checkpoint (LoRA over the cached base weights) */
     double t2 = cm_now();
-    rc = run_cmd("eval", "CLIPMOD_VOCAB='%s' '%s/clipmod' eval --model '%s/logs/seedrun/checkpoints/epoch_2.safetensors'"
-                 " --val-data '%s/val/00000.tar' --batch-size 2 --json", vocab, bd, T, T);
+    snprintf(args, sizeof args, "eval --model '%s/logs/seedrun/checkpoints/epoch_2.safetensors'"
+             " --val-data '%s/val/00000.tar' --batch-size 2 --json", T, T);
+    rc = tl_run_clipmod(args, out_buf, sizeof out_buf, err_buf, sizeof err_buf);
     double t_eval = cm_now() - t2;
-    char *out = slurp("eval.out");
-    if (rc != 0) { char *e2 = slurp("eval.err"); print_tail("eval stderr", e2); cm_free(e2); }
+    const char *out = out_buf;
+    if (rc != 0) print_tail("eval stderr", err_buf);
     CHECK(rc == 0, "clipmod eval exited %d", rc);
-    char *last = NULL;
-    for (char *s = out; s && (s = strchr(s, '{')); s++) if (s == out || s[-1] == '\n') last = s;
+    const char *last = NULL;
+    for (const char *s = out; (s = strchr(s, '{')); s++) if (s == out || s[-1] == '\n') last = s;
     cJSON *j = last ? cJSON_Parse(last) : NULL;
-    CHECK(j, "eval --json printed no JSON object: %s", out ? out : "(nothing)");
+    CHECK(j, "eval --json printed no JSON object: %s", out);
     if (j) {
         double t1v = num(j, "top1"), vl = num(j, "val_loss");
         CHECK(num(j, "n") == N_VAL && t1v >= 0 && t1v <= 1 && num(j, "top2") >= t1v, "eval n %g top1 %g top2 %g",
@@ -326,17 +313,14 @@ static void test_seed_command(void) {
                 t1v, top1_2, vl, val_loss2, cl, clip2);
         cJSON_Delete(j);
     }
-    cm_free(out);
     fprintf(stderr, "  times: weights %.1f s (setup %.1f s), train %.1f s, eval %.1f s\n", t_w, t_setup, t_train, t_eval);
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/clipmod_seedcmd_XXXXXX");
-    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
+    if (!tl_tmpdir_make("seedcmd")) { perror("mkdtemp"); return 1; }
     RUN(test_seed_command);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);   /* the 605 MB weights file too */
-    if (getenv("CLIPMOD_KEEP_TMP")) fprintf(stderr, "  kept %s (CLIPMOD_KEEP_TMP)\n", tmpdir);
-    else if (system(cmd)) fprintf(stderr, "cleanup of %s failed\n", tmpdir);
+    /* the 605 MB weights file goes with the folder */
+    if (getenv("CLIPMOD_KEEP_TMP")) fprintf(stderr, "  kept %s (CLIPMOD_KEEP_TMP)\n", tl_tmpdir);
+    else tl_tmpdir_remove();
     return tl_summary("test_seed_command");
 }
