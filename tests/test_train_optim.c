@@ -10,6 +10,7 @@
 #include "train/optim.h"
 #include "common/rng.h"
 #include "train/train_opts.h"
+#include "data/wds.h"
 #include <cjson/cJSON.h>
 #include <stdint.h>
 
@@ -185,12 +186,15 @@ static void test_clip_and_clamp(void) {
 
 static void test_epoch_sizing(void) {
     long long nb, ns, per;
-    cm_epoch_sizing(128000, 2048, 8, &nb, &ns, &per);
+    CmEpochSize e;
+#define SIZING(n, b, w) do { REQ_OK(cm_epoch_size((n), (b), 1, (w), &e)); \
+        nb = e.num_batches; ns = e.num_samples; per = e.num_worker_batches; } while (0)
+    SIZING(128000, 2048, 8);
     CHECK(nb == 64 && ns == 131072 && per == 8, "seed example: %lld %lld %lld", nb, ns, per);
     CHECK(nb / 4 * 600 == 9600, "total steps");
-    cm_epoch_sizing(100, 8, 0, &nb, &ns, &per);
+    SIZING(100, 8, 0);
     CHECK(nb == 13 && ns == 104 && per == 13, "workers 0: %lld %lld %lld", nb, ns, per);
-    cm_epoch_sizing(100, 8, 3, &nb, &ns, &per);
+    SIZING(100, 8, 3);
     CHECK(nb == 15 && ns == 120 && per == 5, "workers 3: %lld %lld %lld", nb, ns, per);
 }
 

@@ -26,7 +26,7 @@ typedef struct {
     /* inputs */
     const CmTrainOpts *o;
     CmModel *m;                  /* weights loaded, mode set (cm_model_set_mode) */
-    CmBatchSource *train;        /* num_batches per epoch already sized (cm_epoch_sizing) */
+    CmBatchSource *train;        /* num_batches per epoch already sized (cm_epoch_size, data/wds.h) */
     CmBatchSource *val;          /* NULL: no validation */
     const char *base_model;      /* the --pretrained weights file, NULL when trained from scratch */
     const char *tokenizer;       /* recorded in checkpoints: "bpe" (NULL) or "bytes" */

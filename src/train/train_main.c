@@ -56,8 +56,9 @@ cm_status cm_train_main(CmTrainOpts *o, CmRun *r, void (*on_step)(void *, int64_
             if (s2) { st = cm_error_prefix("--train-num-samples not given and the shard sizes are unknown"); goto out; }
             ns = total;
         }
-        long long nb;
-        cm_epoch_sizing(ns, o->batch_size, o->workers, &nb, NULL, NULL);
+        CmEpochSize es;
+        if ((st = cm_epoch_size(ns, o->batch_size, 1, o->workers, &es))) goto out;
+        long long nb = es.num_batches;
         CmShardSourceCfg sc = {0};
         sc.urls = o->train_data; sc.upsampling = o->train_data_upsampling_factors; sc.train = true;
         sc.resampled = o->dataset_resampled; sc.batch = o->batch_size; sc.image_size = m->cfg.vision.image_size;

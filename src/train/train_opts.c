@@ -422,15 +422,3 @@ char *cm_train_opts_json(const CmTrainOpts *o) {
     cm_free(kv);
     return buf;
 }
-
-void cm_epoch_sizing(long long num_samples, int batch_size, int workers, long long *num_batches,
-                     long long *samples_per_epoch, long long *per_worker_batches) {
-    long long bs = batch_size < 1 ? 1 : batch_size;
-    long long nb = (num_samples + bs - 1) / bs;
-    long long w = workers < 1 ? 1 : workers;
-    long long per = (nb + w - 1) / w;
-    nb = per * w;
-    if (num_batches) *num_batches = nb;
-    if (samples_per_epoch) *samples_per_epoch = nb * bs;
-    if (per_worker_batches) *per_worker_batches = per;
-}

@@ -9,7 +9,7 @@
  * (src/cli/args.h) and --help is generated from it. The flags that only matter for distributed
  * or GPU training, or for integrations we do not have, are accepted so that OpenCLIP command
  * lines run unchanged; their help text says what they do here (usually: nothing, single process).
- * defines: CmTrainOpts, cm_train_opts_*, cm_epoch_sizing, cm_py_float
+ * defines: CmTrainOpts, cm_train_opts_*, cm_py_float
  */
 #ifndef CM_TRAIN_OPTS_H
 #define CM_TRAIN_OPTS_H
@@ -79,12 +79,5 @@ char *cm_train_opts_json(const CmTrainOpts *o);
 /* Python str(float): shortest round-trip repr, fixed for 1e-4 <= |x| < 1e16 (always with a
    ".0" when integral), else d.ddde-XX; "inf", "nan". */
 void cm_py_float(double x, char *buf, size_t n);
-
-/* OpenCLIP's train epoch sizing (reference §8) for world size 1:
-   num_batches = ceil(ceil(num_samples/bs)/max(1,workers)) * max(1,workers)... exactly:
-   nb = ceil(ns / bs); per_worker = ceil(nb / max(1,w)); nb = per_worker * w (w >= 1 only);
-   samples = nb * bs. */
-void cm_epoch_sizing(long long num_samples, int batch_size, int workers, long long *num_batches,
-                     long long *samples_per_epoch, long long *per_worker_batches);
 
 #endif
