@@ -38,7 +38,14 @@ cm_status cm_error_prefix(const char *fmt, ...) {
     vsnprintf(ctx, sizeof ctx, fmt, ap);
     va_end(ap);
     memcpy(old, tl_msg, sizeof old);
-    snprintf(tl_msg, sizeof tl_msg, "%s: %s", ctx, old);
+    /* "ctx: old", cut at the buffer's end (a long message loses its tail, never the context) */
+    size_t n = strlen(ctx);
+    if (n > sizeof tl_msg - 3) n = sizeof tl_msg - 3;
+    memcpy(tl_msg, ctx, n);
+    memcpy(tl_msg + n, ": ", 2);
+    size_t room = sizeof tl_msg - n - 3, k = strnlen(old, room);
+    memcpy(tl_msg + n + 2, old, k);
+    tl_msg[n + 2 + k] = 0;
     return tl_status;
 }
 
@@ -165,7 +172,11 @@ cm_status cm_atomic_open(CmAtomicFile *af, const char *path) {
     size_t n = strlen(path) + 32;
     af->path = cm_strdup(path);
     af->tmp_path = malloc(n);
-    if (!af->path || !af->tmp_path) { cm_atomic_abort(af); return cm_error(CM_ERR_OOM, "%s: out of memory", path); }
+    if (!af->path || !af->tmp_path) {   /* nothing created yet: free, don't unlink */
+        free(af->path); free(af->tmp_path);
+        af->path = af->tmp_path = NULL;
+        return cm_error(CM_ERR_OOM, "%s: out of memory", path);
+    }
     snprintf(af->tmp_path, n, "%s.tmp.%ld", path, (long)getpid());
     af->f = fopen(af->tmp_path, "wb");
     if (!af->f) {
@@ -214,7 +225,7 @@ void cm_atomic_abort(CmAtomicFile *af) {
 }
 
 cm_status cm_write_file_atomic(const char *path, const void *data, size_t len) {
-    CmAtomicFile af;
+    CmAtomicFile af = {0};
     cm_status st = cm_atomic_open(&af, path);
     if (st) return st;
     st = cm_atomic_write(&af, data, len);
