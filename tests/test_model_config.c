@@ -233,14 +233,7 @@ static void test_formula_file(void) {
     REQ_OK(cm_model_create(&c, &m));
     cm_model_init_formula(m, 1);
     CmTensorOut *ts = calloc((size_t)m->n_params, sizeof *ts);
-    for (int i = 0; i < m->n_params; i++) {
-        CmParam *p = &m->params[i];
-        ts[i].name = p->name;
-        ts[i].dtype = CM_F32;
-        ts[i].ndim = p->ndim;
-        for (int d = 0; d < p->ndim; d++) ts[i].shape[d] = p->shape[d];
-        ts[i].data = p->data;
-    }
+    cm_model_tensor_list(m, false, ts);
     char path[128];
     snprintf(path, sizeof path, "/tmp/clipmod_test_vitb32_seed1_%d.safetensors", (int)getpid());
     cm_status st = cm_safetensors_write(path, ts, m->n_params, NULL, 0);

@@ -78,14 +78,7 @@ static cm_status write_hf_cache(double *seconds) {
     if ((st = cm_model_create(&c, &m))) return st;
     cm_model_init_formula(m, 1);
     CmTensorOut *ts = calloc((size_t)m->n_params, sizeof *ts);
-    for (int i = 0; i < m->n_params; i++) {
-        CmParam *p = &m->params[i];
-        ts[i].name = p->name;
-        ts[i].dtype = CM_F32;
-        ts[i].ndim = p->ndim;
-        for (int d = 0; d < p->ndim; d++) ts[i].shape[d] = p->shape[d];
-        ts[i].data = p->data;
-    }
+    cm_model_tensor_list(m, false, ts);
     char repo_dir[512], p[1024], q[1024];
     snprintf(repo_dir, sizeof repo_dir, "%s/hf/models--laion--CLIP-ViT-B-32-laion2B-s34B-b79K", tl_tmpdir);
     snprintf(p, sizeof p, "%s/blobs", repo_dir);

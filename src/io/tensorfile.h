@@ -96,7 +96,7 @@ bool cm_dtype_parse(const char *s, CmDType *out);
 
 /* Write a safetensors file atomically, tensors in the given order, offsets contiguous.
    metadata: NULL or an array of n_meta (key, value) string pairs for "__metadata__". */
-typedef struct {
+typedef struct CmTensorOut {
     const char *name;
     CmDType dtype;
     int ndim;

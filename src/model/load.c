@@ -229,11 +229,7 @@ cm_status cm_model_from_file(const char *path, const CmModelConfig *cfg, unsigne
 // ---------------------------------------------------------------------------------------------
 // save
 
-cm_status cm_model_save(const CmModel *m, const char *path, bool trainable_only, const char *const *metadata, int n_meta) {
-    CmTensorOut *ts = cm_calloc((size_t)m->n_params, sizeof *ts, "tensor list");
-    const char **meta = cm_calloc((size_t)(2 * n_meta + 2), sizeof(char *), "metadata");
-    char *cfgjson = cm_malloc(4096, "config json");
-    if (!ts || !meta || !cfgjson) { cm_free(ts); cm_free(meta); cm_free(cfgjson); return CM_ERR_OOM; }
+int cm_model_tensor_list(const CmModel *m, bool trainable_only, CmTensorOut *ts) {
     int n = 0;
     for (int i = 0; i < m->n_params; i++) {
         const CmParam *p = &m->params[i];
@@ -245,6 +241,15 @@ cm_status cm_model_save(const CmModel *m, const char *path, bool trainable_only,
         for (int d = 0; d < p->ndim; d++) t->shape[d] = p->shape[d];
         t->data = p->data;
     }
+    return n;
+}
+
+cm_status cm_model_save(const CmModel *m, const char *path, bool trainable_only, const char *const *metadata, int n_meta) {
+    CmTensorOut *ts = cm_calloc((size_t)m->n_params, sizeof *ts, "tensor list");
+    const char **meta = cm_calloc((size_t)(2 * n_meta + 2), sizeof(char *), "metadata");
+    char *cfgjson = cm_malloc(4096, "config json");
+    if (!ts || !meta || !cfgjson) { cm_free(ts); cm_free(meta); cm_free(cfgjson); return CM_ERR_OOM; }
+    int n = cm_model_tensor_list(m, trainable_only, ts);
     bool has_cfg = false;
     for (int i = 0; i < n_meta; i++) {
         meta[2 * i] = metadata[2 * i];

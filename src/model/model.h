@@ -214,6 +214,10 @@ cm_status cm_config_from_tensorfile(const struct CmTensorFile *f, CmModelConfig 
    unless given. */
 cm_status cm_model_save(const CmModel *m, const char *path, bool trainable_only,
                         const char *const *metadata, int n_meta);
+/* The model's tensors as a safetensors write list (OpenCLIP names, state-dict order, F32, data
+   pointing into the model): fills ts[0..n) (ts has room for m->n_params) and returns n. */
+struct CmTensorOut;
+int cm_model_tensor_list(const CmModel *m, bool trainable_only, struct CmTensorOut *ts);
 
 /* What a weights file holds, for `clipmod info --model` (against cfg's table). */
 typedef struct {
