@@ -120,20 +120,47 @@ cm_status cm_model_load_file(CmModel *m, const char *path, unsigned flags, uint6
 // ---------------------------------------------------------------------------------------------
 // config <-> JSON, config from a file's shapes
 
-static int config_json(const CmModelConfig *c, char *buf, size_t n) {
-    return snprintf(buf, n,
-                    "{\"model_name\":\"%s\",\"model_cfg\":{\"embed_dim\":%d,\"quick_gelu\":%s,"
-                    "\"vision_cfg\":{\"image_size\":%d,\"layers\":%d,\"width\":%d,\"patch_size\":%d,\"head_width\":%d,\"mlp_ratio\":%g},"
-                    "\"text_cfg\":{\"context_length\":%d,\"vocab_size\":%d,\"width\":%d,\"heads\":%d,\"layers\":%d,\"mlp_ratio\":%g}},"
-                    "\"lora\":{\"enabled\":%s,\"r\":%d,\"alpha\":%g},"
-                    "\"head\":{\"enabled\":%s,\"d\":%d,\"heads\":%d,\"ff\":%d,\"layers\":%d,\"classes\":%d,"
-                    "\"dropout_design\":%g,\"classifier_dropout_design\":%g}}",
-                    c->name, c->embed_dim, c->quick_gelu ? "true" : "false", c->vision.image_size, c->vision.layers,
-                    c->vision.width, c->vision.patch_size, c->vision.head_width, (double)c->vision.mlp_ratio,
-                    c->text.context_length, c->text.vocab_size, c->text.width, c->text.heads, c->text.layers,
-                    (double)c->text.mlp_ratio, c->has_lora ? "true" : "false", c->lora_rank, (double)c->lora_alpha,
-                    c->has_head ? "true" : "false", c->head.d, c->head.heads, c->head.ff, c->head.layers,
-                    c->head.n_classes, (double)c->head.dropout, (double)c->head.cls_dropout);
+/* The config as the "model_config" JSON of clipmod files (read back by cm_config_from_tensorfile). */
+char *cm_config_to_json(const CmModelConfig *c) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "model_name", c->name);
+    cJSON *mc = cJSON_AddObjectToObject(root, "model_cfg");
+    cJSON_AddNumberToObject(mc, "embed_dim", c->embed_dim);
+    cJSON_AddBoolToObject(mc, "quick_gelu", c->quick_gelu);
+    cJSON *vc = cJSON_AddObjectToObject(mc, "vision_cfg");
+    cJSON_AddNumberToObject(vc, "image_size", c->vision.image_size);
+    cJSON_AddNumberToObject(vc, "layers", c->vision.layers);
+    cJSON_AddNumberToObject(vc, "width", c->vision.width);
+    cJSON_AddNumberToObject(vc, "patch_size", c->vision.patch_size);
+    cJSON_AddNumberToObject(vc, "head_width", c->vision.head_width);
+    cJSON_AddNumberToObject(vc, "mlp_ratio", c->vision.mlp_ratio);
+    cJSON *tc = cJSON_AddObjectToObject(mc, "text_cfg");
+    cJSON_AddNumberToObject(tc, "context_length", c->text.context_length);
+    cJSON_AddNumberToObject(tc, "vocab_size", c->text.vocab_size);
+    cJSON_AddNumberToObject(tc, "width", c->text.width);
+    cJSON_AddNumberToObject(tc, "heads", c->text.heads);
+    cJSON_AddNumberToObject(tc, "layers", c->text.layers);
+    cJSON_AddNumberToObject(tc, "mlp_ratio", c->text.mlp_ratio);
+    cJSON *lo = cJSON_AddObjectToObject(root, "lora");
+    cJSON_AddBoolToObject(lo, "enabled", c->has_lora);
+    cJSON_AddNumberToObject(lo, "r", c->lora_rank);
+    cJSON_AddNumberToObject(lo, "alpha", c->lora_alpha);
+    cJSON *hd = cJSON_AddObjectToObject(root, "head");
+    cJSON_AddBoolToObject(hd, "enabled", c->has_head);
+    cJSON_AddNumberToObject(hd, "d", c->head.d);
+    cJSON_AddNumberToObject(hd, "heads", c->head.heads);
+    cJSON_AddNumberToObject(hd, "ff", c->head.ff);
+    cJSON_AddNumberToObject(hd, "layers", c->head.layers);
+    cJSON_AddNumberToObject(hd, "classes", c->head.n_classes);
+    cJSON_AddNumberToObject(hd, "dropout_design", c->head.dropout);
+    cJSON_AddNumberToObject(hd, "classifier_dropout_design", c->head.cls_dropout);
+    char *s = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (!s) { cm_error(CM_ERR_OOM, "model config JSON: out of memory"); return NULL; }
+    char *out = cm_malloc(strlen(s) + 1, "model config JSON");
+    if (out) strcpy(out, s);
+    cJSON_free(s);
+    return out;
 }
 
 static const CmTensorView *need(const CmTensorFile *f, const char *name, int ndim) {
@@ -247,8 +274,8 @@ int cm_model_tensor_list(const CmModel *m, bool trainable_only, CmTensorOut *ts)
 cm_status cm_model_save(const CmModel *m, const char *path, bool trainable_only, const char *const *metadata, int n_meta) {
     CmTensorOut *ts = cm_calloc((size_t)m->n_params, sizeof *ts, "tensor list");
     const char **meta = cm_calloc((size_t)(2 * n_meta + 2), sizeof(char *), "metadata");
-    char *cfgjson = cm_malloc(4096, "config json");
-    if (!ts || !meta || !cfgjson) { cm_free(ts); cm_free(meta); cm_free(cfgjson); return CM_ERR_OOM; }
+    char *cfgjson = NULL;
+    if (!ts || !meta) { cm_free(ts); cm_free(meta); return CM_ERR_OOM; }
     int n = cm_model_tensor_list(m, trainable_only, ts);
     bool has_cfg = false;
     for (int i = 0; i < n_meta; i++) {
@@ -258,7 +285,7 @@ cm_status cm_model_save(const CmModel *m, const char *path, bool trainable_only,
     }
     int nm = n_meta;
     if (!has_cfg) {
-        config_json(&m->cfg, cfgjson, 4096);
+        if (!(cfgjson = cm_config_to_json(&m->cfg))) { cm_free(ts); cm_free(meta); return CM_ERR_OOM; }
         meta[2 * nm] = "model_config";
         meta[2 * nm + 1] = cfgjson;
         nm++;

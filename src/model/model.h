@@ -214,6 +214,9 @@ cm_status cm_config_from_tensorfile(const struct CmTensorFile *f, CmModelConfig 
    unless given. */
 cm_status cm_model_save(const CmModel *m, const char *path, bool trainable_only,
                         const char *const *metadata, int n_meta);
+/* The config as JSON (model_name, model_cfg, lora, head incl. "enabled"); cm_malloc'd, NULL (with
+   the error set) when out of memory. Read back by cm_config_from_tensorfile from "model_config". */
+char *cm_config_to_json(const CmModelConfig *cfg);
 /* The model's tensors as a safetensors write list (OpenCLIP names, state-dict order, F32, data
    pointing into the model): fills ts[0..n) (ts has room for m->n_params) and returns n. */
 struct CmTensorOut;

@@ -34,46 +34,6 @@ static bool mode_parse(const char *s, CmTrainMode *m) {
     return true;
 }
 
-char *cm_config_to_json(const CmModelConfig *c) {
-    cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "model_name", c->name);
-    cJSON *mc = cJSON_AddObjectToObject(root, "model_cfg");
-    cJSON_AddNumberToObject(mc, "embed_dim", c->embed_dim);
-    cJSON_AddBoolToObject(mc, "quick_gelu", c->quick_gelu);
-    cJSON *vc = cJSON_AddObjectToObject(mc, "vision_cfg");
-    cJSON_AddNumberToObject(vc, "image_size", c->vision.image_size);
-    cJSON_AddNumberToObject(vc, "layers", c->vision.layers);
-    cJSON_AddNumberToObject(vc, "width", c->vision.width);
-    cJSON_AddNumberToObject(vc, "patch_size", c->vision.patch_size);
-    cJSON_AddNumberToObject(vc, "head_width", c->vision.head_width);
-    cJSON_AddNumberToObject(vc, "mlp_ratio", c->vision.mlp_ratio);
-    cJSON *tc = cJSON_AddObjectToObject(mc, "text_cfg");
-    cJSON_AddNumberToObject(tc, "context_length", c->text.context_length);
-    cJSON_AddNumberToObject(tc, "vocab_size", c->text.vocab_size);
-    cJSON_AddNumberToObject(tc, "width", c->text.width);
-    cJSON_AddNumberToObject(tc, "heads", c->text.heads);
-    cJSON_AddNumberToObject(tc, "layers", c->text.layers);
-    cJSON_AddNumberToObject(tc, "mlp_ratio", c->text.mlp_ratio);
-    cJSON *lo = cJSON_AddObjectToObject(root, "lora");
-    cJSON_AddNumberToObject(lo, "r", c->lora_rank);
-    cJSON_AddNumberToObject(lo, "alpha", c->lora_alpha);
-    cJSON *hd = cJSON_AddObjectToObject(root, "head");
-    cJSON_AddNumberToObject(hd, "d", c->head.d);
-    cJSON_AddNumberToObject(hd, "heads", c->head.heads);
-    cJSON_AddNumberToObject(hd, "ff", c->head.ff);
-    cJSON_AddNumberToObject(hd, "layers", c->head.layers);
-    cJSON_AddNumberToObject(hd, "classes", c->head.n_classes);
-    cJSON_AddNumberToObject(hd, "dropout_design", c->head.dropout);
-    cJSON_AddNumberToObject(hd, "classifier_dropout_design", c->head.cls_dropout);
-    char *s = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    if (!s) { cm_error(CM_ERR_OOM, "model config JSON: out of memory"); return NULL; }
-    char *out = cm_malloc(strlen(s) + 1, "model config JSON");
-    if (out) strcpy(out, s);
-    cJSON_free(s);
-    return out;
-}
-
 cm_status cm_sha256_file(const char *path, char out[65]) {
     FILE *f = fopen(path, "rb");
     if (!f) return cm_error(CM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));

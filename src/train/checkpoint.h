@@ -19,7 +19,7 @@
  * Loading overlays the checkpoint onto a model built from the same config (its frozen tensors
  * loaded from the base model first); the base model's SHA-256 is checked against the metadata.
  * Tensors under "optimizer." are never model tensors, so `clipmod eval --model CKPT` works.
- * defines: CmCkptMeta, cm_checkpoint_*, cm_config_to_json, cm_sha256_file
+ * defines: CmCkptMeta, cm_checkpoint_*, cm_sha256_file
  */
 #ifndef CM_TRAIN_CHECKPOINT_H
 #define CM_TRAIN_CHECKPOINT_H
@@ -48,9 +48,6 @@ typedef struct {
     const char *args_json;       /* save: options JSON (may be NULL); load: not filled */
 } CmCkptMeta;
 
-/* The config as JSON (model_cfg + lora + head + model_name); cm_malloc'd. Round-trips through
-   cm_config_from_json (has_lora / has_head are stored separately in the metadata). */
-char *cm_config_to_json(const CmModelConfig *cfg);
 /* SHA-256 of a file, streamed (64 hex chars). */
 cm_status cm_sha256_file(const char *path, char out[65]);
 
