@@ -341,6 +341,8 @@ typedef struct CmBatchPool {
 } CmBatchPool;
 
 static void batch_release(CmBatch *b) {
+    for (int i = 0; b->keys && i < b->cap_; i++) { free(b->keys[i]); free(b->shards[i]); }
+    free(b->keys); free(b->shards);
     cm_free(b->images); cm_free(b->tokens); cm_free(b->labels);
     free(b);
 }
@@ -363,6 +365,16 @@ void cm_batch_free(CmBatch *b) {
     pool_unref_locked(p);
 }
 
+/* Replace *dst by a copy of s (the batch's key strings are reused across refills). */
+static bool set_str(char **dst, const char *s) {
+    size_t n = strlen(s ? s : "");
+    char *d = realloc(*dst, n + 1);
+    if (!d) return false;
+    memcpy(d, s ? s : "", n + 1);
+    *dst = d;
+    return true;
+}
+
 static CmBatch *batch_new(CmLoader *l) {
     int B = l->cfg.batch_size;
     CmBatchPool *p = l->pool;
@@ -380,7 +392,10 @@ static CmBatch *batch_new(CmLoader *l) {
     b->images = cm_malloc(sizeof(float) * (size_t)B * 3 * (size_t)l->S * (size_t)l->S, "batch images");
     b->tokens = cm_malloc(sizeof(int32_t) * (size_t)B * (size_t)l->ctx, "batch tokens");
     b->labels = cm_malloc(sizeof(int32_t) * (size_t)B, "batch labels");
-    if (!b->images || !b->tokens || !b->labels) { cm_batch_free(b); return NULL; }
+    b->keys = calloc((size_t)B, sizeof *b->keys);
+    b->shards = calloc((size_t)B, sizeof *b->shards);
+    b->cap_ = B;
+    if (!b->images || !b->tokens || !b->labels || !b->keys || !b->shards) { cm_batch_free(b); return NULL; }
     return b;
 }
 
@@ -413,6 +428,11 @@ static void *assembler_main(void *arg) {
                 memcpy(b->images + (size_t)filled * img_n, j->img, sizeof(float) * img_n);
                 memcpy(b->tokens + (size_t)filled * (size_t)l->ctx, j->tok, sizeof(int32_t) * (size_t)l->ctx);
                 b->labels[filled] = j->label;
+                if (!set_str(&b->keys[filled], j->s->key) || !set_str(&b->shards[filled], j->s->url)) {
+                    recycle(l, j);
+                    set_fatal(l, CM_ERR_OOM, "data: out of memory for sample keys");
+                    break;
+                }
                 filled++;
                 bad_run = 0;
             } else {

@@ -60,8 +60,11 @@ typedef struct CmBatch {
     float *images;             /* [n,3,S,S] */
     int32_t *tokens;           /* [n,context_len] (77 unless configured) */
     int32_t *labels;           /* [n] class ids 0..6 */
+    char **keys;               /* [n] sample keys (webdataset __key__), owned by the batch */
+    char **shards;             /* [n] the shard each sample came from, owned by the batch */
     struct CmBatchPool *pool_; /* internal: cm_batch_free recycles the memory into the loader */
     struct CmBatch *next_;     /* internal */
+    int cap_;                  /* internal: entries of keys / shards */
 } CmBatch;
 
 typedef struct {

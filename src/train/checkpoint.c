@@ -3,6 +3,7 @@
  * checkpoint.h for the layout.
  */
 #include "train/checkpoint.h"
+#include "train/export.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -391,6 +392,10 @@ fail:
 
 cm_status cm_model_open_any(const char *path, const char *config_name, CmModel **out, CmCkptMeta *meta) {
     *out = NULL;
+    if (cm_export_is_dir(path)) {   /* `clipmod export` output (or an OpenCLIP model folder) */
+        if (config_name) return cm_error(CM_ERR_ARG, "%s: a model folder carries its config; --model-name is for weights files", path);
+        return cm_export_open(path, out, meta);
+    }
     if (config_name) {
         CmTensorFile *f;
         cm_status st = cm_tensorfile_open(path, &f);

@@ -70,7 +70,7 @@ cm_status cm_checkpoint_load(const char *path, CmModel *m, CmAdamW *opt, CmCkptM
    loaded with cm_model_from_file (CLIP-only files allowed). */
 cm_status cm_checkpoint_open_model(const char *path, CmModel **out, CmCkptMeta *meta);
 
-/* eval / predict: a clipmod checkpoint (config from its metadata; config_name must then be NULL
+/* eval / predict / embed: a folder written by `clipmod export` (src/train/export.h), a clipmod checkpoint (config from its metadata; config_name must then be NULL
    or agree) or a weights file (config from config_name — a name or JSON file — else guessed from
    the shapes; LoRA/head initialised when absent). meta->tokenizer tells the tokenizer. */
 cm_status cm_model_open_any(const char *path, const char *config_name, CmModel **out, CmCkptMeta *meta);
