@@ -300,7 +300,10 @@ static cm_status bulk_images(Scorer *sc, PredOut *out, Item *items, int n, int64
         for (int i = 0; i < nb && !st; i++) {
             Item *it = &items[b0 + i];
             if (sc->slot[i] < 0) {
-                if (++*bad <= MAX_LOGGED_BAD) cm_warn("predict: bad sample %s: %s (skipped)", it->key, it->err ? it->err : "failed");
+                if (++*bad <= MAX_LOGGED_BAD) {
+                    progress_clear(&pg);
+                    cm_warn("predict: bad sample %s: %s (skipped)", it->key, it->err ? it->err : "failed");
+                }
                 continue;
             }
             PredRow r = {0};

@@ -154,7 +154,7 @@ static void progress_line(Progress *p, int64_t done, int64_t bad, char *b, size_
     size_t k;
     if (p->total > 0) {
         fmt_dur(eta, sizeof eta, rate > 0 ? (p->total - done - bad) / rate : -1);
-        k = (size_t)snprintf(b, n, "predict: %lld/%lld samples (%.0f%%)  %.1f samples/s  elapsed %s  ETA %s", (long long)done,
+        k = (size_t)snprintf(b, n, "predict: %lld/%lld samples (%.0f%%)  %.1f samples/s  elapsed %s  ETA %s", (long long)(done + bad),
                              (long long)p->total, 100.0 * (double)(done + bad) / (double)p->total, rate, ela, eta);
     } else {
         k = (size_t)snprintf(b, n, "predict: %lld samples  %.1f samples/s  elapsed %s", (long long)done, rate, ela);
@@ -166,7 +166,8 @@ void progress_start(Progress *p, bool enabled, int64_t total) {
     memset(p, 0, sizeof *p);
     p->enabled = enabled;
     p->tty = isatty(2);
-    p->t0 = p->last = cm_now();
+    p->t0 = cm_now();
+    p->last = -1e9;   /* the first update shows at once */
     p->every_s = p->tty ? 0.2 : 10.0;
     p->total = total;
 }
@@ -179,18 +180,23 @@ void progress_update(Progress *p, int64_t done, int64_t bad) {
     char b[256];
     progress_line(p, done, bad, b, sizeof b);
     if (p->tty) {
-        int len = (int)strlen(b);
-        fprintf(stderr, "\r%s%*s", b, p->last_len > len ? p->last_len - len : 0, "");
-        p->last_len = len;
+        /* the cursor goes back to column 0, so a warning printed meanwhile starts on a clean
+           line start ("\033[K" clears the rest of the line) */
+        fprintf(stderr, "\r%s\033[K\r", b);
+        p->last_len = (int)strlen(b);
     } else {
         fprintf(stderr, "%s\n", b);
     }
     fflush(stderr);
 }
 
+void progress_clear(Progress *p) {
+    if (p->enabled && p->tty && p->last_len) { fputs("\r\033[K", stderr); p->last_len = 0; }
+}
+
 void progress_done(Progress *p, int64_t done, int64_t bad) {
     if (!p->enabled) return;
-    if (p->tty && p->last_len) fprintf(stderr, "\r%*s\r", p->last_len, "");
+    progress_clear(p);
     double el = cm_now() - p->t0;
     char ela[32];
     fmt_dur(ela, sizeof ela, el);

@@ -54,8 +54,9 @@ int pred_softmax(const float *logits, int C, double *probs);
 const char *pred_class_name(int c, int C, char *buf, size_t n);
 
 /* Progress on stderr: on a TTY one line rewritten with '\r' (count/total, rate, ETA) at most 5
-   times a second; otherwise a plain line every `every_s` seconds. progress_done prints the
-   summary line in both cases. */
+   times a second, the cursor left at column 0 so that log lines printed meanwhile (the loader's
+   bad-sample warnings) overwrite it instead of running on after it; otherwise a plain line
+   every 10 seconds (the first at once). progress_done prints the summary line in both cases. */
 typedef struct {
     bool enabled, tty;
     double t0, last, every_s;
@@ -65,5 +66,7 @@ typedef struct {
 void progress_start(Progress *p, bool enabled, int64_t total);
 void progress_update(Progress *p, int64_t done, int64_t bad);
 void progress_done(Progress *p, int64_t done, int64_t bad);
+/* Erase the TTY line (before printing something else on stderr). */
+void progress_clear(Progress *p);
 
 #endif
