@@ -267,6 +267,24 @@ static void test_bulk_shards(void) {
     for (int i = 0; i < NS; i++) CHECK(seen[i], "key s%02d missing", i);
     free_lines(v, n);
 
+    /* on a TTY (util-linux `script` gives one): a progress line rewritten with '\r', rate, ETA */
+    if (access("/usr/bin/script", X_OK) == 0) {
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd, "/usr/bin/script -qec \"%s predict --model %s --vocab %s --data '%s/shards/{00000..00001}.tar' "
+                 "--batch-size 1 --out %s\" /dev/null >%s 2>&1", tl_clipmod_bin(), T("lora.safetensors"), vocab(), tmpdir, T("tty.jsonl"), T("tty.txt"));
+        int st = system(cmd);
+        uint8_t *tt = NULL;
+        size_t tn = 0;
+        CHECK(st == 0 && !cm_read_file(T("tty.txt"), 1 << 20, &tt, &tn), "script run: %d", st);
+        if (tt) {
+            CHECK(strstr((char *)tt, "\rpredict: 1/8 samples") && strstr((char *)tt, "samples/s") && strstr((char *)tt, "ETA") &&
+                  strstr((char *)tt, "\033[K") && strstr((char *)tt, "predict: done: 7 samples scored, 1 bad"), "TTY progress: %s", tt);
+            cm_free(tt);
+        }
+    } else {
+        fprintf(stderr, "  (no /usr/bin/script: TTY progress not checked)\n");
+    }
+
     /* CSV to a file, atomically */
     rc = run("predict --model %s --vocab %s --data '%s/shards/{00000..00001}.tar' --format csv --out %s --no-progress", T("lora.safetensors"),
              vocab(), tmpdir, T("out.csv"));
@@ -407,6 +425,18 @@ static void test_export_lora_roundtrip(void) {
     CHECK(rc == 2 && strstr(err_buf, "--overwrite"), "non-empty out: %d %s", rc, err_buf);
     rc = run("export --model %s --out %s --overwrite", T("lora.safetensors"), dir);
     CHECK(rc == 0 && access(p, F_OK) != 0, "overwrite: %d %s", rc, err_buf);
+    /* --vocab makes the folder self-contained: the tokenizer is found in it */
+    rc = run("export --model %s --out %s --overwrite --vocab %s", T("lora.safetensors"), dir, vocab());
+    snprintf(p, sizeof p, "%s/bpe_simple_vocab_16e6.txt.gz", dir);
+    uint8_t *va = NULL, *vb = NULL;
+    size_t na = 0, nb = 0;
+    CHECK(rc == 0 && !cm_read_file(p, 1 << 24, &va, &na) && !cm_read_file(vocab(), 1 << 24, &vb, &nb) && na == nb && !memcmp(va, vb, na),
+          "--vocab copy: %d %s", rc, err_buf);
+    cm_free(va); cm_free(vb);
+    rc = run("predict --model %s --vocab %s --image %s --text 'a car'", dir, dir, tl_shared(samples[0].img));
+    CHECK(rc == 0 && strstr(out_buf, "\"probs\""), "tokenizer from the folder: %d %s", rc, err_buf);
+    rc = run("export --model %s --out %s --overwrite --vocab %s", T("lora.safetensors"), dir, T("captions.tsv"));
+    CHECK(rc != 0 && strstr(err_buf, "--vocab"), "a bad vocabulary is refused: %d %s", rc, err_buf);
     /* nothing left behind in the parent but the folder and our inputs */
     char cmd[800];
     snprintf(cmd, sizeof cmd, "ls -d %s/export_lora.export-tmp.* >/dev/null 2>&1", tmpdir);
@@ -442,7 +472,7 @@ static void test_export_vitb32_names(void) {
     CmModel *m;
     REQ_OK(cm_model_create(&cfg, &m));
     cm_model_init_lora_head(m, 1);
-    CmExportOpts o = {false, false, "bpe", "test"};
+    CmExportOpts o = {false, false, "bpe", "test", NULL};
     const char *dir = T("export_vitb32");
     REQ_OK(cm_export_write(m, dir, &o));
     cm_model_free(m);

@@ -15,16 +15,17 @@
 #include "train/export.h"
 
 int cmd_export(int argc, char **argv) {
-    const char *model = NULL, *out = NULL, *model_name = NULL;
+    const char *model = NULL, *out = NULL, *model_name = NULL, *vocab = NULL;
     bool overwrite = false, peft = false;
     ArgSpec specs[] = {
         {"--model", ARG_STR, &model, "CKPT", "clipmod checkpoint (LoRA or full), weights file with a head, or an export folder (required)"},
         {"--out", ARG_STR, &out, "DIR", "output folder; must be absent or empty unless --overwrite (required)"},
         {"--overwrite", ARG_FLAG, &overwrite, NULL, "replace the export files in an existing non-empty folder"},
         {"--peft", ARG_FLAG, &peft, NULL, "also write the unmerged LoRA as adapter_model.safetensors + adapter_config.json (PEFT naming)"},
+        {"--vocab", ARG_STR, &vocab, "FILE", "copy this BPE vocabulary (bpe_simple_vocab_16e6.txt.gz or merges.txt) into DIR: a self-contained folder"},
         {"--model-name", ARG_STR, &model_name, "NAME|JSON", "config of a plain weights file (default: from the checkpoint / guessed from shapes)"},
     };
-    int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "export", "--model CKPT --out DIR [--overwrite] [--peft]", NULL);
+    int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "export", "--model CKPT --out DIR [--overwrite] [--peft] [--vocab FILE]", NULL);
     if (rc) return rc < 0 ? 0 : rc;
     if (!model || !out) { fprintf(stderr, "clipmod export: --model and --out are required\n"); return 2; }
     CmModel *m = NULL;
@@ -38,7 +39,7 @@ int cmd_export(int argc, char **argv) {
         fprintf(stderr, "clipmod export: --peft: %s has no LoRA adapters\n", model);
         status = 2;
     } else {
-        CmExportOpts o = {overwrite, peft, meta.tokenizer[0] ? meta.tokenizer : "bpe", model};
+        CmExportOpts o = {overwrite, peft, meta.tokenizer[0] ? meta.tokenizer : "bpe", model, vocab};
         double t0 = cm_now();
         if (cm_export_write(m, out, &o)) {
             fprintf(stderr, "clipmod export: %s\n", cm_last_error());

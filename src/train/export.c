@@ -16,10 +16,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "data/tokenizer.h"
 #include "io/tensorfile.h"
 #include "train/metrics.h"
 
-static const char *const OUR_FILES[] = {CM_EXPORT_WEIGHTS, CM_EXPORT_CONFIG, CM_EXPORT_PEFT, CM_EXPORT_PEFT_CONFIG, CM_EXPORT_HEAD};
+static const char *const OUR_FILES[] = {CM_EXPORT_WEIGHTS, CM_EXPORT_CONFIG, CM_EXPORT_PEFT, CM_EXPORT_PEFT_CONFIG,
+                                        CM_EXPORT_VOCAB_GZ, CM_EXPORT_VOCAB_TXT, CM_EXPORT_HEAD};   /* head last */
 #define N_OUR_FILES ((int)(sizeof OUR_FILES / sizeof OUR_FILES[0]))
 
 bool cm_export_is_dir(const char *path) {
@@ -183,6 +185,21 @@ static cm_status write_files(const CmModel *m, const CmModel *merged, const char
         if ((st = write_text(path, peftjson))) goto done;
     }
 
+    if (o->vocab) {
+        uint8_t *vb = NULL;
+        size_t vn = 0;
+        size_t vl = strlen(o->vocab);
+        bool gz = vl > 3 && !strcmp(o->vocab + vl - 3, ".gz");
+        CmTokenizer *tk = NULL;
+        if ((st = cm_tokenizer_load(o->vocab, &tk))) { cm_error_prefix("export --vocab"); goto done; }
+        cm_tokenizer_free(tk);
+        if ((st = cm_read_file(o->vocab, (size_t)256 << 20, &vb, &vn))) { cm_error_prefix("export --vocab"); goto done; }
+        snprintf(path, sizeof path, "%s/%s", tmp, gz ? CM_EXPORT_VOCAB_GZ : CM_EXPORT_VOCAB_TXT);
+        st = cm_write_file_atomic(path, vb, vn);
+        cm_free(vb);
+        if (st) goto done;
+    }
+
     /* the head + what is needed to run it */
     n = select_tensors(merged, 1u << CM_GROUP_HEAD, all, sel, NULL, NULL);
     if (!(cfgjson = cm_config_to_json(&merged->cfg)) || !(headjson = head_config_json(&merged->cfg)) ||
@@ -224,6 +241,8 @@ cm_status cm_export_write(const CmModel *m, const char *dir_in, const CmExportOp
     if (o->peft && !m->cfg.has_lora) return cm_error(CM_ERR_ARG, "export --peft: the model has no LoRA adapters");
     if (o->tokenizer && *o->tokenizer && strcmp(o->tokenizer, "bpe") && strcmp(o->tokenizer, "bytes"))
         return cm_error(CM_ERR_ARG, "export: unknown tokenizer kind '%s' (bpe, bytes)", o->tokenizer);
+    if (o->vocab && o->tokenizer && !strcmp(o->tokenizer, "bytes"))
+        return cm_error(CM_ERR_ARG, "export --vocab: the model uses the byte-level tokenizer, which needs no vocabulary");
     char dir[4000];
     size_t dl = strlen(dir_in);
     if (!dl || dl >= sizeof dir) return cm_error(CM_ERR_ARG, "export: bad output folder '%s'", dir_in);

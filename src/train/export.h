@@ -18,6 +18,8 @@
  *                                     {"enabled": false}), "source" (the checkpoint exported).
  *   DIR/adapter_model.safetensors +   (--peft, LoRA models only) the unmerged adapters in PEFT
  *   DIR/adapter_config.json           naming: base_model.model.<block>.attn.out_proj.lora_A.weight.
+ *   DIR/bpe_simple_vocab_16e6.txt.gz  (--vocab) a copy of the BPE vocabulary, which the tokenizer
+ *   or DIR/merges.txt                 search finds next to the model: the folder is self-contained.
  * Each file is written atomically into a temporary sibling folder first, then moved into DIR.
  * defines: CmExportOpts, cm_export_write, cm_export_open, cm_export_is_dir, CM_EXPORT_*
  */
@@ -34,12 +36,16 @@
 #define CM_EXPORT_HEAD "classifier_head.safetensors"
 #define CM_EXPORT_PEFT "adapter_model.safetensors"
 #define CM_EXPORT_PEFT_CONFIG "adapter_config.json"
+#define CM_EXPORT_VOCAB_GZ "bpe_simple_vocab_16e6.txt.gz"
+#define CM_EXPORT_VOCAB_TXT "merges.txt"
 
 typedef struct {
     bool overwrite;          /* DIR may exist and hold files (ours are replaced, others kept) */
     bool peft;               /* also write the unmerged LoRA in PEFT naming (needs LoRA) */
     const char *tokenizer;   /* "bpe" (default when NULL/"") or "bytes" */
     const char *source;      /* recorded as "source" (may be NULL) */
+    const char *vocab;       /* BPE vocabulary file to copy into dir (checked by loading it), as
+                                bpe_simple_vocab_16e6.txt.gz (a .gz file) or merges.txt; NULL: none */
 } CmExportOpts;
 
 /* Write the export of m (LoRA, when present, merged into a copy; m is not changed; needs a head)
