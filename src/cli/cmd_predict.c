@@ -490,7 +490,7 @@ int cmd_predict(int argc, char **argv) {
         }
     }
     /* bulk */
-    if (st) { cli_fail("predict"); goto done; }
+    if (st) { status = cm_last_status() == CM_ERR_ARG ? 2 : 1; cli_fail("predict"); goto done; }
     if (bad) fprintf(stderr, "clipmod predict: %lld bad sample(s) skipped\n", (long long)bad);
     if (scored == 0) { fprintf(stderr, "clipmod predict: no sample could be scored\n"); goto done; }
     out_open = false;

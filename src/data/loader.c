@@ -341,7 +341,10 @@ typedef struct CmBatchPool {
 } CmBatchPool;
 
 static void batch_release(CmBatch *b) {
-    for (int i = 0; b->keys && i < b->cap_; i++) { free(b->keys[i]); free(b->shards[i]); }
+    for (int i = 0; i < b->cap_; i++) {
+        if (b->keys) free(b->keys[i]);
+        if (b->shards) free(b->shards[i]);
+    }
     free(b->keys); free(b->shards);
     cm_free(b->images); cm_free(b->tokens); cm_free(b->labels);
     free(b);
