@@ -185,26 +185,31 @@ static void residual_init(float *dst, const float *res, const float *b, const fl
     cm_free(Bt);
 }
 
-/* out[r,D] += sum_i a[i,k] X[i,:] for k < r   (a[M,r], X[M,D]); parallel over column blocks */
+/* out[r,D] += alpha * sum_i a[i,k] X[i,:] for k < r   (a[M,r], X[M,D]); parallel over column
+   blocks of 128, ranks in tiles of 16 (any r: the accumulator stays 8 KiB on the stack) */
+#define SMALL_TN_RK 16
+#define SMALL_TN_CB 128
 static void small_tn(float *out, const float *a, const float *X, int M, int D, int r, float alpha) {
-    int nblk = (D + 127) / 128;
-    #pragma omp parallel for if ((size_t)M * D > 65536)
-    for (int bk = 0; bk < nblk; bk++) {
-        int c0 = bk * 128, c1 = c0 + 128 < D ? c0 + 128 : D;
-        float acc[16][128];
-        CM_ASSERT(r <= 16);
-        for (int k = 0; k < r; k++) for (int c = 0; c < c1 - c0; c++) acc[k][c] = 0.0f;
-        for (int i = 0; i < M; i++) {
-            const float *x = X + (size_t)i * D + c0;
-            for (int k = 0; k < r; k++) {
-                float w = a[(size_t)i * r + k];
-                #pragma omp simd
-                for (int c = 0; c < c1 - c0; c++) acc[k][c] += w * x[c];
+    int nblk = (D + SMALL_TN_CB - 1) / SMALL_TN_CB, nkt = (r + SMALL_TN_RK - 1) / SMALL_TN_RK;
+    #pragma omp parallel for collapse(2) if ((size_t)M * D * (size_t)nkt > 65536)
+    for (int kt = 0; kt < nkt; kt++)
+        for (int bk = 0; bk < nblk; bk++) {
+            int c0 = bk * SMALL_TN_CB, c1 = c0 + SMALL_TN_CB < D ? c0 + SMALL_TN_CB : D;
+            int k0 = kt * SMALL_TN_RK, k1 = k0 + SMALL_TN_RK < r ? k0 + SMALL_TN_RK : r;
+            float acc[SMALL_TN_RK][SMALL_TN_CB];
+            for (int k = 0; k < k1 - k0; k++) for (int c = 0; c < c1 - c0; c++) acc[k][c] = 0.0f;
+            for (int i = 0; i < M; i++) {
+                const float *x = X + (size_t)i * D + c0;
+                const float *ai = a + (size_t)i * r + k0;
+                for (int k = 0; k < k1 - k0; k++) {
+                    float w = ai[k];
+                    #pragma omp simd
+                    for (int c = 0; c < c1 - c0; c++) acc[k][c] += w * x[c];
+                }
             }
+            for (int k = 0; k < k1 - k0; k++)
+                for (int c = c0; c < c1; c++) out[(size_t)(k0 + k) * D + c] += alpha * acc[k][c - c0];
         }
-        for (int k = 0; k < r; k++)
-            for (int c = c0; c < c1; c++) out[(size_t)k * D + c] += alpha * acc[k][c - c0];
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
