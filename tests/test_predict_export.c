@@ -356,7 +356,8 @@ static void test_bulk_errors(void) {
 
 static void test_export_lora_roundtrip(void) {
     FIXTURES();
-    const char *dir = T("export_lora");
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s", T("export_lora"));
     int rc = run("export --model %s --out %s --peft", T("lora.safetensors"), dir);
     REQUIRE(rc == 0, "export exit %d: %s", rc, err_buf);
     /* the weights file: exactly the CLIP tensors of the table, in order (62 for the tiny config) */
@@ -420,6 +421,19 @@ static void test_export_lora_roundtrip(void) {
     CHECK(rc == 0 && strstr(out_buf, "\"n\":7"), "eval --model DIR: %d %s %s", rc, out_buf, err_buf);
     rc = run("embed --model %s --vocab %s --text 'a cat'", dir, vocab());
     CHECK(rc == 0 && strstr(out_buf, "\"embedding\""), "embed --model DIR: %d %s", rc, err_buf);
+    /* the weights + config alone are a plain OpenCLIP folder: embed gives the same embedding,
+       predict refuses (no head; never a randomly initialised one) */
+    {
+        static char e1[sizeof out_buf];
+        memcpy(e1, out_buf, sizeof e1);
+        char cmd[2000];
+        snprintf(cmd, sizeof cmd, "mkdir -p %s/ocdir && cp %s/%s %s/%s %s/ocdir/", tmpdir, dir, CM_EXPORT_WEIGHTS, dir, CM_EXPORT_CONFIG, tmpdir);
+        REQUIRE(system(cmd) == 0, "copy");
+        rc = run("embed --model %s --vocab %s --text 'a cat'", T("ocdir"), vocab());
+        CHECK(rc == 0 && !strcmp(out_buf, e1), "embed from the OpenCLIP folder differs: %d %s", rc, err_buf);
+        rc = run("predict --model %s --vocab %s --image %s --text x", T("ocdir"), vocab(), tl_shared(samples[0].img));
+        CHECK(rc == 1 && strstr(err_buf, "no classification head"), "predict on a CLIP-only folder: %d %s", rc, err_buf);
+    }
     /* a non-empty --out is refused unless --overwrite; --overwrite without --peft drops the adapters */
     rc = run("export --model %s --out %s", T("lora.safetensors"), dir);
     CHECK(rc == 2 && strstr(err_buf, "--overwrite"), "non-empty out: %d %s", rc, err_buf);
@@ -445,7 +459,8 @@ static void test_export_lora_roundtrip(void) {
 
 static void test_export_bytes_full(void) {
     FIXTURES();
-    const char *dir = T("export_bytes");
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s", T("export_bytes"));
     int rc = run("export --model %s --out %s", T("bytes.safetensors"), dir);
     REQUIRE(rc == 0, "export exit %d: %s", rc, err_buf);
     REQUIRE(single(T("bytes.safetensors"), ref_bytes), "predict bytes checkpoint: %s", err_buf);
@@ -473,7 +488,8 @@ static void test_export_vitb32_names(void) {
     REQ_OK(cm_model_create(&cfg, &m));
     cm_model_init_lora_head(m, 1);
     CmExportOpts o = {false, false, "bpe", "test", NULL};
-    const char *dir = T("export_vitb32");
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s", T("export_vitb32"));
     REQ_OK(cm_export_write(m, dir, &o));
     cm_model_free(m);
     char p[700];

@@ -295,7 +295,15 @@ cm_status cm_export_open(const char *dir, CmModel **out, CmCkptMeta *meta) {
         /* a plain OpenCLIP model folder: CLIP only (config from open_clip_config.json when present) */
         CmModelConfig cfg;
         bool have_cfg = cm_file_exists(cpath);
-        if (have_cfg && cm_config_from_json_file(cpath, &cfg)) return cm_last_status();
+        if (have_cfg) {
+            /* the JSON says nothing about LoRA / head: they exist only if the file holds them
+               (never a randomly initialised head that would answer predict with noise) */
+            CmTensorFile *f = NULL;
+            if (cm_config_from_json_file(cpath, &cfg) || cm_tensorfile_open(wpath, &f)) return cm_last_status();
+            cfg.has_head = cm_tensorfile_find(f, "classifier_head.classifier.3.weight") != NULL;
+            cfg.has_lora = cm_tensorfile_find(f, "transformer.resblocks.0.attn.out_proj.lora_A.weight") != NULL;
+            cm_tensorfile_close(f);
+        }
         cm_status st = cm_model_from_file(wpath, have_cfg ? &cfg : NULL, CM_LOAD_CLIP_ONLY_OK, 0, out);
         if (!st && meta) { memset(meta, 0, sizeof *meta); snprintf(meta->base_model, sizeof meta->base_model, "%.1000s", wpath); }
         return st;
