@@ -473,6 +473,18 @@ static void test_export_bytes_full(void) {
     }
     CHECK(worst <= 1e-5, "bytes export vs checkpoint: %.3g", worst);
     CHECK(vs_bpe > 1e-4, "the export did not use the byte tokenizer (same answers as BPE: %.3g)", vs_bpe);
+
+    /* a CLIP-only weights file with a named config: no head is made up — predict refuses, export
+       writes a plain OpenCLIP folder (no classifier_head.safetensors) */
+    const char *clip = tl_shared("golden/tiny/open_clip_pytorch_model.bin"), *cfg = tl_shared("golden/tiny/config.json");
+    rc = run("predict --model %s --model-name %s --vocab %s --image %s --text x", clip, cfg, vocab(), tl_shared(samples[0].img));
+    CHECK(rc == 1 && strstr(err_buf, "no classification head"), "predict with a CLIP-only file: %d %s", rc, err_buf);
+    rc = run("export --model %s --model-name %s --out %s", clip, cfg, T("export_clip"));
+    char p[700];
+    snprintf(p, sizeof p, "%s/%s", T("export_clip"), CM_EXPORT_HEAD);
+    CHECK(rc == 0 && access(p, F_OK) != 0, "export of a CLIP-only file: %d %s", rc, err_buf);
+    rc = run("embed --model %s --vocab %s --text x", T("export_clip"), vocab());
+    CHECK(rc == 0 && strstr(out_buf, "\"embedding\""), "embed from the CLIP-only export: %d %s", rc, err_buf);
 }
 
 /* ViT-B-32: the exported names and shapes are OpenCLIP's 302, in state-dict order. */

@@ -32,10 +32,7 @@ int cmd_export(int argc, char **argv) {
     CmCkptMeta meta;
     if (cm_model_open_any(model, model_name, &m, &meta)) return cli_fail("export");
     int status = 0;
-    if (!m->cfg.has_head) {
-        fprintf(stderr, "clipmod export: %s has no classification head (export writes the classifier)\n", model);
-        status = 1;
-    } else if (peft && !m->cfg.has_lora) {
+    if (peft && !m->cfg.has_lora) {
         fprintf(stderr, "clipmod export: --peft: %s has no LoRA adapters\n", model);
         status = 2;
     } else {
@@ -48,7 +45,8 @@ int cmd_export(int argc, char **argv) {
             CmParamCounts c;
             cm_param_counts(&m->cfg, &c);
             fprintf(stderr, "clipmod export: %s -> %s (%d CLIP tensors%s, %d head tensors, tokenizer %s) in %.1f s\n", model, out,
-                    c.n_clip_tensors, m->cfg.has_lora ? ", LoRA merged" : "", c.n_head_tensors, o.tokenizer, cm_now() - t0);
+                    c.n_clip_tensors, m->cfg.has_lora ? ", LoRA merged" : "", m->cfg.has_head ? c.n_head_tensors : 0, o.tokenizer, cm_now() - t0);
+            if (!m->cfg.has_head) fprintf(stderr, "clipmod export: %s has no classification head: %s is a plain OpenCLIP folder\n", model, out);
         }
     }
     cm_model_free(m);

@@ -200,7 +200,9 @@ static cm_status write_files(const CmModel *m, const CmModel *merged, const char
         if (st) goto done;
     }
 
-    /* the head + what is needed to run it */
+    /* the head + what is needed to run it (a model without a head is exported as a plain
+       OpenCLIP folder) */
+    if (!merged->cfg.has_head) goto done;
     n = select_tensors(merged, 1u << CM_GROUP_HEAD, all, sel, NULL, NULL);
     if (!(cfgjson = cm_config_to_json(&merged->cfg)) || !(headjson = head_config_json(&merged->cfg)) ||
         !(classes = class_names_json(merged->cfg.head.n_classes))) { st = CM_ERR_OOM; goto done; }
@@ -237,7 +239,6 @@ static void remove_tmp(const char *tmp) {
 cm_status cm_export_write(const CmModel *m, const char *dir_in, const CmExportOpts *o) {
     CmExportOpts def = {0};
     if (!o) o = &def;
-    if (!m->cfg.has_head) return cm_error(CM_ERR_ARG, "export: the model has no classification head");
     if (o->peft && !m->cfg.has_lora) return cm_error(CM_ERR_ARG, "export --peft: the model has no LoRA adapters");
     if (o->tokenizer && *o->tokenizer && strcmp(o->tokenizer, "bpe") && strcmp(o->tokenizer, "bytes"))
         return cm_error(CM_ERR_ARG, "export: unknown tokenizer kind '%s' (bpe, bytes)", o->tokenizer);

@@ -48,8 +48,8 @@ typedef struct {
                                 bpe_simple_vocab_16e6.txt.gz (a .gz file) or merges.txt; NULL: none */
 } CmExportOpts;
 
-/* Write the export of m (LoRA, when present, merged into a copy; m is not changed; needs a head)
-   into dir. A dir that exists and is not empty is refused (CM_ERR_ARG) unless o->overwrite. */
+/* Write the export of m (LoRA, when present, merged into a copy; m is not changed) into dir; a
+   model without a head gives no classifier_head.safetensors (a plain OpenCLIP folder). A dir that exists and is not empty is refused (CM_ERR_ARG) unless o->overwrite. */
 cm_status cm_export_write(const CmModel *m, const char *dir, const CmExportOpts *o);
 
 /* True when path is a folder (an export to open with cm_export_open). */
