@@ -104,7 +104,7 @@ static void scorer_free(Scorer *s) {
    a model failure is returned. */
 static cm_status score_items(Scorer *s, Item *items, int n) {
     size_t isz = (size_t)3 * s->S * s->S;
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (n > 1)
     for (int i = 0; i < n; i++) {
         Item *it = &items[i];
         s->slot[i] = -1;
@@ -438,7 +438,7 @@ int cmd_predict(int argc, char **argv) {
     if (cm_model_open_any(model, model_name, &m, &meta)) { status = cm_last_status() == CM_ERR_ARG ? 2 : 1; cli_fail("predict"); goto done; }
     if (!m->cfg.has_head) { fprintf(stderr, "clipmod predict: %s has no classification head\n", model); goto done; }
     if (cm_textenc_open(&te, meta.tokenizer[0] ? meta.tokenizer : "bpe", vocab, model)) { cli_fail("predict"); goto done; }
-    if (pred_out_open(&out, mode, fmt, m->cfg.head.n_classes, out_path, mode == PRED_PAIRS)) { cli_fail("predict"); goto done; }
+    if (pred_out_open(&out, mode, fmt, m->cfg.head.n_classes, out_path)) { cli_fail("predict"); goto done; }
     out_open = true;
     bool progress = !no_progress;
     int64_t scored = 0, bad = 0;

@@ -49,12 +49,11 @@ static void csv_str(FILE *f, const char *s) {
     fputc('"', f);
 }
 
-cm_status pred_out_open(PredOut *o, PredMode mode, PredFormat fmt, int C, const char *path, bool flush_each) {
+cm_status pred_out_open(PredOut *o, PredMode mode, PredFormat fmt, int C, const char *path) {
     memset(o, 0, sizeof *o);
     o->mode = mode;
     o->format = fmt;
     o->n_classes = C;
-    o->flush_each = flush_each;
     if (path && strcmp(path, "-")) {
         cm_status st = cm_atomic_open(&o->af, path);
         if (st) return st;

@@ -36,12 +36,12 @@ typedef struct {
     int n_classes;
     FILE *f;                     /* stdout or the atomic temp file */
     CmAtomicFile af;
-    bool to_file, flush_each;    /* flush_each: streaming (a line is out as soon as it is ready) */
+    bool to_file;
     int64_t rows;
 } PredOut;
 
 /* path NULL or "-": stdout. Writes the CSV header. */
-cm_status pred_out_open(PredOut *o, PredMode mode, PredFormat fmt, int n_classes, const char *path, bool flush_each);
+cm_status pred_out_open(PredOut *o, PredMode mode, PredFormat fmt, int n_classes, const char *path);
 cm_status pred_out_row(PredOut *o, const PredRow *r);
 /* Flush (streaming: after each batch). */
 cm_status pred_out_flush(PredOut *o);
