@@ -11,6 +11,7 @@
 #include "testlib.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdarg.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -64,7 +65,8 @@ static void test_train_with_html_report(void) {
                      "--report-to html,tensorboard", tmpdir);
     REQUIRE(rc == 0, "demo exit %d: %s", rc, g_err);
     snprintf(run_dir, sizeof run_dir, "%s/d/logs/demo", tmpdir);
-    snprintf(val_urls, sizeof val_urls, "%s/d/val/{00000..00000}.tar", tmpdir);
+    /* "/./": the scores must record the shard's absolute (resolved) path */
+    snprintf(val_urls, sizeof val_urls, "%s/d/./val/{00000..00000}.tar", tmpdir);
     CHECK(strstr(g_err, "tensorboard") && strstr(g_err, "not available"), "tensorboard still warned: %s", g_err);
     char p[600];
     snprintf(p, sizeof p, "%s/steps.jsonl", run_dir);
@@ -123,7 +125,7 @@ static void test_eval_scores_out(void) {
         cJSON_Delete(j);
     }
     free(s);
-    CHECK(n == 70 && keyed == 70, "%d lines, %d with key val-NNNNNNN in order, the shard's absolute path, 7 probabilities summing to 1", n, keyed);
+    CHECK(n == 70 && keyed == 70, "%d lines, %d with key val-NNNNNNN in order, the shard's resolved path, 7 probabilities summing to 1", n, keyed);
     CHECK(fabs((double)right / n - top1) < 1e-9, "pred == label fraction %g, eval top1 %g", (double)right / n, top1);
     size_t hl = 0;
     char *h = slurp(tl_tmp("eval.html"), &hl);

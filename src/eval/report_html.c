@@ -140,6 +140,7 @@ typedef struct {
     bool diagonal;            /* y = x reference (ROC) */
     bool step;                /* draw as steps (PR curves: precision held until the next recall) */
     int legend_w;             /* legend column width (0: none) */
+    bool int_x;               /* integer x ticks (epochs, steps) */
 } ChartOpts;
 
 static double nice_step(double range, int target) {
@@ -180,6 +181,7 @@ static void svg_chart(Buf *b, const char *title, const char *xlabel, const char 
     if (y1 <= y0) { double pad = fabs(y0) > 0 ? fabs(y0) * 0.05 : 0.5; y0 -= pad; y1 += pad; }
     else if (!(o->y1 > o->y0)) { double pad = (y1 - y0) * 0.05; y0 -= pad; y1 += pad; }
     double xs = nice_step(x1 - x0, 6), ys = nice_step(y1 - y0, 5);
+    if (o->int_x && xs < 1) xs = 1;
     bprintf(b, "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\">", W, H, W, H);
     bstr(b, "<title>"); besc(b, title); bstr(b, "</title>");
     bprintf(b, "<text x=\"%d\" y=\"18\" class=\"ct\">", L); besc(b, title); bstr(b, "</text>");
@@ -479,6 +481,7 @@ static void sec_training(Buf *b, const Steps *st, const char *run_dir, const cha
                        {"contrastive", st->step, st->con, st->n, COLORS[1]},
                        {"classification", st->step, st->cls, st->n, COLORS[2]}};
         ChartOpts o = {0};
+        o.int_x = true;
         o.legend_w = 130;
         bstr(b, "<div class=\"charts\">");
         svg_chart(b, "loss components", "optimizer step", "loss", s, 3, &o);
@@ -490,6 +493,7 @@ static void sec_training(Buf *b, const Steps *st, const char *run_dir, const cha
     else {
         Series s = {"lr", st->step, st->lr, st->n, COLORS[4]};
         ChartOpts o = {0};
+        o.int_x = true;
         svg_chart(b, "learning rate", "optimizer step", "lr", &s, 1, &o);
     }
     bstr(b, "</section>\n");
@@ -499,6 +503,7 @@ static void sec_training(Buf *b, const Steps *st, const char *run_dir, const cha
         Series s = {"logit scale", st->step, st->ls, st->n, COLORS[3]};
         Series t = {"samples/s", st->step, st->sps, st->n, COLORS[5]};
         ChartOpts o = {0};
+        o.int_x = true;
         bstr(b, "<div class=\"charts\">");
         svg_chart(b, "logit scale exp(t)", "optimizer step", "scale", &s, 1, &o);
         svg_chart(b, "throughput", "optimizer step", "samples / s", &t, 1, &o);
@@ -515,13 +520,14 @@ static void sec_validation(Buf *b, const Vals *v, const char *why) {
                    {"top-2", v->epoch, v->top2, v->n, COLORS[1]},
                    {"macro-F1", v->epoch, v->f1, v->n, COLORS[2]}};
     ChartOpts o = {0};
-    o.y0 = 0; o.y1 = 1; o.legend_w = 110;
+    o.y0 = 0; o.y1 = 1; o.legend_w = 110; o.int_x = true;
     bstr(b, "<div class=\"charts\">");
     svg_chart(b, "validation metrics", "epoch", "score", s, 3, &o);
     Series l = {"val_loss", v->epoch, v->val_loss, v->n, COLORS[3]};
     bool have_loss = false;
     for (int i = 0; i < v->n; i++) have_loss |= isfinite(v->val_loss[i]);
     ChartOpts o2 = {0};
+    o2.int_x = true;
     if (have_loss) svg_chart(b, "validation loss", "epoch", "loss", &l, 1, &o2);
     bstr(b, "</div>\n<table><tr><th>epoch</th><th>top-1</th><th>top-2</th><th>macro-F1</th><th>val loss</th></tr>");
     for (int i = 0; i < v->n; i++) {

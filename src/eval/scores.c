@@ -19,6 +19,7 @@ void cm_scores_free(CmScores *s) {
     for (int64_t i = 0; i < s->n; i++) free(s->key[i]);
     for (int i = 0; i < s->n_urls; i++) free(s->urls[i]);
     free(s->label); free(s->prob); free(s->key); free(s->url); free(s->urls);
+    free(s->last_raw); free(s->last_abs);
     memset(s, 0, sizeof *s);
 }
 
@@ -84,6 +85,13 @@ cm_status cm_scores_collect(void *ctx, CmBatchSource *src, const float *logits, 
         for (int c = 0; c < n_classes; c++) sum += exp((double)z[c] - mx);
         for (int c = 0; c < n_classes; c++) p[c] = (float)(exp((double)z[c] - mx) / sum);
         const char *url = NULL, *key = cm_batches_sample_key(src, i, &url);
+        if (url && *url && (!s->last_raw || strcmp(s->last_raw, url))) {
+            free(s->last_raw); free(s->last_abs);
+            s->last_raw = strdup(url);
+            s->last_abs = realpath(url, NULL);   /* NULL: not a local file (kept as given) */
+            if (!s->last_raw) return cm_error(CM_ERR_OOM, "scores: out of memory");
+        }
+        if (url && s->last_abs && s->last_raw && !strcmp(s->last_raw, url)) url = s->last_abs;
         cm_status st = cm_scores_add(s, key, url, labels[i], p);
         if (st) return st;
     }

@@ -26,6 +26,7 @@ typedef struct {
     int32_t *url;              /* [n] index into urls */
     char **urls;               /* distinct shard URLs */
     int n_urls, cap_urls;
+    char *last_raw, *last_abs;   /* cm_scores_collect: the last source URL and its absolute path */
 } CmScores;
 
 void cm_scores_init(CmScores *s, int n_classes);
@@ -43,7 +44,8 @@ cm_status cm_scores_read(const char *path, CmScores *out);
 cm_status cm_scores_metrics(const CmScores *s, CmMetrics *out);
 
 /* A CmValBatchFn (train/trainer.h) for cm_validate_ex: ctx is a CmScores; softmax of each
-   row of logits, keys and URLs from the source (cm_batches_sample_key). */
+   row of logits, keys and URLs from the source (cm_batches_sample_key); a URL that is a local
+   file is recorded as its absolute path (the report re-reads it from anywhere). */
 cm_status cm_scores_collect(void *ctx, CmBatchSource *src, const float *logits, const int32_t *labels, int n,
                             int n_classes);
 
