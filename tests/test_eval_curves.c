@@ -17,6 +17,7 @@
 #include "eval/curves.h"
 #include "eval/report.h"
 #include "eval/scores.h"
+#include "train/train_opts.h"
 
 static const float HS[8] = {0.9f, 0.8f, 0.8f, 0.7f, 0.6f, 0.4f, 0.4f, 0.2f};
 static const uint8_t HP[8] = {1, 1, 0, 1, 0, 1, 0, 0};
@@ -298,6 +299,53 @@ static void test_report_on_hand_made_scores(void) {
     CHECK(cm_html_escape("<<<<", esc, 6) == 16 && strlen(esc) < 6, "cm_html_escape truncates safely");
 }
 
+/* a run folder by hand: a resumed run's repeated steps, a cut last line, two validations, no scores */
+static void test_report_on_hand_made_run(void) {
+    const char *run = tl_tmp("run");
+    REQUIRE(!cm_mkdir_p(run), "mkdir");
+    char p[600];
+    snprintf(p, sizeof p, "%s/steps.jsonl", run);
+    tl_write_text(p,
+        "{\"step\":1,\"epoch\":0,\"loss\":5,\"contrastive\":3,\"classification\":2,\"lr\":1e-4,\"logit_scale\":14.3,\"samples_per_s\":50}\n"
+        "{\"step\":2,\"epoch\":0,\"loss\":4.5,\"contrastive\":2.8,\"classification\":1.7,\"lr\":2e-4,\"logit_scale\":14.2,\"samples_per_s\":55}\n"
+        "{\"step\":3,\"epoch\":1,\"loss\":99,\"contrastive\":3,\"classification\":2,\"lr\":1e-4,\"logit_scale\":14.1,\"samples_per_s\":50}\n"
+        "{\"step\":3,\"epoch\":1,\"loss\":4.2,\"contrastive\":2.6,\"classification\":1.6,\"lr\":1e-4,\"logit_scale\":14.1,\"samples_per_s\":50}\n"
+        "{\"step\":4,\"epoch\":1,\"loss\":4.0,\"contrastive\":2.5,\"classification\":1.5,\"lr\":5e-5,\"logit_scale\":14.0,\"samples_per_s\":52}\n"
+        "{\"step\":5,\"epo");
+    snprintf(p, sizeof p, "%s/results.jsonl", run);
+    tl_write_text(p,
+        "{\"epoch\":1,\"step\":2,\"n\":4,\"top1\":0.25,\"top2\":0.5,\"macro_f1\":0.1,\"confusion\":[[1,1],[2,0]]}\n"
+        "{\"epoch\":2,\"step\":4,\"n\":4,\"top1\":0.75,\"top2\":1,\"macro_f1\":0.7333333333,\"confusion\":[[2,0],[1,1]]}\n");
+    CmReportOpts o = cm_report_opts_default();
+    o.run_dir = run;
+    o.title = "<b>title</b>";
+    REQ_OK(cm_report_html(&o, tl_tmp("run.html")));
+    char *h = slurp(tl_tmp("run.html"));
+    REQUIRE(h, "report");
+    CHECK(strstr(h, "4 (last: step 4)"), "steps deduplicated (a resumed run's later lines win), the cut line skipped");
+    /* the superseded step-3 loss (99) would stretch the loss axis to 100 */
+    CHECK(!strstr(h, ">100</text>") && !strstr(h, ">80</text>") && strstr(h, ">5</text>"), "the superseded step-3 loss is not drawn");
+    CHECK(strstr(h, "the run&#39;s last validation (epoch 2"), "per-class table from results.jsonl");
+    /* epoch 2 confusion [[2,0],[1,1]]: class 0 P 2/3 R 1, class 1 P 1 R 1/2 */
+    CHECK(strstr(h, "<td>class 0</td><td>0.6667</td><td>1.0000</td><td>0.8000</td><td>2</td>"), "class 0 row from the confusion matrix");
+    CHECK(strstr(h, "&lt;b&gt;title&lt;/b&gt;") && !strstr(h, "<b>title"), "title escaped");
+    CHECK(strstr(h, "No per-sample scores"), "score sections say what is missing");
+    long loss = pos_of(h, "id=\"sec-loss\""), miss = pos_of(h, "class=\"missing\"");
+    CHECK(loss >= 0 && miss > loss, "the training sections are drawn (first 'missing' after them)");
+    free(h);
+}
+
+static void test_report_to_parsing(void) {
+    CmTrainOpts o;
+    memset(&o, 0, sizeof o);
+    const char *yes[] = {"html", "tensorboard,html", " HTML ", "wandb, html ,tensorboard"};
+    const char *no[] = {"", "tensorboard", "wandb,tensorboard", "htmlx", "xhtml", "ht ml"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) { o.report_to = yes[i]; CHECK(cm_train_opts_report_html(&o), "'%s' names html", yes[i]); }
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) { o.report_to = no[i]; CHECK(!cm_train_opts_report_html(&o), "'%s' does not", no[i]); }
+    o.report_to = NULL;
+    CHECK(!cm_train_opts_report_html(&o), "NULL");
+}
+
 int main(void) {
     if (!tl_tmpdir_make("eval_curves")) { perror("mkdtemp"); return 1; }
     RUN(test_hand_pr);
@@ -307,6 +355,8 @@ int main(void) {
     RUN(test_ece);
     RUN(test_scores_roundtrip_and_errors);
     RUN(test_report_on_hand_made_scores);
+    RUN(test_report_on_hand_made_run);
+    RUN(test_report_to_parsing);
     tl_tmpdir_remove();
     return tl_summary("test_eval_curves");
 }
