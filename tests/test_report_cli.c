@@ -6,7 +6,7 @@
  * `clipmod report RUN --eval SCORES`. Debian's chromium (headless) loads the report: the DOM it
  * dumps must hold every section and non-empty SVG plots, and a screenshot goes to
  * $BUILD/report_screenshot.png. Without chromium the browser part is SKIPPED (a failure when
- * CI=true). Also bad usage / bad inputs.
+ * CI=true); $CLIPMOD_CHROMIUM names another browser binary. Also bad usage / bad inputs.
  */
 #include "testlib.h"
 
@@ -163,9 +163,16 @@ static int count_in(const char *s, size_t len, const char *needle) {
     return n;
 }
 
+/* $CLIPMOD_CHROMIUM (a path or name), else the first of chromium / chromium-browser /
+   google-chrome on PATH; NULL when none runs */
 static const char *find_chromium(void) {
     static const char *const names[] = {"chromium", "chromium-browser", "google-chrome"};
     static char buf[300];
+    const char *env = getenv("CLIPMOD_CHROMIUM");
+    if (env && *env) {
+        snprintf(buf, sizeof buf, "command -v '%s' >/dev/null 2>&1", env);
+        return strchr(env, '\'') || system(buf) ? NULL : env;
+    }
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         snprintf(buf, sizeof buf, "command -v %s >/dev/null 2>&1", names[i]);
         if (system(buf) == 0) return names[i];
