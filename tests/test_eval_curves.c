@@ -17,6 +17,7 @@
 #include "eval/curves.h"
 #include "eval/report.h"
 #include "eval/scores.h"
+#include "train/metrics.h"
 #include "train/train_opts.h"
 
 static const float HS[8] = {0.9f, 0.8f, 0.8f, 0.7f, 0.6f, 0.4f, 0.4f, 0.2f};
@@ -346,6 +347,37 @@ static void test_report_to_parsing(void) {
     CHECK(!cm_train_opts_report_html(&o), "NULL");
 }
 
+/* src/eval's confusion numbers (the report) == src/train/metrics.c's (eval / validation) */
+static void test_confusion_agrees_with_metrics(void) {
+    CmRng rng;
+    cm_rng_seed(&rng, 5);
+    CmConfusion c;
+    CmMetrics m;
+    cm_confusion_init(&c, 7);
+    cm_metrics_init(&m, 7);
+    for (int i = 0; i < 500; i++) {
+        float z[7];
+        for (int k = 0; k < 7; k++) z[k] = (float)floor(cm_rng_uniform(&rng) * 4);   /* many ties */
+        int32_t y = (int32_t)cm_rng_below(&rng, 7);
+        REQ_OK(cm_confusion_add(&c, z, y));
+        REQ_OK(cm_metrics_add(&m, z, &y, 1));
+    }
+    CHECK(c.n == m.n && c.top1 == m.top1 && c.top2 == m.top2, "top-k: %lld/%lld %lld/%lld", (long long)c.top1,
+          (long long)m.top1, (long long)c.top2, (long long)m.top2);
+    int same = 1;
+    for (int i = 0; i < 7; i++)
+        for (int j = 0; j < 7; j++) same &= c.m[i][j] == m.confusion[i][j];
+    CHECK(same, "confusion matrices equal");
+    for (int k = 0; k < 7; k++) {
+        CmPrf a = cm_confusion_class(&c, k);
+        CmClassStats b = cm_metrics_class(&m, k);
+        CHECK(a.precision == b.precision && a.recall == b.recall && a.f1 == b.f1 && a.support == b.support, "class %d", k);
+    }
+    CHECK(cm_confusion_macro_f1(&c) == cm_metrics_macro_f1(&m), "macro-F1 %g vs %g", cm_confusion_macro_f1(&c), cm_metrics_macro_f1(&m));
+    float z[7] = {0};
+    CHECK(cm_confusion_add(&c, z, 7) == CM_ERR_ARG, "label out of range");
+}
+
 int main(void) {
     if (!tl_tmpdir_make("eval_curves")) { perror("mkdtemp"); return 1; }
     RUN(test_hand_pr);
@@ -357,6 +389,7 @@ int main(void) {
     RUN(test_report_on_hand_made_scores);
     RUN(test_report_on_hand_made_run);
     RUN(test_report_to_parsing);
+    RUN(test_confusion_agrees_with_metrics);
     tl_tmpdir_remove();
     return tl_summary("test_eval_curves");
 }

@@ -26,6 +26,7 @@
 #include "train/shards.h"
 #include "train/textenc.h"
 #include "train/trainer.h"
+#include "train/val_scores.h"
 
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *val = NULL, *vocab = NULL, *model_name = NULL, *scores_out = NULL, *html = NULL;
@@ -75,7 +76,7 @@ int cmd_eval(int argc, char **argv) {
     }
     CmMetrics mt;
     double t0 = cm_now();
-    if (cm_validate_ex(m, src, 0, (float)w_con, (float)w_cls, &mt, want_scores ? cm_scores_collect : NULL, &sc)) goto fail;
+    if (cm_validate_ex(m, src, 0, (float)w_con, (float)w_cls, &mt, want_scores ? cm_val_scores_collect : NULL, &sc)) goto fail;
     if (scores_out && cm_scores_write(&sc, scores_out)) goto fail;
     if (html) {
         CmReportOpts ro = cm_report_opts_default();

@@ -153,3 +153,52 @@ cm_status cm_calibration(const float *conf, const uint8_t *correct, int64_t n, C
     out->accuracy = n ? ta / n : NAN;
     return CM_OK;
 }
+
+// ---------------------------------------------------------------------------------------------
+// confusion matrix
+
+void cm_topk_first(const float *row, int K, int k, int *out) {
+    for (int j = 0; j < k; j++) {
+        int best = -1;
+        for (int c = 0; c < K; c++) {
+            bool taken = false;
+            for (int t = 0; t < j; t++) taken |= out[t] == c;
+            if (taken) continue;
+            if (best < 0 || row[c] > row[best] || (isnan(row[best]) && !isnan(row[c]))) best = c;
+        }
+        out[j] = best;
+    }
+}
+
+void cm_confusion_init(CmConfusion *c, int k) {
+    memset(c, 0, sizeof *c);
+    c->k = k < 1 ? 1 : k > CM_EVAL_MAX_CLASSES ? CM_EVAL_MAX_CLASSES : k;
+}
+
+cm_status cm_confusion_add(CmConfusion *c, const float *scores, int label) {
+    if (label < 0 || label >= c->k) return cm_error(CM_ERR_ARG, "confusion: label %d is outside 0..%d", label, c->k - 1);
+    int top[2] = {0, 0}, kk = c->k >= 2 ? 2 : 1;
+    cm_topk_first(scores, c->k, kk, top);
+    c->n++;
+    c->top1 += top[0] == label;
+    c->top2 += top[0] == label || (kk == 2 && top[1] == label);
+    c->m[label][top[0]]++;
+    return CM_OK;
+}
+
+CmPrf cm_confusion_class(const CmConfusion *c, int cls) {
+    CmPrf s = {0, 0, 0, 0};
+    int64_t tp = c->m[cls][cls], pred = 0, sup = 0;
+    for (int i = 0; i < c->k; i++) { pred += c->m[i][cls]; sup += c->m[cls][i]; }
+    s.support = sup;
+    s.precision = pred ? (double)tp / pred : 0.0;
+    s.recall = sup ? (double)tp / sup : 0.0;
+    s.f1 = s.precision + s.recall > 0 ? 2 * s.precision * s.recall / (s.precision + s.recall) : 0.0;
+    return s;
+}
+
+double cm_confusion_macro_f1(const CmConfusion *c) {
+    double s = 0;
+    for (int i = 0; i < c->k; i++) s += cm_confusion_class(c, i).f1;
+    return s / c->k;
+}

@@ -18,7 +18,6 @@
 #include "data/image.h"
 #include "data/wds.h"
 #include "eval/curves.h"
-#include "train/metrics.h"
 
 CmReportOpts cm_report_opts_default(void) {
     CmReportOpts o;
@@ -116,7 +115,7 @@ static void bnum(Buf *b, double x, int digits) {
 }
 
 static const char *class_label(int c, int k, char *buf, size_t n) {
-    if (k == CM_N_CLASSES && cm_class_name(c)) snprintf(buf, n, "%d %s", c, cm_class_name(c));
+    if (k == CM_NUM_CLASSES && c >= 0 && c < k) snprintf(buf, n, "%d %s", c, CM_CLASS_NAMES[c]);
     else snprintf(buf, n, "class %d", c);
     return buf;
 }
@@ -340,21 +339,22 @@ static cm_status val_line(void *ctx, const cJSON *o) {
     return CM_OK;
 }
 
-/* CmMetrics from a results.jsonl line's confusion matrix; false when it has none. */
-static bool metrics_from_json(const cJSON *o, CmMetrics *m) {
+/* The confusion numbers of a results.jsonl line (its matrix, top-2 from "top2"); false when it
+   has no matrix. */
+static bool metrics_from_json(const cJSON *o, CmConfusion *m) {
     const cJSON *conf = cJSON_GetObjectItemCaseSensitive(o, "confusion");
     int k = cJSON_IsArray(conf) ? cJSON_GetArraySize(conf) : 0;
-    if (k < 1 || k > CM_MAX_CLASSES) return false;
-    cm_metrics_init(m, k);
+    if (k < 1 || k > CM_EVAL_MAX_CLASSES) return false;
+    cm_confusion_init(m, k);
     for (int i = 0; i < k; i++) {
         const cJSON *row = cJSON_GetArrayItem(conf, i);
         if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != k) return false;
         for (int j = 0; j < k; j++) {
             const cJSON *c = cJSON_GetArrayItem(row, j);
             if (!cJSON_IsNumber(c) || c->valuedouble < 0) return false;
-            m->confusion[i][j] = (int64_t)c->valuedouble;
-            m->n += m->confusion[i][j];
-            if (i == j) m->top1 += m->confusion[i][j];
+            m->m[i][j] = (int64_t)c->valuedouble;
+            m->n += m->m[i][j];
+            if (i == j) m->top1 += m->m[i][j];
         }
     }
     double n = jnum(o, "n"), t2 = jnum(o, "top2");
@@ -548,18 +548,18 @@ static void heat_color(double f, char *out, size_t n) {
     snprintf(out, n, "rgb(%d,%d,%d)", r, g, bl);
 }
 
-static void sec_classes(Buf *b, const CmMetrics *m, const double *ap, const double *auc, const char *src, const char *why) {
+static void sec_classes(Buf *b, const CmConfusion *m, const double *ap, const double *auc, const char *src, const char *why) {
     char nm[64];
     section_open(b, "sec-classes", "Per-class precision, recall, F1");
     if (!m) { missing(b, why); bstr(b, "</section>\n"); return; }
     bstr(b, "<p>From "); besc(b, src);
-    bprintf(b, ": %lld samples, top-1 %.4f, top-2 %.4f, macro-F1 %.4f.</p>", (long long)m->n, cm_metrics_top1(m),
-            cm_metrics_top2(m), cm_metrics_macro_f1(m));
+    bprintf(b, ": %lld samples, top-1 %.4f, top-2 %.4f, macro-F1 %.4f.</p>", (long long)m->n, cm_confusion_top1(m),
+            cm_confusion_top2(m), cm_confusion_macro_f1(m));
     bstr(b, "<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th>");
     if (ap) bstr(b, "<th>AP</th><th>ROC AUC</th>");
     bstr(b, "</tr>");
     for (int c = 0; c < m->k; c++) {
-        CmClassStats s = cm_metrics_class(m, c);
+        CmPrf s = cm_confusion_class(m, c);
         bstr(b, "<tr><td>"); besc(b, class_label(c, m->k, nm, sizeof nm)); bstr(b, "</td><td>");
         bnum(b, s.precision, 4); bstr(b, "</td><td>"); bnum(b, s.recall, 4); bstr(b, "</td><td>"); bnum(b, s.f1, 4);
         bprintf(b, "</td><td>%lld</td>", (long long)s.support);
@@ -567,7 +567,7 @@ static void sec_classes(Buf *b, const CmMetrics *m, const double *ap, const doub
         bstr(b, "</tr>");
     }
     bstr(b, "<tr><th>macro</th><th></th><th></th><th>");
-    bnum(b, cm_metrics_macro_f1(m), 4);
+    bnum(b, cm_confusion_macro_f1(m), 4);
     bprintf(b, "</th><th>%lld</th>", (long long)m->n);
     if (ap) {
         double sa = 0, su = 0; int na = 0, nu = 0;
@@ -584,18 +584,18 @@ static void sec_classes(Buf *b, const CmMetrics *m, const double *ap, const doub
     bprintf(b, "<text x=\"%d\" y=\"18\" class=\"ct\">rows: true class, columns: predicted (colour: share of the row)</text>", 4);
     for (int i = 0; i < k; i++) {
         int64_t row = 0;
-        for (int j = 0; j < k; j++) row += m->confusion[i][j];
+        for (int j = 0; j < k; j++) row += m->m[i][j];
         bprintf(b, "<text x=\"%d\" y=\"%d\" class=\"tk\" text-anchor=\"end\">", L - 6, T + i * cell + cell / 2 + 4);
         besc(b, class_label(i, k, nm, sizeof nm)); bstr(b, "</text>");
         for (int j = 0; j < k; j++) {
-            double f = row ? (double)m->confusion[i][j] / row : 0;
+            double f = row ? (double)m->m[i][j] / row : 0;
             char col[32];
             heat_color(f, col, sizeof col);
             bprintf(b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\" stroke=\"#fff\"><title>true %d, predicted %d: %lld (%.1f%%)</title></rect>",
-                    L + j * cell, T + i * cell, cell, cell, col, i, j, (long long)m->confusion[i][j], 100 * f);
+                    L + j * cell, T + i * cell, cell, cell, col, i, j, (long long)m->m[i][j], 100 * f);
             if (cell >= 30)
                 bprintf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"12\" fill=\"%s\">%lld</text>", L + j * cell + cell / 2,
-                        T + i * cell + cell / 2 + 4, f > 0.55 ? "#fff" : "#222", (long long)m->confusion[i][j]);
+                        T + i * cell + cell / 2 + 4, f > 0.55 ? "#fff" : "#222", (long long)m->m[i][j]);
         }
     }
     for (int j = 0; j < k; j++) {
@@ -611,8 +611,8 @@ static void sec_curves(Buf *b, const CmScores *sc, CmCurve *pr, CmCurve *roc, co
     section_open(b, "sec-pr", "Precision-recall curves (one-vs-rest)");
     if (!sc) missing(b, why);
     else {
-        Series s[CM_MAX_CLASSES];
-        char names[CM_MAX_CLASSES][96], nm[64];
+        Series s[CM_EVAL_MAX_CLASSES];
+        char names[CM_EVAL_MAX_CLASSES][96], nm[64];
         int ns = 0;
         for (int c = 0; c < sc->k; c++) {
             snprintf(names[c], sizeof names[c], "%s  AP %s", class_label(c, sc->k, nm, sizeof nm), "");
@@ -630,8 +630,8 @@ static void sec_curves(Buf *b, const CmScores *sc, CmCurve *pr, CmCurve *roc, co
     section_open(b, "sec-roc", "ROC curves (one-vs-rest)");
     if (!sc) missing(b, why);
     else {
-        Series s[CM_MAX_CLASSES];
-        char names[CM_MAX_CLASSES][96], nm[64];
+        Series s[CM_EVAL_MAX_CLASSES];
+        char names[CM_EVAL_MAX_CLASSES][96], nm[64];
         for (int c = 0; c < sc->k; c++) {
             char v[16];
             if (isfinite(auc[c])) snprintf(v, sizeof v, "%.3f", auc[c]); else snprintf(v, sizeof v, "n/a");
@@ -756,8 +756,8 @@ cm_status cm_report_html(const CmReportOpts *o, const char *out_path) {
     Vals *vals = calloc(1, sizeof *vals);
     CmScores own = {0};
     const CmScores *sc = o->scores;
-    CmCurve pr[CM_MAX_CLASSES], roc[CM_MAX_CLASSES];
-    double ap[CM_MAX_CLASSES], auc[CM_MAX_CLASSES];
+    CmCurve pr[CM_EVAL_MAX_CLASSES], roc[CM_EVAL_MAX_CLASSES];
+    double ap[CM_EVAL_MAX_CLASSES], auc[CM_EVAL_MAX_CLASSES];
     int ncurves = 0;
     float *score = NULL;
     uint8_t *pos = NULL;
@@ -804,12 +804,12 @@ cm_status cm_report_html(const CmReportOpts *o, const char *out_path) {
     const char *scores_src = o->scores_label ? o->scores_label : o->scores_path ? o->scores_path : "the evaluation";
 
     /* metrics */
-    CmMetrics mt;
-    const CmMetrics *mp = NULL;
+    CmConfusion mt;
+    const CmConfusion *mp = NULL;
     const char *msrc = NULL;
     char msrc_buf[200];
     if (sc) {
-        if ((st = cm_scores_metrics(sc, &mt))) goto done;
+        if ((st = cm_scores_confusion(sc, &mt))) goto done;
         mp = &mt;
         msrc = scores_src;
         score = cm_malloc(sizeof *score * (size_t)sc->n, "report scores");
@@ -868,7 +868,7 @@ cm_status cm_report_html(const CmReportOpts *o, const char *out_path) {
     if (sc) {
         besc(&b, scores_src);
         bprintf(&b, ": %lld samples, %d classes, top-1 %.4f, top-2 %.4f, macro-F1 %.4f, ECE %.4f", (long long)sc->n, sc->k,
-                cm_metrics_top1(&mt), cm_metrics_top2(&mt), cm_metrics_macro_f1(&mt), cal.ece);
+                cm_confusion_top1(&mt), cm_confusion_top2(&mt), cm_confusion_macro_f1(&mt), cal.ece);
     } else bstr(&b, "(none)");
     bstr(&b, "</td></tr></table>");
     if (params) { bstr(&b, "<details><summary>params.txt</summary><pre>"); besc(&b, params); bstr(&b, "</pre></details>"); }

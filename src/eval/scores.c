@@ -39,7 +39,7 @@ static int url_index(CmScores *s, const char *url) {
 }
 
 cm_status cm_scores_add(CmScores *s, const char *key, const char *url, int label, const float *probs) {
-    if (s->k < 1 || s->k > CM_MAX_CLASSES) return cm_error(CM_ERR_ARG, "scores: %d classes (1..%d)", s->k, CM_MAX_CLASSES);
+    if (s->k < 1 || s->k > CM_EVAL_MAX_CLASSES) return cm_error(CM_ERR_ARG, "scores: %d classes (1..%d)", s->k, CM_EVAL_MAX_CLASSES);
     if (label < 0 || label >= s->k)
         return cm_error(CM_ERR_ARG, "scores: label %d of sample %s is outside 0..%d", label, key ? key : "?", s->k - 1);
     if (s->n == s->cap) {
@@ -68,34 +68,19 @@ cm_status cm_scores_add(CmScores *s, const char *key, const char *url, int label
 
 int cm_scores_pred(const CmScores *s, int64_t i) {
     int top = 0;
-    cm_topk(cm_scores_probs(s, i), s->k, 1, &top);
+    cm_topk_first(cm_scores_probs(s, i), s->k, 1, &top);
     return top;
 }
 
-cm_status cm_scores_collect(void *ctx, CmBatchSource *src, const float *logits, const int32_t *labels, int n,
-                            int n_classes) {
-    CmScores *s = ctx;
-    if (s->k == 0) s->k = n_classes;
-    if (s->k != n_classes) return cm_error(CM_ERR_ARG, "scores: %d classes, the model has %d", s->k, n_classes);
-    float p[CM_MAX_CLASSES];
-    for (int i = 0; i < n; i++) {
-        const float *z = logits + (size_t)i * n_classes;
-        double mx = z[0], sum = 0;
-        for (int c = 1; c < n_classes; c++) if (z[c] > mx) mx = z[c];
-        for (int c = 0; c < n_classes; c++) sum += exp((double)z[c] - mx);
-        for (int c = 0; c < n_classes; c++) p[c] = (float)(exp((double)z[c] - mx) / sum);
-        const char *url = NULL, *key = cm_batches_sample_key(src, i, &url);
-        if (url && *url && (!s->last_raw || strcmp(s->last_raw, url))) {
-            free(s->last_raw); free(s->last_abs);
-            s->last_raw = strdup(url);
-            s->last_abs = realpath(url, NULL);   /* NULL: not a local file (kept as given) */
-            if (!s->last_raw) return cm_error(CM_ERR_OOM, "scores: out of memory");
-        }
-        if (url && s->last_abs && s->last_raw && !strcmp(s->last_raw, url)) url = s->last_abs;
-        cm_status st = cm_scores_add(s, key, url, labels[i], p);
-        if (st) return st;
+cm_status cm_scores_add_abs(CmScores *s, const char *key, const char *url, int label, const float *probs) {
+    if (url && *url && (!s->last_raw || strcmp(s->last_raw, url))) {
+        free(s->last_raw); free(s->last_abs);
+        s->last_raw = strdup(url);
+        s->last_abs = realpath(url, NULL);   /* NULL: not a local file (kept as given) */
+        if (!s->last_raw) return cm_error(CM_ERR_OOM, "scores: out of memory");
     }
-    return CM_OK;
+    if (url && s->last_abs && s->last_raw && !strcmp(s->last_raw, url)) url = s->last_abs;
+    return cm_scores_add(s, key, url, label, probs);
 }
 
 /* JSON string (UTF-8 passed through; quotes, backslash and control characters escaped) */
@@ -138,7 +123,7 @@ cm_status cm_scores_read(const char *path, CmScores *out) {
     ssize_t len;
     int64_t lineno = 0;
     cm_status st = CM_OK;
-    float p[CM_MAX_CLASSES];
+    float p[CM_EVAL_MAX_CLASSES];
     while ((len = getline(&line, &cap, f)) >= 0) {
         lineno++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' ')) line[--len] = 0;
@@ -149,7 +134,7 @@ cm_status cm_scores_read(const char *path, CmScores *out) {
         const cJSON *key = cJSON_GetObjectItemCaseSensitive(j, "key"), *url = cJSON_GetObjectItemCaseSensitive(j, "url");
         int k = cJSON_IsArray(pr) ? cJSON_GetArraySize(pr) : 0;
         if (!cJSON_IsNumber(lab) || lab->valuedouble != (int)lab->valuedouble) st = cm_error(CM_ERR_FORMAT, "%s:%lld: \"label\" must be an integer", path, (long long)lineno);
-        else if (k < 2 || k > CM_MAX_CLASSES) st = cm_error(CM_ERR_FORMAT, "%s:%lld: \"probs\" must be an array of 2..%d numbers", path, (long long)lineno, CM_MAX_CLASSES);
+        else if (k < 2 || k > CM_EVAL_MAX_CLASSES) st = cm_error(CM_ERR_FORMAT, "%s:%lld: \"probs\" must be an array of 2..%d numbers", path, (long long)lineno, CM_EVAL_MAX_CLASSES);
         else if (out->k && k != out->k) st = cm_error(CM_ERR_FORMAT, "%s:%lld: %d probabilities, earlier lines have %d", path, (long long)lineno, k, out->k);
         else if ((key && !cJSON_IsString(key)) || (url && !cJSON_IsString(url))) st = cm_error(CM_ERR_FORMAT, "%s:%lld: \"key\" and \"url\" must be strings", path, (long long)lineno);
         for (int c = 0; !st && c < k; c++) {
@@ -174,10 +159,10 @@ cm_status cm_scores_read(const char *path, CmScores *out) {
     return st;
 }
 
-cm_status cm_scores_metrics(const CmScores *s, CmMetrics *out) {
-    cm_metrics_init(out, s->k);
+cm_status cm_scores_confusion(const CmScores *s, CmConfusion *out) {
+    cm_confusion_init(out, s->k);
     for (int64_t i = 0; i < s->n; i++) {
-        cm_status st = cm_metrics_add(out, cm_scores_probs(s, i), s->label + i, 1);
+        cm_status st = cm_confusion_add(out, cm_scores_probs(s, i), s->label[i]);
         if (st) return st;
     }
     return CM_OK;

@@ -7,6 +7,7 @@
  * argmax (ties -> lower class). Reading checks every line (label in range, same number of
  * probabilities everywhere, finite values in [0,1]) and names file:line at fault; "pred" is
  * recomputed, not trusted.
+ * Collected during validation by src/train/val_scores.h.
  * defines: CmScores, cm_scores_*
  */
 #ifndef CM_EVAL_SCORES_H
@@ -14,8 +15,7 @@
 
 #include <stdint.h>
 #include "common/common.h"
-#include "train/batches.h"
-#include "train/metrics.h"
+#include "eval/curves.h"
 
 typedef struct {
     int k;                     /* classes (0 until the first row) */
@@ -26,7 +26,7 @@ typedef struct {
     int32_t *url;              /* [n] index into urls */
     char **urls;               /* distinct shard URLs */
     int n_urls, cap_urls;
-    char *last_raw, *last_abs;   /* cm_scores_collect: the last source URL and its absolute path */
+    char *last_raw, *last_abs;   /* cm_scores_add_abs: the last URL given and its absolute path */
 } CmScores;
 
 void cm_scores_init(CmScores *s, int n_classes);
@@ -35,18 +35,15 @@ void cm_scores_free(CmScores *s);
 cm_status cm_scores_add(CmScores *s, const char *key, const char *url, int label, const float *probs);
 static inline const float *cm_scores_probs(const CmScores *s, int64_t i) { return s->prob + (size_t)i * s->k; }
 static inline const char *cm_scores_url(const CmScores *s, int64_t i) { return s->urls[s->url[i]]; }
+/* The same, a URL that is a local file recorded as its absolute path (realpath; cached for
+   consecutive samples of one shard) so that the report re-reads it from any folder. */
+cm_status cm_scores_add_abs(CmScores *s, const char *key, const char *url, int label, const float *probs);
 /* Argmax of sample i's probabilities (ties -> lower class, as cm_topk). */
 int cm_scores_pred(const CmScores *s, int64_t i);
 /* Write atomically as JSON lines. */
 cm_status cm_scores_write(const CmScores *s, const char *path);
 cm_status cm_scores_read(const char *path, CmScores *out);
-/* Top-1/top-2/confusion of the scores as CmMetrics (the eval table's numbers). */
-cm_status cm_scores_metrics(const CmScores *s, CmMetrics *out);
-
-/* A CmValBatchFn (train/trainer.h) for cm_validate_ex: ctx is a CmScores; softmax of each
-   row of logits, keys and URLs from the source (cm_batches_sample_key); a URL that is a local
-   file is recorded as its absolute path (the report re-reads it from anywhere). */
-cm_status cm_scores_collect(void *ctx, CmBatchSource *src, const float *logits, const int32_t *labels, int n,
-                            int n_classes);
+/* Top-1/top-2/confusion of the scores (the eval table's numbers). */
+cm_status cm_scores_confusion(const CmScores *s, CmConfusion *out);
 
 #endif

@@ -16,6 +16,7 @@
 #include "eval/report.h"
 #include "eval/scores.h"
 #include "train/checkpoint.h"
+#include "train/val_scores.h"
 
 uint64_t cm_epoch_seed(uint64_t seed, int64_t epoch, uint64_t stream) {
     uint64_t x = seed ^ 0x5deece66dULL;
@@ -302,7 +303,7 @@ cm_status cm_train_run(CmRun *r) {
             cm_scores_init(&vs, 0);
             /* --report-to html: the per-sample scores of the latest validation feed the report's
                PR / ROC / calibration / mistakes sections */
-            st = cm_validate_ex(m, r->val, epoch, tc.w_con, tc.w_cls, &r->val_metrics, html ? cm_scores_collect : NULL, &vs);
+            st = cm_validate_ex(m, r->val, epoch, tc.w_con, tc.w_cls, &r->val_metrics, html ? cm_val_scores_collect : NULL, &vs);
             if (!st && html && vs.n) {
                 char vp[1200];
                 snprintf(vp, sizeof vp, "%s/val_scores.jsonl", r->run_dir);
