@@ -358,8 +358,7 @@ static cm_status bulk_shards(const CmModel *m, CmTextEnc *te, PredOut *out, cons
         st = cm_model_forward(m, NULL, b->images, b->tokens, b->n, false, U, V, H);
         for (int i = 0; i < b->n && !st; i++) {
             PredRow row = {0};
-            row.key = b->keys[i];
-            row.shard = b->shards[i];
+            row.key = cm_batch_key(b, i, &row.shard);
             row.logits = H + (size_t)i * C;
             st = pred_out_row(out, &row);
             ++*scored;

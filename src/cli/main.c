@@ -21,6 +21,7 @@ static const Command commands[] = {
     {"predict", cmd_predict, "classify image+text pairs: streaming JSON lines, or shards/folders in bulk"},
     {"export", cmd_export, "LoRA-merged OpenCLIP weights + config + classifier head in a folder"},
     {"demo", cmd_demo, "synthetic 7-class dataset: build, train, evaluate"},
+    {"report", cmd_report, "self-contained HTML report of a run and/or per-sample eval scores"},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 

@@ -341,12 +341,8 @@ typedef struct CmBatchPool {
 } CmBatchPool;
 
 static void batch_release(CmBatch *b) {
-    for (int i = 0; i < b->cap_; i++) {
-        if (b->keys) free(b->keys[i]);
-        if (b->shards) free(b->shards[i]);
-    }
-    free(b->keys); free(b->shards);
     cm_free(b->images); cm_free(b->tokens); cm_free(b->labels);
+    cm_sample_ids_free(&b->ids);
     free(b);
 }
 
@@ -356,6 +352,11 @@ static void pool_unref_locked(CmBatchPool *p) {
     pthread_mutex_unlock(&p->mu);
     pthread_mutex_destroy(&p->mu);
     free(p);
+}
+
+const char *cm_batch_key(const CmBatch *b, int i, const char **url) {
+    if (url) *url = NULL;
+    return b && i < b->n ? cm_sample_ids_get(&b->ids, i, url) : NULL;
 }
 
 void cm_batch_free(CmBatch *b) {
@@ -368,16 +369,6 @@ void cm_batch_free(CmBatch *b) {
     pool_unref_locked(p);
 }
 
-/* Replace *dst by a copy of s (the batch's key strings are reused across refills). */
-static bool set_str(char **dst, const char *s) {
-    size_t n = strlen(s ? s : "");
-    char *d = realloc(*dst, n + 1);
-    if (!d) return false;
-    memcpy(d, s ? s : "", n + 1);
-    *dst = d;
-    return true;
-}
-
 static CmBatch *batch_new(CmLoader *l) {
     int B = l->cfg.batch_size;
     CmBatchPool *p = l->pool;
@@ -386,7 +377,7 @@ static CmBatch *batch_new(CmLoader *l) {
     if (b) { p->free = b->next_; p->nfree--; }
     p->refs++;
     pthread_mutex_unlock(&p->mu);
-    if (b) { b->n = 0; return b; }
+    if (b) { b->n = 0; cm_sample_ids_clear(&b->ids); return b; }
     b = calloc(1, sizeof *b);
     if (!b) { pthread_mutex_lock(&p->mu); pool_unref_locked(p); return NULL; }
     b->pool_ = p;
@@ -395,10 +386,7 @@ static CmBatch *batch_new(CmLoader *l) {
     b->images = cm_malloc(sizeof(float) * (size_t)B * 3 * (size_t)l->S * (size_t)l->S, "batch images");
     b->tokens = cm_malloc(sizeof(int32_t) * (size_t)B * (size_t)l->ctx, "batch tokens");
     b->labels = cm_malloc(sizeof(int32_t) * (size_t)B, "batch labels");
-    b->keys = calloc((size_t)B, sizeof *b->keys);
-    b->shards = calloc((size_t)B, sizeof *b->shards);
-    b->cap_ = B;
-    if (!b->images || !b->tokens || !b->labels || !b->keys || !b->shards) { cm_batch_free(b); return NULL; }
+    if (!b->images || !b->tokens || !b->labels) { cm_batch_free(b); return NULL; }
     return b;
 }
 
@@ -431,9 +419,9 @@ static void *assembler_main(void *arg) {
                 memcpy(b->images + (size_t)filled * img_n, j->img, sizeof(float) * img_n);
                 memcpy(b->tokens + (size_t)filled * (size_t)l->ctx, j->tok, sizeof(int32_t) * (size_t)l->ctx);
                 b->labels[filled] = j->label;
-                if (!set_str(&b->keys[filled], j->s->key) || !set_str(&b->shards[filled], j->s->url)) {
+                if (cm_sample_ids_add(&b->ids, j->s->key, j->s->url)) {
                     recycle(l, j);
-                    set_fatal(l, CM_ERR_OOM, "data: out of memory for sample keys");
+                    set_fatal(l, CM_ERR_OOM, "data: out of memory for the keys of a batch");
                     break;
                 }
                 filled++;
