@@ -21,6 +21,7 @@
 #include "kernels/kernels_internal.h"
 #include "common/common.h"
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,23 +83,33 @@ static int cmp_float(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* outlier columns of x[M,C]: indices into w->idx, count returned */
+/* outlier columns of x[M,C]: indices into w->idx, count returned; w->colmax[c] becomes the
+   column's keep factor (1 inlier, 0 outlier) */
 static int find_outliers(const float *x, int M, int C, Ws *w) {
-    for (int c = 0; c < C; c++) w->colmax[c] = 0.0f;
-    for (int i = 0; i < M; i++) {
-        const float *r = x + (size_t)i * C;
-        for (int c = 0; c < C; c++) { float a = fabsf(r[c]); if (a > w->colmax[c]) w->colmax[c] = a; }
+    int nblk = (C + 63) / 64;
+    #pragma omp parallel for if ((size_t)M * C > CM_OMP_MIN)
+    for (int bk = 0; bk < nblk; bk++) {   /* column blocks: each thread owns its columns */
+        int c0 = bk * 64, c1 = c0 + 64 < C ? c0 + 64 : C;
+        float mx[64] = {0};
+        for (int i = 0; i < M; i++) {
+            const float *r = x + (size_t)i * C;
+            #pragma omp simd
+            for (int c = c0; c < c1; c++) mx[c - c0] = fmaxf(mx[c - c0], fabsf(r[c]));
+        }
+        for (int c = c0; c < c1; c++) w->colmax[c] = mx[c - c0];
     }
     memcpy(w->sorted, w->colmax, (size_t)C * sizeof(float));
     qsort(w->sorted, (size_t)C, sizeof(float), cmp_float);
     float med = w->sorted[C / 2], thr = CM_INT8_OUTLIER_RATIO * med;
     int cap = C / 16, n = 0;
-    if (cap < 1 || !(med > 0.0f)) return 0;
-    /* the largest first: walk the sorted maxima down to the threshold */
-    float cut = w->sorted[C - cap > 0 ? C - cap : 0];
+    /* the largest first: the cap-th largest maximum is the lowest admissible one */
+    float cut = cap > 0 ? w->sorted[C - cap] : INFINITY;
     if (cut < thr) cut = thr;
-    for (int c = 0; c < C && n < cap; c++)
-        if (w->colmax[c] > thr && w->colmax[c] >= cut) w->idx[n++] = c;
+    for (int c = 0; c < C; c++) {
+        bool out = n < cap && med > 0.0f && w->colmax[c] > thr && w->colmax[c] >= cut;
+        if (out) w->idx[n++] = c;
+        w->colmax[c] = out ? 0.0f : 1.0f;
+    }
     return n;
 }
 
@@ -108,17 +119,18 @@ void cm_linear_forward_int8(float *out, const float *x, const CmInt8Weights *q, 
     Ws w;
     layout(&w, workspace, M, C, OC);
     int no = find_outliers(x, M, C, &w);
-    /* mark outlier columns in colmax as negative (a cheap set for the quantisation loop) */
-    for (int k = 0; k < no; k++) w.colmax[w.idx[k]] = -1.0f;
+    const float *keep = w.colmax;
     #pragma omp parallel for if ((size_t)M * C > CM_OMP_MIN)
     for (int i = 0; i < M; i++) {
         const float *r = x + (size_t)i * C;
         int8_t *o = w.xq + (size_t)i * C;
         float mx = 0.0f;
-        for (int c = 0; c < C; c++) if (w.colmax[c] >= 0.0f) mx = fmaxf(mx, fabsf(r[c]));
+        #pragma omp simd reduction(max:mx)
+        for (int c = 0; c < C; c++) mx = fmaxf(mx, fabsf(r[c]) * keep[c]);
         float s = mx > 0.0f ? mx / 127.0f : 1.0f, inv = 1.0f / s;
         w.xs[i] = s;
-        for (int c = 0; c < C; c++) o[c] = w.colmax[c] >= 0.0f ? q8(r[c], inv) : 0;
+        #pragma omp simd
+        for (int c = 0; c < C; c++) o[c] = q8(r[c] * keep[c], inv);
     }
     /* acc[M,OC] = xq[M,C] @ Wq^T: Wq [OC,C] seen as [C,OC] */
     CmMatmulKey k;
