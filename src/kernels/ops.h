@@ -100,10 +100,17 @@ void cm_quickgelu_backward_ref(float *dinp, const float *inp, const float *dout,
 /* out = a + b (n elements); may alias out == a */
 void cm_add_forward(float *out, const float *a, const float *b, size_t n);
 
-/* Inverted dropout with probability p: mask[i] = keep ? 1/(1-p) : 0, out = inp * mask.
-   p == 0 (or eval) must be handled by the caller skipping the call. out may alias inp.
+/* Inverted dropout with probability p on B samples of n elements each (sample b's elements are
+   the n consecutive values at b*n): mask = keep ? 1/(1-p) : 0, out = inp * mask (out may alias
+   inp). The keep decision of element e of sample b is a pure function of (key->seed, key->step,
+   site, key->sample_base + b, e) through Philox4x32-10 — counter (e/4, site, global sample index,
+   step), key = seed, word e%4, 24-bit uniform >= p — so the masks do not depend on how a batch is
+   split into micro-batches, processes or devices, nor on the thread count, and a resumed run
+   draws the same masks. p == 0 (or eval) must be handled by the caller skipping the call.
    dinp += dout * mask. */
-void cm_dropout_forward(float *out, float *mask, const float *inp, float p, size_t n, CmRng *rng);
+typedef struct { uint64_t seed, step; int64_t sample_base; } CmDropoutKey;
+void cm_dropout_forward(float *out, float *mask, const float *inp, float p, size_t n, int B, const CmDropoutKey *key,
+                        uint32_t site);
 void cm_dropout_backward(float *dinp, const float *dout, const float *mask, size_t n);
 
 // ---------------------------------------------------------------------------------------------

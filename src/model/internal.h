@@ -6,6 +6,7 @@
 #define CM_MODEL_INTERNAL_H
 
 #include "model/model.h"
+#include "kernels/ops.h"
 
 /* One residual block's saved activations (M = B*T rows). */
 typedef struct {
@@ -87,8 +88,9 @@ typedef struct {
 
 cm_status cm_head_acts_alloc(HeadActs *ha, const CmModel *m, int maxB);
 void cm_head_acts_free(HeadActs *ha);
-/* logits [B,K] from U, V [B,E]; rng == NULL: eval (no dropout). */
-void cm_head_net_forward(const CmModel *m, HeadActs *ha, const float *U, const float *V, int B, CmRng *rng, float *logits);
+/* logits [B,K] from U, V [B,E]; dk == NULL: eval (no dropout). */
+void cm_head_net_forward(const CmModel *m, HeadActs *ha, const float *U, const float *V, int B, const CmDropoutKey *dk,
+                         float *logits);
 /* dU, dV [B,E] += gradient from dlogits [B,K]; dU/dV may be NULL (towers frozen). */
 void cm_head_net_backward(CmModel *m, HeadActs *ha, const float *dlogits, float *dU, float *dV);
 bool cm_head_has_trainable(const CmModel *m);

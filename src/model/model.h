@@ -255,9 +255,12 @@ typedef struct CmActs CmActs;
    activations follows the model's mode at forward time (nothing for frozen towers). */
 cm_status cm_acts_create(const CmModel *m, int max_B, bool grad_ckpt, CmActs **out);
 void cm_acts_free(CmActs *a);
-/* Dropout RNG (head dropout in training): seed / state access for checkpoints. */
+/* Head dropout in training (counter-based, kernels/ops.h cm_dropout_forward): the seed (--seed). */
 void cm_acts_seed(CmActs *a, uint64_t seed);
-CmRng *cm_acts_rng(CmActs *a);
+/* The optimizer step and the index, in the whole step's global batch, of this forward's first
+   sample: dropout masks are drawn per (seed, step, global sample index), so micro-batches,
+   ranks and devices draw what one big batch would, and a resumed run draws the same masks. */
+void cm_acts_set_step(CmActs *a, uint64_t step, int64_t sample_base);
 
 /* Full forward. images [B,3,S,S], tokens [B,ctx] int32 (ids < vocab_size, else CM_ERR_ARG).
    U, V [B,E] L2-normalised features; head_logits [B,n_classes] (NULL to skip the head; needs

@@ -85,9 +85,7 @@ static cm_status save_ckpt(CmRun *r, CmTrainer *t, const char *ckdir, int64_t co
     meta.lock_image = r->m->lock_image;
     meta.lock_text = r->m->lock_text;
     meta.trainable_only = trainable_only;
-    meta.n_rng = 1;
-    snprintf(meta.rng_name[0], sizeof meta.rng_name[0], "dropout");
-    meta.rng[0] = *cm_acts_rng(t->acts);
+    meta.n_rng = 0;   /* dropout masks are a function of (seed, step, sample): nothing to save */
     meta.args_json = args_json;
     snprintf(meta.tokenizer, sizeof meta.tokenizer, "%s", r->tokenizer ? r->tokenizer : "bpe");
     char path[1200];
@@ -240,7 +238,7 @@ cm_status cm_train_run(CmRun *r) {
 
     for (int64_t epoch = start_epoch; epoch < o->epochs; epoch++) {
         cm_info("Start epoch %lld", (long long)epoch);
-        cm_acts_seed(t.acts, cm_epoch_seed(seed, epoch, 1));
+        cm_acts_seed(t.acts, cm_epoch_seed(seed, 0, 1));   /* masks vary with the step, not the epoch */
         if ((st = r->train->start_epoch(r->train, epoch))) goto done;
         Avg a_loss = {0}, a_con = {0}, a_cls = {0}, a_data = {0}, a_batch = {0};
         double t_last = cm_now(), data_time = 0;
