@@ -341,6 +341,9 @@ cm_status cm_train_run(CmRun *r) {
         }
         int64_t completed = epoch + 1;
         if (r->train->skipped) cm_info("epoch %lld: %lld bad samples skipped so far", (long long)epoch, (long long)r->train->skipped);
+        if (r->train->no_json)
+            cm_warn("epoch %lld: %lld training samples so far had no .json metadata and were given label 0 (DESIGN §4.2)",
+                    (long long)epoch, (long long)r->train->no_json);
 
         /* validation */
         if (r->val && o->val_frequency > 0 && (completed % o->val_frequency == 0 || completed == o->epochs)) {
@@ -348,6 +351,8 @@ cm_status cm_train_run(CmRun *r) {
             if ((st = cm_validate(m, r->val, epoch, tc.w_con, tc.w_cls, &r->val_metrics))) { cm_error_prefix("validation"); goto done; }
             r->have_val = true;
             CmMetrics *vm = &r->val_metrics;
+            if (r->val->no_json)
+                cm_warn("validation: %lld samples so far had no .json metadata and were given label 0 (DESIGN §4.2)", (long long)r->val->no_json);
             cm_info("Eval Epoch: %lld clip_val_loss: %.4f\tval_loss: %.4f\ttop1: %.4f\ttop2: %.4f\tmacro_f1: %.4f\tnum_samples: %lld\t(%.1f s)",
                     (long long)completed, vm->clip_loss_n ? vm->clip_loss_sum / vm->clip_loss_n : 0.0,
                     vm->loss_n ? vm->loss_sum / vm->loss_n : 0.0, cm_metrics_top1(vm), cm_metrics_top2(vm),
