@@ -72,7 +72,8 @@ int cmd_train(int argc, char **argv) {
             fprintf(stderr, "clipmod train: interrupted by %s after step %lld; saved %s\n"
                     "clipmod train: to continue exactly where it stopped, run the same command with --resume latest\n",
                     nm, (long long)r.steps_done, r.stop_checkpoint);
-        else fprintf(stderr, "clipmod train: interrupted by %s after step %lld; nothing saved (--logs none)\n", nm, (long long)r.steps_done);
+        else fprintf(stderr, "clipmod train: interrupted by %s at step %lld; no new checkpoint (nothing trained yet in this run, or --logs none)\n",
+                     nm, (long long)r.steps_done);
         return 128 + r.stopped;
     }
     char extra[512];

@@ -100,10 +100,16 @@ static cm_status save_ckpt(CmRun *r, CmTrainer *t, const char *ckdir, int64_t co
     return CM_OK;
 }
 
-/* The run was asked to stop (signal): write step_<N>.safetensors unless the state is already saved. */
+/* The run was asked to stop (signal): write step_<N>.safetensors unless the state is already
+   saved (saved > 0) or nothing was trained in this run (saved < 0). */
 static cm_status save_stop_ckpt(CmRun *r, CmTrainer *t, const char *ckdir, int64_t epoch, int64_t epoch_step,
-                                const char *base_sha, bool trainable_only, const char *args_json, bool saved) {
+                                const char *base_sha, bool trainable_only, const char *args_json, int saved) {
     r->stopped = (int)*r->stop;
+    if (saved < 0) {   /* no step done in this run: the state on disk is already where it is */
+        r->stop_checkpoint[0] = 0;
+        cm_info("Stopped by signal %d before the first step of this run (step %lld); nothing new to save", r->stopped, (long long)t->step);
+        return CM_OK;
+    }
     if (!ckdir[0]) {
         r->stop_checkpoint[0] = 0;
         cm_warn("stopped by signal %d after step %lld; --logs none: no checkpoint written", r->stopped, (long long)t->step);
@@ -293,8 +299,9 @@ cm_status cm_train_run(CmRun *r) {
         double t_last = cm_now(), data_time = 0;
         for (int64_t i = i0; i < r->train->num_batches; i++) {
             int slot = (int)(i % K);
-            if (slot == 0 && i > 0 && r->stop && *r->stop && i / K < steps_per_epoch) {
-                if ((st = save_stop_ckpt(r, &t, ckdir, epoch, i / K, base_sha, trainable_only, args_json, false))) goto done;
+            if (slot == 0 && r->stop && *r->stop && (i > i0 || steps_this_run == 0) && i / K < steps_per_epoch) {
+                if ((st = save_stop_ckpt(r, &t, ckdir, epoch, i / K, base_sha, trainable_only, args_json, steps_this_run ? 0 : -1)))
+                    goto done;
                 goto stopped;
             }
             double t0 = cm_now();
@@ -371,7 +378,7 @@ cm_status cm_train_run(CmRun *r) {
         bool saved = false;
         if (save_logs && (st = save_ckpt(r, &t, ckdir, completed, base_sha, trainable_only, args_json, &saved))) goto done;
         if (r->stop && *r->stop && completed < o->epochs) {
-            if ((st = save_stop_ckpt(r, &t, ckdir, completed, 0, base_sha, trainable_only, args_json, saved))) goto done;
+            if ((st = save_stop_ckpt(r, &t, ckdir, completed, 0, base_sha, trainable_only, args_json, saved ? 1 : 0))) goto done;
             goto stopped;
         }
     }
