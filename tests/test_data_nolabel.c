@@ -175,5 +175,5 @@ int main(void) {
     RUN(test_cli_inspect_no_json);
     snprintf(tl_tmpdir, sizeof tl_tmpdir, "%s", tmpdir);
     tl_tmpdir_remove();
-    return tl_summary(__FILE__);
+    return tl_summary("test_data_nolabel");
 }

@@ -353,5 +353,5 @@ int main(void) {
     RUN(test_demo_cleans_up);
     snprintf(tl_tmpdir, sizeof tl_tmpdir, "%s", tmpdir);
     tl_tmpdir_remove();
-    return tl_summary(__FILE__);
+    return tl_summary("test_train_signals");
 }
