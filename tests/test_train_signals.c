@@ -176,6 +176,34 @@ static void test_sigint_mid_epoch_resume_exact(void) {
     check_same_checkpoint(a, b);
 }
 
+/* The same through the threaded loader (BPE, 2 workers, resampled, accum 2, LoRA on the tiny
+   golden): the replay of a mid-epoch resume goes through cm_loader_next. */
+static void test_sigint_resume_exact_loader(void) {
+    SHARED_OR_SKIP();
+    CLIPMOD_BIN_OR_SKIP();
+    char args[4096], common[3000], a[700], b[700];
+    snprintf(common, sizeof common,
+             "train --train-data %s/data/train/00000.tar --model %s --pretrained %s --vocab %s --enable-lora --batch-size 4 "
+             "--accum-freq 2 --train-num-samples 64 --workers 2 --dataset-resampled --precision fp32 --lr 1e-3 --warmup 1 "
+             "--threads 1 --seed 5 --epochs 2 --name run",
+             tmpdir, tl_shared("golden/tiny/config.json"), tl_shared("golden/tiny/model.safetensors"),
+             tl_shared("vocab/bpe_simple_vocab_16e6.txt.gz"));
+    snprintf(args, sizeof args, "%s --logs %s/lfull", common, tmpdir);
+    REQUIRE(run(NULL, args) == 0, "uninterrupted: %s", errbuf);
+    snprintf(args, sizeof args, "%s --logs %s/lint", common, tmpdir);
+    int rc = run("CLIPMOD_TEST_SIGNAL_AT_STEP=10", args);   /* 8 steps per epoch: 2 into epoch 1 */
+    REQUIRE(rc == 130, "SIGINT: exit %d: %s", rc, errbuf);
+    snprintf(a, sizeof a, "%s/lint/run/checkpoints/step_10.safetensors", tmpdir);
+    CmCkptMeta meta;
+    REQUIRE(cm_checkpoint_read_meta(a, &meta, NULL) == CM_OK, "%s: %s", a, cm_last_error());
+    CHECK(meta.epoch == 1 && meta.epoch_step == 2, "epoch %lld epoch_step %lld", (long long)meta.epoch, (long long)meta.epoch_step);
+    snprintf(args, sizeof args, "%s --logs %s/lint --resume latest", common, tmpdir);
+    REQUIRE(run(NULL, args) == 0, "resume: %s", errbuf);
+    snprintf(a, sizeof a, "%s/lfull/run/checkpoints/epoch_2.safetensors", tmpdir);
+    snprintf(b, sizeof b, "%s/lint/run/checkpoints/epoch_2.safetensors", tmpdir);
+    check_same_checkpoint(a, b);
+}
+
 static void test_second_signal_exits_at_once(void) {
     CLIPMOD_BIN_OR_SKIP();
     char args[2048], path[700];
@@ -347,6 +375,7 @@ int main(void) {
     if (!setup()) { fprintf(stderr, "setup failed: %s\n", cm_last_error()); return 1; }
     RUN(test_remove_stale_tmp);
     RUN(test_sigint_mid_epoch_resume_exact);
+    RUN(test_sigint_resume_exact_loader);
     RUN(test_second_signal_exits_at_once);
     RUN(test_sigterm_from_outside);
     RUN(test_kill9_loop_then_start);
