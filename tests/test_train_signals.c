@@ -174,6 +174,7 @@ static void test_sigint_mid_epoch_resume_exact(void) {
     snprintf(a, sizeof a, "%s/full/run/checkpoints/epoch_2.safetensors", tmpdir);   /* the epoch finished after the resume */
     snprintf(b, sizeof b, "%s/epoch_2.safetensors", ck);
     check_same_checkpoint(a, b);
+    CHECK(!cm_file_exists(path), "%s should be deleted once epoch_2 supersedes it", path);
 }
 
 /* The same through the threaded loader (BPE, 2 workers, resampled, accum 2, LoRA on the tiny

@@ -4,6 +4,7 @@
  */
 #include "train/run.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -69,6 +70,25 @@ static void fill_meta(const CmRun *r, CmTrainer *t, int64_t completed, int64_t e
     snprintf(meta->tokenizer, sizeof meta->tokenizer, "%s", r->tokenizer ? r->tokenizer : "bpe");
 }
 
+/* step_N.safetensors of earlier interruptions are superseded once a later checkpoint exists. */
+static void remove_old_step_ckpts(const char *ckdir, int64_t step) {
+    DIR *d = opendir(ckdir);
+    if (!d) return;
+    struct dirent *e;
+    char path[1400];
+    while ((e = readdir(d))) {
+        long long k;
+        int used = 0;
+        if (sscanf(e->d_name, "step_%lld.safetensors%n", &k, &used) != 1 || used != (int)strlen(e->d_name) || k >= step ||
+            strcmp(e->d_name + used - 12, ".safetensors"))
+            continue;
+        snprintf(path, sizeof path, "%s/%s", ckdir, e->d_name);
+        if (unlink(path)) cm_warn("could not delete %s: %s", path, strerror(errno));
+        else cm_info("Deleted %s (superseded by a later checkpoint)", path);
+    }
+    closedir(d);
+}
+
 /* End-of-epoch checkpoints; *wrote = whether one holding this state was written. */
 static cm_status save_ckpt(CmRun *r, CmTrainer *t, const char *ckdir, int64_t completed, const char *base_sha,
                            bool trainable_only, const char *args_json, bool *wrote) {
@@ -97,6 +117,7 @@ static cm_status save_ckpt(CmRun *r, CmTrainer *t, const char *ckdir, int64_t co
         snprintf(r->stop_checkpoint, sizeof r->stop_checkpoint, "%s", path);
         *wrote = true;
     }
+    if (*wrote) remove_old_step_ckpts(ckdir, t->step);
     return CM_OK;
 }
 
