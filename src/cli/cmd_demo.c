@@ -46,7 +46,7 @@ static int bad(const char *flag, const char *msg) {
 }
 
 typedef struct {
-    const char *dir;
+    const char *dir, *report_to;
     int epochs, n_train, n_val, batch, warmup, ablate;
     long long seed;
     double lr;
@@ -59,7 +59,7 @@ static void demo_opts(const DemoArgs *a, CmTrainOpts *o, char *cfgpath, char *lo
     o->model = cfgpath; o->pretrained = ""; o->tokenizer = "bytes";
     o->batch_size = a->batch; o->epochs = a->epochs; o->lr = a->lr; o->wd = 0.1; o->warmup = a->warmup;
     o->beta1 = 0.9; o->beta2 = 0.98; o->eps = 1e-6;
-    o->precision = "fp32"; o->workers = 1; o->logs = logs; o->seed = a->seed;
+    o->precision = "fp32"; o->workers = 1; o->logs = logs; o->seed = a->seed; o->report_to = a->report_to;
     o->log_every_n_steps = 50; o->save_frequency = 0; o->val_frequency = a->epochs > 4 ? a->epochs / 4 : 1;
     snprintf(name, 64, "demo%s%s", a->ablate ? "-" : "", a->ablate == CM_SYNTH_IMAGE_ONLY ? "image-only" : a->ablate ? "text-only" : "");
     o->name = name;
@@ -154,7 +154,7 @@ static void forward_signal(int sig) {
 }
 
 int cmd_demo(int argc, char **argv) {
-    const char *dir = NULL, *ablate_s = "none";
+    const char *dir = NULL, *ablate_s = "none", *report_to = "";
     int epochs = 25, n_train = 7000, n_val = 1400, threads = 0, batch = 64, warmup = 50;
     long long seed = 0;
     double lr = 2e-3;
@@ -171,6 +171,7 @@ int cmd_demo(int argc, char **argv) {
         {"--threads", ARG_INT, &threads, "N", "compute threads (default 1: the demo model is tiny)"},
         {"--ablate", ARG_STR, &ablate_s, "none|image|text", "train on one modality: image (captions emptied) or text (images blanked)"},
         {"--keep", ARG_FLAG, &keep, NULL, "keep the temporary folder; print the checkpoint and the eval/predict commands to try"},
+        {"--report-to", ARG_STR, &report_to, "html", "html: the run folder gets report.html (with --data-dir or --keep)"},
     };
     int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "demo",
                         "[--data-dir DIR] [--epochs N] [--ablate none|image|text] [--keep] ...", NULL);
@@ -187,7 +188,7 @@ int cmd_demo(int argc, char **argv) {
     if (threads < 0) return bad("--threads", "must be >= 0");
     if (seed < 0) return bad("--seed", "must be >= 0");
     if (dir && !*dir) return bad("--data-dir", "is empty");
-    DemoArgs a = {dir, epochs, n_train, n_val, batch, warmup, ablate, seed, lr, !dir, keep};
+    DemoArgs a = {dir, report_to, epochs, n_train, n_val, batch, warmup, ablate, seed, lr, !dir, keep};
     {   /* the training options as the run will see them, checked before anything is written */
         CmTrainOpts o;
         char cfgpath[] = "demo_model.json", logs[] = "logs", tu[] = "train.tar", vu[] = "val.tar", name[64];
