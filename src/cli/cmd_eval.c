@@ -88,6 +88,7 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "clipmod eval: report written to %s\n", html);
     }
     if (src->skipped) cm_warn("%lld bad samples or shards skipped", (long long)src->skipped);
+    if (src->no_json) cm_warn("%lld samples had no .json metadata and were given label 0 (DESIGN §4.2)", (long long)src->no_json);
     if (json) {
         char *js = cm_metrics_json(&mt, NULL);
         if (!js) goto fail;
