@@ -84,8 +84,15 @@ $(BUILD)/libclipmod.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 # ---- shared library: libclipmod.so.VERSION, soname libclipmod.so.MAJOR, unversioned link ----------
-$(BUILD)/libclipmod.so.$(VERSION): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--no-undefined $(CFLAGS) -o $@ $^ $(LDLIBS)
+# Exports: the CLIPMOD_API functions (-fvisibility=hidden hides the rest); the version script also
+# hides the ifunc symbols of the CM_HOT clones, which GCC leaves global despite -fvisibility=hidden.
+$(BUILD)/libclipmod.map:
+	@mkdir -p $(dir $@)
+	@echo '{ global: clipmod_*; local: *; };' > $@
+
+$(BUILD)/libclipmod.so.$(VERSION): $(LIB_OBJ) $(BUILD)/libclipmod.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--no-undefined -Wl,--version-script=$(BUILD)/libclipmod.map $(CFLAGS) \
+	    -o $@ $(LIB_OBJ) $(LDLIBS)
 
 $(BUILD)/libclipmod.so: $(BUILD)/libclipmod.so.$(VERSION)
 	ln -sf libclipmod.so.$(VERSION) $(BUILD)/$(SONAME)

@@ -33,7 +33,7 @@ int cmd_eval(int argc, char **argv) {
         {"--val-data", ARG_STR, &val, "URLS", "shards: brace patterns joined by '::' (required)"},
         {"--json", ARG_FLAG, &json, NULL, "one JSON object instead of the table"},
         {"--model-name", ARG_STR, &model_name, "NAME|JSON", "config of a plain weights file"},
-        {"--vocab", ARG_STR, &vocab, "PATH", "BPE vocabulary (default: next to the model, $CLIPMOD_VOCAB, ...)"},
+        {"--vocab", ARG_STR, &vocab, "PATH", "BPE vocabulary (default: next to the model, $CLIPMOD_VOCAB, <prefix>/share/clipmod/)"},
         {"--batch-size", ARG_INT, &batch, "N", "batch size (default 64)"},
         {"--workers", ARG_INT, &workers, "N", "decode threads (default 1)"},
         {"--threads", ARG_INT, &threads, "N", "compute threads"},

@@ -1,0 +1,49 @@
+#!/bin/sh
+# test_portable.sh — the default build (MARCH=-march=x86-64-v3) must run on any x86-64 CPU with
+# AVX2: no AVX-512 instruction (zmm registers, k mask registers, EVEX-only xmm16-31/ymm16-31)
+# outside the runtime-dispatched clones FN.arch_x86_64_v4 (CM_HOT, src/kernels/vecmath.h), in the
+# objects of the library and the CLI. Also checks the dispatch is really there (the clones exist,
+# use zmm, and an ifunc resolver selects them), so removing it cannot pass silently.
+# Run by `make test` (tests/run_tests.sh) with BUILD and MARCH from the Makefile.
+set -u
+BUILD=${BUILD:-build}
+MARCH=${MARCH:--march=x86-64-v3}
+pass=0; fail=0
+ok()  { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "  FAIL $*"; }
+summary() { echo "test_portable: $pass passed, $fail failed, $1 skipped"; [ "$fail" -eq 0 ]; exit $?; }
+
+case "$MARCH" in
+    *native*|*x86-64-v4*|*avx512*|*skylake-avx512*|*icelake*|*sapphirerapids*|*znver4*)
+        echo "  SKIPPED test_portable: this build targets '$MARCH', not the portable default"; summary 1 ;;
+esac
+if ! command -v objdump >/dev/null 2>&1; then echo "  SKIPPED test_portable: no objdump"; summary 1; fi
+objs=$(ls "$BUILD"/src/*/*.o 2>/dev/null)
+[ -n "$objs" ] || { bad "no objects under $BUILD/src (build first)"; summary 0; }
+
+# every instruction line that uses AVX-512 state, as "object function: instruction"
+tmp=$(mktemp); trap 'rm -f "$tmp"' EXIT
+for o in $objs; do
+    objdump -d --no-show-raw-insn "$o" | awk -v obj="$o" '
+        /^[0-9a-f]+ <.*>:$/ { fn = $2; gsub(/[<>:]/, "", fn); next }
+        /%zmm|%k[0-7]|\{%k|%[xy]mm(1[6-9]|2[0-9]|3[01])\b|\{1to[0-9]+\}/ { print obj " " fn ": " $0 }'
+done > "$tmp"
+n_all=$(wc -l < "$tmp")
+outside=$(grep -v -E '^[^ ]+ [^ ]*\.arch_x86_64_v4: ' "$tmp")
+if [ -n "$outside" ]; then
+    bad "AVX-512 instructions outside the dispatched clones:"
+    printf '%s\n' "$outside" | awk '{print "    " $0}' | head -20
+else ok; fi
+
+# the dispatch exists: each CM_HOT kernel has an AVX-512 clone that uses zmm and an ifunc resolver
+for f in kernels/activation.o:gelu_forward kernels/activation.o:quickgelu_backward kernels/softmax.o:cm_softmax_row \
+         kernels/layernorm.o:layernorm_forward kernels/attention.o:att_softmax_backward; do
+    o="$BUILD/src/${f%%:*}"; fn=${f#*:}
+    if ! grep -q -E "^$o $fn(\._omp_fn\.[0-9]+)?\.arch_x86_64_v4: .*%zmm" "$tmp"; then
+        bad "$fn in $o has no AVX-512 clone using zmm (runtime dispatch missing)"
+    elif ! nm "$o" | grep -q -E " i $fn\$"; then
+        bad "$fn in $o is not an ifunc (no runtime selection)"
+    else ok; fi
+done
+echo "test_portable: $(echo "$objs" | wc -w) objects, $n_all AVX-512 instruction lines, all inside .arch_x86_64_v4 clones"
+summary 0
