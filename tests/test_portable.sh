@@ -36,8 +36,8 @@ if [ -n "$outside" ]; then
 else ok; fi
 
 # the dispatch exists: each CM_HOT kernel has an AVX-512 clone that uses zmm and an ifunc resolver
-for f in kernels/activation.o:gelu_forward kernels/activation.o:quickgelu_backward kernels/softmax.o:cm_softmax_row \
-         kernels/layernorm.o:layernorm_forward kernels/attention.o:att_softmax_backward; do
+for f in kernels/activation.o:cm_gelu_forward kernels/activation.o:cm_quickgelu_backward kernels/softmax.o:cm_softmax_row \
+         kernels/layernorm.o:cm_layernorm_forward kernels/attention.o:att_softmax_backward; do
     o="$BUILD/src/${f%%:*}"; fn=${f#*:}
     if ! grep -q -E "^$o $fn(\._omp_fn\.[0-9]+)?\.arch_x86_64_v4: .*%zmm" "$tmp"; then
         bad "$fn in $o has no AVX-512 clone using zmm (runtime dispatch missing)"
