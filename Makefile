@@ -140,6 +140,7 @@ LIBDIR     := $(PREFIX)/lib
 INCLUDEDIR := $(PREFIX)/include
 DATADIR    := $(PREFIX)/share/clipmod
 MANDIR     := $(PREFIX)/share/man
+PYDIR      := $(PREFIX)/lib/python3/dist-packages
 VOCAB_FILES:= assets/bpe_simple_vocab_16e6.txt.gz assets/bpe_simple_vocab_16e6.LICENSE.md
 
 # the man page comes from the CLI's own option tables (clipmod --man), so it cannot drift
@@ -166,12 +167,15 @@ install: all $(BUILD)/clipmod.1 $(BUILD)/clipmod.pc
 	install -m 644 include/clipmod.h $(DESTDIR)$(INCLUDEDIR)/clipmod.h
 	install -m 644 $(VOCAB_FILES) $(DESTDIR)$(DATADIR)/
 	install -m 644 $(BUILD)/clipmod.1 $(DESTDIR)$(MANDIR)/man1/clipmod.1
+	install -d $(DESTDIR)$(PYDIR)/clipmod
+	install -m 644 python/clipmod/__init__.py $(DESTDIR)$(PYDIR)/clipmod/__init__.py
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/clipmod $(DESTDIR)$(LIBDIR)/libclipmod.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 	      $(DESTDIR)$(LIBDIR)/libclipmod.so $(DESTDIR)$(LIBDIR)/libclipmod.a $(DESTDIR)$(LIBDIR)/pkgconfig/clipmod.pc \
 	      $(DESTDIR)$(INCLUDEDIR)/clipmod.h $(addprefix $(DESTDIR)$(DATADIR)/,$(notdir $(VOCAB_FILES))) \
-	      $(DESTDIR)$(MANDIR)/man1/clipmod.1
-	-rmdir $(DESTDIR)$(DATADIR) 2>/dev/null || true
+	      $(DESTDIR)$(MANDIR)/man1/clipmod.1 $(DESTDIR)$(PYDIR)/clipmod/__init__.py
+	-rm -rf $(DESTDIR)$(PYDIR)/clipmod/__pycache__
+	-rmdir $(DESTDIR)$(DATADIR) $(DESTDIR)$(PYDIR)/clipmod 2>/dev/null || true
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

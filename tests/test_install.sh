@@ -40,7 +40,7 @@ fi
 ok
 for f in bin/clipmod lib/libclipmod.a lib/libclipmod.so lib/pkgconfig/clipmod.pc include/clipmod.h \
          share/clipmod/bpe_simple_vocab_16e6.txt.gz share/clipmod/bpe_simple_vocab_16e6.LICENSE.md \
-         share/man/man1/clipmod.1; do
+         share/man/man1/clipmod.1 lib/python3/dist-packages/clipmod/__init__.py; do
     [ -e "$tmp/stage/opt/clipmod/$f" ] || bad "not installed: $f"
 done
 mkdir -p "$tmp/elsewhere/deep" "$tmp/run"
@@ -116,6 +116,19 @@ nm -D --defined-only "$P/lib/libclipmod.so" | awk '{print $NF}' | sort > exporte
 sed -n 's/^CLIPMOD_API [^(]*[ *]\(clipmod_[a-z0-9_]*\)(.*/\1/p' "$P/include/clipmod.h" | sort > declared
 if cmp -s exported declared && [ -s declared ]; then ok
 else bad "exports differ from the CLIPMOD_API functions of clipmod.h (< exported, > declared):"; diff exported declared | head -10; fi
+
+# the Python binding from the moved prefix (libclipmod.so.MAJOR and the vocabulary found from it)
+py=""
+for c in /usr/bin/python3 python3; do
+    if command -v "$c" >/dev/null 2>&1 && "$c" -c "import numpy" 2>/dev/null; then py=$c; break; fi
+done
+if [ -n "$py" ]; then
+    out=$(env -u CLIPMOD_LIB PYTHONPATH="$P/lib/python3/dist-packages" "$py" -c \
+          "import clipmod; print(clipmod.version(), *clipmod.tokenize('a photo of a cat')[0, :8])" 2>&1); rc=$?
+    check "installed Python binding: exit $rc, got: $out" [ "$rc" -eq 0 ] && [ "$out" = "$version 49406 320 1125 539 320 2368 49407 0" ]
+else
+    echo "  (no python3 with numpy: installed binding not checked)"; skip=$((skip + 1))
+fi
 
 # ---- 4. man page and uninstall --------------------------------------------------------------------
 man=$P/share/man/man1/clipmod.1

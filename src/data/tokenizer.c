@@ -386,14 +386,18 @@ static bool vocab_near_model(const char *model_path, char *buf, size_t cap) {
     return vocab_in(dir, buf, cap);
 }
 
-/* The installed data folder <prefix>/share/clipmod/, found from libclipmod.so's folder and then
-   from the executable's (so a moved prefix still works); then the source tree's assets/ from
-   build/clipmod (<exe>/../assets) or build/tests/x, build/bench/x (<exe>/../../assets).
+/* The installed data folder <prefix>/share/clipmod/, found from libclipmod.so's folder (or the
+   source tree's assets/ beside build/libclipmod.so) and then from the executable's (so a moved
+   prefix still works); then the source tree's assets/ from build/clipmod (<exe>/../assets) or
+   build/tests/x, build/bench/x (<exe>/../../assets).
    Never ../shared and never a compiled-in path (docs/tokenizer.md). */
 static bool vocab_installed(char *buf, size_t cap) {
     Dl_info di;
-    if (dladdr((void *)cm_tokenizer_load_near, &di) && di.dli_fname && di.dli_fname[0] == '/' &&
-        vocab_beside(di.dli_fname, "../share/clipmod", buf, cap))
+    char lib[PATH_MAX];   /* dli_fname: the name given to dlopen, possibly relative; for a static link the
+                             program's own name, which the /proc/self/exe rules below handle */
+    if (dladdr((void *)cm_tokenizer_load_near, &di) && di.dli_fname && strstr(di.dli_fname, ".so") &&
+        realpath(di.dli_fname, lib) &&
+        (vocab_beside(lib, "../share/clipmod", buf, cap) || vocab_beside(lib, "../assets", buf, cap)))
         return true;
     char exe[PATH_MAX];
     ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
