@@ -13,10 +13,16 @@ ok()  { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "  FAIL $*"; }
 summary() { echo "test_portable: $pass passed, $fail failed, $1 skipped"; [ "$fail" -eq 0 ]; exit $?; }
 
-case "$MARCH" in
-    *native*|*x86-64-v4*|*avx512*|*skylake-avx512*|*icelake*|*sapphirerapids*|*znver4*)
-        echo "  SKIPPED test_portable: this build targets '$MARCH', not the portable default"; summary 1 ;;
+CC=${CC:-cc}
+case "$($CC -dumpmachine 2>/dev/null)" in
+    x86_64-*) ;;
+    *) echo "  SKIPPED test_portable: not an x86-64 build"; summary 1 ;;
 esac
+# MARCH as the Makefile used it: skip when it lets the compiler use AVX-512 everywhere (NATIVE=1 on an
+# AVX-512 machine, -march=x86-64-v4, ...)
+if $CC $MARCH -dM -E - < /dev/null 2>/dev/null | grep -q '__AVX512F__'; then
+    echo "  SKIPPED test_portable: this build targets '$MARCH' (AVX-512 enabled), not the portable default"; summary 1
+fi
 if ! command -v objdump >/dev/null 2>&1; then echo "  SKIPPED test_portable: no objdump"; summary 1; fi
 objs=$(ls "$BUILD"/src/*/*.o 2>/dev/null)
 [ -n "$objs" ] || { bad "no objects under $BUILD/src (build first)"; summary 0; }
@@ -45,5 +51,14 @@ for f in kernels/activation.o:cm_gelu_forward kernels/activation.o:cm_quickgelu_
         bad "$fn in $o is not an ifunc (no runtime selection)"
     else ok; fi
 done
-echo "test_portable: $(echo "$objs" | wc -w) objects, $n_all AVX-512 instruction lines, all inside .arch_x86_64_v4 clones"
+# the linked outputs too (statically linked startup code included): build/clipmod, libclipmod.so
+for bin in "$BUILD/clipmod" "$BUILD/libclipmod.so"; do
+    [ -e "$bin" ] || { bad "$bin missing (build first)"; continue; }
+    n=$(objdump -d --no-show-raw-insn "$bin" | awk '
+        /^[0-9a-f]+ <.*>:$/ { fn = $2; next }
+        /%zmm|%k[0-7]|\{%k|%[xy]mm(1[6-9]|2[0-9]|3[01])\b|\{1to[0-9]+\}/ && fn !~ /\.arch_x86_64_v4/ { n++; if (n <= 5) print "    " fn ": " $0 > "/dev/stderr" }
+        END { print n + 0 }')
+    if [ "$n" -eq 0 ]; then ok; else bad "$bin: $n AVX-512 instruction lines outside the clones"; fi
+done
+[ "$fail" -eq 0 ] && echo "test_portable: $(echo "$objs" | wc -w) objects, $n_all AVX-512 instruction lines, all inside .arch_x86_64_v4 clones"
 summary 0
