@@ -110,10 +110,10 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libclipmod.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libclipmod.a $(LDLIBS)
 
 # The test runner needs build/clipmod too (CLI tests call it as outside tests do). tests/test_*.sh
-# are shell tests (run with sh; they get BUILD, MARCH and CC from here).
+# are shell tests (run with sh; they get BUILD, MARCH, OPT and CC from here).
 SH_TESTS := $(sort $(wildcard tests/test_*.sh))
 test: all $(TESTS)
-	@BUILD=$(BUILD) CLIPMOD_SANITIZED=$(CLIPMOD_SANITIZED) MARCH="$(MARCH)" CC="$(CC)" sh tests/run_tests.sh $(TESTS) $(SH_TESTS)
+	@BUILD=$(BUILD) CLIPMOD_SANITIZED=$(CLIPMOD_SANITIZED) MARCH="$(MARCH)" OPT="$(OPT)" CC="$(CC)" sh tests/run_tests.sh $(TESTS) $(SH_TESTS)
 
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1" EXTRA="$(SAN)" LDEXTRA="$(SAN)" CLIPMOD_SANITIZED=1 test
