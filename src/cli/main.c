@@ -21,6 +21,7 @@ static const Command commands[] = {
     {"eval", cmd_eval, "top-1/top-2, per-class metrics and confusion matrix on shards"},
     {"predict", cmd_predict, "classify image+text pairs (JSON lines)"},
     {"demo", cmd_demo, "synthetic 7-class dataset: build, train, evaluate"},
+    {"report", cmd_report, "self-contained HTML report of a run and/or per-sample eval scores"},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 
