@@ -40,7 +40,7 @@ int cmd_eval(int argc, char **argv) {
         {"--scores-out", ARG_STR, &scores_out, "FILE", "per-sample scores as JSON lines: key, shard url, label, pred, probs"},
         {"--html", ARG_STR, &html, "FILE", "also write the HTML report of the scores (as clipmod report --eval)"},
         {"--model-name", ARG_STR, &model_name, "NAME|JSON", "config of a plain weights file"},
-        {"--vocab", ARG_STR, &vocab, "PATH", "BPE vocabulary (default: next to the model, $CLIPMOD_VOCAB, ...)"},
+        {"--vocab", ARG_STR, &vocab, "PATH", "BPE vocabulary (default: next to the model, $CLIPMOD_VOCAB, <prefix>/share/clipmod/)"},
         {"--batch-size", ARG_INT, &batch, "N", "batch size (default 64)"},
         {"--workers", ARG_INT, &workers, "N", "decode threads (default 1)"},
         {"--threads", ARG_INT, &threads, "N", "compute threads"},

@@ -97,7 +97,7 @@ int cmd_predict(int argc, char **argv) {
         {"--text", ARG_LIST, &texts, "STR", "caption of a pair (repeatable)"},
         {"--model-name", ARG_STR, &model_name, "NAME|JSON", "config of a plain weights file (default: the checkpoint's, or open_clip_config.json beside the weights)"},
         {"--jsonl", ARG_STR, &jsonl, "FILE", "pairs as JSON lines {\"image\":..,\"text\":..} ('-': stdin)"},
-        {"--vocab", ARG_STR, &vocab, "PATH", "BPE vocabulary (default: next to the model, $CLIPMOD_VOCAB, ...)"},
+        {"--vocab", ARG_STR, &vocab, "PATH", "BPE vocabulary (default: next to the model, $CLIPMOD_VOCAB, <prefix>/share/clipmod/)"},
         {"--batch-size", ARG_INT, &batch, "N", "pairs per forward pass (default 16)"},
     };
     int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "predict",
