@@ -23,7 +23,7 @@ int cmd_export(int argc, char **argv) {
         {"--overwrite", ARG_FLAG, &overwrite, NULL, "replace the export files in an existing non-empty folder"},
         {"--peft", ARG_FLAG, &peft, NULL, "also write the unmerged LoRA as adapter_model.safetensors + adapter_config.json (PEFT naming)"},
         {"--vocab", ARG_STR, &vocab, "FILE", "copy this BPE vocabulary (bpe_simple_vocab_16e6.txt.gz or merges.txt) into DIR: a self-contained folder"},
-        {"--model-name", ARG_STR, &model_name, "NAME|JSON", "config of a plain weights file (default: from the checkpoint / guessed from shapes)"},
+        {"--model-name", ARG_STR, &model_name, "NAME|JSON", "config of a plain weights file (default: the checkpoint's, or open_clip_config.json beside the weights)"},
     };
     int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "export", "--model CKPT --out DIR [--overwrite] [--peft] [--vocab FILE]", NULL);
     if (rc) return rc < 0 ? 0 : rc;
