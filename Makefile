@@ -17,6 +17,11 @@ CFLAGS   := $(OPT) -g $(EXTRA) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-
             -Iinclude -Isrc -I/usr/include/x86_64-linux-gnu/openblas-openmp
 LDLIBS   := $(LDEXTRA) -L/usr/lib/x86_64-linux-gnu/openblas-openmp -lopenblas -ljpeg -lpng -lwebp -lzip -lz \
             -lcjson -lutf8proc -lcurl -lcrypto -ldnnl -lpthread -lm -fopenmp
+# Open MPI (data-parallel training): always linked, initialised only under mpirun/srun (src/dist)
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null)
+MPI_LIBS   := $(shell pkg-config --libs ompi-c 2>/dev/null || echo -lmpi)
+CFLAGS   += $(MPI_CFLAGS)
+LDLIBS   += $(MPI_LIBS)
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LIB_SRC  := $(sort $(wildcard src/*/*.c))
