@@ -7,6 +7,7 @@
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 
 static int g_init;          /* 0 not tried, 1 group, -1 single process */
@@ -68,19 +69,23 @@ cm_status cm_dist_allreduce_f64(double *buf, size_t n) { return allreduce(buf, n
 cm_status cm_dist_allreduce_i64(int64_t *buf, size_t n) { return allreduce(buf, n, 8, MPI_INT64_T, MPI_SUM, "all-reduce (int64)"); }
 cm_status cm_dist_allreduce_max_i64(int64_t *buf, size_t n) { return allreduce(buf, n, 8, MPI_INT64_T, MPI_MAX, "all-reduce max (int64)"); }
 
-cm_status cm_dist_allgather_f32(const float *send, size_t n, float *recv) {
+static cm_status allgather(const void *send, size_t n, size_t esz, MPI_Datatype t, void *recv) {
     if (g_init != 1 || g_size == 1) {
-        if (recv != send) memmove(recv, send, n * sizeof(float));
+        if (recv != send) memmove(recv, send, n * esz);
         return CM_OK;
     }
-    if (n > (size_t)INT_MAX) return cm_error(CM_ERR_ARG, "all-gather of %zu floats per rank is too large", n);
+    if (n > (size_t)INT_MAX) return cm_error(CM_ERR_ARG, "all-gather of %zu elements per rank is too large", n);
     double t0 = cm_now();
-    int rc = MPI_Allgather(send, (int)n, MPI_FLOAT, recv, (int)n, MPI_FLOAT, MPI_COMM_WORLD);
+    bool in_place = (const char *)send == (const char *)recv + (size_t)g_rank * n * esz;
+    int rc = MPI_Allgather(in_place ? MPI_IN_PLACE : send, (int)n, t, recv, (int)n, t, MPI_COMM_WORLD);
     if (rc != MPI_SUCCESS) return mpi_fail(rc, "all-gather");
     g_stats.seconds += cm_now() - t0;
-    g_stats.bytes += n * sizeof(float) * (size_t)(g_size - 1);
+    g_stats.bytes += n * esz * (size_t)(g_size - 1);
     return CM_OK;
 }
+
+cm_status cm_dist_allgather_f32(const float *send, size_t n, float *recv) { return allgather(send, n, sizeof(float), MPI_FLOAT, recv); }
+cm_status cm_dist_allgather_bytes(const void *send, size_t bytes, void *recv) { return allgather(send, bytes, 1, MPI_BYTE, recv); }
 
 cm_status cm_dist_bcast(void *buf, size_t bytes, int root) {
     if (g_init != 1 || g_size == 1 || bytes == 0) return CM_OK;

@@ -36,8 +36,10 @@ cm_status cm_dist_allreduce_f64(double *buf, size_t n);
 cm_status cm_dist_allreduce_i64(int64_t *buf, size_t n);
 /* Max over ranks (flags that any rank raised, e.g. a stop signal). */
 cm_status cm_dist_allreduce_max_i64(int64_t *buf, size_t n);
-/* recv[size*n] = every rank's send[n], in rank order. */
+/* recv[size*n] = every rank's send[n], in rank order (send may be recv + rank*n: in place). */
 cm_status cm_dist_allgather_f32(const float *send, size_t n, float *recv);
+/* recv[size*bytes] = every rank's send, in rank order (send may be recv + rank*bytes: in place) */
+cm_status cm_dist_allgather_bytes(const void *send, size_t bytes, void *recv);
 /* bytes from root to every rank */
 cm_status cm_dist_bcast(void *buf, size_t bytes, int root);
 cm_status cm_dist_barrier(void);
