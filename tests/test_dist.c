@@ -31,8 +31,43 @@ static const char *TINY =
     "\"classifier_dropout_design\": 0.2}}";
 enum { GB = 8, STEPS = 10, S = 32, IMG = 3 * S * S, CTX = 77 };
 
+static void sample(int i, float *img, int32_t *tok, int32_t *lab);
+
 typedef struct { int accum; bool ckpt; } Case;
 static const Case CASES[] = {{1, false}, {2, false}, {2, true}};
+
+/* one gradient (no step) of the contrastive loss alone (w_cls = 0), exact or OpenCLIP's DDP
+   default (openclip_grad); written as the model's gradient buffers */
+static CmModel *con_grads(int W, int R, bool openclip) {
+    CmModelConfig cfg;
+    if (cm_config_from_json(TINY, strlen(TINY), "tiny", &cfg)) return NULL;
+    cfg.has_lora = true;
+    cfg.has_head = true;
+    CmModel *m = NULL;
+    if (cm_model_create(&cfg, &m)) return NULL;
+    cm_model_init(m, 3);
+    cm_model_init_lora_head(m, 4);
+    for (int i = 0; i < m->n_params; i++)   /* LoRA B != 0: the A gradients are not trivially 0 */
+        if (strstr(m->params[i].name, "lora_B"))
+            for (size_t k = 0; k < (size_t)m->params[i].numel; k++) m->params[i].data[k] = 0.01f * (float)((k * 7) % 13) - 0.06f;
+    if (cm_model_set_mode(m, CM_TRAIN_LORA, false, false)) { cm_model_free(m); return NULL; }
+    int B = GB / W;
+    CmTrainerCfg tc = {0};
+    tc.micro_batch = B; tc.accum_freq = 1; tc.dropout = false;
+    tc.beta1 = 0.9; tc.beta2 = 0.98; tc.eps = 1e-6; tc.w_con = 1; tc.w_cls = 0;
+    tc.sched = (CmLrSchedule){CM_LR_COSINE, 1e-3, 2, STEPS, 0, 1, 0};
+    tc.world = W; tc.rank = R; tc.openclip_grad = openclip;
+    CmTrainer t;
+    if (cm_trainer_init(&t, m, &tc)) { cm_model_free(m); return NULL; }
+    static float img[GB * IMG];
+    static int32_t tok[GB * CTX], lab[GB];
+    for (int b = 0; b < B; b++) sample(R * B + b, img + (size_t)b * IMG, tok + (size_t)b * CTX, lab + b);
+    CmStepStats ss;
+    cm_status st = cm_trainer_grads(&t, img, tok, lab, B, &ss);
+    cm_trainer_free(&t);
+    if (st) { fprintf(stderr, "  rank %d: %s\n", R, cm_last_error()); cm_model_free(m); return NULL; }
+    return m;
+}
 
 /* sample i of the whole run (deterministic) */
 static void sample(int i, float *img, int32_t *tok, int32_t *lab) {
@@ -100,6 +135,12 @@ static int child(const char *path) {
         if (f)
             for (int i = 0; i < m->n_params; i++)
                 if (m->params[i].trainable) fwrite(m->params[i].data, 4, m->params[i].numel, f);
+        cm_model_free(m);
+    }
+    for (int oc = 0; oc <= 1 && !rc; oc++) {   /* exact, then OpenCLIP's default gradient */
+        CmModel *m = con_grads(W, R, oc);
+        if (!m) { rc = 1; break; }
+        if (f) fwrite(m->grad_arena, 4, m->n_grad_floats, f);
         cm_model_free(m);
     }
     if (f && fclose(f)) rc = 1;
@@ -174,6 +215,35 @@ static void test_two_ranks_equal_one(void) {
                 CASES[k].accum, CASES[k].ckpt ? " ckpt" : "", nt, STEPS, worst);
         cm_model_free(m);
     }
+    /* gradients of the contrastive loss: 2 ranks exact == 1 process; OpenCLIP's default == half */
+    CmModel *ref = con_grads(1, 0, false);
+    REQUIRE(ref, "single-process gradient");
+    size_t ng = ref->n_grad_floats;
+    float *g = cm_malloc(ng * 4, "grads");
+    REQUIRE(g, "alloc");
+    for (int oc = 0; oc <= 1; oc++) {
+        REQUIRE(fread(g, 4, ng, f) == ng, "short file (gradients)");
+        double worst = 0;
+        int nz = 0;
+        for (int i = 0; i < ref->n_params; i++) {
+            const CmParam *p = &ref->params[i];
+            if (!p->grad) continue;
+            const float *got = g + (p->grad - ref->grad_arena);
+            double mx = tl_max_abs(p->grad, p->numel), d = 0;
+            for (size_t k = 0; k < (size_t)p->numel; k++) {
+                double e = fabs((double)got[k] * (oc ? 2.0 : 1.0) - p->grad[k]);
+                if (e > d) d = e;
+            }
+            CHECK(d <= 1e-5 * mx + 1e-30, "%s gradient: %s: 2 ranks vs 1 max diff %.3g (max %.3g)", oc ? "OpenCLIP x2" : "exact",
+                  p->name, d, mx);
+            if (mx > 0) { nz++; if (d / mx > worst) worst = d / mx; }
+        }
+        CHECK(nz >= 8, "only %d non-zero gradients", nz);
+        fprintf(stderr, "    contrastive gradient, %s: %d non-zero tensors, worst %.2e of max\n",
+                oc ? "--dist-grad openclip (x2 = exact)" : "exact", nz, worst);
+    }
+    cm_free(g);
+    cm_model_free(ref);
     fclose(f);
 }
 

@@ -77,6 +77,9 @@ cm_status cm_trainer_grads(CmTrainer *t, const float *images, const int32_t *tok
     CmLossValues lv;
     cm_status st;
     float d_ls = 0;
+    /* OpenCLIP's default under DDP: every rank's full loss differentiated through its own slot
+       only, then averaged: the contrastive part of the gradient is 1/W of the global one */
+    const float w_con = t->cfg.w_con, w_con_g = t->cfg.openclip_grad && W > 1 ? w_con / (float)W : w_con;
 
     cm_model_zero_grad(m);
     /* labels of the global batch (the masked count and the CE mean are global) */
@@ -92,7 +95,7 @@ cm_status cm_trainer_grads(CmTrainer *t, const float *images, const int32_t *tok
         if ((st = gather_rows(t, t->U, (size_t)B * E)) || (st = gather_rows(t, t->V, (size_t)B * E)) ||
             (st = gather_rows(t, t->H, (size_t)B * C)))
             return st;
-        if ((st = cm_loss(t->U, t->V, t->H, t->Lg, G, E, C, ls, t->cfg.w_con, t->cfg.w_cls, &lv, t->dU, t->dV, t->dH, &d_ls)))
+        if ((st = cm_loss(t->U, t->V, t->H, t->Lg, G, E, C, ls, w_con_g, t->cfg.w_cls, &lv, t->dU, t->dV, t->dH, &d_ls)))
             return st;
         if ((st = cm_model_backward(m, t->acts, t->dU + L0 * E, t->dV + L0 * E, t->dH + L0 * C))) return st;
     } else {
@@ -126,7 +129,7 @@ cm_status cm_trainer_grads(CmTrainer *t, const float *images, const int32_t *tok
             memcpy(t->H + row * C, t->Hj, (size_t)B * C * 4);
             CmLossValues lj;
             float dls_j = 0;
-            st = cm_loss(t->U, t->V, t->H, t->Lg, G, E, C, ls, t->cfg.w_con, t->cfg.w_cls, &lj, t->dU, t->dV, t->dH, &dls_j);
+            st = cm_loss(t->U, t->V, t->H, t->Lg, G, E, C, ls, w_con_g, t->cfg.w_cls, &lj, t->dU, t->dV, t->dH, &dls_j);
             memcpy(t->U + row * E, kU, (size_t)B * E * 4);
             memcpy(t->V + row * E, kV, (size_t)B * E * 4);
             memcpy(t->H + row * C, kH, (size_t)B * C * 4);
@@ -140,6 +143,11 @@ cm_status cm_trainer_grads(CmTrainer *t, const float *images, const int32_t *tok
        comes from the loss alone, which every rank evaluated whole: taken once, not summed (and
        once, not K times: the big-batch value, where OpenCLIP adds it per sub-step) */
     if (W > 1 && m->grad_arena && (st = cm_dist_allreduce_f32(m->grad_arena, m->n_grad_floats))) return st;
+    if (w_con_g != w_con) {   /* the loss as defined, and logit_scale's exact gradient (OpenCLIP: every
+                                 rank's identical d/d logit_scale, averaged) */
+        lv.loss = w_con * lv.loss_con + t->cfg.w_cls * lv.loss_cls;
+        d_ls *= (float)W;
+    }
     if (gls) gls[0] += d_ls;
     if (out) {
         out->loss = lv.loss; out->loss_con = lv.loss_con; out->loss_cls = lv.loss_cls;

@@ -38,6 +38,9 @@ typedef struct {
     float w_con, w_cls;
     CmLrSchedule sched;
     int world, rank;         /* data-parallel group (src/dist); 0/0 = a single process */
+    bool openclip_grad;      /* reproduce OpenCLIP DDP's default gradient (no --gather-with-grad):
+                                the contrastive part of the tensors' gradients / world
+                                (docs/distributed.md); default: the exact global-batch gradient */
 } CmTrainerCfg;
 
 typedef struct {
