@@ -33,6 +33,7 @@ typedef struct {
     int P, S, NP;                   /* vision: patch size, image size, patches */
     bool keep_all_tokens;           /* text: run all context_length tokens (traces); default: up to the last pooled one */
     bool text_padded;               /* text: [B, max length] padded rows instead of packed sequences (comparisons) */
+    bool int8;                      /* the model has int8 weights (inference towers use them) */
     const CmBlockIdx *blk;
 } TowerSpec;
 
@@ -46,6 +47,7 @@ typedef struct {
     int64_t *att_off;         /* [maxB+1] packed offsets into BlockActs.att (NH * sum L^2) */
     int32_t *row_pos;         /* [maxB*T] packed: position of each row within its sequence */
     int *pool_row;            /* [B] row of the pooled token in the [M,D] buffers */
+    void *i8ws;               /* int8 linear workspace (TA_NONE with int8 weights) */
     float *mem;
     BlockActs *blk;           /* L (SAVE) or 1 scratch (NONE, CKPT) */
     float **xin;              /* L block-input pointers */
