@@ -16,7 +16,7 @@ LDEXTRA  ?=
 CFLAGS   := $(OPT) -g $(EXTRA) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fno-math-errno -fopenmp \
             -Iinclude -Isrc -I/usr/include/x86_64-linux-gnu/openblas-openmp
 LDLIBS   := $(LDEXTRA) -L/usr/lib/x86_64-linux-gnu/openblas-openmp -lopenblas -ljpeg -lpng -lwebp -lzip -lz \
-            -lcjson -lutf8proc -lcurl -lcrypto -ldnnl -lpthread -lm -fopenmp
+            -lcjson -lutf8proc -lcurl -lmicrohttpd -lcrypto -ldnnl -lpthread -lm -fopenmp
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LIB_SRC  := $(sort $(wildcard src/*/*.c))

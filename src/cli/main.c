@@ -19,6 +19,7 @@ static const Command commands[] = {
     {"train", cmd_train, "train with OpenCLIP's flags (+ --enable-lora)"},
     {"eval", cmd_eval, "top-1/top-2, per-class metrics and confusion matrix on shards"},
     {"predict", cmd_predict, "classify image+text pairs (JSON lines)"},
+    {"serve", cmd_serve, "HTTP inference server: classify/embed API, metrics, web page"},
     {"demo", cmd_demo, "synthetic 7-class dataset: build, train, evaluate"},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
