@@ -167,7 +167,7 @@ static void run_classify(CmServer *s, Job **jobs, int nj, float *img, int32_t *t
 /* An embed job: the images it has through the image tower, the texts through the text tower. */
 static void run_embed(CmServer *s, Job *J, float *img, int32_t *tok, float *U) {
     const size_t isz = (size_t)3 * s->S * s->S;
-    for (int pass = 0; pass < 2 && !J->http; pass++) {
+    for (int pass = 0; pass < 2 && J->http == 200; pass++) {
         int i = 0;
         while (i < J->n) {
             int k = 0, idx[512];
@@ -322,6 +322,12 @@ static enum MHD_Result reply_error(Req *r, int status, const char *msg, bool clo
     return reply_json(r, status, &b, close);
 }
 
+/* A JSON number; non-finite values (a broken model) become null, never invalid JSON. */
+static void jnum(CmJBuf *b, const char *sep, double v) {
+    if (isfinite(v)) cm_jbuf_printf(b, "%s%.7g", sep, v);
+    else cm_jbuf_printf(b, "%snull", sep);
+}
+
 static const char *class_label(int c, char *buf, size_t n) {
     const char *name = cm_class_name(c);
     if (name) return name;
@@ -344,12 +350,13 @@ static void format_classify_item(CmServer *s, const Job *J, int i, CmJBuf *b) {
     cm_jbuf_printf(b, "{\"label\":");
     cm_jbuf_str(b, class_label(top[0], nb, sizeof nb));
     cm_jbuf_printf(b, ",\"class\":%d,\"probs\":[", top[0]);
-    for (int c = 0; c < C; c++) cm_jbuf_printf(b, "%s%.7g", c ? "," : "", pd[c]);
+    for (int c = 0; c < C; c++) jnum(b, c ? "," : "", pd[c]);
     cm_jbuf_printf(b, "],\"top2\":[");
     for (int k = 0; k < (C >= 2 ? 2 : 1); k++) {
         cm_jbuf_printf(b, "%s{\"class\":%d,\"label\":", k ? "," : "", top[k]);
         cm_jbuf_str(b, class_label(top[k], nb, sizeof nb));
-        cm_jbuf_printf(b, ",\"prob\":%.7g}", pd[top[k]]);
+        jnum(b, ",\"prob\":", pd[top[k]]);
+        cm_jbuf_printf(b, "}");
     }
     cm_jbuf_printf(b, "],\"classes\":[");
     for (int c = 0; c < C; c++) { if (c) cm_jbuf_printf(b, ","); cm_jbuf_str(b, class_label(c, nb, sizeof nb)); }
@@ -369,7 +376,7 @@ static void format_embed_item(CmServer *s, const Job *J, int i, CmJBuf *b) {
         if (pass == 0 ? !J->has_img[i] : !J->has_txt[i]) continue;
         const float *e = (pass == 0 ? J->U : J->V) + (size_t)i * s->E;
         cm_jbuf_printf(b, ",\"%s_embedding\":[", pass == 0 ? "image" : "text");
-        for (int k = 0; k < s->E; k++) cm_jbuf_printf(b, "%s%.7g", k ? "," : "", e[k]);
+        for (int k = 0; k < s->E; k++) jnum(b, k ? "," : "", e[k]);
         cm_jbuf_printf(b, "]");
     }
     cm_jbuf_printf(b, ",\"model\":");
