@@ -265,7 +265,7 @@ cm_status cm_req_parse_multipart(const char *ctype, const uint8_t *body, size_t 
         const uint8_t *hstart = p;
         if (p + 2 <= end && p[0] == '\r' && p[1] == '\n') hend = p - 2; /* no headers */
         if (!hend) { st = fail(http, 400, cm_error(CM_ERR_FORMAT, "multipart part %d: headers not terminated by an empty line", parts)); goto fail; }
-        char name[64] = "", fname[8];
+        char name[64] = "";
         bool have_name = false;
         for (const uint8_t *l = hstart; l < hend;) {
             const uint8_t *le = memmem(l, (size_t)(hend - l), "\r\n", 2);
@@ -275,7 +275,6 @@ cm_status cm_req_parse_multipart(const char *ctype, const uint8_t *body, size_t 
                 have_name = header_param(colon + 1, (size_t)((const char *)le - colon - 1), "name", name, sizeof name);
             l = le + 2;
         }
-        (void)fname;
         const uint8_t *data = hend + 4;
         if (data > end) data = end;
         /* the data runs to CRLF + boundary */
