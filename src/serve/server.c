@@ -430,8 +430,8 @@ static enum MHD_Result reply_metrics(Req *r) {
                    (unsigned long long)s->batch_n);
     cm_jbuf_printf(&b, "# HELP clipmod_queue_depth Items waiting for the batch worker.\n# TYPE clipmod_queue_depth gauge\nclipmod_queue_depth %d\n",
                    s->queued_items);
-    cm_jbuf_printf(&b, "# HELP clipmod_requests_in_flight Requests accepted and not yet completed.\n"
-                       "# TYPE clipmod_requests_in_flight gauge\nclipmod_requests_in_flight %d\n", s->inflight);
+    cm_jbuf_printf(&b, "# HELP clipmod_requests_in_flight Requests accepted and not yet completed (this one not counted).\n"
+                       "# TYPE clipmod_requests_in_flight gauge\nclipmod_requests_in_flight %d\n", s->inflight - 1);
     cm_jbuf_printf(&b, "# HELP clipmod_model_load_seconds Time to open the model (and merge LoRA) at start-up.\n"
                        "# TYPE clipmod_model_load_seconds gauge\nclipmod_model_load_seconds %.6f\n", s->o.load_seconds);
     pthread_mutex_unlock(&s->mu);
