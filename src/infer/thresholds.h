@@ -23,7 +23,7 @@
 typedef struct { int cls; float p; } CmThresholdRule;
 typedef struct { int n; CmThresholdRule rule[CM_MAX_THRESHOLDS]; } CmThresholds;
 
-/* Add the rules of one spec ("Hate=0.5", "6=0.5", "Hate=0.5,Sarcasm=0.9") to t. n_classes bounds
+/* Add the rules of one spec ("Hate=0.5", "6=0.5", "Hate=0.5,Satire/Parody=0.9") to t. n_classes bounds
    the indices; class names are those of cm_class_name. On error t is unchanged and the message
    (CM_ERR_ARG) names the spec and the bad part. */
 cm_status cm_thresholds_add(CmThresholds *t, const char *spec, int n_classes);
