@@ -5,7 +5,8 @@
 #   2. offline pairs/s (bench_serve --offline: same decode + transform + tokenize + forward, batch 32)
 #   3. soak: concurrency 8 with 10% malformed bodies; the server must stay up; RSS at start and end
 # Usage: sh bench/serve_load.sh [SECONDS_PER_LEVEL (default 20)] [SOAK_SECONDS (default 40)]
-# Env: CLIPMOD_SHARED (../shared: the vocabulary and the COCO image), MAX_BATCH (32), MAX_WAIT_MS (10).
+# Env: CLIPMOD_SHARED (../shared: the vocabulary and the COCO image), MAX_BATCH (32), MAX_WAIT_MS (10),
+#      OMP_WAIT_POLICY (passive unless set).
 # Everything runs under nice -n 19; on a shared machine the figures are indicative only.
 set -eu
 DUR=${1:-20}
@@ -15,6 +16,8 @@ IMAGE=$SHARED/data/coco/000000086220.jpg
 VOCAB=$SHARED/vocab
 MAX_BATCH=${MAX_BATCH:-32}
 MAX_WAIT_MS=${MAX_WAIT_MS:-10}
+# as bench_model: passive OpenMP waiting for both sides (spinning loses 30-40% on shared cores)
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 command -v wrk >/dev/null || { echo "serve_load: wrk not installed (apt-get install wrk)"; exit 1; }
 [ -r "$IMAGE" ] || { echo "serve_load: $IMAGE missing (set CLIPMOD_SHARED)"; exit 1; }
 make -s -j2 build/clipmod build/bench/bench_serve >/dev/null

@@ -640,6 +640,34 @@ static void test_web_page(void) {
     cJSON_Delete(api);
 }
 
+/* --precision bf16: bf16 products in the tower linears; probabilities near fp32's */
+static void test_bf16(void) {
+    CLIPMOD_BIN_OR_SKIP();
+    SHARED_OR_SKIP();
+    REQUIRE(load_images() == 0, "images");
+    compute_expected();
+    REQUIRE(g_want_ok, "expected values");
+    Srv s;
+    REQUIRE(srv_start(&s, "--precision bf16") == 0, "bf16 server");
+    char *body = item_json(0, 0);
+    Resp r;
+    http(&s, "POST", "/v1/classify", "application/json", body, strlen(body), &r, NULL);
+    free(body);
+    cJSON *j = r.body ? cJSON_Parse(r.body) : NULL;
+    float got[7];
+    CHECK(r.status == 200 && j && probs_of(j, got) == 0, "bf16: %ld %s", r.status, r.body ? r.body : "");
+    if (j && probs_of(j, got) == 0) {
+        double sum = 0;
+        for (int c = 0; c < 7; c++) sum += got[c];
+        CHECK(fabs(sum - 1) < 1e-5, "sum %g", sum);
+        /* bf16 keeps 8 bits of mantissa: features move by ~1e-2 relative, the tiny head's probabilities by less */
+        CHECK_CLOSE(got, g_want[0][0], 7, 2e-2, "bf16 vs fp32 predict");
+    }
+    cJSON_Delete(j);
+    resp_free(&r);
+    CHECK(srv_stop(&s) == 0, "exit status");
+}
+
 static void test_usage(void) {
     CLIPMOD_BIN_OR_SKIP();
     char out[4096], err[4096];
@@ -677,6 +705,7 @@ int main(void) {
     RUN(test_web_page);
     RUN(test_errors);
     RUN(test_sigterm_drains);
+    RUN(test_bf16);
     if (g_main_up) {
         int rc = srv_stop(&g_main);
         if (rc != 0) { fprintf(stderr, "  FAIL: main server exit status %d\n", rc); tl_fail++; }

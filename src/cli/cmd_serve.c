@@ -49,6 +49,7 @@ int cmd_serve(int argc, char **argv) {
         {"--host", ARG_STR, &o.host, "ADDR", "address to listen on (default 127.0.0.1)"},
         {"--port", ARG_INT, &o.port, "N", "port (default 8080; 0 = pick a free one and print it)"},
         {"--threads", ARG_INT, &o.threads, "N", "HTTP thread pool size (default 4)"},
+        {"--max-connections", ARG_INT, &o.max_connections, "N", "open connections at most (default 256)"},
         {"--max-batch", ARG_INT, &o.max_batch, "N", "items per forward pass (default 16)"},
         {"--max-wait-ms", ARG_INT, &o.max_wait_ms, "MS", "longest wait for a batch to fill (default 5)"},
         {"--max-queue", ARG_INT, &o.max_queue, "N", "items waiting at most, then 429 (default 256)"},

@@ -99,6 +99,7 @@ void cm_serve_opts_default(CmServeOpts *o) {
     o->host = "127.0.0.1";
     o->port = 8080;
     o->threads = 4;
+    o->max_connections = 256;
     o->max_batch = 16;
     o->max_wait_ms = 5;
     o->max_queue = 256;
@@ -292,7 +293,7 @@ static enum MHD_Result reply(Req *r, int status, const char *ctype, char *body, 
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (status == 429) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-    if (status == 503 && r->srv->draining) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "5");
+    if (status == 503 && close) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "5");   /* draining */
     if (close) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     r->status = status;
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)status, resp);
@@ -704,6 +705,7 @@ cm_status cm_serve_start(const CmServeOpts *o, const CmModel *m, CmTextEnc *te, 
     if (o->max_batch < 1 || o->max_batch > 4096) return cm_error(CM_ERR_ARG, "--max-batch %d: must be 1..4096", o->max_batch);
     if (o->max_wait_ms < 0 || o->max_wait_ms > 60000) return cm_error(CM_ERR_ARG, "--max-wait-ms %d: must be 0..60000", o->max_wait_ms);
     if (o->threads < 1 || o->threads > 256) return cm_error(CM_ERR_ARG, "--threads %d: must be 1..256", o->threads);
+    if (o->max_connections < 1 || o->max_connections > 65536) return cm_error(CM_ERR_ARG, "--max-connections %d: must be 1..65536", o->max_connections);
     if (o->max_queue < 1) return cm_error(CM_ERR_ARG, "--max-queue %d: must be >= 1", o->max_queue);
     if (o->max_items < 1) return cm_error(CM_ERR_ARG, "--max-items %d: must be >= 1", o->max_items);
     if (o->timeout_ms < 1) return cm_error(CM_ERR_ARG, "--timeout-ms %d: must be >= 1", o->timeout_ms);
@@ -758,7 +760,7 @@ cm_status cm_serve_start(const CmServeOpts *o, const CmModel *m, CmTextEnc *te, 
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)o->threads,
                             MHD_OPTION_NOTIFY_COMPLETED, completed, s,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                             MHD_OPTION_END);
     if (!s->d) {

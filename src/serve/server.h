@@ -29,6 +29,7 @@ typedef struct {
     const char *host;        /* address to bind ("127.0.0.1"; IPv6 literal allowed) */
     int port;                /* 0: an ephemeral port (cm_serve_port tells which) */
     int threads;             /* HTTP thread pool size */
+    int max_connections;     /* open connections at most (bodies buffered: <= this x max_body) */
     int max_batch;           /* items per forward pass */
     int max_wait_ms;         /* how long the first queued item waits for company */
     int max_queue;           /* items waiting at most; more -> 429 + Retry-After */
