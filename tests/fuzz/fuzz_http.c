@@ -10,7 +10,8 @@
  * a success has 1..max_items items, each with an image or a text, text NUL-terminated with
  * text_len == strlen, caption within the limit; each caption escaped by cm_jbuf_str parses back
  * (cJSON) to the same string; base64 output re-encoded decodes to the same bytes.
- * Seeds: tests/fuzz/corpus/http/ (written by tests/fuzz/corpus/http/README).
+ * Seeds: tests/fuzz/corpus/http/seed-* (one per mode: JSON single/array/bad, multipart plain and with a
+ * quoted boundary + preamble, base64 standard/URL-safe, dispatch JSON/other).
  * Self-contained: links only against the library (no libmicrohttpd needed).
  */
 #include <stdint.h>
