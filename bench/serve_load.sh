@@ -76,7 +76,7 @@ for c in 1 8 32; do
     non2xx=$(awk '/Non-2xx/ {print $5}' "$T/wrk_$c.txt")
     # wrk counts only the answers inside its window, which under-counts when latency is a sizeable
     # part of it (c=32): also give Little's law, c / mean latency, the steady-state rate
-    little=$(awk -v c=$c '/^ +Latency/ {v=$2; u=v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
+    little=$(awk -v c=$c '/^ +Latency +[0-9]/ && !done {done=1; v=$2; u=v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
         s = (u=="us") ? v/1e6 : (u=="ms") ? v/1e3 : (u=="m") ? v*60 : v; if (s > 0) printf "%.2f", c/s}' "$T/wrk_$c.txt")
     echo "serve c=$c: $rps req/s (c/mean latency: ${little:-?}/s), p50 $p50, p99 $p99 ($n requests in ${DUR}s, non-2xx ${non2xx:-0})"
     wait_idle
