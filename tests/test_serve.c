@@ -610,8 +610,10 @@ static void test_web_page(void) {
     resp_free(&r);
 
     char cmd[1024], *dom = malloc(1 << 20);
-    snprintf(cmd, sizeof cmd, "timeout 90 chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --dump-dom "
-             "--virtual-time-budget=30000 'http://127.0.0.1:%d/?demo=1&text=a%%20red%%20square' 2>/dev/null", g_main.port);
+    const char *browser = getenv("CLIPMOD_CHROMIUM");   /* as test_report_cli */
+    if (!browser || !*browser) browser = "chromium";
+    snprintf(cmd, sizeof cmd, "timeout 90 '%s' --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --dump-dom "
+             "--virtual-time-budget=30000 'http://127.0.0.1:%d/?demo=1&text=a%%20red%%20square' 2>/dev/null", browser, g_main.port);
     FILE *f = popen(cmd, "r");
     size_t n = f ? fread(dom, 1, (1 << 20) - 1, f) : 0;
     int rc = f ? pclose(f) : -1;

@@ -21,6 +21,7 @@ static const Command commands[] = {
     {"predict", cmd_predict, "classify image+text pairs (JSON lines)"},
     {"serve", cmd_serve, "HTTP inference server: classify/embed API, metrics, web page"},
     {"demo", cmd_demo, "synthetic 7-class dataset: build, train, evaluate"},
+    {"report", cmd_report, "self-contained HTML report of a run and/or per-sample eval scores"},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 
