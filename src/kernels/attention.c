@@ -30,7 +30,7 @@ static void att_softmax(float *att, size_t rows, int T, bool causal) {
 }
 
 // in place over rows: dA -> dS = A * (dA - rowsum(dA * A)), 0 at masked keys
-static void att_softmax_backward(float *dA, const float *att, size_t rows, int T, bool causal) {
+CM_HOT static void att_softmax_backward(float *dA, const float *att, size_t rows, int T, bool causal) {
     #pragma omp parallel for if (rows * T > CM_OMP_MIN)
     for (size_t r = 0; r < rows; r++) {
         const float *a = att + r * T;
@@ -52,7 +52,7 @@ static void view4(CmMatmulDesc *d, int64_t d0, int64_t d1, int64_t d2, int64_t d
                   int64_t s0, int64_t s1, int64_t s2, int64_t s3) {
     d->dims[0] = d0; d->dims[1] = d1; d->dims[2] = d2; d->dims[3] = d3;
     d->strides[0] = s0; d->strides[1] = s1; d->strides[2] = s2; d->strides[3] = s3;
-    d->bf16 = 0;
+    d->dt = CM_DT_F32;
 }
 // views of qkv / out / att as [B,NH,rows,cols]
 static void v_qkv(CmMatmulDesc *d, int B, int T, int C, int NH) {       // q, k or v: [B,NH,T,hs]
