@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential pkg-config libopenblas-openmp-dev libdnnl-dev libjpeg62-turbo-dev libpng-dev \
 libwebp-dev libzip-dev zlib1g-dev libarchive-dev libcjson-dev libutf8proc-dev libcurl4-openssl-dev \
-libssl-dev python3 python3-numpy chromium libmicrohttpd-dev"
+libssl-dev python3 python3-numpy chromium openmpi-bin libopenmpi-dev libmicrohttpd-dev"
 # clipmod serve's load test (bench/serve_load.sh)
 PKGS="$PKGS wrk"
 missing=""
