@@ -1,10 +1,12 @@
 #!/bin/sh
 # Installs clipmod's build and test dependencies from Debian's packages (idempotent; run as root).
-# chromium: only the tests use it (headless, to check that `clipmod report`'s HTML renders).
+# chromium: only the tests use it (headless: `clipmod report`'s HTML, `clipmod serve`'s web page).
 set -eu
 PKGS="build-essential pkg-config libopenblas-openmp-dev libdnnl-dev libjpeg62-turbo-dev libpng-dev \
 libwebp-dev libzip-dev zlib1g-dev libarchive-dev libcjson-dev libutf8proc-dev libcurl4-openssl-dev \
-libssl-dev python3 python3-numpy chromium openmpi-bin libopenmpi-dev"
+libssl-dev python3 python3-numpy chromium openmpi-bin libopenmpi-dev libmicrohttpd-dev"
+# clipmod serve's load test (bench/serve_load.sh)
+PKGS="$PKGS wrk"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -23,6 +23,7 @@ static const Command commands[] = {
     {"eval", cmd_eval, "top-1/top-2, per-class metrics and confusion matrix on shards"},
     {"predict", cmd_predict, "classify image+text pairs: streaming JSON lines, or shards/folders in bulk"},
     {"export", cmd_export, "LoRA-merged OpenCLIP weights + config + classifier head in a folder"},
+    {"serve", cmd_serve, "HTTP inference server: classify/embed API, metrics, web page"},
     {"demo", cmd_demo, "synthetic 7-class dataset: build, train, evaluate"},
     {"report", cmd_report, "self-contained HTML report of a run and/or per-sample eval scores"},
 };
