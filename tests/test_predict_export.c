@@ -332,6 +332,37 @@ static void test_bulk_images(void) {
     free_lines(v, n);
 }
 
+/* --threshold (the rules of serve): flagged exactly when a rule's class reaches its probability,
+   in JSONL ("flagged", "flagged_by") and CSV (a flagged column after class); a bad rule is usage */
+static void test_threshold(void) {
+    FIXTURES();
+    /* a rule at each row's own Hate probability (rounded down) flags that row; a rule above 1 never */
+    int rc = run("predict --model %s --vocab %s --images %s --captions %s --threshold Hate=0.0 --threshold 0=1", T("lora.safetensors"),
+                 vocab(), T("imgs"), T("captions.tsv"));
+    CHECK(rc == 0, "exit %d: %s", rc, err_buf);
+    cJSON *v[16];
+    int n = parse_lines(v, 16);
+    CHECK(n == NS, "%d rows", n);
+    for (int i = 0; i < n; i++) {
+        const cJSON *fl = cJSON_GetObjectItem(v[i], "flagged"), *by = cJSON_GetObjectItem(v[i], "flagged_by");
+        CHECK(cJSON_IsTrue(fl) && cJSON_GetArraySize(by) == 1 && !strcmp(cJSON_GetArrayItem(by, 0)->valuestring, "Hate"),
+              "row %d: Hate >= 0 must flag (by Hate only)", i);
+    }
+    free_lines(v, n);
+    rc = run("predict --model %s --vocab %s --images %s --captions %s --threshold Hate=1 --format csv", T("lora.safetensors"), vocab(),
+             T("imgs"), T("captions.tsv"));
+    CHECK(rc == 0 && !strncmp(out_buf, "file,label,class,flagged,p_", 27), "csv header: %.60s", out_buf);
+    int zeros = 0;
+    for (char *l = strchr(out_buf, '\n'); l && l[1]; l = strchr(l + 1, '\n')) {
+        char *c = l + 1;
+        for (int k = 0; k < 3 && c; k++) c = strchr(c, ',') ? strchr(c, ',') + 1 : NULL;   /* 4th column */
+        if (c && c[0] == '0' && c[1] == ',') zeros++;
+    }
+    CHECK(zeros == NS, "Hate >= 1 flags nothing: %d of %d rows have flagged=0", zeros, NS);
+    rc = run("predict --model %s --vocab %s --image %s --text x --threshold Hate=1.5", T("lora.safetensors"), vocab(), samples[0].img);
+    CHECK(rc == 2 && strstr(err_buf, "Hate=1.5"), "bad rule: exit %d: %s", rc, err_buf);
+}
+
 static void test_bulk_errors(void) {
     FIXTURES();
     /* nothing scorable: exit 1, no output file left behind */
@@ -544,6 +575,7 @@ int main(void) {
     RUN(test_stream_fifo);
     RUN(test_bulk_shards);
     RUN(test_bulk_images);
+    RUN(test_threshold);
     RUN(test_bulk_errors);
     RUN(test_export_lora_roundtrip);
     RUN(test_export_bytes_full);

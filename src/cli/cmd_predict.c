@@ -382,7 +382,7 @@ static cm_status bulk_shards(const CmModel *m, CmTextEnc *te, PredOut *out, cons
 int cmd_predict(int argc, char **argv) {
     const char *model = NULL, *jsonl = NULL, *vocab = NULL, *model_name = NULL, *data = NULL, *images_dir = NULL,
                *captions = NULL, *format = "jsonl", *out_path = NULL;
-    ArgList images = {0}, texts = {0};
+    ArgList images = {0}, texts = {0}, thresholds = {0};
     int batch = 16, workers = 2, max_wait = 5;
     bool no_progress = false;
     ArgSpec specs[] = {
@@ -401,11 +401,13 @@ int cmd_predict(int argc, char **argv) {
         {"--max-wait-ms", ARG_INT, &max_wait, "MS", "streaming: longest a line waits for others to share its batch (default 5)"},
         {"--workers", ARG_INT, &workers, "N", "bulk --data: decode threads (default 2)"},
         {"--no-progress", ARG_FLAG, &no_progress, NULL, "bulk: no progress display on stderr"},
+        {"--threshold", ARG_LIST, &thresholds, "CLASS=P", "flag a pair when CLASS (name or index) has probability >= P; repeatable or comma-separated, any rule flags (adds \"flagged\", \"flagged_by\"; CSV: a flagged column)"},
     };
     int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "predict",
                         "--model CKPT|DIR ((--image PATH --text STR)... | --jsonl FILE|- | --data URLS | --images DIR --captions FILE) "
                         "[--format jsonl|csv] [--out FILE]", NULL);
-    if (rc) { args_free(&images); args_free(&texts); return rc < 0 ? 0 : rc; }
+    if (rc) { args_free(&images); args_free(&texts); args_free(&thresholds); return rc < 0 ? 0 : rc; }
+    CmThresholds thr = {0};
     int status = 2;
     CmModel *m = NULL;
     CmTextEnc te = {0};
@@ -437,7 +439,9 @@ int cmd_predict(int argc, char **argv) {
     if (cm_model_open_any(model, model_name, &m, &meta)) { status = cm_last_status() == CM_ERR_ARG ? 2 : 1; cli_fail("predict"); goto done; }
     if (!m->cfg.has_head) { fprintf(stderr, "clipmod predict: %s has no classification head\n", model); goto done; }
     if (cm_textenc_open(&te, meta.tokenizer[0] ? meta.tokenizer : "bpe", vocab, model)) { cli_fail("predict"); goto done; }
-    if (pred_out_open(&out, mode, fmt, m->cfg.head.n_classes, out_path)) { cli_fail("predict"); goto done; }
+    for (int i = 0; i < thresholds.n; i++)
+        if (cm_thresholds_add(&thr, thresholds.v[i], m->cfg.head.n_classes)) { status = 2; cli_fail("predict"); goto done; }
+    if (pred_out_open(&out, mode, fmt, m->cfg.head.n_classes, out_path, &thr)) { cli_fail("predict"); goto done; }
     out_open = true;
     bool progress = !no_progress;
     int64_t scored = 0, bad = 0;
@@ -504,5 +508,6 @@ done:
     if (m) cm_model_free(m);
     args_free(&images);
     args_free(&texts);
+    args_free(&thresholds);
     return status;
 }

@@ -49,11 +49,12 @@ static void csv_str(FILE *f, const char *s) {
     fputc('"', f);
 }
 
-cm_status pred_out_open(PredOut *o, PredMode mode, PredFormat fmt, int C, const char *path) {
+cm_status pred_out_open(PredOut *o, PredMode mode, PredFormat fmt, int C, const char *path, const CmThresholds *thr) {
     memset(o, 0, sizeof *o);
     o->mode = mode;
     o->format = fmt;
     o->n_classes = C;
+    o->thr = thr && thr->n > 0 ? thr : NULL;
     if (path && strcmp(path, "-")) {
         cm_status st = cm_atomic_open(&o->af, path);
         if (st) return st;
@@ -68,6 +69,7 @@ cm_status pred_out_open(PredOut *o, PredMode mode, PredFormat fmt, int C, const 
         else if (mode == PRED_IMAGES) fputs("file,", f);
         else fputs("image,text,", f);
         fputs("label,class", f);
+        if (o->thr) fputs(",flagged", f);
         for (int c = 0; c < C; c++) {
             char b[32], col[96];
             snprintf(col, sizeof col, "p_%s", pred_class_name(c, C, b, sizeof b));
@@ -87,6 +89,14 @@ cm_status pred_out_row(PredOut *o, const PredRow *r) {
     int top = r->logits ? pred_softmax(r->logits, C < 4096 ? C : 4096, p) : -1;
     char nb[32];
     const char *label = top >= 0 ? pred_class_name(top, C, nb, sizeof nb) : "";
+    float pf[4096];
+    bool flagged = false;
+    char dec[1024] = "";
+    if (o->thr && top >= 0) {   /* the rules read the probabilities as printed */
+        for (int c = 0; c < C && c < 4096; c++) pf[c] = (float)p[c];
+        flagged = cm_thresholds_flagged(o->thr, pf, C, NULL);
+        cm_thresholds_json(o->thr, pf, C, dec, sizeof dec);
+    }
     if (o->format == PRED_JSONL) {
         if (!r->logits) {
             fputs("{\"error\":", f);
@@ -98,7 +108,9 @@ cm_status pred_out_row(PredOut *o, const PredRow *r) {
             else if (o->mode == PRED_IMAGES) { fputs("\"file\":", f); json_str(f, r->file); fputc(',', f); }
             fputs("\"label\":", f);
             json_str(f, label);
-            fprintf(f, ",\"class\":%d,\"probs\":[", top);
+            fprintf(f, ",\"class\":%d,", top);
+            if (dec[0]) fprintf(f, "%s,", dec);
+            fputs("\"probs\":[", f);
             for (int c = 0; c < C; c++) fprintf(f, "%s%.7g", c ? "," : "", p[c]);
             fputs("]}\n", f);
         }
@@ -108,6 +120,7 @@ cm_status pred_out_row(PredOut *o, const PredRow *r) {
         else { csv_str(f, r->image); fputc(',', f); csv_str(f, r->text); fputc(',', f); }
         csv_str(f, label);
         if (top >= 0) fprintf(f, ",%d", top); else fputc(',', f);
+        if (o->thr) { if (top >= 0) fprintf(f, ",%d", flagged ? 1 : 0); else fputc(',', f); }
         for (int c = 0; c < C; c++) { if (top >= 0) fprintf(f, ",%.7g", p[c]); else fputc(',', f); }
         if (o->mode == PRED_PAIRS) { fputc(',', f); csv_str(f, r->logits ? "" : (r->error ? r->error : "failed")); }
         fputc('\n', f);

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "common/common.h"
+#include "infer/thresholds.h"
 
 typedef enum { PRED_PAIRS = 0, PRED_SHARDS, PRED_IMAGES } PredMode;
 typedef enum { PRED_JSONL = 0, PRED_CSV } PredFormat;
@@ -38,10 +39,13 @@ typedef struct {
     CmAtomicFile af;
     bool to_file;
     int64_t rows;
+    const CmThresholds *thr;     /* --threshold rules (NULL or none: no decision fields) */
 } PredOut;
 
-/* path NULL or "-": stdout. Writes the CSV header. */
-cm_status pred_out_open(PredOut *o, PredMode mode, PredFormat fmt, int n_classes, const char *path);
+/* path NULL or "-": stdout. Writes the CSV header. thr: --threshold rules (NULL: none), kept by
+   reference: with rules, rows carry "flagged" / "flagged_by" after "class" (CSV: a flagged column
+   of 0/1). */
+cm_status pred_out_open(PredOut *o, PredMode mode, PredFormat fmt, int n_classes, const char *path, const CmThresholds *thr);
 cm_status pred_out_row(PredOut *o, const PredRow *r);
 /* Flush (streaming: after each batch). */
 cm_status pred_out_flush(PredOut *o);
