@@ -11,6 +11,7 @@
  */
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include "testlib.h"
 #include "common/rng.h"
@@ -181,9 +182,44 @@ static void test_model_int8(void) {
     cm_model_free(m);
 }
 
+/* the commands: --precision int8 for embed and predict (eval and serve share cli_apply_precision;
+   serve's is tested in test_serve): near fp32, not bit-identical, bad values are usage errors */
+static void probs_of(const char *out, double *p) {
+    const char *q = strstr(out, "\"probs\":[");
+    for (int c = 0; c < 7; c++) p[c] = -1;
+    if (!q) return;
+    q += 9;
+    for (int c = 0; c < 7 && q; c++) { p[c] = strtod(q, NULL); q = strchr(q, ','); if (q) q++; }
+}
+static void test_cli_precision(void) {
+    CLIPMOD_BIN_OR_SKIP();
+    SHARED_OR_SKIP();
+    char args[2048], out[8192], err[4096];
+    double p32[7], p8[7];
+    const char *fmt = "predict --model %s --model-name %s --vocab %s --image %s --text 'a cat on a sofa' --precision %s";
+    snprintf(args, sizeof args, fmt, tl_shared("golden/tiny/model.safetensors"), tl_shared("golden/tiny/config.json"),
+             tl_shared("vocab"), tl_shared("data/coco/000000086220.jpg"), "fp32");
+    CHECK(tl_run_clipmod(args, out, sizeof out, err, sizeof err) == 0, "fp32 predict: %s", err);
+    probs_of(out, p32);
+    snprintf(args, sizeof args, fmt, tl_shared("golden/tiny/model.safetensors"), tl_shared("golden/tiny/config.json"),
+             tl_shared("vocab"), tl_shared("data/coco/000000086220.jpg"), "int8");
+    CHECK(tl_run_clipmod(args, out, sizeof out, err, sizeof err) == 0, "int8 predict: %s", err);
+    probs_of(out, p8);
+    double d = 0;
+    for (int c = 0; c < 7; c++) d = fmax(d, fabs(p8[c] - p32[c]));
+    CHECK(p8[0] >= 0 && d > 0 && d < 2e-2, "int8 vs fp32 probabilities: max diff %.3g", d);
+    snprintf(args, sizeof args, fmt, tl_shared("golden/tiny/model.safetensors"), tl_shared("golden/tiny/config.json"),
+             tl_shared("vocab"), tl_shared("data/coco/000000086220.jpg"), "int4");
+    CHECK(tl_run_clipmod(args, out, sizeof out, err, sizeof err) == 2 && strstr(err, "int4"), "bad --precision: %s", err);
+    snprintf(args, sizeof args, "embed --model %s --model-name %s --vocab %s --text 'a cat' --precision int8",
+             tl_shared("golden/tiny/model.safetensors"), tl_shared("golden/tiny/config.json"), tl_shared("vocab"));
+    CHECK(tl_run_clipmod(args, out, sizeof out, err, sizeof err) == 0 && strstr(out, "\"embedding\""), "int8 embed: %s", err);
+}
+
 int main(void) {
     RUN(test_weights);
     RUN(test_linear_int8);
     RUN(test_model_int8);
+    RUN(test_cli_precision);
     return tl_summary("test_int8");
 }

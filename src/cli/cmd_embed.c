@@ -14,6 +14,7 @@
 #include <string.h>
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/precision.h"
 #include "common/common.h"
 #include "data/image.h"
 #include "data/tokenizer.h"
@@ -43,7 +44,7 @@ static void print_line(const char *type, const char *input, const float *e, int 
 }
 
 int cmd_embed(int argc, char **argv) {
-    const char *model_path = NULL, *model_name = NULL, *vocab = NULL;
+    const char *model_path = NULL, *model_name = NULL, *vocab = NULL, *precision = "fp32";
     ArgList images = {0}, texts = {0};
     bool raw = false;
     ArgSpec specs[] = {
@@ -53,6 +54,7 @@ int cmd_embed(int argc, char **argv) {
         {"--image", ARG_LIST, &images, "PATH", "an image to embed (repeatable)"},
         {"--text", ARG_LIST, &texts, "STR", "a text to embed (repeatable)"},
         {"--raw", ARG_FLAG, &raw, NULL, "print the unnormalised projection output"},
+        {"--precision", ARG_STR, &precision, "P", "fp32 (default), amp|bf16 (bf16 tower products) or int8 (LoRA merged, int8 tower linears)"},
     };
     int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "embed",
                         "--model PATH [--model-name NAME] [--vocab PATH] [--image PATH]... [--text STR]... [--raw]", NULL);
@@ -61,9 +63,12 @@ int cmd_embed(int argc, char **argv) {
     rc = 2;
     if (!model_path) { fprintf(stderr, "clipmod embed: --model is required\n"); goto out; }
     if (!images.n && !texts.n) { fprintf(stderr, "clipmod embed: nothing to embed (give --image and/or --text)\n"); goto out; }
+    if (cli_precision_check("embed", precision)) goto out;
     rc = 1;
     CmModel *m = NULL;
     if (cm_model_open_any(model_path, model_name, &m, NULL)) { cli_fail("embed"); goto out; }
+    if ((rc = cli_apply_precision("embed", precision, &m))) goto free_model;
+    rc = 1;
     int E = m->cfg.embed_dim, S = m->cfg.vision.image_size, T = m->cfg.text.context_length;
     float *feat = cm_malloc((size_t)(images.n > texts.n ? images.n : texts.n) * E * sizeof(float), "embeddings");
     if (!feat) { cli_fail("embed"); goto free_model; }

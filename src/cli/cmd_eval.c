@@ -16,6 +16,7 @@
 #include <string.h>
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/precision.h"
 #include "common/common.h"
 #include "eval/report.h"
 #include "eval/scores.h"
@@ -29,7 +30,7 @@
 #include "train/val_scores.h"
 
 int cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *val = NULL, *vocab = NULL, *model_name = NULL, *scores_out = NULL, *html = NULL;
+    const char *model = NULL, *val = NULL, *vocab = NULL, *model_name = NULL, *scores_out = NULL, *html = NULL, *precision = "fp32";
     bool json = false;
     int batch = 64, workers = 1, threads = 0;
     double w_con = 1.0, w_cls = 1.0;
@@ -44,6 +45,7 @@ int cmd_eval(int argc, char **argv) {
         {"--batch-size", ARG_INT, &batch, "N", "batch size (default 64)"},
         {"--workers", ARG_INT, &workers, "N", "decode threads (default 1)"},
         {"--threads", ARG_INT, &threads, "N", "compute threads"},
+        {"--precision", ARG_STR, &precision, "P", "fp32 (default), amp|bf16 (bf16 tower products) or int8 (LoRA merged, int8 tower linears)"},
         {"--contrastive-weight", ARG_FLOAT, &w_con, "W", "weight of the contrastive loss in val_loss (default 1)"},
         {"--classification-weight", ARG_FLOAT, &w_cls, "W", "weight of the classification loss in val_loss (default 1)"},
     };
@@ -51,6 +53,7 @@ int cmd_eval(int argc, char **argv) {
     if (rc) return rc < 0 ? 0 : rc;
     if (!model || !val) { fprintf(stderr, "clipmod eval: --model and --val-data are required\n"); return 2; }
     if (batch < 1 || batch > 65536) { fprintf(stderr, "clipmod eval: --batch-size must be in 1..65536\n"); return 2; }
+    if (cli_precision_check("eval", precision)) return 2;
     if (threads > 0) cm_threads_set(threads);
     CmModel *m = NULL;
     CmCkptMeta meta;
@@ -62,6 +65,7 @@ int cmd_eval(int argc, char **argv) {
     int status = 1;
     if (cm_model_open_any(model, model_name, &m, &meta)) goto fail;
     if (!m->cfg.has_head) { cm_error(CM_ERR_ARG, "%s has no classification head", model); goto fail; }
+    if (cli_apply_precision("eval", precision, &m)) goto fail;
     if (cm_textenc_open(&te, meta.tokenizer[0] ? meta.tokenizer : "bpe", vocab, model)) goto fail;
     if (!te.bytes && m->cfg.text.context_length == 77) {
         CmLoaderConfig lc = {0};

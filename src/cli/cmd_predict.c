@@ -29,6 +29,7 @@
 #include <cjson/cJSON.h>
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/precision.h"
 #include "cli/predict_out.h"
 #include "common/common.h"
 #include "data/image.h"
@@ -381,7 +382,7 @@ static cm_status bulk_shards(const CmModel *m, CmTextEnc *te, PredOut *out, cons
 
 int cmd_predict(int argc, char **argv) {
     const char *model = NULL, *jsonl = NULL, *vocab = NULL, *model_name = NULL, *data = NULL, *images_dir = NULL,
-               *captions = NULL, *format = "jsonl", *out_path = NULL;
+               *captions = NULL, *format = "jsonl", *out_path = NULL, *precision = "fp32";
     ArgList images = {0}, texts = {0}, thresholds = {0};
     int batch = 16, workers = 2, max_wait = 5;
     bool no_progress = false;
@@ -401,6 +402,7 @@ int cmd_predict(int argc, char **argv) {
         {"--max-wait-ms", ARG_INT, &max_wait, "MS", "streaming: longest a line waits for others to share its batch (default 5)"},
         {"--workers", ARG_INT, &workers, "N", "bulk --data: decode threads (default 2)"},
         {"--no-progress", ARG_FLAG, &no_progress, NULL, "bulk: no progress display on stderr"},
+        {"--precision", ARG_STR, &precision, "P", "fp32 (default), amp|bf16 (bf16 tower products) or int8 (LoRA merged, int8 tower linears)"},
         {"--threshold", ARG_LIST, &thresholds, "CLASS=P", "flag a pair when CLASS (name or index) has probability >= P; repeatable or comma-separated, any rule flags (adds \"flagged\", \"flagged_by\"; CSV: a flagged column)"},
     };
     int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "predict",
@@ -432,12 +434,15 @@ int cmd_predict(int argc, char **argv) {
     if (max_wait < 0 || max_wait > 60000) USAGE("--max-wait-ms must be in 0..60000");
     if (workers < 0 || workers > 256) USAGE("--workers must be in 0..256");
     if (out_path && !*out_path) USAGE("--out: empty file name");
+    if (cli_precision_check("predict", precision)) { status = 2; goto done; }
 #undef USAGE
 
     status = 1;
     CmCkptMeta meta;
     if (cm_model_open_any(model, model_name, &m, &meta)) { status = cm_last_status() == CM_ERR_ARG ? 2 : 1; cli_fail("predict"); goto done; }
     if (!m->cfg.has_head) { fprintf(stderr, "clipmod predict: %s has no classification head\n", model); goto done; }
+    if ((status = cli_apply_precision("predict", precision, &m))) goto done;
+    status = 1;
     if (cm_textenc_open(&te, meta.tokenizer[0] ? meta.tokenizer : "bpe", vocab, model)) { cli_fail("predict"); goto done; }
     for (int i = 0; i < thresholds.n; i++)
         if (cm_thresholds_add(&thr, thresholds.v[i], m->cfg.head.n_classes)) { status = 2; cli_fail("predict"); goto done; }

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/precision.h"
 #include "common/common.h"
 #include "infer/thresholds.h"
 #include "model/model.h"
@@ -59,7 +60,7 @@ int cmd_serve(int argc, char **argv) {
         {"--max-pixels", ARG_I64, &max_pixels, "N", "decoded image pixel limit, then 413 (default 64 Mpx)"},
         {"--timeout-ms", ARG_INT, &o.timeout_ms, "MS", "queue wait limit per request, then 503 (default 30000)"},
         {"--drain-ms", ARG_INT, &drain_ms, "MS", "on SIGTERM, wait this long for accepted requests (default 30000)"},
-        {"--precision", ARG_STR, &precision, "P", "fp32 (default; the numbers of predict), bf16 or amp (bf16 tower products)"},
+        {"--precision", ARG_STR, &precision, "P", "fp32 (default; the numbers of predict), bf16 or amp (bf16 tower products), int8 (int8 tower linears)"},
         {"--threshold", ARG_LIST, &thr, "CLASS=P", "flag when P(CLASS) >= P (repeatable; e.g. Hate=0.5)"},
         {"--model-id", ARG_STR, &model_id, "STR", "\"model\" field of the answers (default: the file name)"},
     };
@@ -71,15 +72,7 @@ int cmd_serve(int argc, char **argv) {
     bool te_open = false;
     CmThresholds rules = {0};
     if (!model) { fprintf(stderr, "clipmod serve: --model is required\n"); status = 2; goto out; }
-    bool amp = false;
-    if (!strcmp(precision, "int8")) {
-        fprintf(stderr, "clipmod serve: --precision int8 is not implemented yet (fp32, bf16 or amp)\n");
-        status = 2; goto out;
-    } else if (!strcmp(precision, "bf16") || !strcmp(precision, "amp") || !strcmp(precision, "amp_bf16")) amp = true;
-    else if (strcmp(precision, "fp32")) {
-        fprintf(stderr, "clipmod serve: --precision %s: expected fp32, bf16 or amp\n", precision);
-        status = 2; goto out;
-    }
+    if (cli_precision_check("serve", precision)) { status = 2; goto out; }
     if (max_body < 1 || max_caption < 1 || max_pixels < 0) {
         fprintf(stderr, "clipmod serve: --max-body-bytes / --max-caption-bytes must be >= 1, --max-pixels >= 0\n");
         status = 2; goto out;
@@ -99,7 +92,7 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "clipmod serve: warning: %s has no classification head: /v1/classify answers 501, /v1/embed works\n", model);
     if (cm_textenc_open(&te, meta.tokenizer[0] ? meta.tokenizer : "bpe", vocab, model)) { status = cli_fail("serve"); goto out; }
     te_open = true;
-    cm_model_set_amp(m, amp);
+    if ((status = cli_apply_precision("serve", precision, &m))) goto out;
     o.load_seconds = cm_now() - t0;
     const char *base = strrchr(model, '/');
     o.model_id = model_id ? model_id : base ? base + 1 : model;
@@ -118,7 +111,7 @@ int cmd_serve(int argc, char **argv) {
     const char *host = o.host && *o.host ? o.host : "127.0.0.1";
     bool v6 = strchr(host, ':') != NULL;
     printf("clipmod serve: listening on http://%s%s%s:%d/ (model %s, %s, load %.3f s, max batch %d)\n", v6 ? "[" : "", host,
-           v6 ? "]" : "", cm_serve_port(srv), o.model_id, amp ? "bf16" : "fp32", o.load_seconds, o.max_batch);
+           v6 ? "]" : "", cm_serve_port(srv), o.model_id, precision, o.load_seconds, o.max_batch);
     fflush(stdout);
     int sig = 0;
     sigwait(&sigs, &sig);
