@@ -15,7 +15,7 @@
 #include "data/image.h"
 #include "data/synth.h"
 #include "data/wds.h"
-#include "train/textenc.h"
+#include "data/textenc.h"
 
 static char tmpdir[256];
 

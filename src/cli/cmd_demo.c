@@ -17,8 +17,8 @@
 #include "cli/cli.h"
 #include "common/common.h"
 #include "data/synth.h"
-#include "train/metrics.h"
-#include "train/textenc.h"
+#include "eval/metrics.h"
+#include "data/textenc.h"
 #include "train/train_main.h"
 
 /* The demo model: a small ViT (32 px, 8 px patches) and a byte-level text tower (48 tokens: the

@@ -4,8 +4,9 @@
  *   {"type":"image"|"text","input":...,"embedding":[E floats]}
  * L2-normalised unless --raw (the projection output). The weights file may be an OpenCLIP
  * safetensors / open_clip_pytorch_model.bin / epoch_N.pt (config from --model-name, else guessed
- * from its shapes) or a clipmod checkpoint (config from its metadata). Images go through the eval
- * transform of the model's image size; texts through the CLIP tokenizer (--vocab, else the default
+ * from its shapes) or any clipmod checkpoint, LoRA ones over their base (model/open.h). Images go
+ * through the eval transform of the model's image size; texts through the tokenizer the model
+ * needs: the byte-level one for byte-tokenizer checkpoints, else BPE (--vocab, else the default
  * search of src/data/tokenizer.h).
  */
 #include <stdio.h>
@@ -14,10 +15,9 @@
 #include "cli/cli.h"
 #include "common/common.h"
 #include "data/image.h"
-#include "data/tokenizer.h"
-#include "io/tensorfile.h"
+#include "data/textenc.h"
 #include "model/model.h"
-#include "train/checkpoint.h"
+#include "model/open.h"
 
 static void json_string(const char *s) {
     putchar('"');
@@ -40,25 +40,8 @@ static void print_line(const char *type, const char *input, const float *e, int 
     printf("]}\n");
 }
 
-/* A clipmod checkpoint (metadata) or a plain weights file. */
-static cm_status open_model(const char *path, const char *name, CmModel **m) {
-    if (name) {
-        CmModelConfig cfg;
-        cm_status st = cm_config_load(name, &cfg);
-        if (st) return cm_error_prefix("--model-name");
-        return cm_model_from_file(path, &cfg, CM_LOAD_CLIP_ONLY_OK, 0, m);
-    }
-    CmTensorFile *f = NULL;
-    cm_status st = cm_tensorfile_open(path, &f);
-    if (st) return st;
-    bool ckpt = cm_tensorfile_metadata(f, "clipmod_checkpoint") != NULL;
-    cm_tensorfile_close(f);
-    if (ckpt) return cm_checkpoint_open_model(path, m, NULL);
-    return cm_model_from_file(path, NULL, CM_LOAD_CLIP_ONLY_OK, 0, m);
-}
-
 int cmd_embed(int argc, char **argv) {
-    const char *model_path = NULL, *model_name = NULL, *vocab = NULL;
+    const char *model_path = NULL, *model_name = NULL, *vocab = NULL, *base_model = NULL, *cache_dir = NULL;
     ArgList images = {0}, texts = {0};
     bool raw = false;
     ArgSpec specs[] = {
@@ -68,6 +51,8 @@ int cmd_embed(int argc, char **argv) {
         {"--image", ARG_LIST, &images, "PATH", "an image to embed (repeatable)"},
         {"--text", ARG_LIST, &texts, "STR", "a text to embed (repeatable)"},
         {"--raw", ARG_FLAG, &raw, NULL, "print the unnormalised projection output"},
+        {"--base-model", ARG_STR, &base_model, "PATH", "base weights of a LoRA checkpoint (default: found by SHA-256, docs/open.md)"},
+        {"--cache-dir", ARG_STR, &cache_dir, "DIR", "Hugging Face cache searched for the base (default $HF_HOME/hub, ...)"},
     };
     int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "embed",
                         "--model PATH [--model-name NAME] [--vocab PATH] [--image PATH]... [--text STR]... [--raw]", NULL);
@@ -78,7 +63,9 @@ int cmd_embed(int argc, char **argv) {
     if (!images.n && !texts.n) { fprintf(stderr, "clipmod embed: nothing to embed (give --image and/or --text)\n"); goto out; }
     rc = 1;
     CmModel *m = NULL;
-    if (open_model(model_path, model_name, &m)) { cli_fail("embed"); goto out; }
+    CmModelInfo info;
+    CmOpenOptions oo = {model_name, base_model, cache_dir};
+    if (cm_model_open(model_path, &oo, &m, &info)) { cli_fail("embed"); goto out; }
     int E = m->cfg.embed_dim, S = m->cfg.vision.image_size, T = m->cfg.text.context_length;
     float *feat = cm_malloc((size_t)(images.n > texts.n ? images.n : texts.n) * E * sizeof(float), "embeddings");
     if (!feat) { cli_fail("embed"); goto free_model; }
@@ -101,14 +88,14 @@ int cmd_embed(int argc, char **argv) {
         for (int i = 0; i < images.n; i++) print_line("image", images.v[i], feat + (size_t)i * E, E);
     }
     if (texts.n) {
-        CmTokenizer *tok = NULL;
-        if (cm_tokenizer_load(vocab, &tok)) { cli_fail("embed"); goto free_feat; }
+        CmTextEnc te;
+        if (cm_textenc_open(&te, info.tokenizer == CM_TOKENIZER_BYTES ? "bytes" : "bpe", vocab, info.weights)) { cli_fail("embed"); goto free_feat; }
         int32_t *ids = cm_malloc((size_t)texts.n * T * sizeof(int32_t), "token ids");
         cm_status st = ids ? CM_OK : CM_ERR_OOM;
-        for (int i = 0; i < texts.n && !st; i++) st = cm_tokenize(tok, texts.v[i], strlen(texts.v[i]), ids + (size_t)i * T, T);
+        for (int i = 0; i < texts.n && !st; i++) st = cm_textenc_encode(&te, texts.v[i], strlen(texts.v[i]), ids + (size_t)i * T, T);
         if (!st) st = raw ? cm_encode_text(m, ids, texts.n, feat, NULL) : cm_encode_text(m, ids, texts.n, NULL, feat);
         cm_free(ids);
-        cm_tokenizer_free(tok);
+        cm_textenc_close(&te);
         if (st) { cli_fail("embed"); goto free_feat; }
         for (int i = 0; i < texts.n; i++) print_line("text", texts.v[i], feat + (size_t)i * E, E);
     }

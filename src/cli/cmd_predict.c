@@ -18,10 +18,10 @@
 #include "cli/cli.h"
 #include "common/common.h"
 #include "data/image.h"
+#include "data/textenc.h"
+#include "eval/metrics.h"
 #include "model/model.h"
-#include "train/checkpoint.h"
-#include "train/metrics.h"
-#include "train/textenc.h"
+#include "model/open.h"
 
 typedef struct { char *image, *text; } Pair;
 
@@ -88,7 +88,7 @@ static int read_jsonl(const char *path, Pair **pairs, int *n) {
 }
 
 int cmd_predict(int argc, char **argv) {
-    const char *model = NULL, *jsonl = NULL, *vocab = NULL, *model_name = NULL;
+    const char *model = NULL, *jsonl = NULL, *vocab = NULL, *model_name = NULL, *base_model = NULL, *cache_dir = NULL;
     ArgList images = {0}, texts = {0};
     int batch = 16;
     ArgSpec specs[] = {
@@ -99,6 +99,8 @@ int cmd_predict(int argc, char **argv) {
         {"--jsonl", ARG_STR, &jsonl, "FILE", "pairs as JSON lines {\"image\":..,\"text\":..} ('-': stdin)"},
         {"--vocab", ARG_STR, &vocab, "PATH", "BPE vocabulary (default: next to the model, $CLIPMOD_VOCAB, ...)"},
         {"--batch-size", ARG_INT, &batch, "N", "pairs per forward pass (default 16)"},
+        {"--base-model", ARG_STR, &base_model, "PATH", "base weights of a LoRA checkpoint (default: found by SHA-256, docs/open.md)"},
+        {"--cache-dir", ARG_STR, &cache_dir, "DIR", "Hugging Face cache searched for the base (default $HF_HOME/hub, ...)"},
     };
     int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "predict",
                         "--model CKPT (--image PATH --text STR)... | --jsonl FILE", NULL);
@@ -120,11 +122,12 @@ int cmd_predict(int argc, char **argv) {
     if (n == 0) { fprintf(stderr, "clipmod predict: nothing to predict (give --image/--text pairs or --jsonl)\n"); status = 2; goto out; }
 
     CmModel *m = NULL;
-    CmCkptMeta meta;
-    if (cm_model_open_any(model, model_name, &m, &meta)) { status = cli_fail("predict"); goto out; }
+    CmModelInfo info;
+    CmOpenOptions oo = {model_name, base_model, cache_dir};
+    if (cm_model_open(model, &oo, &m, &info)) { status = cli_fail("predict"); goto out; }
     if (!m->cfg.has_head) { fprintf(stderr, "clipmod predict: %s has no classification head\n", model); cm_model_free(m); status = 1; goto out; }
     CmTextEnc te;
-    if (cm_textenc_open(&te, meta.tokenizer[0] ? meta.tokenizer : "bpe", vocab, model)) { cm_model_free(m); status = cli_fail("predict"); goto out; }
+    if (cm_textenc_open(&te, info.tokenizer == CM_TOKENIZER_BYTES ? "bytes" : "bpe", vocab, info.weights)) { cm_model_free(m); status = cli_fail("predict"); goto out; }
     const int S = m->cfg.vision.image_size, ctx = m->cfg.text.context_length, E = m->cfg.embed_dim, C = m->cfg.head.n_classes;
     float *img = cm_malloc((size_t)batch * 3 * S * S * 4, "predict batch"), *U = cm_malloc((size_t)batch * E * 4, "predict"),
           *V = cm_malloc((size_t)batch * E * 4, "predict"), *H = cm_malloc((size_t)batch * C * 4, "predict");

@@ -3,7 +3,7 @@
  * augmentation, shuffling and initialisation. Its whole state is 4 words so that checkpoints can
  * store and restore it exactly. Not torch's generator: OpenCLIP's random draws cannot be matched
  * bit for bit anyway (data order differs), so we only promise determinism for a given seed.
- * defines: CmRng, cm_rng_seed, cm_rng_u64, cm_rng_uniform, cm_rng_normal, cm_rng_below
+ * defines: CmRng, cm_rng_seed, cm_rng_u64, cm_rng_uniform, cm_rng_normal, cm_rng_below, cm_epoch_seed
  */
 #ifndef CM_RNG_H
 #define CM_RNG_H
@@ -43,4 +43,12 @@ static inline double cm_rng_normal(CmRng *r) {
     if (u1 < 1e-300) u1 = 1e-300;
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
+/* The per-epoch seed of a stream (1: dropout, 2: the shard pipeline's shuffles) of a run. */
+static inline uint64_t cm_epoch_seed(uint64_t seed, int64_t epoch, uint64_t stream) {
+    uint64_t x = seed ^ 0x5deece66dULL;
+    uint64_t a = cm_splitmix64(&x);
+    x = a ^ ((uint64_t)epoch * 0x9e3779b97f4a7c15ULL) ^ (stream << 56);
+    return cm_splitmix64(&x);
+}
+
 #endif

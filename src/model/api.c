@@ -2,19 +2,15 @@
  * api.c — the model part of the public API (include/clipmod.h): thin wrappers over model.h.
  */
 #include "model/model.h"
+#include "model/open.h"
 
 #include <math.h>
 #include <string.h>
 
 clipmod_status clipmod_model_load(const char *path, const char *model_name, clipmod_model **out) {
     if (!path || !out) return cm_error(CM_ERR_ARG, "clipmod_model_load: path and out are required");
-    *out = NULL;
-    CmModelConfig cfg;
-    if (model_name) {
-        cm_status st = cm_config_load(model_name, &cfg);
-        if (st) return st;
-    }
-    return cm_model_from_file(path, model_name ? &cfg : NULL, CM_LOAD_CLIP_ONLY_OK, 0, out);
+    CmOpenOptions o = {model_name, NULL, NULL};
+    return cm_model_open(path, &o, out, NULL);
 }
 
 void clipmod_model_free(clipmod_model *m) { cm_model_free(m); }

@@ -9,7 +9,7 @@
  * Reproducibility: the head-dropout RNG is reseeded at the start of every epoch from (--seed,
  * epoch) and the batch sources reseed from (seed, epoch) too, so a run resumed from its epoch-N
  * checkpoint continues bit-identically (same thread count).
- * defines: CmRun, cm_train_run, cm_epoch_seed
+ * defines: CmRun, cm_train_run (cm_epoch_seed: common/rng.h)
  */
 #ifndef CM_TRAIN_RUN_H
 #define CM_TRAIN_RUN_H
@@ -17,8 +17,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "model/model.h"
-#include "train/batches.h"
-#include "train/metrics.h"
+#include "data/batches.h"
+#include "eval/metrics.h"
 #include "train/train_opts.h"
 #include "train/trainer.h"
 
@@ -43,8 +43,5 @@ typedef struct {
 } CmRun;
 
 cm_status cm_train_run(CmRun *r);
-
-/* The per-epoch seed of the dropout RNG and the data pipelines. */
-uint64_t cm_epoch_seed(uint64_t seed, int64_t epoch, uint64_t stream);
 
 #endif

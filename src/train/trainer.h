@@ -24,7 +24,8 @@
 #include <stdint.h>
 #include "common/common.h"
 #include "model/model.h"
-#include "train/metrics.h"
+#include "eval/eval.h"
+#include "eval/metrics.h"
 #include "train/optim.h"
 
 typedef struct {
@@ -70,16 +71,5 @@ cm_status cm_trainer_step(CmTrainer *t, const float *images, const int32_t *toke
    optimizer update: for gradient checks. Loss values in *st. */
 cm_status cm_trainer_grads(CmTrainer *t, const float *images, const int32_t *tokens, const int32_t *labels,
                            int n, CmStepStats *st);
-
-/* OpenCLIP's (unmasked) CLIP loss of one batch: (CE(sUV^T, i) + CE(sVU^T, i)) / 2, mean over
-   rows; in double. */
-double cm_clip_val_loss(const float *U, const float *V, int N, int E, float scale);
-
-/* Validation / evaluation over a whole source (no gradients, dropout off): head top-1/top-2,
-   per-class metrics and confusion into *out (initialised here), OpenCLIP's clip_val_loss
-   (per-batch unmasked CLIP loss, weighted by batch size) and the objective's loss. */
-struct CmBatchSource;
-cm_status cm_validate(const CmModel *m, struct CmBatchSource *val, int64_t epoch, float w_con, float w_cls,
-                      CmMetrics *out);
 
 #endif

@@ -10,8 +10,8 @@
  * validation source delivers every sample once, the last batch possibly partial.
  * defines: CmBatchSource, cm_batches_*
  */
-#ifndef CM_TRAIN_BATCHES_H
-#define CM_TRAIN_BATCHES_H
+#ifndef CM_DATA_BATCHES_H
+#define CM_DATA_BATCHES_H
 
 #include <stdbool.h>
 #include <stdint.h>

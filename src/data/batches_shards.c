@@ -11,14 +11,13 @@
  * resumed run sees the same data. A bad sample or shard is skipped, counted and logged (the
  * first 20 by shard and key); an epoch that finds no usable sample at all is an error.
  */
-#include "train/batches.h"
+#include "data/batches.h"
 
 #include <string.h>
 #include "common/rng.h"
 #include "data/image.h"
 #include "data/wds.h"
-#include "train/run.h"
-#include "train/shards.h"
+#include "data/shards.h"
 
 typedef struct {
     CmBatchSource base;
