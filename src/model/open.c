@@ -197,6 +197,7 @@ static cm_status find_base(const char *ckpt, const CmCkptMeta *mt, const CmOpenO
     for (int i = 0; i < 3; i++) {
         if (i && !strcmp(names[i], base_name)) continue;
         snprintf(cand, sizeof cand, "%.*s/%s", dl, dir, names[i]);
+        if (!strcmp(cand, mt->base_model)) continue;   /* the recorded path, tried above */
         if (try_base("next to the checkpoint", cand, false, mt, &t, out, outn) == 1) return CM_OK;
     }
     /* the Hugging Face cache, by the recorded pretrained tag */
@@ -216,8 +217,8 @@ static cm_status find_base(const char *ckpt, const CmCkptMeta *mt, const CmOpenO
                     free(p);
                     if (r == 1) { free(cache); return CM_OK; }
                 } else {
-                    snprintf(cand, sizeof cand, "%s/%s/%s", cache, tag->repo, file);
-                    tried_add(&t, "HF cache", cand, "absent");
+                    snprintf(cand, sizeof cand, "%s/%s not cached", tag->repo, file);
+                    tried_add(&t, "HF cache", cache, cand);
                 }
             }
             free(cache);
