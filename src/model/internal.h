@@ -51,6 +51,9 @@ typedef struct {
     float *dres, *dact, *dfc, *dln, *dao, *dlt, *dqkv, *dpooled, *draw, *dpatch;
 } TowerActs;
 
+/* Every id of tokens [B,ctx] in [0, vocab_size), else CM_ERR_ARG naming the sample and position. */
+cm_status cm_check_tokens(const CmModel *m, const int32_t *tokens, int B);
+
 void cm_tower_spec(const CmModel *m, bool vision, TowerSpec *s);
 cm_status cm_tower_acts_alloc(TowerActs *ta, const TowerSpec *s, int maxB, TaMode mode);
 void cm_tower_acts_free(TowerActs *ta);
