@@ -1,6 +1,6 @@
 /*
  * cmd_eval.c — `clipmod eval --model CKPT --val-data URLS [--json]` (DESIGN §7): the validation
- * code of training (src/train/trainer.c cm_validate) over WebDataset shards, in order, eval
+ * code of training (src/eval/eval.c cm_validate) over WebDataset shards, in order, eval
  * transform, last batch partial. Prints a human table (top-1/top-2, per-class precision /
  * recall / F1 / support, confusion matrix), or with --json one JSON object:
  *   {"n":..,"top1":..,"top2":..,"clip_val_loss":..,"val_loss":..,"macro_f1":..,

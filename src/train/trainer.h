@@ -1,7 +1,7 @@
 /*
  * trainer.h — one optimizer step of OpenCLIP's training loop (reference §7) on a clipmod model,
  * and validation. Data come in as host batches; where they come from is the caller's business
- * (src/train/batches.h: shards, or memory for tests).
+ * (src/data/batches.h: shards, or memory for tests).
  *
  * cm_trainer_step(t, images, tokens, labels, K*B samples):
  *   accum_freq K == 1: zero grads; forward (train mode); loss (DESIGN §2); backward; logit_scale
