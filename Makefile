@@ -51,6 +51,9 @@ $(BUILD)/tests/%: tests/%.c tests/testlib.h $(BUILD)/libclipmod.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libclipmod.a $(LDLIBS)
 
+# test_session_alloc counts the library's allocations through the linker's --wrap.
+$(BUILD)/tests/test_session_alloc: LDLIBS := -Wl,--wrap=cm_malloc -Wl,--wrap=cm_calloc $(LDLIBS)
+
 # Examples see the public header only (no -Isrc): they prove include/clipmod.h is enough.
 $(BUILD)/examples/%: examples/%.c include/clipmod.h $(BUILD)/libclipmod.a
 	@mkdir -p $(dir $@)

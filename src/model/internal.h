@@ -19,6 +19,8 @@ typedef struct {
     float *ln2, *m2, *r2;     /* [M,D], [M], [M] */
     float *fc;                /* [M,H] c_fc output (pre-activation) */
     float *act;               /* [M,H] GELU(fc) */
+    float *lora_bt;           /* [r,D] scratch: s * B^T (the tower's one buffer, shared by its blocks) */
+    float *rows;              /* TA_NONE: pooled-row scratch of the last block (shared, see TowerActs) */
 } BlockActs;
 
 typedef enum { TA_NONE = 0, TA_SAVE, TA_CKPT } TaMode;
@@ -47,8 +49,12 @@ typedef struct {
     int *pool;                /* [B] pooled token index (vision 0; text argmax) */
     float *pooled, *pooled_ln, *post_m, *post_r;  /* [B,D], [B,D], [B], [B] */
     float *raw, *feat, *norm; /* [B,E], [B,E], [B] */
+    /* scratch planned with the activations, so that a forward allocates nothing */
+    float *lora_bt;           /* [r,D] LoRA B^T (scaled in forward) */
+    float *rows;              /* TA_NONE: [B, 4D + 2H + max(r,1)] rows of the pooled last block */
     /* backward scratch (SAVE / CKPT) */
     float *dres, *dact, *dfc, *dln, *dao, *dlt, *dqkv, *dpooled, *draw, *dpatch;
+    float *lora_dbt;          /* [r,D] LoRA dB^T */
 } TowerActs;
 
 /* Every id of tokens [B,ctx] in [0, vocab_size), else CM_ERR_ARG naming the sample and position. */
