@@ -86,6 +86,55 @@ static void test_byte_tokenizer_checkpoint(void) {
     tl_tmpdir_remove();
 }
 
+/* An export-style folder: open_clip_model.safetensors without metadata + open_clip_config.json
+   (config and tokenizer from the JSON); the folder itself opens too. */
+static void test_folder_with_open_clip_config(void) {
+    REQUIRE(tl_tmpdir_make("open_folder"), "tmpdir");
+    CmModelConfig cfg;
+    REQ_OK(cm_config_from_json(BYTE_CFG, strlen(BYTE_CFG), "test config", &cfg));
+    cfg.text.vocab_size = 300;   /* not the byte vocabulary: only the JSON can say "bytes" */
+    CmModel *m;
+    REQ_OK(cm_model_create(&cfg, &m));
+    cm_model_init(m, 5);
+    CmTensorOut *ts = cm_calloc((size_t)m->n_params, sizeof *ts, "list");
+    REQUIRE(ts, "oom");
+    int n = cm_model_tensor_list(m, false, ts);
+    REQ_OK(cm_safetensors_write(tl_tmp("open_clip_model.safetensors"), ts, n, NULL, 0));
+    cm_free(ts);
+    CmModel *o;
+    CmModelInfo info;
+    /* without a config beside it: from the shapes (head_width 64 guessed: 1 text head, not 2) */
+    REQ_OK(cm_model_open(tl_tmp("open_clip_model.safetensors"), NULL, &o, &info));
+    CHECK(!strcmp(info.config_source, "shapes") && info.tokenizer == CM_TOKENIZER_BPE, "shapes: %s", info.config_source);
+    cm_model_free(o);
+    char *js = cm_config_to_json(&cfg);
+    REQUIRE(js, "json");
+    cJSON *j = cJSON_Parse(js);
+    cm_free(js);
+    cJSON_AddStringToObject(j, "tokenizer", "bytes");
+    char *txt = cJSON_Print(j);
+    cJSON_Delete(j);
+    REQUIRE(txt && tl_write_text(tl_tmp("open_clip_config.json"), txt) == 0, "write config");
+    free(txt);
+    REQ_OK(cm_model_open(tl_tmp(""), NULL, &o, &info));
+    CHECK(!strcmp(info.config_source, "open_clip_config.json") && info.tokenizer == CM_TOKENIZER_BYTES &&
+          strstr(info.weights, "open_clip_model.safetensors") && o->cfg.text.heads == 2,
+          "folder: config from %s, tokenizer %d, weights %s, text heads %d", info.config_source, (int)info.tokenizer, info.weights,
+          o->cfg.text.heads);
+    double e = 0;
+    for (int i = 0; i < m->n_params; i++)
+        for (size_t k = 0; k < m->params[i].numel; k++) e = fmax(e, fabs(m->params[i].data[k] - o->params[i].data[k]));
+    CHECK(e == 0, "tensors differ by %g", e);
+    cm_model_free(o);
+    /* an explicit config wins */
+    CmOpenOptions oo = {"ViT-B-32", NULL, NULL};
+    CHECK(cm_model_open(tl_tmp(""), &oo, &o, &info) == CM_ERR_SHAPE, "explicit ViT-B-32 config accepted: %s", cm_last_error());
+    CHECK(cm_model_open(tl_tmp("nothing-here"), NULL, &o, &info) == CM_ERR_IO && strstr(cm_last_error(), "nothing-here"),
+          "missing file: %s", cm_last_error());
+    cm_model_free(m);
+    tl_tmpdir_remove();
+}
+
 // ---------------------------------------------------------------------------------------------
 // portable LoRA checkpoints (golden tiny model as the base)
 
@@ -253,6 +302,7 @@ static void test_lora_base_search(void) {
 
 int main(void) {
     RUN(test_byte_tokenizer_checkpoint);
+    RUN(test_folder_with_open_clip_config);
     RUN(test_lora_base_search);
     return tl_summary("test_model_open");
 }
