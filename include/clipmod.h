@@ -156,7 +156,62 @@ clipmod_status clipmod_preprocess_file(const char *path, float *out);
 
 /* ---- data (src/data) --------------------------------------------------------------------- */
 
-/* ---- training (src/train) ------------------------------------------------------------------ */
+/* ---- training (src/api/api_train.c over src/train) ---------------------------------------- */
+/* `clipmod train` as a call: the same code, run folder, checkpoints and numbers (a run with the
+   same settings and seed writes bit-identical tensors). Blocks until the run ends. */
+typedef struct {
+    int64_t step;             /* optimizer steps done (1 after the first) */
+    float loss, loss_contrastive, loss_classification;
+    double lr;
+    float logit_scale;        /* exp(logit_scale) after the step */
+} clipmod_train_progress;
+
+typedef struct {
+    const char *train_data;   /* WebDataset shards: brace patterns joined by "::" (required) */
+    const char *val_data;     /* validation shards; NULL: none */
+    const char *model;        /* "ViT-B-32" (default), a named config or a JSON config file */
+    const char *pretrained;   /* weights file or OpenCLIP tag; NULL: initialise from seed */
+    const char *cache_dir;    /* Hugging Face cache for pretrained tags (NULL: $HF_HOME/hub, ...) */
+    bool offline;             /* never download */
+    const char *vocab_path;   /* BPE vocabulary (NULL: the default search) */
+    const char *tokenizer;    /* "bpe" (default) or "bytes" */
+    const char *logs_dir;     /* run folders go here (default "./logs"); "none": no files */
+    const char *name;         /* run folder name (NULL: OpenCLIP's date-model-lr-... name) */
+    bool enable_lora;         /* LoRA on attn.out_proj + head, towers frozen */
+    int lora_rank;            /* 4 */
+    float lora_alpha;         /* 32 */
+    int epochs;               /* 32 (OpenCLIP's default) */
+    int batch_size;           /* 64 */
+    int accum_freq;           /* 1 */
+    int workers;              /* data threads, 4 */
+    int threads;              /* compute threads (0: CLIPMOD_THREADS / all cores) */
+    int64_t train_num_samples;/* samples per epoch; <= 0: sizes.json next to the shards */
+    double lr;                /* <= 0: OpenCLIP's default for the model */
+    double wd;                /* 0.2 */
+    int warmup;               /* 10000 (as OpenCLIP) */
+    const char *precision;    /* "amp" (default, bf16 products on CPU) or "fp32" */
+    bool grad_checkpointing;
+    bool dataset_resampled;
+    int64_t seed;             /* 0 */
+    /* called after every optimizer step (may be NULL), on the calling thread */
+    void (*progress)(void *user, const clipmod_train_progress *p);
+    void *progress_user;
+} clipmod_train_params;
+
+typedef struct {
+    char run_dir[1024];       /* "" when logs_dir is "none" */
+    char checkpoint[1100];    /* the final epoch's checkpoint, "" when none was written */
+    int64_t steps;            /* optimizer steps done */
+    bool have_val;            /* a validation ran: */
+    int64_t val_n;
+    double val_top1, val_top2;
+} clipmod_train_result;
+
+/* `clipmod train`'s defaults (OpenCLIP's). */
+CLIPMOD_API clipmod_train_params clipmod_train_default_params(void);
+/* Runs the whole training; out (may be NULL) gets the results. Bad settings: CLIPMOD_ERR_ARG naming
+   the field as its `clipmod train` flag. */
+CLIPMOD_API clipmod_status clipmod_train(clipmod_train_params params, clipmod_train_result *out);
 
 #ifdef __cplusplus
 }

@@ -5,11 +5,14 @@
  *     opens it and prints, for two image+caption pairs, the label, class and probabilities that
  *     `clipmod predict` prints (probabilities to the 7 printed digits, i.e. within 1e-6);
  *   - the same program compiled against build/libclipmod.so when the Makefile builds it;
+ *   - clipmod_train with the command's settings writes bit-identical tensors, calling the progress
+ *     callback after each optimizer step; bad settings are errors naming the flag;
  *   - sessions: clipmod_session_classify / encode_* equal the model-level calls, for batches
  *     larger than the session's max_batch too, and the model reports its tokenizer.
  */
 #include "testlib.h"
 #include "data/wds.h"
+#include "io/tensorfile.h"
 
 static char g_out[1 << 16], g_err[1 << 16], g_out2[1 << 16];
 
@@ -64,6 +67,29 @@ static int sh(const char *cmd, char *out, size_t cap) {
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
+static int g_calls;
+static int64_t g_last_step;
+static void progress(void *user, const clipmod_train_progress *p) {
+    (void)user;
+    g_calls++;
+    if (p->step == g_last_step + 1 && isfinite(p->loss) && p->lr > 0 && p->logit_scale > 0) g_last_step = p->step;
+}
+
+/* Every tensor of a present in b with the same bytes (and the same count). */
+static int same_tensors(const char *pa, const char *pb) {
+    CmTensorFile *fa, *fb;
+    if (cm_tensorfile_open(pa, &fa)) return 0;
+    if (cm_tensorfile_open(pb, &fb)) { cm_tensorfile_close(fa); return 0; }
+    int same = cm_tensorfile_count(fa) == cm_tensorfile_count(fb) && cm_tensorfile_count(fa) > 0;
+    for (int i = 0; same && i < cm_tensorfile_count(fa); i++) {
+        const CmTensorView *a = cm_tensorfile_at(fa, i), *b = cm_tensorfile_find(fb, a->name);
+        same = b && a->nbytes == b->nbytes && !memcmp(a->data, b->data, a->nbytes);
+    }
+    cm_tensorfile_close(fa);
+    cm_tensorfile_close(fb);
+    return same;
+}
+
 /* Same number of lines; per line the same label and class, probabilities within 1e-6. */
 static void same_predictions(const char *want, const char *got, const char *what) {
     char a[1 << 16], b[1 << 16];
@@ -98,7 +124,8 @@ static void test_example_matches_predict(void) {
     REQUIRE(access(ex, X_OK) == 0, "%s not built (make builds examples/*.c)", ex);
     REQUIRE(tl_tmpdir_make("example"), "tmpdir");
     REQUIRE(write_shards(tl_tmp("shards")), "shards: %s", cm_last_error());
-    const char *vocab = tl_shared("vocab/bpe_simple_vocab_16e6.txt.gz");
+    char vocab[600];   /* a copy: tl_shared's buffers rotate */
+    snprintf(vocab, sizeof vocab, "%s", tl_shared("vocab/bpe_simple_vocab_16e6.txt.gz"));
     char args[4096];
     snprintf(args, sizeof args,
              "train --model %s --pretrained %s --vocab %s --enable-lora --batch-size 4 --epochs 1 --train-num-samples 8 "
@@ -110,7 +137,9 @@ static void test_example_matches_predict(void) {
     char ck[600];
     snprintf(ck, sizeof ck, "%s", tl_tmp("ex/checkpoints/epoch_1.safetensors"));
     REQUIRE(cm_file_exists(ck), "no checkpoint %s", ck);
-    const char *i1 = tl_shared(samples[0].img), *i2 = tl_shared(samples[3].img);
+    char i1[600], i2[600];
+    snprintf(i1, sizeof i1, "%s", tl_shared(samples[0].img));
+    snprintf(i2, sizeof i2, "%s", tl_shared(samples[3].img));
     snprintf(args, sizeof args, "predict --model %s --vocab %s --image %s --text 'A car.' --image %s --text 'two cats'", ck, vocab, i1, i2);
     rc = tl_run_clipmod(args, g_out, sizeof g_out, g_err, sizeof g_err);
     REQUIRE(rc == 0, "predict exit %d: %s", rc, g_err);
@@ -186,6 +215,46 @@ static void test_example_matches_predict(void) {
     clipmod_session_free(s);
     clipmod_model_free(m);
     cm_free(px);
+    /* training through the API: the same run as the command above gives bit-identical tensors,
+       with the progress callback called once per optimizer step (2) */
+    clipmod_train_params tp = clipmod_train_default_params();
+    char tiny_cfg[600], tiny_w[600];
+    snprintf(tiny_cfg, sizeof tiny_cfg, "%s", tl_shared("golden/tiny/config.json"));
+    snprintf(tiny_w, sizeof tiny_w, "%s", tl_shared("golden/tiny/model.safetensors"));
+    tp.model = tiny_cfg;
+    tp.pretrained = tiny_w;
+    tp.vocab_path = vocab;
+    tp.enable_lora = true;
+    tp.batch_size = 4;
+    tp.epochs = 1;
+    tp.train_num_samples = 8;
+    tp.lr = 1e-3;
+    tp.warmup = 1;
+    tp.precision = "fp32";
+    tp.workers = 1;
+    tp.seed = 5;
+    char shards[700];
+    snprintf(shards, sizeof shards, "%s/00000.tar", tl_tmp("shards"));
+    tp.train_data = shards;
+    char logs[600];
+    snprintf(logs, sizeof logs, "%s", tl_tmp(""));
+    tp.logs_dir = logs;
+    tp.name = "api";
+    tp.threads = 2;
+    tp.progress = progress;
+    clipmod_train_result res;
+    REQ_OK(clipmod_train(tp, &res));
+    CHECK(g_calls == 2 && g_last_step == 2 && res.steps == 2, "progress: %d calls, last step %lld, %lld steps", g_calls,
+          (long long)g_last_step, (long long)res.steps);
+    CHECK(strstr(res.checkpoint, "api/checkpoints/epoch_1.safetensors") && same_tensors(ck, res.checkpoint),
+          "API run's checkpoint %s differs from the command's %s", res.checkpoint, ck);
+    tp.train_data = NULL;
+    CHECK(clipmod_train(tp, &res) == CLIPMOD_ERR_ARG && strstr(clipmod_last_error(), "train_data"), "no data: %s", clipmod_last_error());
+    tp.train_data = shards;
+    tp.batch_size = 0;
+    tp.name = "bad";
+    CHECK(clipmod_train(tp, &res) == CLIPMOD_ERR_ARG && strstr(clipmod_last_error(), "--batch-size"), "batch 0: %s", clipmod_last_error());
+
     /* a missing file: an error naming it */
     CHECK(clipmod_model_load_with_params("/nonexistent/x.safetensors", mp, &m) == CLIPMOD_ERR_IO &&
           strstr(clipmod_last_error(), "/nonexistent/x.safetensors"), "missing model: %s", clipmod_last_error());
