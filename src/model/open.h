@@ -47,6 +47,7 @@ struct CmTensorFile;
 
 typedef enum { CM_TOKENIZER_BPE = 0, CM_TOKENIZER_BYTES = 1 } CmTokenizerKind;
 
+/* Commands initialise it positionally ({config, base_model, cache_dir}): add new fields at the end. */
 typedef struct {
     const char *config;      /* model name or JSON config for a plain weights file; NULL: from the
                                 file. Ignored for a clipmod checkpoint (its own config). */
