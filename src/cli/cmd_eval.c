@@ -9,6 +9,8 @@
  * The checkpoint is a clipmod checkpoint (LoRA ones over their base) or a weights file with a
  * head (--model-name gives its config). Captions use the tokenizer the checkpoint was trained
  * with (BPE: --vocab or the default search; the demo's byte level).
+ * --scores-out FILE writes the per-sample scores (key, shard URL, label, probabilities; JSON lines,
+ * src/eval/scores.h) and --html FILE the HTML report of them (`clipmod report --eval`).
  */
 #include <stdio.h>
 #include <string.h>
@@ -20,11 +22,15 @@
 #include "data/textenc.h"
 #include "eval/eval.h"
 #include "eval/metrics.h"
+#include "eval/report.h"
+#include "eval/scores.h"
+#include "eval/val_scores.h"
 #include "model/model.h"
 #include "model/open.h"
 
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *val = NULL, *vocab = NULL, *model_name = NULL, *base_model = NULL, *cache_dir = NULL;
+    const char *scores_out = NULL, *html = NULL;
     bool json = false;
     int batch = 64, workers = 1, threads = 0;
     double w_con = 1.0, w_cls = 1.0;
@@ -32,6 +38,8 @@ int cmd_eval(int argc, char **argv) {
         {"--model", ARG_STR, &model, "CKPT", "clipmod checkpoint or weights file with a head (required)"},
         {"--val-data", ARG_STR, &val, "URLS", "shards: brace patterns joined by '::' (required)"},
         {"--json", ARG_FLAG, &json, NULL, "one JSON object instead of the table"},
+        {"--scores-out", ARG_STR, &scores_out, "FILE", "per-sample scores as JSON lines: key, shard url, label, pred, probs"},
+        {"--html", ARG_STR, &html, "FILE", "also write the HTML report of the scores (as clipmod report --eval)"},
         {"--model-name", ARG_STR, &model_name, "NAME|JSON", "config of a plain weights file"},
         {"--vocab", ARG_STR, &vocab, "PATH", "BPE vocabulary (default: next to the model, $CLIPMOD_VOCAB, ...)"},
         {"--batch-size", ARG_INT, &batch, "N", "batch size (default 64)"},
@@ -42,7 +50,7 @@ int cmd_eval(int argc, char **argv) {
         {"--base-model", ARG_STR, &base_model, "PATH", "base weights of a LoRA checkpoint (default: found by SHA-256, docs/open.md)"},
         {"--cache-dir", ARG_STR, &cache_dir, "DIR", "Hugging Face cache searched for the base (default $HF_HOME/hub, ...)"},
     };
-    int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "eval", "--model CKPT --val-data URLS [--json]", NULL);
+    int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "eval", "--model CKPT --val-data URLS [--json] [--scores-out FILE] [--html FILE]", NULL);
     if (rc) return rc < 0 ? 0 : rc;
     if (!model || !val) { fprintf(stderr, "clipmod eval: --model and --val-data are required\n"); return 2; }
     if (batch < 1 || batch > 65536) { fprintf(stderr, "clipmod eval: --batch-size must be in 1..65536\n"); return 2; }
@@ -52,6 +60,9 @@ int cmd_eval(int argc, char **argv) {
     CmOpenOptions oo = {model_name, base_model, cache_dir};
     CmTextEnc te = {0};
     CmBatchSource *src = NULL;
+    CmScores sc;
+    cm_scores_init(&sc, 0);
+    bool want_scores = scores_out || html;
     int status = 1;
     if (cm_model_open(model, &oo, &m, &info)) goto fail;
     if (!m->cfg.has_head) { cm_error(CM_ERR_ARG, "%s has no classification head", model); goto fail; }
@@ -69,7 +80,17 @@ int cmd_eval(int argc, char **argv) {
     }
     CmMetrics mt;
     double t0 = cm_now();
-    if (cm_validate(m, src, 0, (float)w_con, (float)w_cls, &mt)) goto fail;
+    if (cm_validate_ex(m, src, 0, (float)w_con, (float)w_cls, &mt, want_scores ? cm_val_scores_collect : NULL, &sc)) goto fail;
+    if (scores_out && cm_scores_write(&sc, scores_out)) goto fail;
+    if (html) {
+        CmReportOpts ro = cm_report_opts_default();
+        ro.scores = &sc;
+        char label[1400];
+        snprintf(label, sizeof label, "clipmod eval --model %s --val-data %s", model, val);
+        ro.scores_label = label;
+        if (cm_report_html(&ro, html)) goto fail;
+        fprintf(stderr, "clipmod eval: report written to %s\n", html);
+    }
     if (src->skipped) cm_warn("%lld bad samples or shards skipped", (long long)src->skipped);
     if (json) {
         char *js = cm_metrics_json(&mt, NULL);
@@ -87,6 +108,7 @@ fail:
     status = cm_last_status() == CM_ERR_ARG ? 2 : 1;
     fprintf(stderr, "clipmod eval: %s\n", cm_last_error());
 out:
+    cm_scores_free(&sc);
     cm_batches_close(src);
     cm_textenc_close(&te);
     if (m) cm_model_free(m);

@@ -32,6 +32,11 @@ double cm_clip_val_loss(const float *U, const float *V, int N, int E, float scal
 }
 
 cm_status cm_validate(const CmModel *m, CmBatchSource *val, int64_t epoch, float w_con, float w_cls, CmMetrics *out) {
+    return cm_validate_ex(m, val, epoch, w_con, w_cls, out, NULL, NULL);
+}
+
+cm_status cm_validate_ex(const CmModel *m, CmBatchSource *val, int64_t epoch, float w_con, float w_cls, CmMetrics *out,
+                         CmValBatchFn on_batch, void *cb_ctx) {
     const int B = val->batch, S = val->image_size, ctx = val->ctx, E = m->cfg.embed_dim, C = m->cfg.head.n_classes;
     cm_metrics_init(out, C);
     if (S != m->cfg.vision.image_size || ctx != m->cfg.text.context_length)
@@ -51,6 +56,7 @@ cm_status cm_validate(const CmModel *m, CmBatchSource *val, int64_t epoch, float
         if (got == 0) break;
         if ((st = cm_model_forward(m, NULL, img, tok, got, false, U, V, H))) goto done;
         if ((st = cm_metrics_add(out, H, lab, got))) goto done;
+        if (on_batch && (st = on_batch(cb_ctx, val, H, lab, got, C))) goto done;
         cm_metrics_add_clip_loss(out, cm_clip_val_loss(U, V, got, E, scale), got);
         CmLossValues lv;
         if ((st = cm_loss(U, V, H, lab, got, E, C, ls, w_con, w_cls, &lv, NULL, NULL, NULL, NULL))) goto done;

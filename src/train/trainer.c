@@ -67,7 +67,11 @@ cm_status cm_trainer_grads(CmTrainer *t, const float *images, const int32_t *tok
     float d_ls = 0;
 
     cm_model_zero_grad(m);
+    /* dropout masks are keyed by (seed, step, index of the sample in the step's K*B batch): the
+       feature-cache pass and the recomputation of micro-batch j draw the same masks, which are
+       the masks the K*B batch would draw in one piece */
     if (K == 1) {
+        cm_acts_set_step(t->acts, (uint64_t)t->step, 0);
         if ((st = cm_model_forward(m, t->acts, images, tokens, B, drop, t->U, t->V, t->H))) return st;
         if ((st = cm_loss(t->U, t->V, t->H, labels, B, E, C, ls, t->cfg.w_con, t->cfg.w_cls, &lv, t->dU, t->dV, t->dH, &d_ls)))
             return st;
@@ -77,6 +81,7 @@ cm_status cm_trainer_grads(CmTrainer *t, const float *images, const int32_t *tok
         /* 1. features of every micro-batch without gradients (dropout as in training) */
         for (int j = 0; j < K; j++) {
             size_t r = (size_t)j * B;
+            cm_acts_set_step(t->acts, (uint64_t)t->step, (int64_t)r);
             if ((st = cm_model_forward(m, drop ? t->acts : NULL, images + r * img_sz, tokens + r * ctx, B, drop,
                                        t->U + r * E, t->V + r * E, t->H + r * C)))
                 return st;
@@ -84,6 +89,7 @@ cm_status cm_trainer_grads(CmTrainer *t, const float *images, const int32_t *tok
         /* 2. per micro-batch: fresh forward with gradients, loss over all K*B rows, backward rows j */
         for (int j = 0; j < K; j++) {
             size_t r = (size_t)j * B;
+            cm_acts_set_step(t->acts, (uint64_t)t->step, (int64_t)r);
             if ((st = cm_model_forward(m, t->acts, images + r * img_sz, tokens + r * ctx, B, drop, t->Uj, t->Vj, t->Hj)))
                 return st;
             /* swap the fresh rows into the cache; the cached rows come back after the loss

@@ -13,8 +13,9 @@
  *     division by K). logit_scale's gradient (a direct input of the loss) is taken once, from the
  *     first sub-step — the big-batch value; OpenCLIP adds it K times (DESIGN §3).
  * Memory: the activations are sized for one micro-batch (B); the cache holds K*B feature rows.
- * Determinism: for a given seed and thread count the step is bit-reproducible (dropout draws
- * from the acts RNG, which the caller seeds per epoch and checkpoints).
+ * Determinism: for a given seed the step is bit-reproducible (dropout masks are counter-based:
+ * a function of seed, step and each sample's index in the K*B batch, so every micro-batch split
+ * draws the big batch's masks; cm_acts_set_step).
  * defines: CmTrainerCfg, CmTrainer, CmStepStats, cm_trainer_*, cm_clip_val_loss, cm_validate
  */
 #ifndef CM_TRAIN_TRAINER_H
