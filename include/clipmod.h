@@ -21,7 +21,16 @@
 extern "C" {
 #endif
 
+/* The version, in this one place: the Makefile reads it for the soname (libclipmod.so.MAJOR) and
+   clipmod.pc; `clipmod --version` prints it. clipmod_version() gives the library's own at run time. */
 #define CLIPMOD_VERSION "0.1.0"
+
+/* Marks the functions exported from libclipmod.so (built with -fvisibility=hidden). */
+#if defined(__GNUC__)
+#define CLIPMOD_API __attribute__((visibility("default")))
+#else
+#define CLIPMOD_API
+#endif
 
 typedef enum {
     CLIPMOD_OK = 0,
@@ -38,17 +47,14 @@ typedef enum {
 /* 8-bit RGB, interleaved, row-major: rgb[(y*width + x)*3 + c]. */
 typedef struct { int width, height; uint8_t *rgb; } clipmod_image;
 
+/* CLIPMOD_VERSION of the library actually linked (e.g. "0.1.0"). */
+CLIPMOD_API const char *clipmod_version(void);
+
 /* The message of the last failure on this thread. */
-const char *clipmod_last_error(void);
-const char *clipmod_status_str(clipmod_status st);
+CLIPMOD_API const char *clipmod_last_error(void);
+CLIPMOD_API const char *clipmod_status_str(clipmod_status st);
 
 /* ---- model (src/api/api_model.c over src/model) ----------------------------------------- */
-/* Functions added by the library-structure work are marked CLIPMOD_API (exported from
-   libclipmod.so); the packaging work marks the rest. */
-#ifndef CLIPMOD_API
-#define CLIPMOD_API __attribute__((visibility("default")))
-#endif
-
 /* A model: an OpenCLIP ViT CLIP (+ LoRA + classification head) in fp32, read-only once loaded, so
    one model may be shared by threads. Per-thread work goes through a clipmod_session (below). */
 typedef struct clipmod_model clipmod_model;
@@ -75,11 +81,11 @@ CLIPMOD_API clipmod_model_params clipmod_model_default_params(void);
 CLIPMOD_API clipmod_status clipmod_model_load_with_params(const char *path, clipmod_model_params params,
                                                           clipmod_model **out);
 /* = clipmod_model_load_with_params with the defaults and params.model_name = model_name. */
-clipmod_status clipmod_model_load(const char *path, const char *model_name, clipmod_model **out);
-void clipmod_model_free(clipmod_model *m);
-int clipmod_model_embed_dim(const clipmod_model *m);     /* 512 for ViT-B-32 */
-int clipmod_model_image_size(const clipmod_model *m);    /* 224 */
-int clipmod_model_num_classes(const clipmod_model *m);   /* 7; 0 without a head */
+CLIPMOD_API clipmod_status clipmod_model_load(const char *path, const char *model_name, clipmod_model **out);
+CLIPMOD_API void clipmod_model_free(clipmod_model *m);
+CLIPMOD_API int clipmod_model_embed_dim(const clipmod_model *m);     /* 512 for ViT-B-32 */
+CLIPMOD_API int clipmod_model_image_size(const clipmod_model *m);    /* 224 */
+CLIPMOD_API int clipmod_model_num_classes(const clipmod_model *m);   /* 7; 0 without a head */
 CLIPMOD_API int clipmod_model_context_length(const clipmod_model *m);   /* 77 */
 /* Name of class c ("True" .. "Hate" for the 7 moderation classes), NULL outside 0..6. */
 CLIPMOD_API const char *clipmod_class_name(int c);
@@ -98,11 +104,11 @@ CLIPMOD_API clipmod_status clipmod_model_preprocess(const clipmod_model *m, cons
 
 /* Model-level calls (allocate their scratch per call; any thread). images[n,3,S,S] preprocessed
    -> out[n,E]; L2-normalised when normalize, else the raw projection output. tokens[n,ctx]. */
-clipmod_status clipmod_encode_image(const clipmod_model *m, const float *images, int n, bool normalize, float *out);
-clipmod_status clipmod_encode_text(const clipmod_model *m, const int32_t *tokens, int n, bool normalize, float *out);
+CLIPMOD_API clipmod_status clipmod_encode_image(const clipmod_model *m, const float *images, int n, bool normalize, float *out);
+CLIPMOD_API clipmod_status clipmod_encode_text(const clipmod_model *m, const int32_t *tokens, int n, bool normalize, float *out);
 /* The classification head on image+text pairs: probs[n,K] (softmax of the head logits) and, when
    logits != NULL, the logits. */
-clipmod_status clipmod_classify(const clipmod_model *m, const float *images, const int32_t *tokens, int n,
+CLIPMOD_API clipmod_status clipmod_classify(const clipmod_model *m, const float *images, const int32_t *tokens, int n,
                                 float *probs, float *logits);
 
 /* ---- session (src/api/api_model.c over src/model/infer.c) --------------------------------- */
@@ -130,13 +136,14 @@ CLIPMOD_API clipmod_status clipmod_session_classify(clipmod_session *s, const fl
 typedef struct CmTokenizer clipmod_tokenizer;
 #define CLIPMOD_CONTEXT_LEN 77
 /* path: bpe_simple_vocab_16e6.txt.gz, a merges file, a vocab.json (merges.txt beside it) or a folder
-   holding them; NULL searches $CLIPMOD_VOCAB, then ../shared/vocab/ (docs/tokenizer.md). */
-clipmod_status clipmod_tokenizer_load(const char *path, clipmod_tokenizer **out);
-void clipmod_tokenizer_free(clipmod_tokenizer *tok);
+   holding them; NULL searches $CLIPMOD_VOCAB, then <prefix>/share/clipmod/ beside this library or the
+   executable, then the source tree's assets/ (docs/tokenizer.md). */
+CLIPMOD_API clipmod_status clipmod_tokenizer_load(const char *path, clipmod_tokenizer **out);
+CLIPMOD_API void clipmod_tokenizer_free(clipmod_tokenizer *tok);
 /* One UTF-8 caption of len bytes -> ids[context_len] (49406 ... 49407, zero padded). */
-clipmod_status clipmod_tokenize(clipmod_tokenizer *tok, const char *text, size_t len, int32_t *ids, int context_len);
+CLIPMOD_API clipmod_status clipmod_tokenize(clipmod_tokenizer *tok, const char *text, size_t len, int32_t *ids, int context_len);
 /* n NUL-terminated captions -> ids[n][77]. */
-clipmod_status clipmod_tokenize_batch(clipmod_tokenizer *tok, const char *const *texts, size_t n, int32_t *ids);
+CLIPMOD_API clipmod_status clipmod_tokenize_batch(clipmod_tokenizer *tok, const char *const *texts, size_t n, int32_t *ids);
 
 /* ---- images (src/data/image.c, src/data/transform.c) -------------------------------------- */
 
@@ -145,14 +152,14 @@ clipmod_status clipmod_tokenize_batch(clipmod_tokenizer *tok, const char *const 
 /* Decode a JPEG, PNG or WebP (chosen by the magic bytes, not the name) to RGB as PIL's
    Image.open(f).convert('RGB') does (EXIF orientation not applied; > 64 megapixels refused).
    `name` is used in error messages. Free with clipmod_image_free. */
-clipmod_status clipmod_image_load(const char *path, clipmod_image *out);
-clipmod_status clipmod_image_decode(const uint8_t *bytes, size_t len, const char *name, clipmod_image *out);
-void clipmod_image_free(clipmod_image *img);
+CLIPMOD_API clipmod_status clipmod_image_load(const char *path, clipmod_image *out);
+CLIPMOD_API clipmod_status clipmod_image_decode(const uint8_t *bytes, size_t len, const char *name, clipmod_image *out);
+CLIPMOD_API void clipmod_image_free(clipmod_image *img);
 
 /* OpenCLIP's ViT-B-32 eval transform: out[3,224,224] float32 (shortest side to 224 with Pillow's
    bicubic, centre crop, /255, CLIP mean/std normalisation); bit-identical to Pillow 9.4 + torchvision. */
-clipmod_status clipmod_preprocess(const clipmod_image *img, float *out);
-clipmod_status clipmod_preprocess_file(const char *path, float *out);
+CLIPMOD_API clipmod_status clipmod_preprocess(const clipmod_image *img, float *out);
+CLIPMOD_API clipmod_status clipmod_preprocess_file(const char *path, float *out);
 
 /* ---- data (src/data) --------------------------------------------------------------------- */
 

@@ -41,7 +41,7 @@ int cmd_eval(int argc, char **argv) {
         {"--scores-out", ARG_STR, &scores_out, "FILE", "per-sample scores as JSON lines: key, shard url, label, pred, probs"},
         {"--html", ARG_STR, &html, "FILE", "also write the HTML report of the scores (as clipmod report --eval)"},
         {"--model-name", ARG_STR, &model_name, "NAME|JSON", "config of a plain weights file"},
-        {"--vocab", ARG_STR, &vocab, "PATH", "BPE vocabulary (default: next to the model, $CLIPMOD_VOCAB, ...)"},
+        {"--vocab", ARG_STR, &vocab, "PATH", "BPE vocabulary (default: next to the model, $CLIPMOD_VOCAB, <prefix>/share/clipmod/)"},
         {"--batch-size", ARG_INT, &batch, "N", "batch size (default 64)"},
         {"--workers", ARG_INT, &workers, "N", "decode threads (default 1)"},
         {"--threads", ARG_INT, &threads, "N", "compute threads"},
@@ -92,6 +92,7 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "clipmod eval: report written to %s\n", html);
     }
     if (src->skipped) cm_warn("%lld bad samples or shards skipped", (long long)src->skipped);
+    if (src->no_json) cm_warn("%lld samples had no .json metadata and were given label 0 (DESIGN §4.2)", (long long)src->no_json);
     if (json) {
         char *js = cm_metrics_json(&mt, NULL);
         if (!js) goto fail;

@@ -66,6 +66,11 @@ cm_status cm_ckpt_meta_read(const CmTensorFile *f, const char *path, CmCkptMeta 
     cm_status st;
     if ((st = parse_i64(path, "epoch", cm_tensorfile_metadata(f, "epoch"), &meta->epoch))) return st;
     if ((st = parse_i64(path, "step", cm_tensorfile_metadata(f, "step"), &meta->step))) return st;
+    const char *es = cm_tensorfile_metadata(f, "epoch_step");   /* absent in older checkpoints: 0 */
+    if (es && (st = parse_i64(path, "epoch_step", es, &meta->epoch_step))) return st;
+    if (meta->epoch_step > meta->step)
+        return cm_error(CM_ERR_FORMAT, "%s: metadata \"epoch_step\" %lld exceeds \"step\" %lld", path,
+                        (long long)meta->epoch_step, (long long)meta->step);
     meta_str(f, "name", meta->name, sizeof meta->name, "");
     meta_str(f, "base_model", meta->base_model, sizeof meta->base_model, "");
     meta_str(f, "base_model_sha256", meta->base_sha256, sizeof meta->base_sha256, "");
@@ -262,14 +267,6 @@ static cm_status resolve_weights(const char *path, const CmOpenOptions *o, char 
     return CM_OK;
 }
 
-/* open_clip_config.json in the folder of path, or NULL. */
-static bool sibling_config(const char *path, char *out, size_t n) {
-    const char *slash = strrchr(path, '/');
-    if (slash) snprintf(out, n, "%.*s/open_clip_config.json", (int)(slash - path), path);
-    else snprintf(out, n, "open_clip_config.json");
-    return cm_file_exists(out);
-}
-
 /* A "tokenizer" key (bpe | bytes) at the top of a JSON file; "" when absent. */
 static void json_tokenizer(const char *json_path, char *out, size_t n) {
     out[0] = 0;
@@ -335,28 +332,21 @@ cm_status cm_model_open(const char *path, const CmOpenOptions *o, CmModel **out,
         cm_tensorfile_close(f);
         return st;
     }
-    /* plain weights: config from the option, the file's metadata, open_clip_config.json beside
-       it, or the shapes; LoRA and head initialised when absent */
+    /* plain weights: config from the option, else cm_config_discover (the file's metadata,
+       open_clip_config.json / config.json beside it, or shapes that are exactly a built-in
+       config); LoRA and head initialised when absent */
     CmModelConfig cfg;
-    char side[4096], tok[16] = "";
-    bool have_cfg = false;
+    char tok[16] = "";
     if (o && o->config) {
         if ((st = cm_config_load(o->config, &cfg))) { cm_tensorfile_close(f); return cm_error_prefix("model config %s", o->config); }
-        have_cfg = true;
         snprintf(info->config_source, sizeof info->config_source, "option");
-    } else if (cm_tensorfile_metadata(f, "model_config")) {
-        snprintf(info->config_source, sizeof info->config_source, "metadata");
-    } else if (sibling_config(w, side, sizeof side)) {
-        if ((st = cm_config_from_json_file(side, &cfg))) { cm_tensorfile_close(f); return st; }
-        have_cfg = true;
-        json_tokenizer(side, tok, sizeof tok);
-        snprintf(info->config_source, sizeof info->config_source, "open_clip_config.json");
     } else {
-        snprintf(info->config_source, sizeof info->config_source, "shapes");
+        if ((st = cm_config_discover(f, &cfg, info->config_source, sizeof info->config_source))) { cm_tensorfile_close(f); return st; }
+        if (strcmp(info->config_source, "metadata") && strcmp(info->config_source, "shapes"))
+            json_tokenizer(info->config_source, tok, sizeof tok);   /* the side file's "tokenizer" key */
     }
     const char *mt = cm_tensorfile_metadata(f, "tokenizer");
     if (mt) snprintf(tok, sizeof tok, "%s", mt);
-    if (!have_cfg && (st = cm_config_from_tensorfile(f, &cfg))) { cm_tensorfile_close(f); return st; }
     CmModel *m = NULL;
     if ((st = cm_model_create(&cfg, &m))) { cm_tensorfile_close(f); return st; }
     st = cm_model_load(m, f, CM_LOAD_CLIP_ONLY_OK, 0);

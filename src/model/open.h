@@ -11,8 +11,9 @@
  *   a safetensors written by             "model_config" metadata              the file
  *     cm_model_save / an export
  *   OpenCLIP weights: safetensors,       opts->config, else                   the file; absent
- *     open_clip_pytorch_model.bin,        open_clip_config.json beside it,     LoRA (B = 0) and
- *     epoch_N.pt (torch zip)              else the tensor shapes               head initialised
+ *     open_clip_pytorch_model.bin,        cm_config_discover: open_clip_       LoRA (B = 0) and
+ *     epoch_N.pt (torch zip)              config.json beside it, else shapes   head initialised
+ *                                         that are exactly a built-in config
  *   a folder (HF snapshot / export)      as above, for the first of           as above
  *                                         open_clip_model.safetensors,
  *                                         open_clip_pytorch_model.bin in it
@@ -28,7 +29,7 @@
  * candidate matches, the error lists every place tried and why each failed.
  *
  * The tokenizer a model needs: the checkpoint's "tokenizer" metadata (bpe | bytes), else a
- * "tokenizer" key of open_clip_config.json / cm_model_save metadata, else bytes when the text
+ * "tokenizer" key of the side config file / the file's metadata, else bytes when the text
  * vocabulary is the byte-level one (CM_BYTE_VOCAB = 258), else BPE.
  *
  * defines: CmOpenOptions, CmModelInfo, CmTokenizerKind, CmCkptMeta, cm_model_open,
@@ -61,6 +62,8 @@ typedef struct {
 typedef struct {
     int64_t epoch;               /* completed epochs */
     int64_t step;                /* optimizer steps done */
+    int64_t epoch_step;          /* optimizer steps done in epoch `epoch` (not yet complete): 0 for the
+                                    end-of-epoch checkpoints, > 0 for one written on SIGINT/SIGTERM */
     char name[256];              /* run name */
     char base_model[1024];       /* base weights file ("" when trained from scratch / all tensors) */
     char base_sha256[65];
@@ -84,7 +87,8 @@ typedef struct {
     CmCkptMeta meta;             /* zeroed unless is_checkpoint */
     char weights[4096];          /* the file the tensors came from (path, or the folder's file) */
     char base_model[4096];       /* the base used for a trainable-only checkpoint, else "" */
-    char config_source[32];      /* "checkpoint", "metadata", "open_clip_config.json", "option", "shapes" */
+    char config_source[4096];    /* "checkpoint", "option", or cm_config_discover's source: "metadata",
+                                    the side file's path (open_clip_config.json / config.json), "shapes" */
 } CmModelInfo;
 
 /* Open path as above. opts and info may be NULL. Errors name the file (and every base tried). */

@@ -144,7 +144,7 @@ int cm_train_opts_specs(CmTrainOpts *o, ArgSpec *specs) {
     S("--classification-weight", ARG_FLOAT, classification_weight, "W", "weight of the classification loss (default 1)");
     S("--threads", ARG_INT, threads, "N", "compute threads (default: CLIPMOD_THREADS or all cores)");
     S("--offline", ARG_FLAG, offline, NULL, "never download --pretrained weights");
-    S("--vocab", ARG_STR, vocab, "PATH", "BPE vocabulary (default: next to the weights, $CLIPMOD_VOCAB, ...)");
+    S("--vocab", ARG_STR, vocab, "PATH", "BPE vocabulary (default: next to the weights, $CLIPMOD_VOCAB, <prefix>/share/clipmod/)");
     S("--tokenizer", ARG_STR, tokenizer, "KIND", "bpe (OpenCLIP's, default) | bytes (byte-level, vocab 258: the demo's)");
     CM_ASSERT(n <= CM_TRAIN_MAX_SPECS);
     return n;
