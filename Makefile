@@ -61,14 +61,16 @@ LIB_SRC  := $(filter-out src/cli/%,$(LIB_SRC))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 BENCH_SRC:= $(sort $(wildcard bench/bench_*.c))
+EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+EXAMPLES := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
 .PHONY: all test asan bench bench-native demo clean install uninstall
-all: $(BUILD)/libclipmod.a $(BUILD)/libclipmod.so $(BUILD)/clipmod
+all: $(BUILD)/libclipmod.a $(BUILD)/libclipmod.so $(BUILD)/clipmod $(EXAMPLES)
 
 # objects depend on the flags they were built with: a change of OPT, MARCH, NATIVE, EXTRA rebuilds
 $(BUILD)/.cflags: FORCE
@@ -105,6 +107,14 @@ $(BUILD)/clipmod: $(CLI_OBJ) $(BUILD)/libclipmod.a
 $(BUILD)/tests/%: tests/%.c tests/testlib.h $(BUILD)/libclipmod.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libclipmod.a $(LDLIBS)
+
+# test_session_alloc counts the library's allocations through the linker's --wrap.
+$(BUILD)/tests/test_session_alloc: LDLIBS := -Wl,--wrap=cm_malloc -Wl,--wrap=cm_calloc $(LDLIBS)
+
+# Examples see the public header only (no -Isrc): they prove include/clipmod.h is enough.
+$(BUILD)/examples/%: examples/%.c include/clipmod.h $(BUILD)/libclipmod.a
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(MARCH) -g $(EXTRA) -std=c11 -Wall -Wextra -Iinclude -o $@ $< $(BUILD)/libclipmod.a $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libclipmod.a
 	@mkdir -p $(dir $@)

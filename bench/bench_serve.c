@@ -15,7 +15,7 @@
 #include "common/common.h"
 #include "data/image.h"
 #include "model/model.h"
-#include "train/textenc.h"
+#include "data/textenc.h"
 
 #define CHK(x) do { if ((x) != CM_OK) { fprintf(stderr, "bench_serve: %s failed: %s\n", #x, cm_last_error()); return 1; } } while (0)
 

@@ -13,7 +13,7 @@
 #include "data/loader.h"
 #include "data/synth.h"
 #include "data/wds.h"
-#include "train/textenc.h"
+#include "data/textenc.h"
 
 static char tmpdir[256];
 static char out[1 << 18], err[1 << 16];

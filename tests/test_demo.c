@@ -15,7 +15,7 @@
 #include "data/image.h"
 #include "data/synth.h"
 #include "data/wds.h"
-#include "train/textenc.h"
+#include "data/textenc.h"
 
 static char tmpdir[256];
 
@@ -28,7 +28,7 @@ static const char *tmp_path(const char *rel) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// byte tokenizer of the demo (src/train/textenc.h): the framing the demo model relies on
+// byte tokenizer of the demo (src/data/textenc.h): the framing the demo model relies on
 
 static void test_bytetok_framing(void) {
     int32_t ids[8];

@@ -17,7 +17,7 @@
 #include "eval/curves.h"
 #include "eval/report.h"
 #include "eval/scores.h"
-#include "train/metrics.h"
+#include "eval/metrics.h"
 #include "train/train_opts.h"
 
 static const float HS[8] = {0.9f, 0.8f, 0.8f, 0.7f, 0.6f, 0.4f, 0.4f, 0.2f};

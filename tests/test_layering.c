@@ -5,7 +5,8 @@
  *     library can be linked into any C program without clashing on names like `matmul`;
  *   - $BUILD/libclipmod.so, when the Makefile builds it, exports only clipmod_* functions;
  *   - layers never point upward: nothing in src/common, kernels, io, model, data includes
- *     train/, eval/ or cli/; src/eval includes no train/.
+ *     train/, eval/ or cli/; src/eval includes no train/; src/api includes no cli/ and its
+ *     inference part no train/; the inference commands (embed, eval, predict, info) include no train/.
  * Runs nm and grep through the shell from the repository root.
  */
 #include "testlib.h"
@@ -90,10 +91,23 @@ static void test_eval_does_not_include_train(void) {
     no_includes("src/eval", "train|cli", "src/eval includes train/ or cli/");
 }
 
+static void test_api_does_not_include_train_or_cli(void) {
+    if (access("src/api", R_OK) != 0) return;
+    no_includes("src/api", "cli", "src/api includes cli/");
+    no_includes("src/api/api_model.c", "train", "src/api/api_model.c (the API's inference part) includes train/");
+}
+
+static void test_inference_commands_do_not_include_train(void) {
+    no_includes("src/cli/cmd_embed.c src/cli/cmd_eval.c src/cli/cmd_predict.c src/cli/cmd_info.c", "train",
+                "an inference command includes train/");
+}
+
 int main(void) {
     RUN(test_static_lib_symbols);
     RUN(test_shared_lib_exports);
     RUN(test_lower_layers_do_not_include_upper);
     RUN(test_eval_does_not_include_train);
+    RUN(test_api_does_not_include_train_or_cli);
+    RUN(test_inference_commands_do_not_include_train);
     return tl_summary("test_layering");
 }

@@ -1,7 +1,8 @@
 /*
  * test_lora_rank.c — every LoRA rank the config accepts trains (issue 8 item 7): ranks 1, 4, 32
  * and 64 (the old kernel held at most 16 in a stack array and aborted above) give LoRA gradients
- * equal to a double-precision reference of the LoRA formula, and one AdamW step moves them.
+ * equal to a double-precision reference of the LoRA formula, and `clipmod train --lora-rank R`
+ * trains with each of them.
  *
  * Reference. With out = ao W^T + b + s (ao A^T) B^T (s = alpha/r) and G = dL/d out (per block),
  *   dW = G^T ao,   dB = s G^T (ao A^T) = s dW A^T,   dA = s B^T G^T ao = s B^T dW.
@@ -13,6 +14,7 @@
  * edge of the kernel. No ../shared data is needed.
  */
 #include "testlib.h"
+#include "data/synth.h"
 #include "model/model.h"
 
 static const char *CFG_JSON =
@@ -120,10 +122,56 @@ static void test_rank_4(void) { check_rank(4); }
 static void test_rank_32(void) { check_rank(32); }
 static void test_rank_64(void) { check_rank(64); }
 
+/* `clipmod train --enable-lora --lora-rank R` trains (2 optimizer steps) for each rank on the
+   synthetic shards of the demo (byte tokenizer: no ../shared needed); the checkpoint holds
+   rank-R LoRA tensors. --lora-rank 32 aborted with "assertion 'r <= 16' failed" (exit 134) before. */
+static void test_cli_ranks(void) {
+    CLIPMOD_BIN_OR_SKIP();
+    REQUIRE(tl_tmpdir_make("lora_rank"), "tmpdir");
+    CmSynthOpts so;
+    cm_synth_opts_default(&so);
+    so.n_train = 8; so.n_val = 4; so.shard_size = 8; so.image_size = 32;
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s", tl_tmp("data"));
+    REQ_OK(cm_synth_write(dir, &so));
+    static const char *cfg =
+        "{\"model_name\": \"rank-cli\", \"model_cfg\": {\"embed_dim\": 32, \"quick_gelu\": false,"
+        " \"vision_cfg\": {\"image_size\": 32, \"layers\": 1, \"width\": 64, \"patch_size\": 16, \"head_width\": 32, \"mlp_ratio\": 2.0},"
+        " \"text_cfg\": {\"context_length\": 48, \"vocab_size\": 258, \"width\": 64, \"heads\": 2, \"layers\": 1, \"mlp_ratio\": 2.0}},"
+        " \"head\": {\"d\": 32, \"heads\": 4, \"ff\": 64, \"layers\": 1, \"classes\": 7}}";
+    char cfgp[700];
+    snprintf(cfgp, sizeof cfgp, "%s", tl_tmp("model.json"));
+    REQUIRE(tl_write_text(cfgp, cfg) == 0, "config");
+    static const int ranks[4] = {1, 4, 32, 64};
+    static char err[1 << 14];
+    for (int i = 0; i < 4; i++) {
+        char args[3000];
+        snprintf(args, sizeof args,
+                 "train --model %s --tokenizer bytes --enable-lora --lora-rank %d --train-data %s/train/00000.tar "
+                 "--train-num-samples 8 --batch-size 4 --epochs 1 --warmup 1 --lr 1e-3 --precision fp32 --workers 1 "
+                 "--threads 1 --logs %s --name r%d", cfgp, ranks[i], dir, dir, ranks[i]);
+        int rc = tl_run_clipmod(args, NULL, 0, err, sizeof err);
+        CHECK(rc == 0, "--lora-rank %d: exit %d: %s", ranks[i], rc, err);
+        if (rc) continue;
+        char ck[800];
+        snprintf(ck, sizeof ck, "%s/r%d/checkpoints/epoch_1.safetensors", dir, ranks[i]);
+        CmTensorFile *f;
+        if (cm_tensorfile_open(ck, &f)) { CHECK(0, "checkpoint %s: %s", ck, cm_last_error()); continue; }
+        const CmTensorView *a = cm_tensorfile_find(f, "visual.transformer.resblocks.0.attn.out_proj.lora_A.weight");
+        const char *step = cm_tensorfile_metadata(f, "step");
+        CHECK(a && a->ndim == 2 && a->shape[0] == ranks[i] && a->shape[1] == 64 && step && !strcmp(step, "2"),
+              "--lora-rank %d: checkpoint lora_A %lld x %lld after step %s", ranks[i], a ? (long long)a->shape[0] : -1LL,
+              a ? (long long)a->shape[1] : -1LL, step ? step : "?");
+        cm_tensorfile_close(f);
+    }
+    tl_tmpdir_remove();
+}
+
 int main(void) {
     RUN(test_rank_1);
     RUN(test_rank_4);
     RUN(test_rank_32);
     RUN(test_rank_64);
+    RUN(test_cli_ranks);
     return tl_summary("test_lora_rank");
 }

@@ -113,8 +113,10 @@ static void roundtrip(CmTrainMode mode, bool trainable_only) {
 
     /* eval-style open: base + overlay gives the trained model bit for bit */
     CmModel *e;
-    CmCkptMeta em;
-    REQUIRE_OK(cm_checkpoint_open_model(path, &e, &em), "open_model: %s", cm_last_error());
+    CmModelInfo info;
+    REQUIRE_OK(cm_model_open(path, NULL, &e, &info), "open_model: %s", cm_last_error());
+    const CmCkptMeta em = info.meta;
+    CHECK(info.is_checkpoint && info.tokenizer == CM_TOKENIZER_BPE, "open info");
     CHECK(compare_models(m, e) == 0, "opened model differs");
     CHECK(em.epoch == 1 && em.step == 3 && em.mode == mode && em.trainable_only == trainable_only && !strcmp(em.name, "run"), "meta");
     CHECK(em.n_rng == 1 && !strcmp(em.rng_name[0], "dropout") && !memcmp(&em.rng[0], &meta.rng[0], sizeof(CmRng)), "rng state");
@@ -163,12 +165,12 @@ static void test_errors(void) {
     REQUIRE_OK(cm_sha256_file(base, meta.base_sha256), "sha");
     REQUIRE_OK(cm_checkpoint_save(path, m, NULL, &meta), "save: %s", cm_last_error());
     CmModel *e = NULL;
-    REQUIRE_OK(cm_checkpoint_open_model(path, &e, NULL), "open: %s", cm_last_error());
+    REQUIRE_OK(cm_model_open(path, NULL, &e, NULL), "open: %s", cm_last_error());
     cm_model_free(e);
     FILE *bf = fopen(base, "r+b");
     REQUIRE(bf, "open base");
     fseek(bf, -4, SEEK_END); fputc(0x7f, bf); fclose(bf);
-    CHECK(cm_checkpoint_open_model(path, &e, NULL) != CM_OK && strstr(cm_last_error(), "SHA-256"), "changed base: %s", cm_last_error());
+    CHECK(cm_model_open(path, NULL, &e, NULL) != CM_OK && strstr(cm_last_error(), "SHA-256"), "changed base: %s", cm_last_error());
     /* truncated checkpoint */
     uint8_t *buf; size_t len;
     REQUIRE_OK(cm_read_file(path, 1 << 28, &buf, &len), "read");
@@ -176,7 +178,7 @@ static void test_errors(void) {
     snprintf(trunc, sizeof trunc, "%s/trunc.safetensors", tmpdir);
     REQUIRE_OK(cm_write_file_atomic(trunc, buf, len / 2), "write");
     cm_free(buf);
-    CHECK(cm_checkpoint_open_model(trunc, &e, NULL) != CM_OK && strstr(cm_last_error(), "trunc.safetensors"), "truncated: %s", cm_last_error());
+    CHECK(cm_model_open(trunc, NULL, &e, NULL) != CM_OK && strstr(cm_last_error(), "trunc.safetensors"), "truncated: %s", cm_last_error());
     CmOptParam *pp; int np;
     REQUIRE_OK(cm_opt_params_from_model(m, &pp, &np), "params");
     CmAdamW o;
@@ -185,7 +187,7 @@ static void test_errors(void) {
     /* no optimizer state in the file */
     CHECK(cm_checkpoint_load(path, m, &o, NULL) != CM_OK && strstr(cm_last_error(), "optimizer"), "missing state: %s", cm_last_error());
     /* a foreign safetensors file */
-    CHECK(cm_checkpoint_open_model(tl_shared("golden/tiny/expected.safetensors"), &e, NULL) != CM_OK &&
+    CHECK(cm_model_open(tl_shared("golden/tiny/expected.safetensors"), NULL, &e, NULL) != CM_OK &&
           strstr(cm_last_error(), "expected.safetensors"), "foreign: %s", cm_last_error());
     /* a different config */
     CmModelConfig cfg = m->cfg;

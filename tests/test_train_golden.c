@@ -19,7 +19,7 @@
 #include <unistd.h>
 #include "io/tensorfile.h"
 #include "model/model.h"
-#include "train/batches.h"
+#include "data/batches.h"
 #include "train/run.h"
 #include "train/trainer.h"
 

@@ -5,7 +5,7 @@
 #include "testlib.h"
 /* REQUIRE evaluates its condition twice: call once, then check */
 #define REQUIRE_OK(expr, ...) do { int req_rc_ = (int)(expr); REQUIRE(req_rc_ == 0, __VA_ARGS__); } while (0)
-#include "train/metrics.h"
+#include "eval/metrics.h"
 #include <cjson/cJSON.h>
 #include <unistd.h>
 

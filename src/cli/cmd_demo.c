@@ -3,7 +3,7 @@
  * synthetic 7-class image+text dataset of src/data/synth.h as WebDataset shards with the
  * project's shard writer, trains a small CLIP + head from scratch through exactly the code of
  * `clipmod train` (cm_train_main: same shard batch source, loop, loss, optimizer, checkpoints,
- * validation) with the byte-level tokenizer (src/train/textenc.h), and evaluates on the held-out
+ * validation) with the byte-level tokenizer (src/data/textenc.h), and evaluates on the held-out
  * split. Prints the metrics table and confusion matrix; the last stdout line is the JSON of
  * DESIGN §7 with "top1", "top2" (and per-class metrics, confusion, timing, checkpoint path).
  * --ablate image|text trains and evaluates on one modality only (captions emptied / images
@@ -27,8 +27,8 @@
 #include "common/common.h"
 #include "data/image.h"
 #include "data/synth.h"
-#include "train/metrics.h"
-#include "train/textenc.h"
+#include "eval/metrics.h"
+#include "data/textenc.h"
 #include "train/train_main.h"
 
 /* The demo model: a small ViT (32 px, 8 px patches) and a byte-level text tower (48 tokens: the

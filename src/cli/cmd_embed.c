@@ -4,10 +4,10 @@
  *   {"type":"image"|"text","input":...,"embedding":[E floats]}
  * L2-normalised unless --raw (the projection output). The weights file may be an OpenCLIP
  * safetensors / open_clip_pytorch_model.bin / epoch_N.pt (config from --model-name, else
- * open_clip_config.json beside it, else shapes that are exactly a built-in config: cm_config_discover),
- * a clipmod checkpoint (config from its metadata) or a `clipmod export` folder (the one opener of
- * src/train/checkpoint.h, cm_model_open_any). Images go through the eval
- * transform of the model's image size; texts through the CLIP tokenizer (--vocab, else the default
+ * open_clip_config.json beside it, else shapes that are exactly a built-in config) or any clipmod
+ * checkpoint, LoRA ones over their base (model/open.h; also a `clipmod export` folder). Images go
+ * through the eval transform of the model's image size; texts through the tokenizer the model
+ * needs: the byte-level one for byte-tokenizer checkpoints, else BPE (--vocab, else the default
  * search of src/data/tokenizer.h).
  */
 #include <stdio.h>
@@ -17,10 +17,9 @@
 #include "cli/precision.h"
 #include "common/common.h"
 #include "data/image.h"
-#include "data/tokenizer.h"
-#include "io/tensorfile.h"
+#include "data/textenc.h"
 #include "model/model.h"
-#include "train/checkpoint.h"
+#include "model/open.h"
 
 static void json_string(const char *s) {
     putchar('"');
@@ -44,7 +43,7 @@ static void print_line(const char *type, const char *input, const float *e, int 
 }
 
 int cmd_embed(int argc, char **argv) {
-    const char *model_path = NULL, *model_name = NULL, *vocab = NULL, *precision = "fp32";
+    const char *model_path = NULL, *model_name = NULL, *vocab = NULL, *base_model = NULL, *cache_dir = NULL, *precision = "fp32";
     ArgList images = {0}, texts = {0};
     bool raw = false;
     ArgSpec specs[] = {
@@ -55,6 +54,8 @@ int cmd_embed(int argc, char **argv) {
         {"--text", ARG_LIST, &texts, "STR", "a text to embed (repeatable)"},
         {"--raw", ARG_FLAG, &raw, NULL, "print the unnormalised projection output"},
         {"--precision", ARG_STR, &precision, "P", "fp32 (default), amp|bf16 (bf16 tower products) or int8 (LoRA merged, int8 tower linears)"},
+        {"--base-model", ARG_STR, &base_model, "PATH", "base weights of a LoRA checkpoint (default: found by SHA-256, docs/open.md)"},
+        {"--cache-dir", ARG_STR, &cache_dir, "DIR", "Hugging Face cache searched for the base (default $HF_HOME/hub, ...)"},
     };
     int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "embed",
                         "--model PATH [--model-name NAME] [--vocab PATH] [--image PATH]... [--text STR]... [--raw]", NULL);
@@ -66,7 +67,9 @@ int cmd_embed(int argc, char **argv) {
     if (cli_precision_check("embed", precision)) goto out;
     rc = 1;
     CmModel *m = NULL;
-    if (cm_model_open_any(model_path, model_name, &m, NULL)) { cli_fail("embed"); goto out; }
+    CmModelInfo info;
+    CmOpenOptions oo = {model_name, base_model, cache_dir};
+    if (cm_model_open(model_path, &oo, &m, &info)) { cli_fail("embed"); goto out; }
     if ((rc = cli_apply_precision("embed", precision, &m))) goto free_model;
     rc = 1;
     int E = m->cfg.embed_dim, S = m->cfg.vision.image_size, T = m->cfg.text.context_length;
@@ -91,14 +94,14 @@ int cmd_embed(int argc, char **argv) {
         for (int i = 0; i < images.n; i++) print_line("image", images.v[i], feat + (size_t)i * E, E);
     }
     if (texts.n) {
-        CmTokenizer *tok = NULL;
-        if (cm_tokenizer_load(vocab, &tok)) { cli_fail("embed"); goto free_feat; }
+        CmTextEnc te;
+        if (cm_textenc_open(&te, info.tokenizer == CM_TOKENIZER_BYTES ? "bytes" : "bpe", vocab, info.weights)) { cli_fail("embed"); goto free_feat; }
         int32_t *ids = cm_malloc((size_t)texts.n * T * sizeof(int32_t), "token ids");
         cm_status st = ids ? CM_OK : CM_ERR_OOM;
-        for (int i = 0; i < texts.n && !st; i++) st = cm_tokenize(tok, texts.v[i], strlen(texts.v[i]), ids + (size_t)i * T, T);
+        for (int i = 0; i < texts.n && !st; i++) st = cm_textenc_encode(&te, texts.v[i], strlen(texts.v[i]), ids + (size_t)i * T, T);
         if (!st) st = raw ? cm_encode_text(m, ids, texts.n, feat, NULL) : cm_encode_text(m, ids, texts.n, NULL, feat);
         cm_free(ids);
-        cm_tokenizer_free(tok);
+        cm_textenc_close(&te);
         if (st) { cli_fail("embed"); goto free_feat; }
         for (int i = 0; i < texts.n; i++) print_line("text", texts.v[i], feat + (size_t)i * E, E);
     }

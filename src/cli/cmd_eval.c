@@ -1,6 +1,6 @@
 /*
  * cmd_eval.c — `clipmod eval --model CKPT --val-data URLS [--json]` (DESIGN §7): the validation
- * code of training (src/train/trainer.c cm_validate) over WebDataset shards, in order, eval
+ * code of training (src/eval/eval.c cm_validate) over WebDataset shards, in order, eval
  * transform, last batch partial. Prints a human table (top-1/top-2, per-class precision /
  * recall / F1 / support, confusion matrix), or with --json one JSON object:
  *   {"n":..,"top1":..,"top2":..,"clip_val_loss":..,"val_loss":..,"macro_f1":..,
@@ -18,19 +18,20 @@
 #include "cli/cli.h"
 #include "cli/precision.h"
 #include "common/common.h"
+#include "data/loader_source.h"
+#include "data/shards.h"
+#include "data/textenc.h"
+#include "eval/eval.h"
+#include "eval/metrics.h"
 #include "eval/report.h"
 #include "eval/scores.h"
+#include "eval/val_scores.h"
 #include "model/model.h"
-#include "train/checkpoint.h"
-#include "train/metrics.h"
-#include "train/loader_source.h"
-#include "train/shards.h"
-#include "train/textenc.h"
-#include "train/trainer.h"
-#include "train/val_scores.h"
+#include "model/open.h"
 
 int cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *val = NULL, *vocab = NULL, *model_name = NULL, *scores_out = NULL, *html = NULL, *precision = "fp32";
+    const char *model = NULL, *val = NULL, *vocab = NULL, *model_name = NULL, *base_model = NULL, *cache_dir = NULL;
+    const char *scores_out = NULL, *html = NULL, *precision = "fp32";
     bool json = false;
     int batch = 64, workers = 1, threads = 0;
     double w_con = 1.0, w_cls = 1.0;
@@ -48,6 +49,8 @@ int cmd_eval(int argc, char **argv) {
         {"--precision", ARG_STR, &precision, "P", "fp32 (default), amp|bf16 (bf16 tower products) or int8 (LoRA merged, int8 tower linears)"},
         {"--contrastive-weight", ARG_FLOAT, &w_con, "W", "weight of the contrastive loss in val_loss (default 1)"},
         {"--classification-weight", ARG_FLOAT, &w_cls, "W", "weight of the classification loss in val_loss (default 1)"},
+        {"--base-model", ARG_STR, &base_model, "PATH", "base weights of a LoRA checkpoint (default: found by SHA-256, docs/open.md)"},
+        {"--cache-dir", ARG_STR, &cache_dir, "DIR", "Hugging Face cache searched for the base (default $HF_HOME/hub, ...)"},
     };
     int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "eval", "--model CKPT --val-data URLS [--json] [--scores-out FILE] [--html FILE]", NULL);
     if (rc) return rc < 0 ? 0 : rc;
@@ -56,17 +59,18 @@ int cmd_eval(int argc, char **argv) {
     if (cli_precision_check("eval", precision)) return 2;
     if (threads > 0) cm_threads_set(threads);
     CmModel *m = NULL;
-    CmCkptMeta meta;
+    CmModelInfo info;
+    CmOpenOptions oo = {model_name, base_model, cache_dir};
     CmTextEnc te = {0};
     CmBatchSource *src = NULL;
     CmScores sc;
     cm_scores_init(&sc, 0);
     bool want_scores = scores_out || html;
     int status = 1;
-    if (cm_model_open_any(model, model_name, &m, &meta)) goto fail;
+    if (cm_model_open(model, &oo, &m, &info)) goto fail;
     if (!m->cfg.has_head) { cm_error(CM_ERR_ARG, "%s has no classification head", model); goto fail; }
     if (cli_apply_precision("eval", precision, &m)) goto fail;
-    if (cm_textenc_open(&te, meta.tokenizer[0] ? meta.tokenizer : "bpe", vocab, model)) goto fail;
+    if (cm_textenc_open(&te, info.tokenizer == CM_TOKENIZER_BYTES ? "bytes" : "bpe", vocab, info.weights)) goto fail;
     if (!te.bytes && m->cfg.text.context_length == 77) {
         CmLoaderConfig lc = {0};
         lc.urls = val; lc.train = false; lc.batch_size = batch; lc.workers = workers; lc.world_size = 1;

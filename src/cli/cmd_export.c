@@ -12,6 +12,7 @@
 #include "common/common.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
+#include "model/open.h"
 #include "train/export.h"
 
 int cmd_export(int argc, char **argv) {
@@ -29,14 +30,15 @@ int cmd_export(int argc, char **argv) {
     if (rc) return rc < 0 ? 0 : rc;
     if (!model || !out) { fprintf(stderr, "clipmod export: --model and --out are required\n"); return 2; }
     CmModel *m = NULL;
-    CmCkptMeta meta;
-    if (cm_model_open_any(model, model_name, &m, &meta)) return cli_fail("export");
+    CmModelInfo info;
+    CmOpenOptions oo = {model_name, NULL, NULL};
+    if (cm_model_open(model, &oo, &m, &info)) return cli_fail("export");
     int status = 0;
     if (peft && !m->cfg.has_lora) {
         fprintf(stderr, "clipmod export: --peft: %s has no LoRA adapters\n", model);
         status = 2;
     } else {
-        CmExportOpts o = {overwrite, peft, meta.tokenizer[0] ? meta.tokenizer : "bpe", model, vocab};
+        CmExportOpts o = {overwrite, peft, info.tokenizer == CM_TOKENIZER_BYTES ? "bytes" : "bpe", model, vocab};
         double t0 = cm_now();
         if (cm_export_write(m, out, &o)) {
             fprintf(stderr, "clipmod export: %s\n", cm_last_error());

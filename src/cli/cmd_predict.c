@@ -15,7 +15,7 @@
  * bulk) or CSV (--format csv), to stdout or atomically to --out FILE.
  * In pairs/stream mode an input that cannot be scored gives {"error": ...} on its line; exit status
  * 1 at the end for an unreadable image, 2 when a line was not the expected JSON.
- * The model is opened by cm_model_open_any (checkpoint, LoRA over its base, weights file with a
+ * The model is opened by cm_model_open (model/open.h: checkpoint, LoRA over its base, weights file with a
  * head, or a `clipmod export` folder); texts use the tokenizer the checkpoint was trained with.
  */
 #include <errno.h>
@@ -36,8 +36,8 @@
 #include "data/loader.h"
 #include "data/wds.h"
 #include "model/model.h"
-#include "train/checkpoint.h"
-#include "train/textenc.h"
+#include "data/textenc.h"
+#include "model/open.h"
 
 #define MAX_LOGGED_BAD 50
 #define MAX_LINE ((size_t)64 << 20)
@@ -382,6 +382,7 @@ static cm_status bulk_shards(const CmModel *m, CmTextEnc *te, PredOut *out, cons
 
 int cmd_predict(int argc, char **argv) {
     const char *model = NULL, *jsonl = NULL, *vocab = NULL, *model_name = NULL, *data = NULL, *images_dir = NULL,
+               *base_model = NULL, *cache_dir = NULL,
                *captions = NULL, *format = "jsonl", *out_path = NULL, *precision = "fp32";
     ArgList images = {0}, texts = {0}, thresholds = {0};
     int batch = 16, workers = 2, max_wait = 5;
@@ -397,6 +398,8 @@ int cmd_predict(int argc, char **argv) {
         {"--format", ARG_STR, &format, "jsonl|csv", "output format (default jsonl)"},
         {"--out", ARG_STR, &out_path, "FILE", "write the results to FILE atomically (default: stdout)"},
         {"--model-name", ARG_STR, &model_name, "NAME|JSON", "config of a plain weights file (default: the checkpoint's, or open_clip_config.json beside the weights)"},
+        {"--base-model", ARG_STR, &base_model, "PATH", "base weights of a LoRA checkpoint (default: found by SHA-256, docs/open.md)"},
+        {"--cache-dir", ARG_STR, &cache_dir, "DIR", "Hugging Face cache searched for the base (default $HF_HOME/hub, ...)"},
         {"--vocab", ARG_STR, &vocab, "PATH", "BPE vocabulary (default: next to the model, $CLIPMOD_VOCAB, <prefix>/share/clipmod/)"},
         {"--batch-size", ARG_INT, &batch, "N", "pairs per forward pass (default 16)"},
         {"--max-wait-ms", ARG_INT, &max_wait, "MS", "streaming: longest a line waits for others to share its batch (default 5)"},
@@ -438,12 +441,13 @@ int cmd_predict(int argc, char **argv) {
 #undef USAGE
 
     status = 1;
-    CmCkptMeta meta;
-    if (cm_model_open_any(model, model_name, &m, &meta)) { status = cm_last_status() == CM_ERR_ARG ? 2 : 1; cli_fail("predict"); goto done; }
+    CmModelInfo info;
+    CmOpenOptions oo = {model_name, base_model, cache_dir};
+    if (cm_model_open(model, &oo, &m, &info)) { status = cm_last_status() == CM_ERR_ARG ? 2 : 1; cli_fail("predict"); goto done; }
     if (!m->cfg.has_head) { fprintf(stderr, "clipmod predict: %s has no classification head\n", model); goto done; }
     if ((status = cli_apply_precision("predict", precision, &m))) goto done;
     status = 1;
-    if (cm_textenc_open(&te, meta.tokenizer[0] ? meta.tokenizer : "bpe", vocab, model)) { cli_fail("predict"); goto done; }
+    if (cm_textenc_open(&te, info.tokenizer == CM_TOKENIZER_BYTES ? "bytes" : "bpe", vocab, info.weights)) { cli_fail("predict"); goto done; }
     for (int i = 0; i < thresholds.n; i++)
         if (cm_thresholds_add(&thr, thresholds.v[i], m->cfg.head.n_classes)) { status = 2; cli_fail("predict"); goto done; }
     if (pred_out_open(&out, mode, fmt, m->cfg.head.n_classes, out_path, &thr)) { cli_fail("predict"); goto done; }

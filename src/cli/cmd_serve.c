@@ -16,14 +16,14 @@
 #include "infer/thresholds.h"
 #include "model/model.h"
 #include "serve/server.h"
-#include "train/checkpoint.h"
-#include "train/textenc.h"
+#include "model/open.h"
+#include "data/textenc.h"
 
-/* The one place serve opens a model: the same opening as `clipmod predict` (cm_model_open_any),
+/* The one place serve opens a model: the opening of every command (cm_model_open, model/open.h),
    then LoRA merged into attn.out_proj once so the batch worker runs plain towers. */
-static cm_status serve_open_model(const char *path, const char *model_name, CmModel **out, CmCkptMeta *meta) {
+static cm_status serve_open_model(const char *path, const CmOpenOptions *oo, CmModel **out, CmModelInfo *info) {
     CmModel *m = NULL;
-    cm_status st = cm_model_open_any(path, model_name, &m, meta);
+    cm_status st = cm_model_open(path, oo, &m, info);
     if (st) return st;
     if (m->cfg.has_lora) {
         CmModel *merged = NULL;
@@ -37,7 +37,8 @@ static cm_status serve_open_model(const char *path, const char *model_name, CmMo
 }
 
 int cmd_serve(int argc, char **argv) {
-    const char *model = NULL, *model_name = NULL, *vocab = NULL, *precision = "fp32", *model_id = NULL;
+    const char *model = NULL, *model_name = NULL, *vocab = NULL, *precision = "fp32", *model_id = NULL, *base_model = NULL,
+               *cache_dir = NULL;
     CmServeOpts o;
     cm_serve_opts_default(&o);
     long long max_body = (long long)o.max_body, max_caption = (long long)o.max_caption, max_pixels = 0;
@@ -60,6 +61,8 @@ int cmd_serve(int argc, char **argv) {
         {"--max-pixels", ARG_I64, &max_pixels, "N", "decoded image pixel limit, then 413 (default 64 Mpx)"},
         {"--timeout-ms", ARG_INT, &o.timeout_ms, "MS", "queue wait limit per request, then 503 (default 30000)"},
         {"--drain-ms", ARG_INT, &drain_ms, "MS", "on SIGTERM, wait this long for accepted requests (default 30000)"},
+        {"--base-model", ARG_STR, &base_model, "PATH", "base weights of a LoRA checkpoint (default: found by SHA-256, docs/open.md)"},
+        {"--cache-dir", ARG_STR, &cache_dir, "DIR", "Hugging Face cache searched for the base (default $HF_HOME/hub, ...)"},
         {"--precision", ARG_STR, &precision, "P", "fp32 (default; the numbers of predict), bf16 or amp (bf16 tower products), int8 (int8 tower linears)"},
         {"--threshold", ARG_LIST, &thr, "CLASS=P", "flag when P(CLASS) >= P (repeatable; e.g. Hate=0.5)"},
         {"--model-id", ARG_STR, &model_id, "STR", "\"model\" field of the answers (default: the file name)"},
@@ -83,14 +86,15 @@ int cmd_serve(int argc, char **argv) {
     if (drain_ms < 0) { fprintf(stderr, "clipmod serve: --drain-ms must be >= 0\n"); status = 2; goto out; }
 
     double t0 = cm_now();
-    CmCkptMeta meta;
-    if (serve_open_model(model, model_name, &m, &meta)) { status = cli_fail("serve"); goto out; }
+    CmModelInfo info;
+    CmOpenOptions oo = {model_name, base_model, cache_dir};
+    if (serve_open_model(model, &oo, &m, &info)) { status = cli_fail("serve"); goto out; }
     int n_classes = m->cfg.has_head ? m->cfg.head.n_classes : 0;
     for (int i = 0; i < thr.n; i++)
         if (cm_thresholds_add(&rules, thr.v[i], n_classes)) { fprintf(stderr, "clipmod serve: %s\n", cm_last_error()); status = 2; goto out; }
     if (!m->cfg.has_head)
         fprintf(stderr, "clipmod serve: warning: %s has no classification head: /v1/classify answers 501, /v1/embed works\n", model);
-    if (cm_textenc_open(&te, meta.tokenizer[0] ? meta.tokenizer : "bpe", vocab, model)) { status = cli_fail("serve"); goto out; }
+    if (cm_textenc_open(&te, info.tokenizer == CM_TOKENIZER_BYTES ? "bytes" : "bpe", vocab, info.weights)) { status = cli_fail("serve"); goto out; }
     te_open = true;
     if ((status = cli_apply_precision("serve", precision, &m))) goto out;
     o.load_seconds = cm_now() - t0;

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "train/metrics.h"
+#include "eval/metrics.h"
 
 const char *pred_class_name(int c, int C, char *buf, size_t n) {
     const char *nm = C == CM_N_CLASSES ? cm_class_name(c) : NULL;

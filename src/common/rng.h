@@ -8,7 +8,8 @@
  * counter and a 64-bit key, so any element of any mask can be drawn independently, in any order,
  * by any thread, process or device. Written out here (30 lines) because no Debian C library
  * exports it (Random123 is a C++ header collection; cuRAND is CUDA-only).
- * defines: CmRng, cm_rng_seed, cm_rng_u64, cm_rng_uniform, cm_rng_normal, cm_rng_below, cm_philox4x32_10
+ * defines: CmRng, cm_rng_seed, cm_rng_u64, cm_rng_uniform, cm_rng_normal, cm_rng_below, cm_epoch_seed,
+ *          cm_philox4x32_10
  */
 #ifndef CM_RNG_H
 #define CM_RNG_H
@@ -47,6 +48,13 @@ static inline double cm_rng_normal(CmRng *r) {
     double u1 = cm_rng_uniform_d(r), u2 = cm_rng_uniform_d(r);
     if (u1 < 1e-300) u1 = 1e-300;
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+/* The per-epoch seed of a stream (1: dropout, 2: the shard pipeline's shuffles) of a run. */
+static inline uint64_t cm_epoch_seed(uint64_t seed, int64_t epoch, uint64_t stream) {
+    uint64_t x = seed ^ 0x5deece66dULL;
+    uint64_t a = cm_splitmix64(&x);
+    x = a ^ ((uint64_t)epoch * 0x9e3779b97f4a7c15ULL) ^ (stream << 56);
+    return cm_splitmix64(&x);
 }
 
 /* Philox4x32-10: out = bijection of ctr under key (Random123 word order; known answers in

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "train/metrics.h"
+#include "eval/metrics.h"
 
 /* Case-insensitive, and ' ', '_' and '-' are the same character ("misleading_content"). */
 static bool same_name(const char *a, const char *b, size_t len) {

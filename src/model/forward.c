@@ -6,6 +6,7 @@
  * TA_SAVE (or TA_CKPT with --grad-checkpointing); a frozen tower runs in TA_NONE (ping-pong
  * buffers, nothing kept) and backward never enters it. The model itself is only read.
  */
+#include "model/infer.h"
 #include "model/internal.h"
 #include "kernels/ops.h"
 
@@ -72,7 +73,7 @@ static cm_status ensure_tower(TowerActs *ta, bool *alloc, const TowerSpec *s, in
     return CM_OK;
 }
 
-static cm_status check_tokens(const CmModel *m, const int32_t *tokens, int B) {
+cm_status cm_check_tokens(const CmModel *m, const int32_t *tokens, int B) {
     int T = m->cfg.text.context_length, V = m->cfg.text.vocab_size;
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
@@ -89,7 +90,7 @@ cm_status cm_model_forward(const CmModel *m, CmActs *a, const float *images, con
     if (B < 1 || (a && B > a->maxB)) return cm_error(CM_ERR_ARG, "batch size %d outside 1..%d", B, a ? a->maxB : B);
     if (head_logits && !m->cfg.has_head) return cm_error(CM_ERR_ARG, "model %s has no classification head", m->cfg.name);
     if (train && !a) return cm_error(CM_ERR_ARG, "training forward needs activations (dropout RNG)");
-    cm_status st = check_tokens(m, tokens, B);
+    cm_status st = cm_check_tokens(m, tokens, B);
     if (st) return st;
     size_t E = m->cfg.embed_dim;
     if (!a) {
@@ -141,51 +142,38 @@ cm_status cm_model_backward(CmModel *m, CmActs *a, const float *dU, const float 
 }
 
 // ---------------------------------------------------------------------------------------------
-// inference helpers: chunks of at most 32 samples, scratch per call (thread-safe on a shared model)
+// inference helpers: a session (model/infer.h) per call, chunks of at most 32 samples
 
 #define CHUNK 32
 
-static cm_status encode(const CmModel *m, bool vision, const float *images, const int32_t *tokens, int B,
-                        float *raw, float *feat) {
-    if (B < 1) return cm_error(CM_ERR_ARG, "batch size %d < 1", B);
-    TowerSpec s;
-    cm_tower_spec(m, vision, &s);
-    int chunk = B < CHUNK ? B : CHUNK;
-    TowerActs ta;
-    cm_status st = cm_tower_acts_alloc(&ta, &s, chunk, TA_NONE);
-    if (st) return st;
-    size_t E = s.E, img = (size_t)3 * s.S * s.S;
-    for (int b0 = 0; b0 < B; b0 += chunk) {
-        int nb = B - b0 < chunk ? B - b0 : chunk;
-        cm_tower_forward(m, &s, &ta, vision ? images + b0 * img : NULL, vision ? NULL : tokens + (size_t)b0 * s.T, nb);
-        if (raw) memcpy(raw + b0 * E, ta.raw, nb * E * sizeof(float));
-        if (feat) memcpy(feat + b0 * E, ta.feat, nb * E * sizeof(float));
-    }
-    cm_tower_acts_free(&ta);
-    return CM_OK;
-}
-
 cm_status cm_encode_image(const CmModel *m, const float *images, int B, float *feat_raw, float *feat_norm) {
     if (!images) return cm_error(CM_ERR_ARG, "cm_encode_image: no images");
-    return encode(m, true, images, NULL, B, feat_raw, feat_norm);
+    if (B < 1) return cm_error(CM_ERR_ARG, "batch size %d < 1", B);
+    CmInfer *s;
+    cm_status st = cm_infer_create(m, B < CHUNK ? B : CHUNK, &s);
+    if (!st) st = cm_infer_encode_image(s, images, B, feat_raw, feat_norm);
+    cm_infer_free(s);
+    return st;
 }
 
 cm_status cm_encode_text(const CmModel *m, const int32_t *tokens, int B, float *feat_raw, float *feat_norm) {
     if (!tokens) return cm_error(CM_ERR_ARG, "cm_encode_text: no tokens");
-    cm_status st = check_tokens(m, tokens, B);
-    if (st) return st;
-    return encode(m, false, NULL, tokens, B, feat_raw, feat_norm);
+    if (B < 1) return cm_error(CM_ERR_ARG, "batch size %d < 1", B);
+    CmInfer *s;
+    cm_status st = cm_infer_create(m, B < CHUNK ? B : CHUNK, &s);
+    if (!st) st = cm_infer_encode_text(s, tokens, B, feat_raw, feat_norm);
+    cm_infer_free(s);
+    return st;
 }
 
 cm_status cm_head_forward(const CmModel *m, const float *U, const float *V, int B, float *logits) {
     if (!m->cfg.has_head) return cm_error(CM_ERR_ARG, "model %s has no classification head", m->cfg.name);
     if (B < 1) return cm_error(CM_ERR_ARG, "batch size %d < 1", B);
-    HeadActs ha;
-    cm_status st = cm_head_acts_alloc(&ha, m, B);
-    if (st) return st;
-    cm_head_net_forward(m, &ha, U, V, B, NULL, logits);
-    cm_head_acts_free(&ha);
-    return CM_OK;
+    CmInfer *s;
+    cm_status st = cm_infer_create(m, B < CHUNK ? B : CHUNK, &s);
+    if (!st) st = cm_infer_head(s, U, V, B, logits);
+    cm_infer_free(s);
+    return st;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -57,9 +57,16 @@ typedef struct {
     int *pool;                /* [B] pooled token index (vision 0; text argmax) */
     float *pooled, *pooled_ln, *post_m, *post_r;  /* [B,D], [B,D], [B], [B] */
     float *raw, *feat, *norm; /* [B,E], [B,E], [B] */
+    /* scratch planned with the activations, so that a forward allocates nothing */
+    float *lora_bt;           /* [r,D] LoRA B^T (scaled in forward) */
+    float *rows;              /* TA_NONE: [B, 4D + 2H + max(r,1)] rows of the pooled last block */
     /* backward scratch (SAVE / CKPT) */
     float *dres, *dact, *dfc, *dln, *dao, *dlt, *dqkv, *dpooled, *draw, *dpatch;
+    float *lora_dbt;          /* [r,D] LoRA dB^T */
 } TowerActs;
+
+/* Every id of tokens [B,ctx] in [0, vocab_size), else CM_ERR_ARG naming the sample and position. */
+cm_status cm_check_tokens(const CmModel *m, const int32_t *tokens, int B);
 
 void cm_tower_spec(const CmModel *m, bool vision, TowerSpec *s);
 cm_status cm_tower_acts_alloc(TowerActs *ta, const TowerSpec *s, int maxB, TaMode mode);

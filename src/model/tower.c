@@ -82,6 +82,8 @@ static void tower_plan(TowerActs *ta, Bump *b, const TowerSpec *s, int maxB) {
         else ta->xin[l] = NULL;
     }
     ta->x_last = bump(b, M * D);
+    ta->lora_bt = s->r ? bump(b, (size_t)s->r * D) : NULL;
+    ta->rows = ta->mode == TA_NONE ? bump(b, B * (4 * D + 2 * (size_t)s->H + (size_t)(s->r > 0 ? s->r : 1))) : NULL;
     if (s->vision) {
         ta->patches = bump(b, B * s->NP * 3 * (size_t)s->P * s->P);
         ta->x_pre = bump(b, M * D);
@@ -106,6 +108,7 @@ static void tower_plan(TowerActs *ta, Bump *b, const TowerSpec *s, int maxB) {
         ta->dpooled = bump(b, B * D);
         ta->draw = bump(b, B * s->E);
         ta->dpatch = s->vision ? bump(b, B * s->NP * D) : NULL;
+        ta->lora_dbt = s->r ? bump(b, (size_t)s->r * D) : NULL;
     }
 }
 
@@ -185,11 +188,8 @@ static void lora_down(float *lt, const float *ao, const float *A, int M, int D, 
    terms of out = res + (x W^T + b + s (x A^T) B^T) in one pass, before the GEMM adds x W^T
    (beta = 1). Same terms as torch, summed in another order (fp32 rounding only). */
 static void residual_init(float *dst, const float *res, const float *b, const float *lt, const float *Bw,
-                          int r, float s, int M, int D) {
-    float *Bt = NULL;
-    if (lt) {
-        Bt = cm_malloc((size_t)r * D * sizeof(float), "lora B^T");
-        CM_ASSERT(Bt != NULL);
+                          int r, float s, int M, int D, float *Bt) {
+    if (lt) {   /* Bt: [r,D] scratch planned with the activations (TowerActs.lora_bt) */
         for (int d = 0; d < D; d++)
             for (int k = 0; k < r; k++) Bt[(size_t)k * D + d] = s * Bw[(size_t)d * r + k];
     }
@@ -207,7 +207,6 @@ static void residual_init(float *dst, const float *res, const float *b, const fl
                 for (int c = 0; c < D; c++) y[c] += l * bt[c];
             }
     }
-    cm_free(Bt);
 }
 
 /* out[r,D] += alpha * sum_i a[i,k] X[i,:] for k < r   (a[M,r], X[M,D]); parallel over column
@@ -266,19 +265,19 @@ static void linear_residual(const CmModel *m, const TowerActs *ta, float *dst, c
     const float *W = P_(m, wi);
     const CmInt8Weights *q = Q8(m, ta, wi);
     if (q) {
-        residual_init(dst, res, b, lt, Bw, r, s, M, D);
+        residual_init(dst, res, b, lt, Bw, r, s, M, D, ta->lora_bt);
         cm_linear_forward_int8(dst, x, q, NULL, dst, M, ta->i8ws);
         return;
     }
     if (!m->amp_bf16) {
-        residual_init(dst, res, b, lt, Bw, r, s, M, D);
+        residual_init(dst, res, b, lt, Bw, r, s, M, D, ta->lora_bt);
         cm_matmul(false, true, M, D, C, 1.0f, x, C, W, C, 1.0f, dst, D);
         return;
     }
     cm_linear_forward_bf16(dst, x, W, NULL, M, C, D);
     float *tmp = cm_malloc((size_t)M * D * sizeof(float), "residual");
     CM_ASSERT(tmp != NULL);
-    residual_init(tmp, res, b, lt, Bw, r, s, M, D);
+    residual_init(tmp, res, b, lt, Bw, r, s, M, D, ta->lora_bt);
     cm_add_forward(dst, dst, tmp, (size_t)M * D);
     cm_free(tmp);
 }
@@ -328,10 +327,8 @@ static void block_forward_pooled(const CmModel *m, const TowerSpec *s, const Tow
     cm_layernorm_forward(a->ln1, a->m1, a->r1, a->x_in, P_(m, k->ln1_w), P_(m, k->ln1_b), M, D);
     LIN_F(m, ta, a->qkv, a->ln1, k->in_w, P_(m, k->in_b), M, D, 3 * D);
     attn_forward(s, ta, a);
-    /* B-row scratch: aoP, xP, midP, ln2P [B,D]; fcP, actP [B,H]; lt [B,r] */
-    float *buf = cm_malloc(((size_t)4 * D + 2 * (size_t)H + (size_t)(s->r > 0 ? s->r : 1)) * B * sizeof(float), "pooled rows");
-    CM_ASSERT(buf != NULL);
-    float *aoP = buf, *xP = aoP + (size_t)B * D, *midP = xP + (size_t)B * D, *ln2P = midP + (size_t)B * D;
+    /* B-row scratch (planned with the activations): aoP, xP, midP, ln2P [B,D]; fcP, actP [B,H]; lt [B,r] */
+    float *aoP = ta->rows, *xP = aoP + (size_t)B * D, *midP = xP + (size_t)B * D, *ln2P = midP + (size_t)B * D;
     float *fcP = ln2P + (size_t)B * D, *actP = fcP + (size_t)B * H, *ltP = actP + (size_t)B * H;
     for (int b = 0; b < B; b++) {
         memcpy(aoP + (size_t)b * D, a->ao + (size_t)pool_row[b] * D, D * sizeof(float));
@@ -345,7 +342,6 @@ static void block_forward_pooled(const CmModel *m, const TowerSpec *s, const Tow
     if (s->quick_gelu) cm_quickgelu_forward(actP, fcP, (size_t)B * H);
     else cm_gelu_forward(actP, fcP, (size_t)B * H);
     linear_residual(m, ta, pooled, midP, actP, k->proj_w, P_(m, k->proj_b), NULL, NULL, 0, 0.0f, B, H, D);
-    cm_free(buf);
 }
 
 static bool tr(const CmModel *m, int i) { return i >= 0 && m->params[i].trainable; }
@@ -393,21 +389,18 @@ static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, 
         const float *Aw = P_(m, k->lora_A), *Bw = P_(m, k->lora_B);
         int r = s->r;
         if (gB) {   // dB[D,r] += s * dres^T @ lt : through dBt[r,D] += s * lt^T dres
-            float *dBt = cm_calloc((size_t)r * D, sizeof(float), "lora dB");
-            CM_ASSERT(dBt != NULL);
+            float *dBt = ta->lora_dbt;
+            memset(dBt, 0, (size_t)r * D * sizeof(float));
             small_tn(dBt, a->lt, dres, (int)M, (int)D, r, s->lora_scale);
             for (size_t d = 0; d < D; d++)
                 for (int q = 0; q < r; q++) gB[d * r + q] += dBt[(size_t)q * D + d];
-            cm_free(dBt);
         }
         if (gA || need_dao) {
             // dlt[M,r] = s * dres @ B  (row-wise dots with B's columns)
-            float *Bt = cm_malloc((size_t)r * D * sizeof(float), "lora B^T");
-            CM_ASSERT(Bt != NULL);
+            float *Bt = ta->lora_bt;
             for (size_t d = 0; d < D; d++)
                 for (int q = 0; q < r; q++) Bt[(size_t)q * D + d] = Bw[d * r + q];
             lora_down(ta->dlt, dres, Bt, (int)M, (int)D, r);
-            cm_free(Bt);
             for (size_t i = 0; i < M * (size_t)r; i++) ta->dlt[i] *= s->lora_scale;
             if (gA) small_tn(gA, ta->dlt, a->ao, (int)M, (int)D, r, 1.0f);        // dA[r,D] += dlt^T ao
             if (need_dao) {                                                        // dao[M,D] += dlt @ A

@@ -30,7 +30,7 @@
 #include "data/image.h"
 #include "kernels/ops.h"
 #include "serve/request.h"
-#include "train/metrics.h"
+#include "eval/metrics.h"
 
 enum { EP_NONE = 0, EP_CLASSIFY, EP_EMBED };
 

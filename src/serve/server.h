@@ -23,7 +23,7 @@
 #include "common/common.h"
 #include "infer/thresholds.h"
 #include "model/model.h"
-#include "train/textenc.h"
+#include "data/textenc.h"
 
 typedef struct {
     const char *host;        /* address to bind ("127.0.0.1"; IPv6 literal allowed) */

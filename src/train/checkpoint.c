@@ -3,12 +3,10 @@
  * checkpoint.h for the layout.
  */
 #include "train/checkpoint.h"
-#include "train/export.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,47 +15,6 @@
 
 #define OPT_M "optimizer.exp_avg."
 #define OPT_V "optimizer.exp_avg_sq."
-
-static const char *mode_name(CmTrainMode m) {
-    switch (m) {
-    case CM_TRAIN_LORA: return "lora";
-    case CM_TRAIN_FULL: return "full";
-    case CM_TRAIN_HEAD: return "head";
-    default: return "none";
-    }
-}
-static bool mode_parse(const char *s, CmTrainMode *m) {
-    if (!strcmp(s, "lora")) *m = CM_TRAIN_LORA;
-    else if (!strcmp(s, "full")) *m = CM_TRAIN_FULL;
-    else if (!strcmp(s, "head")) *m = CM_TRAIN_HEAD;
-    else if (!strcmp(s, "none")) *m = CM_TRAIN_NONE;
-    else return false;
-    return true;
-}
-
-cm_status cm_sha256_file(const char *path, char out[65]) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return cm_error(CM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-        fclose(f); EVP_MD_CTX_free(ctx);
-        return cm_error(CM_ERR_OOM, "%s: SHA-256 init failed", path);
-    }
-    size_t cap = 1 << 20, n;
-    unsigned char *buf = cm_malloc(cap, "sha256 buffer");
-    if (!buf) { fclose(f); EVP_MD_CTX_free(ctx); return CM_ERR_OOM; }
-    while ((n = fread(buf, 1, cap, f)) > 0) EVP_DigestUpdate(ctx, buf, n);
-    bool err = ferror(f);
-    fclose(f);
-    cm_free(buf);
-    unsigned char md[32];
-    unsigned int mdlen = 0;
-    EVP_DigestFinal_ex(ctx, md, &mdlen);
-    EVP_MD_CTX_free(ctx);
-    if (err) return cm_error(CM_ERR_IO, "%s: read error while hashing", path);
-    for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
-    return CM_OK;
-}
 
 static char *dup_json(cJSON *j) {
     char *s = cJSON_PrintUnformatted(j);
@@ -137,7 +94,9 @@ cm_status cm_checkpoint_save(const char *path, const CmModel *m, const CmAdamW *
                 t->name = nm; t->dtype = CM_F32; t->ndim = 1; t->shape[0] = (int64_t)opt->p[i].numel;
                 t->data = k ? opt->v[i] : opt->m[i];
             }
-    char epoch[32], step[32], estep[32];
+    char epoch[32], step[32], estep[32], bsize[32] = "", bmtime[32] = "";
+    if (meta->base_size > 0 && meta->base_model[0]) snprintf(bsize, sizeof bsize, "%lld", (long long)meta->base_size);
+    if (meta->base_mtime > 0 && meta->base_model[0]) snprintf(bmtime, sizeof bmtime, "%lld", (long long)meta->base_mtime);
     snprintf(epoch, sizeof epoch, "%lld", (long long)meta->epoch);
     snprintf(step, sizeof step, "%lld", (long long)meta->step);
     snprintf(estep, sizeof estep, "%lld", (long long)meta->epoch_step);
@@ -152,12 +111,16 @@ cm_status cm_checkpoint_save(const char *path, const CmModel *m, const CmAdamW *
         "model_config", cfg_json,
         "has_lora", m->cfg.has_lora ? "true" : "false",
         "has_head", m->cfg.has_head ? "true" : "false",
-        "train_mode", mode_name(meta->mode),
+        "train_mode", cm_train_mode_name(meta->mode),
         "lock_image", meta->lock_image ? "true" : "false",
         "lock_text", meta->lock_text ? "true" : "false",
         "trainable_only", meta->trainable_only ? "true" : "false",
         "base_model", meta->base_model,
         "base_model_sha256", meta->base_sha256,
+        "base_model_size", bsize,
+        "base_model_mtime", bmtime,
+        "base_model_pretrained", meta->base_pretrained,
+        "base_model_arch", meta->base_arch,
         "rng", rngs,
         "optimizer", opt_json ? opt_json : "null",
         "args", meta->args_json ? meta->args_json : "{}",
@@ -170,102 +133,13 @@ done:
     return st;
 }
 
-static bool meta_bool(const CmTensorFile *f, const char *k) {
-    const char *v = cm_tensorfile_metadata(f, k);
-    return v && !strcmp(v, "true");
-}
-
-static cm_status parse_i64(const char *path, const char *key, const char *v, int64_t *out) {
-    char *end;
-    errno = 0;
-    long long x = v ? strtoll(v, &end, 10) : 0;
-    if (!v || errno || *end || end == v || x < 0) return cm_error(CM_ERR_FORMAT, "%s: metadata \"%s\" is missing or not a count", path, key);
-    *out = x;
-    return CM_OK;
-}
-
-static cm_status read_meta(const CmTensorFile *f, const char *path, CmCkptMeta *meta, CmModelConfig *cfg) {
-    memset(meta, 0, sizeof *meta);
-    if (!cm_tensorfile_metadata(f, "clipmod_checkpoint"))
-        return cm_error(CM_ERR_FORMAT, "%s: not a clipmod checkpoint (no \"clipmod_checkpoint\" in __metadata__)", path);
-    cm_status st;
-    if ((st = parse_i64(path, "epoch", cm_tensorfile_metadata(f, "epoch"), &meta->epoch))) return st;
-    if ((st = parse_i64(path, "step", cm_tensorfile_metadata(f, "step"), &meta->step))) return st;
-    const char *es = cm_tensorfile_metadata(f, "epoch_step");   /* absent in older checkpoints: 0 */
-    if (es && (st = parse_i64(path, "epoch_step", es, &meta->epoch_step))) return st;
-    if (meta->epoch_step > meta->step)
-        return cm_error(CM_ERR_FORMAT, "%s: metadata \"epoch_step\" %lld exceeds \"step\" %lld", path,
-                        (long long)meta->epoch_step, (long long)meta->step);
-    const char *s = cm_tensorfile_metadata(f, "name");
-    snprintf(meta->name, sizeof meta->name, "%s", s ? s : "");
-    s = cm_tensorfile_metadata(f, "base_model");
-    snprintf(meta->base_model, sizeof meta->base_model, "%s", s ? s : "");
-    s = cm_tensorfile_metadata(f, "base_model_sha256");
-    snprintf(meta->base_sha256, sizeof meta->base_sha256, "%s", s ? s : "");
-    s = cm_tensorfile_metadata(f, "tokenizer");
-    snprintf(meta->tokenizer, sizeof meta->tokenizer, "%s", s ? s : "bpe");
-    s = cm_tensorfile_metadata(f, "train_mode");
-    if (!s || !mode_parse(s, &meta->mode)) return cm_error(CM_ERR_FORMAT, "%s: metadata \"train_mode\" missing or unknown", path);
-    meta->lock_image = meta_bool(f, "lock_image");
-    meta->lock_text = meta_bool(f, "lock_text");
-    meta->trainable_only = meta_bool(f, "trainable_only");
-    if (meta->trainable_only && !meta->base_model[0])
-        return cm_error(CM_ERR_FORMAT, "%s: trainable-only checkpoint without \"base_model\"", path);
-    s = cm_tensorfile_metadata(f, "rng");
-    if (s) {
-        cJSON *r = cJSON_Parse(s), *it;
-        if (!r || !cJSON_IsObject(r)) { cJSON_Delete(r); return cm_error(CM_ERR_FORMAT, "%s: metadata \"rng\" is not a JSON object", path); }
-        cJSON_ArrayForEach(it, r) {
-            unsigned long long w[4];
-            if (meta->n_rng >= CM_CKPT_MAX_RNG || !cJSON_IsString(it) ||
-                sscanf(it->valuestring, "%16llx %16llx %16llx %16llx", &w[0], &w[1], &w[2], &w[3]) != 4) {
-                cJSON_Delete(r);
-                return cm_error(CM_ERR_FORMAT, "%s: metadata \"rng\": bad entry", path);
-            }
-            int k = meta->n_rng++;
-            snprintf(meta->rng_name[k], sizeof meta->rng_name[k], "%s", it->string);
-            for (int i = 0; i < 4; i++) meta->rng[k].s[i] = w[i];
-        }
-        cJSON_Delete(r);
-    }
-    if (cfg) {
-        s = cm_tensorfile_metadata(f, "model_config");
-        if (!s) return cm_error(CM_ERR_FORMAT, "%s: metadata \"model_config\" missing", path);
-        char what[1100];
-        snprintf(what, sizeof what, "%s: model_config", path);
-        if ((st = cm_config_from_json(s, strlen(s), what, cfg))) return st;
-        cfg->has_lora = meta_bool(f, "has_lora");
-        cfg->has_head = meta_bool(f, "has_head");
-    }
-    return CM_OK;
-}
-
 cm_status cm_checkpoint_read_meta(const char *path, CmCkptMeta *meta, CmModelConfig *cfg) {
     CmTensorFile *f;
     cm_status st = cm_tensorfile_open(path, &f);
     if (st) return st;
-    st = read_meta(f, path, meta, cfg);
+    st = cm_ckpt_meta_read(f, path, meta, cfg);
     cm_tensorfile_close(f);
     return st;
-}
-
-/* Copy every non-optimizer tensor of f into m (by name, shape checked); loaded[i] set per param. */
-static cm_status overlay(CmModel *m, const CmTensorFile *f, const char *path, bool *loaded) {
-    int n = cm_tensorfile_count(f);
-    for (int i = 0; i < n; i++) {
-        const CmTensorView *t = cm_tensorfile_at(f, i);
-        if (!strncmp(t->name, "optimizer.", 10)) continue;
-        int idx = cm_model_find(m, t->name);
-        if (idx < 0) return cm_error(CM_ERR_SHAPE, "%s: unexpected tensor '%s' (not in the %s model)", path, t->name, m->cfg.name);
-        CmParam *p = &m->params[idx];
-        bool ok = t->ndim == p->ndim && t->numel == p->numel;
-        for (int d = 0; ok && d < p->ndim; d++) ok = t->shape[d] == p->shape[d];
-        if (!ok) return cm_error(CM_ERR_SHAPE, "%s: tensor '%s' has a different shape than the model's", path, t->name);
-        cm_status st = cm_tensor_to_f32(t, p->data);
-        if (st) return cm_error_prefix("%s: tensor '%s'", path, t->name);
-        if (loaded) loaded[idx] = true;
-    }
-    return CM_OK;
 }
 
 static cm_status load_opt(CmAdamW *opt, const CmTensorFile *f, const char *path) {
@@ -315,7 +189,7 @@ cm_status cm_checkpoint_load(const char *path, CmModel *m, CmAdamW *opt, CmCkptM
     CmCkptMeta tmp;
     CmModelConfig cfg;
     bool *loaded = NULL;
-    if ((st = read_meta(f, path, &tmp, &cfg))) goto done;
+    if ((st = cm_ckpt_meta_read(f, path, &tmp, &cfg))) goto done;
     if (cfg.embed_dim != m->cfg.embed_dim || cfg.vision.width != m->cfg.vision.width || cfg.text.width != m->cfg.text.width ||
         cfg.vision.layers != m->cfg.vision.layers || cfg.text.layers != m->cfg.text.layers || cfg.has_lora != m->cfg.has_lora ||
         cfg.has_head != m->cfg.has_head || (cfg.has_lora && cfg.lora_rank != m->cfg.lora_rank)) {
@@ -328,7 +202,7 @@ cm_status cm_checkpoint_load(const char *path, CmModel *m, CmAdamW *opt, CmCkptM
     }
     loaded = cm_calloc(m->n_params ? m->n_params : 1, sizeof *loaded, "checkpoint load");
     if (!loaded) { st = CM_ERR_OOM; goto done; }
-    if ((st = overlay(m, f, path, loaded))) goto done;
+    if ((st = cm_model_overlay(m, f, path, loaded))) goto done;
     if (!tmp.trainable_only)
         for (int i = 0; i < m->n_params; i++)
             if (!loaded[i]) { st = cm_error(CM_ERR_SHAPE, "%s: tensor '%s' missing", path, m->params[i].name); goto done; }
@@ -338,92 +212,6 @@ done:
     cm_free(loaded);
     cm_tensorfile_close(f);
     return st;
-}
-
-cm_status cm_checkpoint_open_model(const char *path, CmModel **out, CmCkptMeta *meta) {
-    *out = NULL;
-    CmTensorFile *f;
-    cm_status st = cm_tensorfile_open(path, &f);
-    if (st) return st;
-    bool is_ckpt = cm_tensorfile_metadata(f, "clipmod_checkpoint") != NULL;
-    CmCkptMeta mt;
-    CmModelConfig cfg;
-    CmModel *m = NULL;
-    CmTensorFile *bf = NULL;
-    bool *loaded = NULL;
-    if (!is_ckpt) {
-        /* a plain weights file (OpenCLIP or clipmod export): config from its shapes, LoRA/head
-           initialised when absent (LoRA B = 0: the towers equal plain CLIP) */
-        cm_tensorfile_close(f);
-        if ((st = cm_model_from_file(path, NULL, CM_LOAD_CLIP_ONLY_OK, 0, out))) return st;
-        if (meta) { memset(meta, 0, sizeof *meta); snprintf(meta->base_model, sizeof meta->base_model, "%s", path); }
-        return CM_OK;
-    }
-    if ((st = read_meta(f, path, &mt, &cfg))) goto fail;
-    if ((st = cm_model_create(&cfg, &m))) goto fail;
-    cm_model_init_lora_head(m, 0);
-    loaded = cm_calloc(m->n_params ? m->n_params : 1, sizeof *loaded, "model load");
-    if (!loaded) { st = CM_ERR_OOM; goto fail; }
-    if (mt.trainable_only) {
-        if (mt.base_sha256[0]) {
-            char sha[65];
-            if ((st = cm_sha256_file(mt.base_model, sha))) { cm_error_prefix("%s: base model", path); goto fail; }
-            if (strcmp(sha, mt.base_sha256)) {
-                st = cm_error(CM_ERR_FORMAT, "%s: base model %s has SHA-256 %.12s..., the checkpoint was trained on %.12s...",
-                              path, mt.base_model, sha, mt.base_sha256);
-                goto fail;
-            }
-        }
-        if ((st = cm_tensorfile_open(mt.base_model, &bf))) { cm_error_prefix("%s: base model", path); goto fail; }
-        if ((st = overlay(m, bf, mt.base_model, loaded))) goto fail;
-    }
-    if ((st = overlay(m, f, path, loaded))) goto fail;
-    for (int i = 0; i < m->n_params; i++)
-        if (!loaded[i] && m->params[i].group != CM_GROUP_LORA && m->params[i].group != CM_GROUP_HEAD) {
-            st = cm_error(CM_ERR_SHAPE, "%s: tensor '%s' is in neither the checkpoint nor its base model", path, m->params[i].name);
-            goto fail;
-        }
-    cm_free(loaded);
-    if (bf) cm_tensorfile_close(bf);
-    cm_tensorfile_close(f);
-    if (meta) *meta = mt;
-    *out = m;
-    return CM_OK;
-fail:
-    cm_free(loaded);
-    if (bf) cm_tensorfile_close(bf);
-    cm_tensorfile_close(f);
-    if (m) cm_model_free(m);
-    return st;
-}
-
-cm_status cm_model_open_any(const char *path, const char *config_name, CmModel **out, CmCkptMeta *meta) {
-    *out = NULL;
-    if (cm_export_is_dir(path)) {   /* `clipmod export` output (or an OpenCLIP model folder) */
-        if (config_name) return cm_error(CM_ERR_ARG, "%s: a model folder carries its config; --model-name is for weights files", path);
-        return cm_export_open(path, out, meta);
-    }
-    if (config_name) {
-        CmTensorFile *f;
-        cm_status st = cm_tensorfile_open(path, &f);
-        if (st) return st;
-        bool ckpt = cm_tensorfile_metadata(f, "clipmod_checkpoint") != NULL;
-        /* LoRA / head only when the file holds them: a named config says nothing about them, and
-           a randomly initialised head would make predict / export answer with noise */
-        bool has_head = cm_tensorfile_find(f, "classifier_head.classifier.3.weight") != NULL;
-        bool has_lora = cm_tensorfile_find(f, "transformer.resblocks.0.attn.out_proj.lora_A.weight") != NULL;
-        cm_tensorfile_close(f);
-        if (!ckpt) {
-            CmModelConfig cfg;
-            if ((st = cm_config_load(config_name, &cfg))) return cm_error_prefix("--model-name %s", config_name);
-            cfg.has_head = has_head;
-            cfg.has_lora = has_lora;
-            if ((st = cm_model_from_file(path, &cfg, CM_LOAD_CLIP_ONLY_OK, 0, out))) return st;
-            if (meta) { memset(meta, 0, sizeof *meta); snprintf(meta->base_model, sizeof meta->base_model, "%s", path); }
-            return CM_OK;
-        }
-    }
-    return cm_checkpoint_open_model(path, out, meta);
 }
 
 cm_status cm_opt_params_from_model(const CmModel *m, CmOptParam **out, int *n) {

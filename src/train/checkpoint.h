@@ -13,14 +13,16 @@
  *             unfinished epoch: interrupted runs, see run.h); "name" (run); "model_config" (JSON in the
  *             open_clip_config.json layout: model_cfg + lora + head); "has_lora"/"has_head";
  *             "train_mode" lora|full|head|none; "lock_image"/"lock_text"; "trainable_only";
- *             "base_model" (path or "") + "base_model_sha256"; "rng" (JSON: named xoshiro
+ *             "base_model" (absolute path or "") + "base_model_sha256", "base_model_size",
+ *             "base_model_mtime", "base_model_pretrained" (the --pretrained tag, "" for a path),
+ *             "base_model_arch" (--model): how model/open.c finds a moved base; "rng" (JSON: named xoshiro
  *             states as 4 hex words); "optimizer" (JSON: type, lr, betas, eps, weight_decay,
  *             param_groups [{weight_decay, params:[names]}], step:{name: n}); "args" (the
  *             training options as JSON, see train_opts.h); "tokenizer" bpe|bytes.
- * Loading overlays the checkpoint onto a model built from the same config (its frozen tensors
- * loaded from the base model first); the base model's SHA-256 is checked against the metadata.
- * Tensors under "optimizer." are never model tensors, so `clipmod eval --model CKPT` works.
- * defines: CmCkptMeta, cm_checkpoint_*, cm_sha256_file
+ * Resume (cm_checkpoint_load) overlays the checkpoint onto the run's model. Opening one for
+ * inference (base model found by SHA-256, metadata reader, CmCkptMeta) is model/open.h's
+ * cm_model_open. Tensors under "optimizer." are never model tensors.
+ * defines: cm_checkpoint_*, cm_opt_params_from_model
  */
 #ifndef CM_TRAIN_CHECKPOINT_H
 #define CM_TRAIN_CHECKPOINT_H
@@ -29,30 +31,10 @@
 #include <stdint.h>
 #include "common/common.h"
 #include "common/rng.h"
+#include "io/sha256.h"
 #include "model/model.h"
+#include "model/open.h"
 #include "train/optim.h"
-
-#define CM_CKPT_MAX_RNG 4
-
-typedef struct {
-    int64_t epoch;               /* completed epochs */
-    int64_t step;                /* optimizer steps done */
-    int64_t epoch_step;          /* optimizer steps done in epoch `epoch` (not yet complete): 0 for the
-                                    end-of-epoch checkpoints, > 0 for one written on SIGINT/SIGTERM */
-    char name[256];              /* run name */
-    char base_model[1024];       /* base weights file ("" when trained from scratch / all tensors) */
-    char base_sha256[65];
-    CmTrainMode mode;
-    bool lock_image, lock_text, trainable_only;
-    int n_rng;
-    char rng_name[CM_CKPT_MAX_RNG][32];
-    CmRng rng[CM_CKPT_MAX_RNG];
-    char tokenizer[16];          /* "bpe" (OpenCLIP's; also when empty) or "bytes" (the demo's) */
-    const char *args_json;       /* save: options JSON (may be NULL); load: not filled */
-} CmCkptMeta;
-
-/* SHA-256 of a file, streamed (64 hex chars). */
-cm_status cm_sha256_file(const char *path, char out[65]);
 
 /* Write a checkpoint. opt may be NULL (no optimizer state; e.g. an exported model). With
    meta->trainable_only only trainable tensors are written (needs meta->base_model). */
@@ -67,18 +49,6 @@ cm_status cm_checkpoint_read_meta(const char *path, CmCkptMeta *meta, CmModelCon
    must hold the same trainable tensors; a missing state tensor is an error naming it).
    Fills meta when not NULL. */
 cm_status cm_checkpoint_load(const char *path, CmModel *m, CmAdamW *opt, CmCkptMeta *meta);
-
-/* Build a ready model from a checkpoint (base model loaded + SHA checked when trainable_only,
-   mode CM_TRAIN_NONE) — what eval / predict use. A plain weights file (no clipmod metadata) is
-   loaded with cm_model_from_file (CLIP-only files allowed). */
-cm_status cm_checkpoint_open_model(const char *path, CmModel **out, CmCkptMeta *meta);
-
-/* eval / predict / embed / export: a folder written by `clipmod export` (src/train/export.h; or a
-   plain OpenCLIP folder), a clipmod checkpoint (config from its metadata; config_name must then be
-   NULL or agree) or a weights file (config from config_name — a name or JSON file — else found by
-   cm_config_discover; with config_name, LoRA/head exist only when the file holds them).
-   meta->tokenizer tells the tokenizer. */
-cm_status cm_model_open_any(const char *path, const char *config_name, CmModel **out, CmCkptMeta *meta);
 
 /* The optimizer's parameter list: the model's trainable tensors in state-dict order (name, data,
    grad, numel, ndim, decay). *out cm_malloc'd; names point into m. */

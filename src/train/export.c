@@ -18,16 +18,12 @@
 #include <unistd.h>
 #include "data/tokenizer.h"
 #include "io/tensorfile.h"
-#include "train/metrics.h"
+#include "eval/metrics.h"
 
 static const char *const OUR_FILES[] = {CM_EXPORT_WEIGHTS, CM_EXPORT_CONFIG, CM_EXPORT_PEFT, CM_EXPORT_PEFT_CONFIG,
                                         CM_EXPORT_VOCAB_GZ, CM_EXPORT_VOCAB_TXT, CM_EXPORT_HEAD};   /* head last */
 #define N_OUR_FILES ((int)(sizeof OUR_FILES / sizeof OUR_FILES[0]))
 
-bool cm_export_is_dir(const char *path) {
-    struct stat st;
-    return path && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
 
 /* 1: dir exists and holds entries; 0: empty or absent; -1: error (set). */
 static int dir_nonempty(const char *dir) {
@@ -284,72 +280,3 @@ cm_status cm_export_write(const CmModel *m, const char *dir_in, const CmExportOp
 // ---------------------------------------------------------------------------------------------
 // reading
 
-cm_status cm_export_open(const char *dir, CmModel **out, CmCkptMeta *meta) {
-    *out = NULL;
-    char wpath[4200], hpath[4200], cpath[4200];
-    snprintf(wpath, sizeof wpath, "%s/%s", dir, CM_EXPORT_WEIGHTS);
-    snprintf(hpath, sizeof hpath, "%s/%s", dir, CM_EXPORT_HEAD);
-    snprintf(cpath, sizeof cpath, "%s/%s", dir, CM_EXPORT_CONFIG);
-    if (!cm_file_exists(wpath))
-        return cm_error(CM_ERR_IO, "%s: a folder without %s (not a clipmod export or OpenCLIP model folder)", dir, CM_EXPORT_WEIGHTS);
-    if (!cm_file_exists(hpath)) {
-        /* a plain OpenCLIP model folder: CLIP only (config from open_clip_config.json when present) */
-        CmModelConfig cfg;
-        bool have_cfg = cm_file_exists(cpath);
-        if (have_cfg) {
-            /* the JSON says nothing about LoRA / head: they exist only if the file holds them
-               (never a randomly initialised head that would answer predict with noise) */
-            CmTensorFile *f = NULL;
-            if (cm_config_from_json_file(cpath, &cfg) || cm_tensorfile_open(wpath, &f)) return cm_last_status();
-            cfg.has_head = cm_tensorfile_find(f, "classifier_head.classifier.3.weight") != NULL;
-            cfg.has_lora = cm_tensorfile_find(f, "transformer.resblocks.0.attn.out_proj.lora_A.weight") != NULL;
-            cm_tensorfile_close(f);
-        }
-        cm_status st = cm_model_from_file(wpath, have_cfg ? &cfg : NULL, CM_LOAD_CLIP_ONLY_OK, 0, out);
-        if (!st && meta) { memset(meta, 0, sizeof *meta); snprintf(meta->base_model, sizeof meta->base_model, "%.1000s", wpath); }
-        return st;
-    }
-    CmTensorFile *hf = NULL, *wf = NULL;
-    CmModel *m = NULL;
-    cm_status st = cm_tensorfile_open(hpath, &hf);
-    if (st) return st;
-    const char *mc = cm_tensorfile_metadata(hf, "model_config"), *tok = cm_tensorfile_metadata(hf, "tokenizer");
-    if (!cm_tensorfile_metadata(hf, "clipmod_export") || !mc) {
-        st = cm_error(CM_ERR_FORMAT, "%s: no clipmod export metadata (\"clipmod_export\", \"model_config\")", hpath);
-        goto fail;
-    }
-    if (tok && strcmp(tok, "bpe") && strcmp(tok, "bytes")) { st = cm_error(CM_ERR_FORMAT, "%s: unknown tokenizer '%s'", hpath, tok); goto fail; }
-    CmModelConfig cfg;
-    if ((st = cm_config_from_json(mc, strlen(mc), hpath, &cfg))) goto fail;
-    cfg.has_lora = false;
-    cfg.has_head = true;
-    if ((st = cm_model_create(&cfg, &m))) goto fail;
-    if ((st = cm_tensorfile_open(wpath, &wf))) goto fail;
-    if ((st = cm_model_load(m, wf, CM_LOAD_PARTIAL_OK, 0)) || (st = cm_model_load(m, hf, CM_LOAD_PARTIAL_OK, 0))) goto fail;
-    for (int i = 0; i < m->n_params; i++) {
-        const CmParam *p = &m->params[i];
-        bool head = p->group == CM_GROUP_HEAD;
-        if (!cm_tensorfile_find(head ? hf : wf, p->name)) {
-            st = cm_error(CM_ERR_SHAPE, "%s: tensor '%s' missing", head ? hpath : wpath, p->name);
-            goto fail;
-        }
-        if (cm_tensorfile_find(head ? wf : hf, p->name)) {
-            st = cm_error(CM_ERR_SHAPE, "%s: unexpected tensor '%s' (belongs in %s)", head ? wpath : hpath, p->name, head ? CM_EXPORT_HEAD : CM_EXPORT_WEIGHTS);
-            goto fail;
-        }
-    }
-    if (meta) {
-        memset(meta, 0, sizeof *meta);
-        snprintf(meta->base_model, sizeof meta->base_model, "%.1000s", wpath);
-        snprintf(meta->tokenizer, sizeof meta->tokenizer, "%s", tok ? tok : "bpe");
-    }
-    cm_tensorfile_close(wf);
-    cm_tensorfile_close(hf);
-    *out = m;
-    return CM_OK;
-fail:
-    if (wf) cm_tensorfile_close(wf);
-    cm_tensorfile_close(hf);
-    if (m) cm_model_free(m);
-    return st;
-}

@@ -21,7 +21,7 @@
  *   DIR/bpe_simple_vocab_16e6.txt.gz  (--vocab) a copy of the BPE vocabulary, which the tokenizer
  *   or DIR/merges.txt                 search finds next to the model: the folder is self-contained.
  * Each file is written atomically into a temporary sibling folder first, then moved into DIR.
- * defines: CmExportOpts, cm_export_write, cm_export_open, cm_export_is_dir, CM_EXPORT_*
+ * defines: CmExportOpts, cm_export_write, CM_EXPORT_* (the reader: model/export_open.h)
  */
 #ifndef CM_TRAIN_EXPORT_H
 #define CM_TRAIN_EXPORT_H
@@ -30,10 +30,8 @@
 #include "common/common.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
+#include "model/export_open.h"
 
-#define CM_EXPORT_WEIGHTS "open_clip_model.safetensors"
-#define CM_EXPORT_CONFIG "open_clip_config.json"
-#define CM_EXPORT_HEAD "classifier_head.safetensors"
 #define CM_EXPORT_PEFT "adapter_model.safetensors"
 #define CM_EXPORT_PEFT_CONFIG "adapter_config.json"
 #define CM_EXPORT_VOCAB_GZ "bpe_simple_vocab_16e6.txt.gz"
@@ -52,13 +50,6 @@ typedef struct {
    model without a head gives no classifier_head.safetensors (a plain OpenCLIP folder). A dir that exists and is not empty is refused (CM_ERR_ARG) unless o->overwrite. */
 cm_status cm_export_write(const CmModel *m, const char *dir, const CmExportOpts *o);
 
-/* True when path is a folder (an export to open with cm_export_open). */
-bool cm_export_is_dir(const char *path);
-
-/* Open an export folder: config from classifier_head.safetensors' "model_config", the CLIP tensors
-   from open_clip_model.safetensors (all of them, nothing else), the head from
-   classifier_head.safetensors (all of it, nothing else). meta (may be NULL) gets the tokenizer
-   kind and base_model = the weights file; mode CM_TRAIN_NONE. */
-cm_status cm_export_open(const char *dir, CmModel **out, CmCkptMeta *meta);
+/* Reading an export folder: model/export_open.h (cm_export_open, used by cm_model_open). */
 
 #endif

@@ -11,20 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include "common/rng.h"
 #include "eval/report.h"
 #include "eval/scores.h"
 #include "train/checkpoint.h"
-#include "train/val_scores.h"
-
-uint64_t cm_epoch_seed(uint64_t seed, int64_t epoch, uint64_t stream) {
-    uint64_t x = seed ^ 0x5deece66dULL;
-    uint64_t a = cm_splitmix64(&x);
-    x = a ^ ((uint64_t)epoch * 0x9e3779b97f4a7c15ULL) ^ (stream << 56);
-    return cm_splitmix64(&x);
-}
+#include "eval/val_scores.h"
 
 /* ---- out.log: OpenCLIP's "%(asctime)s | %(levelname)s | %(message)s" ---- */
 static void outlog_sink(int level, const char *msg, void *ctx) {
@@ -72,6 +66,7 @@ static void fill_meta(const CmRun *r, CmTrainer *t, int64_t completed, int64_t e
                       bool trainable_only, const char *args_json, CmCkptMeta *meta) {
     const CmTrainOpts *o = r->o;
     memset(meta, 0, sizeof *meta);
+    meta->base_size = meta->base_mtime = -1;
     meta->epoch = completed;
     meta->step = t->step;
     meta->epoch_step = epoch_step;
@@ -80,6 +75,12 @@ static void fill_meta(const CmRun *r, CmTrainer *t, int64_t completed, int64_t e
         char *abs = realpath(r->base_model, NULL);
         snprintf(meta->base_model, sizeof meta->base_model, "%s", abs ? abs : r->base_model);
         free(abs);
+        /* what a moved checkpoint needs to find its base again (model/open.h) */
+        struct stat sb;
+        if (stat(meta->base_model, &sb) == 0) { meta->base_size = (int64_t)sb.st_size; meta->base_mtime = (int64_t)sb.st_mtime; }
+        if (o->pretrained && strcmp(o->pretrained, r->base_model) && !cm_file_exists(o->pretrained))
+            snprintf(meta->base_pretrained, sizeof meta->base_pretrained, "%s", o->pretrained);
+        snprintf(meta->base_arch, sizeof meta->base_arch, "%s", o->model ? o->model : "");
     }
     snprintf(meta->base_sha256, sizeof meta->base_sha256, "%s", base_sha ? base_sha : "");
     meta->mode = r->m->mode;

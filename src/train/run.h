@@ -15,7 +15,7 @@
  * r->stopped set. Resuming from it restarts the epoch's batch source from (seed, epoch) and
  * replays (decodes and discards) the batches already used, then restores the dropout RNG: the
  * continued run is bit-identical to an uninterrupted one.
- * defines: CmRun, cm_train_run, cm_epoch_seed
+ * defines: CmRun, cm_train_run (cm_epoch_seed: common/rng.h)
  */
 #ifndef CM_TRAIN_RUN_H
 #define CM_TRAIN_RUN_H
@@ -24,8 +24,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "model/model.h"
-#include "train/batches.h"
-#include "train/metrics.h"
+#include "data/batches.h"
+#include "eval/metrics.h"
 #include "train/train_opts.h"
 #include "train/trainer.h"
 
@@ -53,8 +53,5 @@ typedef struct {
 } CmRun;
 
 cm_status cm_train_run(CmRun *r);
-
-/* The per-epoch seed of the dropout RNG and the data pipelines. */
-uint64_t cm_epoch_seed(uint64_t seed, int64_t epoch, uint64_t stream);
 
 #endif

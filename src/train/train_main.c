@@ -9,9 +9,9 @@
 #include <string.h>
 #include "data/wds.h"
 #include "train/setup.h"
-#include "train/loader_source.h"
-#include "train/shards.h"
-#include "train/textenc.h"
+#include "data/loader_source.h"
+#include "data/shards.h"
+#include "data/textenc.h"
 
 cm_status cm_train_main(CmTrainOpts *o, CmRun *r, void (*on_step)(void *, int64_t, const CmStepStats *), void *cb_ctx) {
     return cm_train_main_stop(o, r, on_step, cb_ctx, NULL);

@@ -1,7 +1,7 @@
 /*
  * trainer.h — one optimizer step of OpenCLIP's training loop (reference §7) on a clipmod model,
  * and validation. Data come in as host batches; where they come from is the caller's business
- * (src/train/batches.h: shards, or memory for tests).
+ * (src/data/batches.h: shards, or memory for tests).
  *
  * cm_trainer_step(t, images, tokens, labels, K*B samples):
  *   accum_freq K == 1: zero grads; forward (train mode); loss (DESIGN §2); backward; logit_scale
@@ -25,7 +25,8 @@
 #include <stdint.h>
 #include "common/common.h"
 #include "model/model.h"
-#include "train/metrics.h"
+#include "eval/eval.h"
+#include "eval/metrics.h"
 #include "train/optim.h"
 
 typedef struct {
@@ -78,22 +79,5 @@ cm_status cm_trainer_step(CmTrainer *t, const float *images, const int32_t *toke
    optimizer update: for gradient checks. Loss values in *st. */
 cm_status cm_trainer_grads(CmTrainer *t, const float *images, const int32_t *tokens, const int32_t *labels,
                            int n, CmStepStats *st);
-
-/* OpenCLIP's (unmasked) CLIP loss of one batch: (CE(sUV^T, i) + CE(sVU^T, i)) / 2, mean over
-   rows; in double. */
-double cm_clip_val_loss(const float *U, const float *V, int N, int E, float scale);
-
-/* Validation / evaluation over a whole source (no gradients, dropout off): head top-1/top-2,
-   per-class metrics and confusion into *out (initialised here), OpenCLIP's clip_val_loss
-   (per-batch unmasked CLIP loss, weighted by batch size) and the objective's loss. */
-struct CmBatchSource;
-cm_status cm_validate(const CmModel *m, struct CmBatchSource *val, int64_t epoch, float w_con, float w_cls,
-                      CmMetrics *out);
-/* The same, calling on_batch (when not NULL) after each batch with the head logits [n, C] and
-   labels (per-sample scores: src/eval/scores.h); an error from it ends the validation. */
-typedef cm_status (*CmValBatchFn)(void *ctx, struct CmBatchSource *src, const float *logits, const int32_t *labels,
-                                  int n, int n_classes);
-cm_status cm_validate_ex(const CmModel *m, struct CmBatchSource *val, int64_t epoch, float w_con, float w_cls,
-                         CmMetrics *out, CmValBatchFn on_batch, void *ctx);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * textenc.c — BPE or byte-level caption encoding (see textenc.h).
  */
-#include "train/textenc.h"
+#include "data/textenc.h"
 
 #include <string.h>
 

@@ -2,11 +2,11 @@
  * loader_source.h — a CmBatchSource over the threaded WebDataset loader (src/data/loader.h).
  * defines: cm_batches_loader
  */
-#ifndef CM_TRAIN_LOADER_SOURCE_H
-#define CM_TRAIN_LOADER_SOURCE_H
+#ifndef CM_DATA_LOADER_SOURCE_H
+#define CM_DATA_LOADER_SOURCE_H
 
 #include "data/loader.h"
-#include "train/batches.h"
+#include "data/batches.h"
 
 /* Opens the loader; train sources know num_batches per epoch (OpenCLIP's sizing). */
 cm_status cm_batches_loader(const CmLoaderConfig *cfg, CmBatchSource **out);

@@ -2,7 +2,7 @@
  * batches_mem.c — the memory batch source (see batches.h): fixed tensors served in order, for
  * tests and the golden trajectories.
  */
-#include "train/batches.h"
+#include "data/batches.h"
 
 #include <string.h>
 

@@ -1,7 +1,7 @@
 /*
  * metrics.c — top-k accuracy, confusion matrix, per-class P/R/F1, the eval JSON. See metrics.h.
  */
-#include "train/metrics.h"
+#include "eval/metrics.h"
 #include "data/wds.h"
 
 #include <errno.h>

@@ -12,14 +12,13 @@
  * first 20 by shard and key); an epoch that finds no usable sample at all is an error. A sample
  * without .json gets label 0 (DESIGN §4.2), counted in no_json and logged (the first 20).
  */
-#include "train/batches.h"
+#include "data/batches.h"
 
 #include <string.h>
 #include "common/rng.h"
 #include "data/image.h"
 #include "data/wds.h"
-#include "train/run.h"
-#include "train/shards.h"
+#include "data/shards.h"
 
 typedef struct {
     CmBatchSource base;

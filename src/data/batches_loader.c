@@ -4,7 +4,7 @@
  * sizing). Used for BPE-tokenised models with 77-token contexts (every OpenCLIP config); the
  * demo's byte-level captions go through batches_shards.c instead.
  */
-#include "train/loader_source.h"
+#include "data/loader_source.h"
 
 #include <string.h>
 

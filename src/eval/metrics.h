@@ -10,8 +10,8 @@
  * zero_division=0 convention).
  * defines: CmMetrics, cm_metrics_*, cm_class_name, CM_N_CLASSES
  */
-#ifndef CM_TRAIN_METRICS_H
-#define CM_TRAIN_METRICS_H
+#ifndef CM_EVAL_METRICS_H
+#define CM_EVAL_METRICS_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
 /*
  * val_scores.c — validation batches -> per-sample scores. See val_scores.h.
  */
-#include "train/val_scores.h"
+#include "eval/val_scores.h"
 
 #include <math.h>
 

@@ -1,6 +1,7 @@
 /*
- * batches.h — where the training loop gets its host batches from: a small interface with two
- * implementations, WebDataset shards (batches_wds.c, on the src/data loader) and memory
+ * batches.h — where the training loop and evaluation get their host batches from: a small
+ * interface with three implementations, WebDataset shards through the threaded loader
+ * (batches_loader.c), a simple single-threaded shard reader (batches_shards.c) and memory
  * (batches_mem.c: fixed tensors, for tests and the golden trajectories, so that the loop runs
  * without shards).
  *
@@ -10,8 +11,8 @@
  * validation source delivers every sample once, the last batch possibly partial.
  * defines: CmBatchSource, cm_batches_*
  */
-#ifndef CM_TRAIN_BATCHES_H
-#define CM_TRAIN_BATCHES_H
+#ifndef CM_DATA_BATCHES_H
+#define CM_DATA_BATCHES_H
 
 #include <stdbool.h>
 #include <stdint.h>

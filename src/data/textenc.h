@@ -6,8 +6,8 @@
  * finds EOT. A checkpoint records which one it was trained with ("tokenizer" metadata).
  * defines: CmTextEnc, cm_textenc_*, CM_BYTE_SOT, CM_BYTE_EOT, CM_BYTE_VOCAB
  */
-#ifndef CM_TRAIN_TEXTENC_H
-#define CM_TRAIN_TEXTENC_H
+#ifndef CM_DATA_TEXTENC_H
+#define CM_DATA_TEXTENC_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -3,13 +3,13 @@
  * batches with the demo's byte-level or the BPE text encoder. See batches_shards.c.
  * defines: CmShardSourceCfg, cm_batches_shards
  */
-#ifndef CM_TRAIN_SHARDS_H
-#define CM_TRAIN_SHARDS_H
+#ifndef CM_DATA_SHARDS_H
+#define CM_DATA_SHARDS_H
 
 #include <stdbool.h>
 #include <stdint.h>
-#include "train/batches.h"
-#include "train/textenc.h"
+#include "data/batches.h"
+#include "data/textenc.h"
 
 typedef struct {
     const char *urls;          /* brace patterns joined by '::' */

@@ -1,0 +1,103 @@
+/*
+ * api_train.c — training through the public API (include/clipmod.h): clipmod_train_params mapped
+ * onto the training options of `clipmod train` (train/train_opts.h), then the same entry point
+ * (cm_train_main), so that a call and the command give the same run. The one file of src/api
+ * that includes src/train.
+ */
+#include "clipmod.h"
+
+#include <math.h>
+#include <string.h>
+#include "common/common.h"
+#include "train/checkpoint.h"
+#include "train/train_main.h"
+#include "train/train_opts.h"
+
+clipmod_train_params clipmod_train_default_params(void) {
+    CmTrainOpts o;
+    cm_train_opts_defaults(&o);
+    clipmod_train_params p;
+    memset(&p, 0, sizeof p);
+    p.model = o.model;
+    p.tokenizer = o.tokenizer;
+    p.logs_dir = o.logs;
+    p.lora_rank = o.lora_rank;
+    p.lora_alpha = (float)o.lora_alpha;
+    p.epochs = o.epochs;
+    p.batch_size = o.batch_size;
+    p.accum_freq = o.accum_freq;
+    p.workers = o.workers;
+    p.threads = o.threads;
+    p.lr = 0;   /* OpenCLIP's default for the model */
+    p.wd = o.wd;
+    p.warmup = o.warmup;
+    p.precision = o.precision;
+    p.seed = o.seed;
+    return p;
+}
+
+typedef struct {
+    const clipmod_train_params *p;
+} Ctx;
+
+/* run.c passes the 0-based index of the step just done */
+static void on_step(void *ctx, int64_t step, const CmStepStats *s) {
+    const clipmod_train_params *p = ((Ctx *)ctx)->p;
+    clipmod_train_progress pr = {step + 1, s->loss, s->loss_con, s->loss_cls, s->lr, s->logit_scale};
+    p->progress(p->progress_user, &pr);
+}
+
+clipmod_status clipmod_train(clipmod_train_params p, clipmod_train_result *out) {
+    if (out) memset(out, 0, sizeof *out);
+    if (!p.train_data || !*p.train_data) return cm_error(CM_ERR_ARG, "clipmod_train: train_data (--train-data) is required");
+    CmTrainOpts o;
+    cm_train_opts_defaults(&o);
+    o.train_data = p.train_data;
+    o.val_data = p.val_data;
+    if (p.model) o.model = p.model;
+    o.pretrained = p.pretrained ? p.pretrained : "";
+    o.cache_dir = p.cache_dir;
+    o.offline = p.offline;
+    o.vocab = p.vocab_path;
+    if (p.tokenizer) o.tokenizer = p.tokenizer;
+    if (p.logs_dir) o.logs = p.logs_dir;
+    o.name = p.name;
+    o.enable_lora = p.enable_lora;
+    o.lora_rank = p.lora_rank;
+    o.lora_alpha = p.lora_alpha;
+    o.epochs = p.epochs;
+    o.batch_size = p.batch_size;
+    o.accum_freq = p.accum_freq;
+    o.workers = p.workers;
+    o.threads = p.threads;
+    if (p.train_num_samples > 0) o.train_num_samples = p.train_num_samples;
+    if (p.lr > 0) o.lr = p.lr;
+    o.wd = p.wd;
+    o.warmup = p.warmup;
+    if (p.precision) o.precision = p.precision;
+    o.grad_checkpointing = p.grad_checkpointing;
+    o.dataset_resampled = p.dataset_resampled;
+    o.seed = p.seed;
+    cm_status st = cm_train_opts_finalize(&o);
+    if (st) return st;
+    CmRun r;
+    Ctx ctx = {&p};
+    if ((st = cm_train_main(&o, &r, p.progress ? on_step : NULL, &ctx))) return st;
+    if (out) {
+        snprintf(out->run_dir, sizeof out->run_dir, "%s", r.run_dir);
+        if (r.run_dir[0]) {
+            char dir[1100];
+            snprintf(dir, sizeof dir, "%s/checkpoints", r.run_dir);
+            cm_checkpoint_path(out->checkpoint, sizeof out->checkpoint, dir, o.epochs);
+            if (!cm_file_exists(out->checkpoint)) out->checkpoint[0] = 0;
+        }
+        out->steps = r.steps_done;
+        out->have_val = r.have_val;
+        if (r.have_val) {
+            out->val_n = r.val_metrics.n;
+            out->val_top1 = cm_metrics_top1(&r.val_metrics);
+            out->val_top2 = cm_metrics_top2(&r.val_metrics);
+        }
+    }
+    return CM_OK;
+}
