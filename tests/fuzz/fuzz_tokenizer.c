@@ -2,7 +2,7 @@
  * fuzz_tokenizer.c — libFuzzer target for caption text (arbitrary bytes, invalid UTF-8 included):
  * cm_tokenizer_encode and cm_tokenize with the real BPE vocabulary, checking that the framed ids
  * are SOT + the first encoded tokens + EOT (EOT last when cut), zero padded, every id below
- * CM_VOCAB_SIZE, and that a second encode of the same text (now through the BPE cache, kept tiny
+ * CM_VOCAB_SIZE, and that a second encode of the same text (now through the BPE cache, kept small
  * so that eviction runs too) gives the same ids.
  * The vocabulary: $CLIPMOD_VOCAB, else assets/bpe_simple_vocab_16e6.txt.gz (run from the
  * repository root, as `make fuzz` does), else ../shared/vocab/, else the library's own search.
@@ -33,7 +33,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         fprintf(stderr, "fuzz_tokenizer: no BPE vocabulary (set CLIPMOD_VOCAB): %s\n", cm_last_error());
         exit(1);
     }
-    cm_tokenizer_set_cache(g_tok, 8);
+    cm_tokenizer_set_cache(g_tok, 4096);   /* 256 per shard: full shards are cleared often (a clear walks
+                                              all 4096 buckets of a shard, so a tinier cache is slow) */
     return 0;
 }
 
