@@ -6,6 +6,7 @@
  */
 #include "testlib.h"
 #include "data/tokenizer_impl.h"
+#include "model/model.h"
 
 /* fuzz_tokenizer: an HTML reference name holding U+0000 ("&lt\0\0\0"): entity_find compared with
    strncmp, which stopped at the NUL and then read past the end of the table name "lt" (ASan:
@@ -21,7 +22,36 @@ static void test_entity_name_with_nul(void) {
     for (size_t i = 0; i < n && i < n_want; i++) CHECK(out[i] == want[i], "at %zu: U+%04X, want U+%04X", i, out[i], want[i]);
 }
 
+/* fuzz_safetensors: the config guessed from shapes took sizes from declared dims; a tensor with a
+   0 dim has no data, so its other dims can be anything: visual.positional_embedding [2^40+1, 0]
+   and a patch of 2^20 made grid * patch_size overflow an int (UBSan). Now refused (CM_ERR_SHAPE
+   naming a tensor and its dim). Found by reading the code the target reaches, replayed by it. */
+static void test_shape_guess_absurd_dims(void) {
+    const char *hdr = "{\"visual.conv1.weight\":{\"dtype\":\"F32\",\"shape\":[0,3,1048576,1],\"data_offsets\":[0,0]},"
+                      "\"visual.positional_embedding\":{\"dtype\":\"F32\",\"shape\":[1099511627777,0],\"data_offsets\":[0,0]},"
+                      "\"positional_embedding\":{\"dtype\":\"F32\",\"shape\":[4,0],\"data_offsets\":[0,0]},"
+                      "\"token_embedding.weight\":{\"dtype\":\"F32\",\"shape\":[8,0],\"data_offsets\":[0,0]},"
+                      "\"text_projection\":{\"dtype\":\"F32\",\"shape\":[0,4],\"data_offsets\":[0,0]}}";
+    size_t hl = strlen(hdr);
+    uint8_t *buf = malloc(8 + hl);
+    REQUIRE(buf, "oom");
+    for (int i = 0; i < 8; i++) buf[i] = (uint8_t)((uint64_t)hl >> (8 * i));
+    memcpy(buf + 8, hdr, hl);
+    CmTensorFile *f = NULL;
+    cm_status st = cm_tensorfile_open_memory(buf, 8 + hl, "absurd.safetensors", &f);
+    CHECK(st == CM_OK, "the file itself is valid: %s", cm_last_error());
+    if (f) {
+        CmModelConfig cfg;
+        st = cm_config_from_tensorfile(f, &cfg);
+        CHECK(st == CM_ERR_SHAPE, "status %d: %s", st, cm_last_error());
+        CHECK(strstr(cm_last_error(), "tensor ") && strstr(cm_last_error(), "(expected 1..1048576)"), "names the tensor and dim: %s", cm_last_error());
+        cm_tensorfile_close(f);
+    }
+    free(buf);
+}
+
 int main(void) {
+    RUN(test_shape_guess_absurd_dims);
     RUN(test_entity_name_with_nul);
     return tl_summary("test_fuzz_regress");
 }
