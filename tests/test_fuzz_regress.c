@@ -7,6 +7,7 @@
 #include "testlib.h"
 #include "data/tokenizer_impl.h"
 #include "model/model.h"
+#include "data/wds.h"
 
 /* fuzz_tokenizer: an HTML reference name holding U+0000 ("&lt\0\0\0"): entity_find compared with
    strncmp, which stopped at the NUL and then read past the end of the table name "lt" (ASan:
@@ -50,7 +51,24 @@ static void test_shape_guess_absurd_dims(void) {
     free(buf);
 }
 
+/* fuzz_config_json: a label given as a string too large for an int ({"label":"88888888888888888"})
+   was cast to int before the range check (UBSan float-cast-overflow). Out-of-range and non-finite
+   labels, as strings or numbers, are now "unknown label" errors. */
+static void test_label_out_of_int_range(void) {
+    const char *bad[] = {"{\"label\":\"88888888888888888\"}", "{\"label\":1e300}", "{\"label\":\"nan\"}",
+                         "{\"label\":\"-inf\"}", "{\"dataset\":\"fakeedit\",\"6_way_label\":\"1e20\"}",
+                         "{\"tweet_id\":\"1\",\"label\":-3e10}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int label = 99;
+        cm_status st = cm_label_from_json(bad[i], strlen(bad[i]), &label);
+        CHECK(st == CM_ERR_FORMAT && label == -1, "%s: status %d label %d", bad[i], st, label);
+    }
+    int label = -1;
+    CHECK(cm_label_from_json("{\"label\":\"3\"}", 13, &label) == CM_OK && label == 3, "\"3\" is 3: %d", label);
+}
+
 int main(void) {
+    RUN(test_label_out_of_int_range);
     RUN(test_shape_guess_absurd_dims);
     RUN(test_entity_name_with_nul);
     return tl_summary("test_fuzz_regress");
