@@ -67,7 +67,22 @@ static void test_label_out_of_int_range(void) {
     CHECK(cm_label_from_json("{\"label\":\"3\"}", 13, &label) == CM_OK && label == 3, "\"3\" is 3: %d", label);
 }
 
+/* fuzz_config_json (after 9.85 M executions): {"embed_dim":1e9,...} — the head's default ff = 4 * d
+   overflowed an int before cm_config_validate could refuse embed_dim (UBSan). Parsing now
+   succeeds without UB and validation refuses the size, naming embed_dim. */
+static void test_config_huge_embed_dim(void) {
+    const char *js[] = {"{\"embed_dim\":1e9,\"vision_cfg\":{},\"text_cfg\":{}}",
+                        "{\"embed_dim\":-1e9,\"vision_cfg\":{},\"text_cfg\":{}}"};
+    for (int i = 0; i < 2; i++) {
+        CmModelConfig cfg;
+        cm_status st = cm_config_from_json(js[i], strlen(js[i]), "huge.json", &cfg);
+        if (st == CM_OK) st = cm_config_validate(&cfg);
+        CHECK(st == CM_ERR_ARG && strstr(cm_last_error(), "embed_dim"), "%s: status %d: %s", js[i], st, cm_last_error());
+    }
+}
+
 int main(void) {
+    RUN(test_config_huge_embed_dim);
     RUN(test_label_out_of_int_range);
     RUN(test_shape_guess_absurd_dims);
     RUN(test_entity_name_with_nul);
