@@ -1,11 +1,12 @@
 #!/bin/sh
 # Installs clipmod's build and test dependencies from Debian's packages (idempotent; run as root).
+# chromium: only the tests use it (headless, to check that `clipmod report`'s HTML renders).
 # clang + libclang-rt-dev (libFuzzer, sanitizer runtimes), libomp-dev (LLVM's OpenMP runtime) and the
 # serial OpenBLAS are for `make fuzz` only: its binaries load neither gcc's libgomp nor oneDNN.
 set -eu
 PKGS="build-essential pkg-config libopenblas-openmp-dev libdnnl-dev libjpeg62-turbo-dev libpng-dev \
 libwebp-dev libzip-dev zlib1g-dev libarchive-dev libcjson-dev libutf8proc-dev libcurl4-openssl-dev \
-libssl-dev python3 \
+libssl-dev python3 python3-numpy chromium \
 clang libclang-rt-dev libomp-dev libopenblas0-serial"
 missing=""
 for p in $PKGS; do

@@ -9,12 +9,16 @@
  * The checkpoint is a clipmod checkpoint (LoRA ones over their base) or a weights file with a
  * head (--model-name gives its config). Captions use the tokenizer the checkpoint was trained
  * with (BPE: --vocab or the default search; the demo's byte level).
+ * --scores-out FILE writes the per-sample scores (key, shard URL, label, probabilities; JSON lines,
+ * src/eval/scores.h) and --html FILE the HTML report of them (`clipmod report --eval`).
  */
 #include <stdio.h>
 #include <string.h>
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "common/common.h"
+#include "eval/report.h"
+#include "eval/scores.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
 #include "train/metrics.h"
@@ -22,9 +26,10 @@
 #include "train/shards.h"
 #include "train/textenc.h"
 #include "train/trainer.h"
+#include "train/val_scores.h"
 
 int cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *val = NULL, *vocab = NULL, *model_name = NULL;
+    const char *model = NULL, *val = NULL, *vocab = NULL, *model_name = NULL, *scores_out = NULL, *html = NULL;
     bool json = false;
     int batch = 64, workers = 1, threads = 0;
     double w_con = 1.0, w_cls = 1.0;
@@ -32,15 +37,17 @@ int cmd_eval(int argc, char **argv) {
         {"--model", ARG_STR, &model, "CKPT", "clipmod checkpoint or weights file with a head (required)"},
         {"--val-data", ARG_STR, &val, "URLS", "shards: brace patterns joined by '::' (required)"},
         {"--json", ARG_FLAG, &json, NULL, "one JSON object instead of the table"},
+        {"--scores-out", ARG_STR, &scores_out, "FILE", "per-sample scores as JSON lines: key, shard url, label, pred, probs"},
+        {"--html", ARG_STR, &html, "FILE", "also write the HTML report of the scores (as clipmod report --eval)"},
         {"--model-name", ARG_STR, &model_name, "NAME|JSON", "config of a plain weights file"},
-        {"--vocab", ARG_STR, &vocab, "PATH", "BPE vocabulary (default: next to the model, $CLIPMOD_VOCAB, ...)"},
+        {"--vocab", ARG_STR, &vocab, "PATH", "BPE vocabulary (default: next to the model, $CLIPMOD_VOCAB, <prefix>/share/clipmod/)"},
         {"--batch-size", ARG_INT, &batch, "N", "batch size (default 64)"},
         {"--workers", ARG_INT, &workers, "N", "decode threads (default 1)"},
         {"--threads", ARG_INT, &threads, "N", "compute threads"},
         {"--contrastive-weight", ARG_FLOAT, &w_con, "W", "weight of the contrastive loss in val_loss (default 1)"},
         {"--classification-weight", ARG_FLOAT, &w_cls, "W", "weight of the classification loss in val_loss (default 1)"},
     };
-    int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "eval", "--model CKPT --val-data URLS [--json]", NULL);
+    int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "eval", "--model CKPT --val-data URLS [--json] [--scores-out FILE] [--html FILE]", NULL);
     if (rc) return rc < 0 ? 0 : rc;
     if (!model || !val) { fprintf(stderr, "clipmod eval: --model and --val-data are required\n"); return 2; }
     if (batch < 1 || batch > 65536) { fprintf(stderr, "clipmod eval: --batch-size must be in 1..65536\n"); return 2; }
@@ -49,6 +56,9 @@ int cmd_eval(int argc, char **argv) {
     CmCkptMeta meta;
     CmTextEnc te = {0};
     CmBatchSource *src = NULL;
+    CmScores sc;
+    cm_scores_init(&sc, 0);
+    bool want_scores = scores_out || html;
     int status = 1;
     if (cm_model_open_any(model, model_name, &m, &meta)) goto fail;
     if (!m->cfg.has_head) { cm_error(CM_ERR_ARG, "%s has no classification head", model); goto fail; }
@@ -66,8 +76,19 @@ int cmd_eval(int argc, char **argv) {
     }
     CmMetrics mt;
     double t0 = cm_now();
-    if (cm_validate(m, src, 0, (float)w_con, (float)w_cls, &mt)) goto fail;
+    if (cm_validate_ex(m, src, 0, (float)w_con, (float)w_cls, &mt, want_scores ? cm_val_scores_collect : NULL, &sc)) goto fail;
+    if (scores_out && cm_scores_write(&sc, scores_out)) goto fail;
+    if (html) {
+        CmReportOpts ro = cm_report_opts_default();
+        ro.scores = &sc;
+        char label[1400];
+        snprintf(label, sizeof label, "clipmod eval --model %s --val-data %s", model, val);
+        ro.scores_label = label;
+        if (cm_report_html(&ro, html)) goto fail;
+        fprintf(stderr, "clipmod eval: report written to %s\n", html);
+    }
     if (src->skipped) cm_warn("%lld bad samples or shards skipped", (long long)src->skipped);
+    if (src->no_json) cm_warn("%lld samples had no .json metadata and were given label 0 (DESIGN §4.2)", (long long)src->no_json);
     if (json) {
         char *js = cm_metrics_json(&mt, NULL);
         if (!js) goto fail;
@@ -84,6 +105,7 @@ fail:
     status = cm_last_status() == CM_ERR_ARG ? 2 : 1;
     fprintf(stderr, "clipmod eval: %s\n", cm_last_error());
 out:
+    cm_scores_free(&sc);
     cm_batches_close(src);
     cm_textenc_close(&te);
     if (m) cm_model_free(m);

@@ -1,7 +1,9 @@
 /*
  * cmd_inspect.c — `clipmod inspect SHARD...` (DESIGN §7): one JSON line per sample
- * {"key":..,"extensions":[..],"sizes":[..]} (plus "error" for a sample cut by damage), grouped
- * as webdataset groups them. Errors go to stderr; the exit status is 1 when a shard is damaged,
+ * {"key":..,"extensions":[..],"sizes":[..],"label":N} (plus "no_json":true when the sample has no
+ * .json and so gets label 0, "label_error" when its .json has no usable label — the rule of
+ * training and eval, cm_sample_label — and "error" for a sample cut by damage), grouped as
+ * webdataset groups them. Samples without .json are counted in a warning per shard. Errors go to stderr; the exit status is 1 when a shard is damaged,
  * after everything readable has been listed.
  */
 #include <stdio.h>
@@ -51,8 +53,9 @@ int cmd_inspect(int argc, char **argv) {
     int status = 0;
     for (int s = 0; s < pos.n; s++) {
         CmWdsReader *r;
-        if (cm_wds_open(pos.v[s], false, (uint64_t)max_member, &r)) { status = cli_fail("inspect"); continue; }
-        long long nsamples = 0, nbad = 0;
+        /* with the data: the .json gives the label */
+        if (cm_wds_open(pos.v[s], true, (uint64_t)max_member, &r)) { status = cli_fail("inspect"); continue; }
+        long long nsamples = 0, nbad = 0, nno_json = 0, nlabel_bad = 0;
         for (;;) {
             CmWdsSample *smp;
             int k = cm_wds_next(r, &smp);
@@ -65,6 +68,18 @@ int cmd_inspect(int argc, char **argv) {
             fputs("],\"sizes\":[", stdout);
             for (int i = 0; i < smp->nfields; i++) printf("%s%zu", i ? "," : "", smp->fields[i].size);
             fputc(']', stdout);
+            if (!smp->error) {   /* the label training and eval give it (one rule: cm_sample_label) */
+                int label = 0;
+                bool no_json = false;
+                if (cm_sample_label(smp, &label, &no_json)) {
+                    fputs(",\"label_error\":", stdout);
+                    put_json_str(stdout, cm_last_error());
+                    nlabel_bad++;
+                } else {
+                    printf(",\"label\":%d", label);
+                    if (no_json) { fputs(",\"no_json\":true", stdout); nno_json++; }
+                }
+            }
             if (smp->error) {
                 fputs(",\"error\":", stdout);
                 put_json_str(stdout, smp->error);
@@ -78,6 +93,12 @@ int cmd_inspect(int argc, char **argv) {
         }
         cm_wds_close(r);
         if (nbad) fprintf(stderr, "clipmod inspect: %s: %lld samples, %lld damaged\n", pos.v[s], nsamples, nbad);
+        if (nno_json)
+            fprintf(stderr, "clipmod inspect: warning: %s: %lld of %lld samples have no .json metadata: training and eval give them label 0\n",
+                    pos.v[s], nno_json, nsamples);
+        if (nlabel_bad)
+            fprintf(stderr, "clipmod inspect: warning: %s: %lld samples have a .json without a usable label: training and eval skip them\n",
+                    pos.v[s], nlabel_bad);
     }
     fflush(stdout);
     args_free(&pos);

@@ -95,9 +95,9 @@ int cmd_predict(int argc, char **argv) {
         {"--model", ARG_STR, &model, "CKPT", "clipmod checkpoint or weights file with a head (required)"},
         {"--image", ARG_LIST, &images, "PATH", "image of a pair (repeatable; pairs with --text in order)"},
         {"--text", ARG_LIST, &texts, "STR", "caption of a pair (repeatable)"},
-        {"--model-name", ARG_STR, &model_name, "NAME|JSON", "config of a plain weights file (default: from the checkpoint / guessed from shapes)"},
+        {"--model-name", ARG_STR, &model_name, "NAME|JSON", "config of a plain weights file (default: the checkpoint's, or open_clip_config.json beside the weights)"},
         {"--jsonl", ARG_STR, &jsonl, "FILE", "pairs as JSON lines {\"image\":..,\"text\":..} ('-': stdin)"},
-        {"--vocab", ARG_STR, &vocab, "PATH", "BPE vocabulary (default: next to the model, $CLIPMOD_VOCAB, ...)"},
+        {"--vocab", ARG_STR, &vocab, "PATH", "BPE vocabulary (default: next to the model, $CLIPMOD_VOCAB, <prefix>/share/clipmod/)"},
         {"--batch-size", ARG_INT, &batch, "N", "pairs per forward pass (default 16)"},
     };
     int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "predict",

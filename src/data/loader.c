@@ -25,6 +25,7 @@ typedef struct Job {
     int32_t label;
     int done;                   /* guarded by mu */
     bool ok;
+    bool no_json;               /* no .json: label 0 */
     char err[512];
     struct Job *next;           /* worker FIFO / free list */
     struct Job *qnext;          /* decode queue */
@@ -200,11 +201,11 @@ static CmWdsSample *stream_next(CmLoader *l, VWorker *w) {
 static void process(CmLoader *l, Job *j) {
     CmWdsSample *s = j->s;
     j->ok = false;
-    const CmWdsField *im = cm_wds_image(s), *txt = cm_wds_field(s, "txt"), *js = cm_wds_field(s, "json");
+    const CmWdsField *im = cm_wds_image(s), *txt = cm_wds_field(s, "txt");
     if (!im) { snprintf(j->err, sizeof j->err, "no image (jpg/png/jpeg/webp)"); return; }
     if (!txt) { snprintf(j->err, sizeof j->err, "missing caption (.txt)"); return; }
     int label = 0;
-    if (js && cm_label_from_json((const char *)js->data, js->size, &label)) {
+    if (cm_sample_label(s, &label, &j->no_json)) {
         snprintf(j->err, sizeof j->err, "metadata .json: %s", cm_last_error());
         return;
     }
@@ -342,6 +343,7 @@ typedef struct CmBatchPool {
 
 static void batch_release(CmBatch *b) {
     cm_free(b->images); cm_free(b->tokens); cm_free(b->labels);
+    cm_sample_ids_free(&b->ids);
     free(b);
 }
 
@@ -351,6 +353,11 @@ static void pool_unref_locked(CmBatchPool *p) {
     pthread_mutex_unlock(&p->mu);
     pthread_mutex_destroy(&p->mu);
     free(p);
+}
+
+const char *cm_batch_key(const CmBatch *b, int i, const char **url) {
+    if (url) *url = NULL;
+    return b && i < b->n ? cm_sample_ids_get(&b->ids, i, url) : NULL;
 }
 
 void cm_batch_free(CmBatch *b) {
@@ -371,7 +378,7 @@ static CmBatch *batch_new(CmLoader *l) {
     if (b) { p->free = b->next_; p->nfree--; }
     p->refs++;
     pthread_mutex_unlock(&p->mu);
-    if (b) { b->n = 0; return b; }
+    if (b) { b->n = 0; cm_sample_ids_clear(&b->ids); return b; }
     b = calloc(1, sizeof *b);
     if (!b) { pthread_mutex_lock(&p->mu); pool_unref_locked(p); return NULL; }
     b->pool_ = p;
@@ -413,8 +420,20 @@ static void *assembler_main(void *arg) {
                 memcpy(b->images + (size_t)filled * img_n, j->img, sizeof(float) * img_n);
                 memcpy(b->tokens + (size_t)filled * (size_t)l->ctx, j->tok, sizeof(int32_t) * (size_t)l->ctx);
                 b->labels[filled] = j->label;
+                if (cm_sample_ids_add(&b->ids, j->s->key, j->s->url)) {
+                    recycle(l, j);
+                    set_fatal(l, CM_ERR_OOM, "data: out of memory for the keys of a batch");
+                    break;
+                }
                 filled++;
                 bad_run = 0;
+                if (j->no_json) {
+                    pthread_mutex_lock(&l->mu);
+                    int64_t k = l->st.no_json++;
+                    pthread_mutex_unlock(&l->mu);
+                    if (k < 20) cm_warn("data: %s: sample '%s' has no .json metadata: label 0 (DESIGN §4.2)", j->s->url, j->s->key);
+                    else if (k == 20) cm_warn("data: more samples without .json: counted, no longer logged one by one");
+                }
             } else {
                 log_bad(l, j->s->url, j->s->key, j->err, false);
                 if (++bad_run >= BAD_RUN_LIMIT) {

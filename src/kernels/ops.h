@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "common/rng.h"
+#include "common/common.h"
 
 // ---------------------------------------------------------------------------------------------
 // matrix products (BLAS sgemm; *_ref are plain triple loops)
@@ -99,11 +100,40 @@ void cm_quickgelu_backward_ref(float *dinp, const float *inp, const float *dout,
 /* out = a + b (n elements); may alias out == a */
 void cm_add_forward(float *out, const float *a, const float *b, size_t n);
 
-/* Inverted dropout with probability p: mask[i] = keep ? 1/(1-p) : 0, out = inp * mask.
-   p == 0 (or eval) must be handled by the caller skipping the call. out may alias inp.
+/* Inverted dropout with probability p on B samples of n elements each (sample b's elements are
+   the n consecutive values at b*n): mask = keep ? 1/(1-p) : 0, out = inp * mask (out may alias
+   inp). The keep decision of element e of sample b is a pure function of (key->seed, key->step,
+   site, key->sample_base + b, e) through Philox4x32-10 — counter (e/4, site, global sample index,
+   step), key = seed, word e%4, 24-bit uniform >= p — so the masks do not depend on how a batch is
+   split into micro-batches, processes or devices, nor on the thread count, and a resumed run
+   draws the same masks. p == 0 (or eval) must be handled by the caller skipping the call.
    dinp += dout * mask. */
-void cm_dropout_forward(float *out, float *mask, const float *inp, float p, size_t n, CmRng *rng);
+typedef struct { uint64_t seed, step; int64_t sample_base; } CmDropoutKey;
+void cm_dropout_forward(float *out, float *mask, const float *inp, float p, size_t n, int B, const CmDropoutKey *key,
+                        uint32_t site);
 void cm_dropout_backward(float *dinp, const float *dout, const float *mask, size_t n);
+
+// ---------------------------------------------------------------------------------------------
+// int8 inference linears (linear_int8.c)
+
+/* Activation columns larger than this many times the median column maximum are multiplied in
+   fp32 (at most C/16 of them), the rest in int8. */
+#define CM_INT8_OUTLIER_RATIO 6.0f
+typedef struct CmInt8Weights {
+    int OC, C;
+    int8_t *w;            /* [OC,C] round(W / w_scale[n]) */
+    float *w_scale;       /* [OC] max_c |W[n,c]| / 127 */
+    const float *w_f32;   /* the fp32 weights [OC,C] (outlier columns; not owned) */
+} CmInt8Weights;
+/* Quantises W [OC,C] per output channel; keeps a pointer to W (it must outlive q). */
+cm_status cm_int8_weights_init(CmInt8Weights *q, const float *W, int OC, int C);
+void cm_int8_weights_free(CmInt8Weights *q);
+/* Bytes of workspace cm_linear_forward_int8 needs for M rows. */
+size_t cm_linear_int8_workspace(int M, int C, int OC);
+/* out[M,OC] = x[M,C] W^T + b (+ res, may be NULL or equal to out) with x quantised per row
+   (outlier columns in fp32); b may be NULL. */
+void cm_linear_forward_int8(float *out, const float *x, const CmInt8Weights *q, const float *b, const float *res,
+                            int M, void *workspace);
 
 // ---------------------------------------------------------------------------------------------
 // softmax and attention
@@ -122,6 +152,14 @@ void cm_softmax_backward_ref(float *dinp, const float *out, const float *dout, i
 void cm_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal);
 void cm_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
                         int B, int T, int C, int NH, bool causal);
+/* The same over B packed sequences of different lengths (text batches without padding): sequence b
+   is rows [off[b], off[b+1]) of qkv [M,3C] / out [M,C] / dqkv (M = off[B]); its probabilities for
+   head h are the L x L block at att + att_off[b] + h*L*L, att_off[b] = NH * sum_{b'<b} L_b'^2.
+   Same numbers as attention_forward on each sequence alone (fp32 rounding). */
+void cm_attention_forward_varlen(float *out, float *att, const float *qkv, const int *off, const int64_t *att_off,
+                              int B, int C, int NH, bool causal);
+void cm_attention_backward_varlen(float *dqkv, const float *dout, const float *qkv, const float *att, const int *off,
+                               const int64_t *att_off, int B, int C, int NH, bool causal);
 void cm_attention_forward_ref(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal);
 void cm_attention_backward_ref(float *dqkv, const float *dout, const float *qkv, const float *att,
                             int B, int T, int C, int NH, bool causal);
@@ -133,6 +171,13 @@ void cm_attention_backward_ref(float *dqkv, const float *dout, const float *qkv,
    dtable[V,C] += scatter(dout) (may be NULL), dpos[T,C] += sum_b dout (may be NULL) */
 void cm_embedding_forward(float *out, const int32_t *ids, const float *table, const float *pos, int B, int T, int C);
 void cm_embedding_backward(float *dtable, float *dpos, const float *dout, const int32_t *ids, int B, int T, int C);
+
+/* Rows with explicit positions (packed text): out[M,C] = table[ids[i]] + pos[row_pos[i]];
+   dtable += scatter(dout), dpos[row_pos[i]] += dout[i]. */
+void cm_embedding_forward_rows(float *out, const int32_t *ids, const int32_t *row_pos, const float *table, const float *pos,
+                            int M, int C);
+void cm_embedding_backward_rows(float *dtable, float *dpos, const float *dout, const int32_t *ids, const int32_t *row_pos,
+                             int M, int C);
 
 /* Flatten non-overlapping PxP patches of img[B,3,H,W] into patches[B*NP, 3*P*P] (NP = (H/P)*(W/P),
    patches row-major over the grid, each patch ordered (c, ky, kx) to match torch conv weight

@@ -152,6 +152,8 @@ typedef struct CmModel {
     CmTrainMode mode;
     bool lock_image, lock_text;
     bool amp_bf16;       /* --precision amp/amp_bf16 on CPU: bf16 products in the tower linears */
+    bool text_padded;    /* text tower on [B, longest caption] padded rows instead of packed captions */
+    struct CmInt8Weights *q8;   /* [n_params] int8 copies of the tower linears (cm_model_set_int8), or NULL */
     /* named indices */
     int logit_scale;
     int v_class, v_pos, v_proj, v_conv, v_ln_pre_w, v_ln_pre_b, v_ln_post_w, v_ln_post_b;
@@ -186,7 +188,19 @@ void cm_model_zero_grad(CmModel *m);
    accumulation; weights, LayerNorm, softmax, attention, LoRA, head, losses stay fp32. Set it
    before sharing the model between threads. */
 static inline void cm_model_set_amp(CmModel *m, bool bf16) { m->amp_bf16 = bf16; }
+/* Text batches run packed by default: every caption only up to its own EOT (the sum of the
+   lengths, not B x the longest), the same numbers as the padded computation up to fp32 rounding.
+   padded = true restores [B, longest] rows (benchmarks and tests compare the two). */
+static inline void cm_model_set_text_padding(CmModel *m, bool padded) { m->text_padded = padded; }
 int64_t cm_model_trainable_count(const CmModel *m);
+/* --precision int8 (inference only): quantise the towers' linear weights (patch embedding,
+   in_proj, out_proj, c_fc, c_proj) per output channel; every inference forward (cm_encode_*,
+   cm_model_forward without activations) then runs those products in int8 with per-row dynamic
+   activation scales and fp32 outlier columns (src/kernels/linear_int8.c). LoRA, the final
+   projections, the head, LayerNorm, softmax and GELU stay fp32; merge LoRA first
+   (cm_model_merge_lora) so that it is quantised with the weights. Training forwards ignore it.
+   on = false frees the copies. Set it before sharing the model between threads. */
+cm_status cm_model_set_int8(CmModel *m, bool on);
 
 /* A copy of m without LoRA tensors whose attn.out_proj.weight = W + (alpha/r) B A (DESIGN §1.2
    merge/export for inference). *out has mode CM_TRAIN_NONE. */
@@ -202,12 +216,19 @@ cm_status cm_model_merge_lora(const CmModel *m, CmModel **out);
 enum { CM_LOAD_STRICT = 0, CM_LOAD_CLIP_ONLY_OK = 1, CM_LOAD_PARTIAL_OK = 2 };
 cm_status cm_model_load(CmModel *m, const struct CmTensorFile *f, unsigned flags, uint64_t init_seed);
 cm_status cm_model_load_file(CmModel *m, const char *path, unsigned flags, uint64_t init_seed);
-/* Build a model from a weights file: the config from cfg, or (cfg == NULL) from the file's
-   "model_config" metadata (clipmod checkpoints / cm_model_save), else guessed from its shapes
-   (ViT towers, head_width 64; LoRA/head detected by presence). Tensors named "optimizer.*" are
-   never model tensors and are ignored by loading. */
+/* Build a model from a weights file: the config from cfg, or (cfg == NULL) found by
+   cm_config_discover. Tensors named "optimizer.*" are never model tensors and are ignored by
+   loading. */
 cm_status cm_model_from_file(const char *path, const CmModelConfig *cfg, unsigned flags,
                              uint64_t init_seed, CmModel **out);
+/* The config of a weights file opened without a name, in this order: (1) its "model_config"
+   metadata (clipmod checkpoints, cm_model_save); (2) open_clip_config.json next to it, or a
+   config.json there in the same layout ("model_cfg"), which must fit every tensor shape (else
+   CM_ERR_ARG naming both files); (3) the tensor shapes, only when they are exactly those of a
+   built-in config (ViT-B-32, ViT-B-16, ViT-L-14; GELU, logged): the number of heads is not in
+   the weights, so any other shape is refused (CM_ERR_ARG asking for --model-name). LoRA / head
+   presence from the tensors. source (may be NULL): "metadata", the side file's path, or "shapes". */
+cm_status cm_config_discover(const struct CmTensorFile *f, CmModelConfig *cfg, char *source, size_t source_len);
 cm_status cm_config_from_tensorfile(const struct CmTensorFile *f, CmModelConfig *cfg);
 /* Save as safetensors (OpenCLIP names, state-dict order). trainable_only: only trainable tensors.
    metadata: (key, value) pairs for __metadata__; "model_config" (the config JSON) is added
@@ -241,9 +262,12 @@ typedef struct CmActs CmActs;
    activations follows the model's mode at forward time (nothing for frozen towers). */
 cm_status cm_acts_create(const CmModel *m, int max_B, bool grad_ckpt, CmActs **out);
 void cm_acts_free(CmActs *a);
-/* Dropout RNG (head dropout in training): seed / state access for checkpoints. */
+/* Head dropout in training (counter-based, kernels/ops.h cm_dropout_forward): the seed (--seed). */
 void cm_acts_seed(CmActs *a, uint64_t seed);
-CmRng *cm_acts_rng(CmActs *a);
+/* The optimizer step and the index, in the whole step's global batch, of this forward's first
+   sample: dropout masks are drawn per (seed, step, global sample index), so micro-batches,
+   ranks and devices draw what one big batch would, and a resumed run draws the same masks. */
+void cm_acts_set_step(CmActs *a, uint64_t step, int64_t sample_base);
 
 /* Full forward. images [B,3,S,S], tokens [B,ctx] int32 (ids < vocab_size, else CM_ERR_ARG).
    U, V [B,E] L2-normalised features; head_logits [B,n_classes] (NULL to skip the head; needs

@@ -9,7 +9,8 @@
  *   val:   shards in order, no shuffle, eval transform, the last batch partial.
  * Every random choice comes from an RNG seeded by (seed, epoch): epochs are reproducible and a
  * resumed run sees the same data. A bad sample or shard is skipped, counted and logged (the
- * first 20 by shard and key); an epoch that finds no usable sample at all is an error.
+ * first 20 by shard and key); an epoch that finds no usable sample at all is an error. A sample
+ * without .json gets label 0 (DESIGN §4.2), counted in no_json and logged (the first 20).
  */
 #include "train/batches.h"
 
@@ -32,6 +33,7 @@ typedef struct {
     int nbuf, cap;
     bool exhausted;           /* validation: no shards left */
     int64_t served, logged, read_this_epoch, empty_passes;
+    CmSampleIds ids;          /* keys / shard URLs of the last batch */
 } ShardSource;
 
 static void log_bad(ShardSource *s, const char *shard, const char *key, const char *why) {
@@ -78,13 +80,12 @@ static CmWdsSample *raw_next(ShardSource *s) {
 
 /* Decode one raw sample into slot k of the batch; false (counted) when unusable. */
 static bool decode(ShardSource *s, CmWdsSample *x, float *img, int32_t *tok, int32_t *lab) {
-    const CmWdsField *im = cm_wds_image(x), *tx = cm_wds_field(x, "txt"), *js = cm_wds_field(x, "json");
+    const CmWdsField *im = cm_wds_image(x), *tx = cm_wds_field(x, "txt");
     const char *shard = x->url;
     if (!im || !tx) { log_bad(s, shard, x->key, !im ? "no image" : "no caption"); return false; }
     int label = 0;
-    if (js) {
-        if (cm_label_from_json((const char *)js->data, js->size, &label)) { log_bad(s, shard, x->key, cm_last_error()); return false; }
-    } else { log_bad(s, shard, x->key, "no json metadata (label)"); return false; }
+    bool no_json = false;
+    if (cm_sample_label(x, &label, &no_json)) { log_bad(s, shard, x->key, cm_last_error()); return false; }
     CmImage pic = {0};
     char what[600];
     snprintf(what, sizeof what, "%s:%s", shard ? shard : "?", x->key);
@@ -95,6 +96,11 @@ static bool decode(ShardSource *s, CmWdsSample *x, float *img, int32_t *tok, int
     if (!st) st = cm_textenc_encode(s->cfg.te, (const char *)tx->data, tx->size, tok, s->base.ctx);
     if (st) { log_bad(s, shard, x->key, cm_last_error()); return false; }
     *lab = label;
+    if (no_json) {   /* DESIGN §4.2: label 0, counted */
+        if (s->base.no_json < 20) cm_warn("%s: sample '%s' has no .json metadata: label 0 (DESIGN §4.2)", shard ? shard : "?", x->key);
+        else if (s->base.no_json == 20) cm_warn("more samples without .json: counted, no longer logged one by one");
+        s->base.no_json++;
+    }
     return true;
 }
 
@@ -118,6 +124,7 @@ static cm_status sh_next(CmBatchSource *b, float *images, int32_t *tokens, int32
     ShardSource *s = (ShardSource *)b;
     const size_t isz = (size_t)3 * b->image_size * b->image_size;
     *got = 0;
+    cm_sample_ids_clear(&s->ids);
     if (s->cfg.train && s->served >= b->num_batches) return CM_OK;
     int k = 0;
     int64_t misses = 0;
@@ -136,7 +143,9 @@ static cm_status sh_next(CmBatchSource *b, float *images, int32_t *tokens, int32
         } else x = raw_next(s);
         if (!x) break;
         bool ok = decode(s, x, images + (size_t)k * isz, tokens + (size_t)k * b->ctx, labels + k);
+        cm_status ist = ok ? cm_sample_ids_add(&s->ids, x->key, x->url) : CM_OK;
         cm_wds_sample_free(x);
+        if (ist) return ist;
         if (ok) { k++; misses = 0; }
         else if (++misses > 10000) return cm_error(CM_ERR_FORMAT, "%s: 10000 bad samples in a row; giving up", s->cfg.urls);
     }
@@ -150,8 +159,13 @@ static cm_status sh_next(CmBatchSource *b, float *images, int32_t *tokens, int32
     return CM_OK;
 }
 
+static const char *sh_key(CmBatchSource *b, int i, const char **url) {
+    return cm_sample_ids_get(&((ShardSource *)b)->ids, i, url);
+}
+
 static void sh_close(CmBatchSource *b) {
     ShardSource *s = (ShardSource *)b;
+    cm_sample_ids_free(&s->ids);
     if (s->rd) cm_wds_close(s->rd);
     for (int i = 0; i < s->nbuf; i++) cm_wds_sample_free(s->buf[i]);
     cm_free(s->buf);
@@ -176,6 +190,7 @@ cm_status cm_batches_shards(const CmShardSourceCfg *c, CmBatchSource **out) {
     s->base.start_epoch = sh_start;
     s->base.next = sh_next;
     s->base.close = sh_close;
+    s->base.sample_key = sh_key;
     s->base.batch = c->batch;
     s->base.image_size = c->image_size;
     s->base.ctx = c->ctx;

@@ -67,7 +67,7 @@ int cm_train_opts_specs(CmTrainOpts *o, ArgSpec *specs) {
     S("--val-frequency", ARG_INT, val_frequency, "N", "validate every N epochs (default 1)");
     S("--zeroshot-frequency", ARG_INT, zeroshot_frequency, "N", "accepted; zero-shot ImageNet eval does not exist here");
     S("--log-every-n-steps", ARG_INT, log_every_n_steps, "N", "progress line every N optimizer steps (default 100)");
-    S("--report-to", ARG_STR, report_to, "WHERE", "accepted; wandb/tensorboard are not available (warning), logs go to out.log");
+    S("--report-to", ARG_STR, report_to, "WHERE", "comma list: html writes <run>/report.html at the end (docs/report.md); wandb/tensorboard are not available (warning)");
     S("--wandb-notes", ARG_STR, wandb_notes, "TEXT", "accepted, unused");
     S("--wandb-project-name", ARG_STR, wandb_project_name, "NAME", "accepted, unused");
     S("--debug", ARG_FLAG, debug, NULL, "debug-level logging");
@@ -144,7 +144,7 @@ int cm_train_opts_specs(CmTrainOpts *o, ArgSpec *specs) {
     S("--classification-weight", ARG_FLOAT, classification_weight, "W", "weight of the classification loss (default 1)");
     S("--threads", ARG_INT, threads, "N", "compute threads (default: CLIPMOD_THREADS or all cores)");
     S("--offline", ARG_FLAG, offline, NULL, "never download --pretrained weights");
-    S("--vocab", ARG_STR, vocab, "PATH", "BPE vocabulary (default: next to the weights, $CLIPMOD_VOCAB, ...)");
+    S("--vocab", ARG_STR, vocab, "PATH", "BPE vocabulary (default: next to the weights, $CLIPMOD_VOCAB, <prefix>/share/clipmod/)");
     S("--tokenizer", ARG_STR, tokenizer, "KIND", "bpe (OpenCLIP's, default) | bytes (byte-level, vocab 258: the demo's)");
     CM_ASSERT(n <= CM_TRAIN_MAX_SPECS);
     return n;
@@ -271,8 +271,26 @@ cm_status cm_train_opts_finalize(CmTrainOpts *o) {
         return cm_error(CM_ERR_UNSUPPORTED, "--image-resize-mode %s: only shortest", o->image_resize_mode);
 
     /* accepted flags that change nothing here: say so once */
-    if (o->report_to && *o->report_to)
-        cm_warn("--report-to %s: wandb/tensorboard are not available in clipmod; metrics go to out.log and results.jsonl", o->report_to);
+    if (o->report_to && *o->report_to) {
+        /* OpenCLIP's comma list ("wandb,tensorboard"); html is ours, the rest is not available */
+        char rest[512] = "";
+        const char *p = o->report_to;
+        while (*p) {
+            size_t n = strcspn(p, ",");
+            while (n && (*p == ' ')) { p++; n--; }
+            size_t m = n;
+            while (m && p[m - 1] == ' ') m--;
+            if (m && !(m == 4 && !strncasecmp(p, "html", 4)))
+                snprintf(rest + strlen(rest), sizeof rest - strlen(rest), "%s%.*s", *rest ? "," : "", (int)m, p);
+            p += n;
+            if (*p == ',') p++;
+        }
+        if (*rest)
+            cm_warn("--report-to %s: %s not available in clipmod; metrics go to out.log, results.jsonl and steps.jsonl "
+                    "(--report-to html writes report.html)", o->report_to, rest);
+        if (cm_train_opts_report_html(o) && o->logs && (!*o->logs || !strcasecmp(o->logs, "none")))
+            cm_warn("--report-to html: no run folder (--logs none), so no report.html");
+    }
     if (o->imagenet_val || o->imagenet_v2)
         cm_warn("--imagenet-val/--imagenet-v2: zero-shot ImageNet evaluation is not implemented; ignored");
     if (strcmp(o->device, "cpu")) {
@@ -421,4 +439,19 @@ char *cm_train_opts_json(const CmTrainOpts *o) {
     snprintf(buf + len, cap - len, "}");
     cm_free(kv);
     return buf;
+}
+
+bool cm_train_opts_report_html(const CmTrainOpts *o) {
+    const char *p = o->report_to;
+    if (!p) return false;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        size_t a = 0, b = n;
+        while (a < b && p[a] == ' ') a++;
+        while (b > a && p[b - 1] == ' ') b--;
+        if (b - a == 4 && !strncasecmp(p + a, "html", 4)) return true;
+        p += n;
+        if (*p == ',') p++;
+    }
+    return false;
 }
