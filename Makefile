@@ -184,8 +184,7 @@ uninstall:
 # The library is rebuilt with clang, coverage + ASan + UBSan, and without -fopenmp (the pragmas
 # are ignored: the parsers run serially). omp_* calls resolve to LLVM's libomp and
 # openblas_set_num_threads to the serial OpenBLAS, so no fuzz binary loads gcc's libgomp; oneDNN
-# is not linked (no fuzz target reaches a matrix product; the linker takes only the objects a
-# target needs from the archive).
+# is not linked (see FUZZ_LIBOBJ; the linker takes only the objects a target needs from the archive).
 FUZZ_BUILD   := build-fuzz
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 20
@@ -199,8 +198,11 @@ FUZZ_LDLIBS  := -L$(FUZZ_BLAS) -l:libopenblas.so.0 -Wl,-rpath,$(FUZZ_BLAS) -L/us
                 -lcrypto -lpthread -lm
 FUZZ_SRC     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS    := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
-# The library plus src/cli except main.c (args.c, and whatever command code a target drives).
-FUZZ_LIBOBJ  := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o) $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(filter-out src/cli/main.c,$(CLI_SRC)))
+# The library plus src/cli except main.c (args.c, and whatever command code a target drives);
+# tests/fuzz/stub_dnnl.c replaces src/kernels/dnnl_matmul.c (oneDNN needs libgomp; no target runs
+# a matrix product, and reaching one aborts).
+FUZZ_LIBOBJ  := $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(filter-out src/kernels/dnnl_matmul.c,$(LIB_SRC)) \
+                $(filter-out src/cli/main.c,$(CLI_SRC)) tests/fuzz/stub_dnnl.c)
 
 $(FUZZ_BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
