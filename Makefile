@@ -37,7 +37,8 @@ endif
 # the OpenMP build (its own pkgconfig folder first); oneDNN has no .pc (DNNL_LIBS) ------------------
 MULTIARCH  := $(shell $(CC) -print-multiarch 2>/dev/null)
 PKG_CONFIG ?= pkg-config
-PC_DEPS    := openblas libjpeg libpng libwebp libzip zlib libcjson libutf8proc libcurl libcrypto
+# ompi-c: Open MPI (data-parallel training), always linked, initialised only under mpirun/srun (src/dist)
+PC_DEPS    := openblas libjpeg libpng libwebp libzip zlib libcjson libutf8proc libcurl libcrypto ompi-c
 PC         := PKG_CONFIG_PATH=/usr/lib/$(MULTIARCH)/openblas-openmp/pkgconfig$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH)) $(PKG_CONFIG)
 DEP_CFLAGS := $(shell $(PC) --cflags $(PC_DEPS) 2>/dev/null)
 DEP_LIBS   := $(shell $(PC) --libs $(PC_DEPS) 2>/dev/null)

@@ -6,7 +6,7 @@
 set -eu
 PKGS="build-essential pkg-config libopenblas-openmp-dev libdnnl-dev libjpeg62-turbo-dev libpng-dev \
 libwebp-dev libzip-dev zlib1g-dev libarchive-dev libcjson-dev libutf8proc-dev libcurl4-openssl-dev \
-libssl-dev python3 python3-numpy chromium \
+libssl-dev python3 python3-numpy chromium openmpi-bin libopenmpi-dev \
 clang libclang-rt-dev libomp-dev libopenblas0-serial"
 missing=""
 for p in $PKGS; do
