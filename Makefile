@@ -193,10 +193,11 @@ FUZZ_RUNFLAGS?=
 FUZZ_BLAS    := /usr/lib/x86_64-linux-gnu/openblas-serial
 FUZZ_CFLAGS  := -O1 -g -march=native -std=c11 -D_GNU_SOURCE -fno-math-errno -fno-omit-frame-pointer \
                 -fsanitize=address,undefined -fno-sanitize-recover=undefined -Wall -Wno-unused-parameter \
-                -Wno-source-uses-openmp -Wno-unknown-pragmas -Iinclude -Isrc -Itests/fuzz
+                -Wno-source-uses-openmp -Wno-unknown-pragmas -Iinclude -Isrc -Itests/fuzz \
+                $(shell $(PKG_CONFIG) --cflags ompi-c 2>/dev/null)
 FUZZ_LDLIBS  := -L$(FUZZ_BLAS) -l:libopenblas.so.0 -Wl,-rpath,$(FUZZ_BLAS) -L/usr/lib/llvm-14/lib -lomp \
                 -Wl,-rpath,/usr/lib/llvm-14/lib -ljpeg -lpng -lwebp -lzip -lz -lcjson -lutf8proc -lcurl \
-                -lcrypto -lpthread -lm
+                -lcrypto $(shell $(PKG_CONFIG) --libs ompi-c 2>/dev/null) -lpthread -lm
 FUZZ_SRC     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS    := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
 # The library plus src/cli except main.c (args.c, and whatever command code a target drives);
