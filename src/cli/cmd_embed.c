@@ -4,7 +4,9 @@
  *   {"type":"image"|"text","input":...,"embedding":[E floats]}
  * L2-normalised unless --raw (the projection output). The weights file may be an OpenCLIP
  * safetensors / open_clip_pytorch_model.bin / epoch_N.pt (config from --model-name, else
- * open_clip_config.json beside it, else shapes that are exactly a built-in config: cm_config_discover) or a clipmod checkpoint (config from its metadata). Images go through the eval
+ * open_clip_config.json beside it, else shapes that are exactly a built-in config: cm_config_discover),
+ * a clipmod checkpoint (config from its metadata) or a `clipmod export` folder (the one opener of
+ * src/train/checkpoint.h, cm_model_open_any). Images go through the eval
  * transform of the model's image size; texts through the CLIP tokenizer (--vocab, else the default
  * search of src/data/tokenizer.h).
  */
@@ -40,23 +42,6 @@ static void print_line(const char *type, const char *input, const float *e, int 
     printf("]}\n");
 }
 
-/* A clipmod checkpoint (metadata) or a plain weights file. */
-static cm_status open_model(const char *path, const char *name, CmModel **m) {
-    if (name) {
-        CmModelConfig cfg;
-        cm_status st = cm_config_load(name, &cfg);
-        if (st) return cm_error_prefix("--model-name");
-        return cm_model_from_file(path, &cfg, CM_LOAD_CLIP_ONLY_OK, 0, m);
-    }
-    CmTensorFile *f = NULL;
-    cm_status st = cm_tensorfile_open(path, &f);
-    if (st) return st;
-    bool ckpt = cm_tensorfile_metadata(f, "clipmod_checkpoint") != NULL;
-    cm_tensorfile_close(f);
-    if (ckpt) return cm_checkpoint_open_model(path, m, NULL);
-    return cm_model_from_file(path, NULL, CM_LOAD_CLIP_ONLY_OK, 0, m);
-}
-
 int cmd_embed(int argc, char **argv) {
     const char *model_path = NULL, *model_name = NULL, *vocab = NULL;
     ArgList images = {0}, texts = {0};
@@ -78,7 +63,7 @@ int cmd_embed(int argc, char **argv) {
     if (!images.n && !texts.n) { fprintf(stderr, "clipmod embed: nothing to embed (give --image and/or --text)\n"); goto out; }
     rc = 1;
     CmModel *m = NULL;
-    if (open_model(model_path, model_name, &m)) { cli_fail("embed"); goto out; }
+    if (cm_model_open_any(model_path, model_name, &m, NULL)) { cli_fail("embed"); goto out; }
     int E = m->cfg.embed_dim, S = m->cfg.vision.image_size, T = m->cfg.text.context_length;
     float *feat = cm_malloc((size_t)(images.n > texts.n ? images.n : texts.n) * E * sizeof(float), "embeddings");
     if (!feat) { cli_fail("embed"); goto free_model; }

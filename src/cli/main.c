@@ -21,7 +21,8 @@ static const Command commands[] = {
     {"prepare", cmd_prepare, "turn Fakeddit / MMHS150K / COCO into class shards"},
     {"train", cmd_train, "train with OpenCLIP's flags (+ --enable-lora)"},
     {"eval", cmd_eval, "top-1/top-2, per-class metrics and confusion matrix on shards"},
-    {"predict", cmd_predict, "classify image+text pairs (JSON lines)"},
+    {"predict", cmd_predict, "classify image+text pairs: streaming JSON lines, or shards/folders in bulk"},
+    {"export", cmd_export, "LoRA-merged OpenCLIP weights + config + classifier head in a folder"},
     {"demo", cmd_demo, "synthetic 7-class dataset: build, train, evaluate"},
     {"report", cmd_report, "self-contained HTML report of a run and/or per-sample eval scores"},
 };

@@ -3,6 +3,7 @@
  * checkpoint.h for the layout.
  */
 #include "train/checkpoint.h"
+#include "train/export.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -398,15 +399,25 @@ fail:
 
 cm_status cm_model_open_any(const char *path, const char *config_name, CmModel **out, CmCkptMeta *meta) {
     *out = NULL;
+    if (cm_export_is_dir(path)) {   /* `clipmod export` output (or an OpenCLIP model folder) */
+        if (config_name) return cm_error(CM_ERR_ARG, "%s: a model folder carries its config; --model-name is for weights files", path);
+        return cm_export_open(path, out, meta);
+    }
     if (config_name) {
         CmTensorFile *f;
         cm_status st = cm_tensorfile_open(path, &f);
         if (st) return st;
         bool ckpt = cm_tensorfile_metadata(f, "clipmod_checkpoint") != NULL;
+        /* LoRA / head only when the file holds them: a named config says nothing about them, and
+           a randomly initialised head would make predict / export answer with noise */
+        bool has_head = cm_tensorfile_find(f, "classifier_head.classifier.3.weight") != NULL;
+        bool has_lora = cm_tensorfile_find(f, "transformer.resblocks.0.attn.out_proj.lora_A.weight") != NULL;
         cm_tensorfile_close(f);
         if (!ckpt) {
             CmModelConfig cfg;
             if ((st = cm_config_load(config_name, &cfg))) return cm_error_prefix("--model-name %s", config_name);
+            cfg.has_head = has_head;
+            cfg.has_lora = has_lora;
             if ((st = cm_model_from_file(path, &cfg, CM_LOAD_CLIP_ONLY_OK, 0, out))) return st;
             if (meta) { memset(meta, 0, sizeof *meta); snprintf(meta->base_model, sizeof meta->base_model, "%s", path); }
             return CM_OK;

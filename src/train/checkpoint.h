@@ -73,9 +73,11 @@ cm_status cm_checkpoint_load(const char *path, CmModel *m, CmAdamW *opt, CmCkptM
    loaded with cm_model_from_file (CLIP-only files allowed). */
 cm_status cm_checkpoint_open_model(const char *path, CmModel **out, CmCkptMeta *meta);
 
-/* eval / predict: a clipmod checkpoint (config from its metadata; config_name must then be NULL
-   or agree) or a weights file (config from config_name — a name or JSON file — else found by
-   cm_config_discover; LoRA/head initialised when absent). meta->tokenizer tells the tokenizer. */
+/* eval / predict / embed / export: a folder written by `clipmod export` (src/train/export.h; or a
+   plain OpenCLIP folder), a clipmod checkpoint (config from its metadata; config_name must then be
+   NULL or agree) or a weights file (config from config_name — a name or JSON file — else found by
+   cm_config_discover; with config_name, LoRA/head exist only when the file holds them).
+   meta->tokenizer tells the tokenizer. */
 cm_status cm_model_open_any(const char *path, const char *config_name, CmModel **out, CmCkptMeta *meta);
 
 /* The optimizer's parameter list: the model's trainable tensors in state-dict order (name, data,
