@@ -6,6 +6,8 @@
 #   make bench      benchmarks (bench/bench_*.c), figures against a same-run baseline, then
 #                   default vs NATIVE=1 kernels in one interleaved run (scripts/bench-native.sh)
 #   make demo       the embedded default job (see README)
+#   make fuzz       libFuzzer targets (tests/fuzz/fuzz_*.c, clang) into build-fuzz/, each run
+#                   FUZZ_SECONDS (default 20) over its corpus; fails on any crash (docs/fuzzing.md)
 #   make install PREFIX=/usr/local [DESTDIR=...]   /   make uninstall   (docs/install.md)
 # Sources are found by wildcard: a new file under src/<part>/ or tests/ needs no Makefile edit.
 
@@ -69,7 +71,7 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 EXAMPLES := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test asan bench bench-native demo clean install uninstall
+.PHONY: all test asan bench bench-native demo clean install uninstall fuzz fuzz-build
 all: $(BUILD)/libclipmod.a $(BUILD)/libclipmod.so $(BUILD)/clipmod $(EXAMPLES)
 
 # objects depend on the flags they were built with: a change of OPT, MARCH, NATIVE, EXTRA rebuilds
@@ -141,7 +143,7 @@ demo: all
 	$(BUILD)/clipmod demo
 
 clean:
-	rm -rf build build-asan build-native
+	rm -rf build build-asan build-native build-fuzz
 
 # ---- install (docs/install.md): PREFIX, DESTDIR (staged, as Debian packaging does) -------------------
 PREFIX     ?= /usr/local
@@ -189,4 +191,58 @@ uninstall:
 	-rm -rf $(DESTDIR)$(PYDIR)/clipmod/__pycache__
 	-rmdir $(DESTDIR)$(DATADIR) $(DESTDIR)$(PYDIR)/clipmod 2>/dev/null || true
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+# ---- fuzzing (docs/fuzzing.md) -------------------------------------------------------------
+# The library is rebuilt with clang, coverage + ASan + UBSan, and without -fopenmp (the pragmas
+# are ignored: the parsers run serially). omp_* calls resolve to LLVM's libomp and
+# openblas_set_num_threads to the serial OpenBLAS, so no fuzz binary loads gcc's libgomp; oneDNN
+# is not linked (see FUZZ_LIBOBJ; the linker takes only the objects a target needs from the archive).
+FUZZ_BUILD   := build-fuzz
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 20
+FUZZ_RUNFLAGS?=
+FUZZ_BLAS    := /usr/lib/x86_64-linux-gnu/openblas-serial
+FUZZ_CFLAGS  := -O1 -g -march=native -std=c11 -D_GNU_SOURCE -fno-math-errno -fno-omit-frame-pointer \
+                -fsanitize=address,undefined -fno-sanitize-recover=undefined -Wall -Wno-unused-parameter \
+                -Wno-source-uses-openmp -Wno-unknown-pragmas -Iinclude -Isrc -Itests/fuzz \
+                $(shell $(PKG_CONFIG) --cflags ompi-c 2>/dev/null)
+FUZZ_LDLIBS  := -L$(FUZZ_BLAS) -l:libopenblas.so.0 -Wl,-rpath,$(FUZZ_BLAS) -L/usr/lib/llvm-14/lib -lomp \
+                -Wl,-rpath,/usr/lib/llvm-14/lib -ljpeg -lpng -lwebp -lzip -lz -lcjson -lutf8proc -lcurl \
+                -lcrypto $(shell $(PKG_CONFIG) --libs ompi-c 2>/dev/null) -lpthread -lm
+FUZZ_SRC     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS    := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+# The library plus src/cli except main.c (args.c, and whatever command code a target drives);
+# tests/fuzz/stub_dnnl.c replaces src/kernels/dnnl_matmul.c (oneDNN needs libgomp; no target runs
+# a matrix product, and reaching one aborts).
+FUZZ_LIBOBJ  := $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(filter-out src/kernels/dnnl_matmul.c,$(LIB_SRC)) \
+                $(filter-out src/cli/main.c,$(CLI_SRC)) tests/fuzz/stub_dnnl.c)
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  FUZZCC $<"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/libclipmod-fuzz.a: $(FUZZ_LIBOBJ)
+	@rm -f $@
+	@ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_BUILD)/libclipmod-fuzz.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/libclipmod-fuzz.a $(FUZZ_LDLIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+# Each target runs FUZZ_SECONDS over a scratch copy of its seed corpus (the committed corpus is
+# not modified; new inputs land in build-fuzz/corpus/<name>). A crash leaves crash-* files in
+# build-fuzz/artifacts/<name>/ and fails the target; all targets run, then the make fails.
+fuzz: fuzz-build
+	@failed=""; for b in $(FUZZ_BINS); do n=$${b#$(FUZZ_BUILD)/fuzz_}; \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$n $(FUZZ_BUILD)/artifacts/$$n; \
+	  echo "== fuzz $$n ($(FUZZ_SECONDS) s)"; \
+	  if $$b -max_total_time=$(FUZZ_SECONDS) -timeout=30 -close_fd_mask=3 -print_final_stats=1 \
+	       -artifact_prefix=$(FUZZ_BUILD)/artifacts/$$n/ $(FUZZ_RUNFLAGS) \
+	       $(FUZZ_BUILD)/corpus/$$n tests/fuzz/corpus/$$n > $(FUZZ_BUILD)/fuzz_$$n.log 2>&1; then \
+	    grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)|^#[0-9]+.*DONE' $(FUZZ_BUILD)/fuzz_$$n.log | tr '\n' ' '; echo; \
+	  else echo "  CRASH in $$n: see $(FUZZ_BUILD)/fuzz_$$n.log and $(FUZZ_BUILD)/artifacts/$$n/"; \
+	    tail -n 40 $(FUZZ_BUILD)/fuzz_$$n.log; failed="$$failed $$n"; fi; done; \
+	if [ -n "$$failed" ]; then echo "fuzz: crashes in:$$failed"; exit 1; fi; echo "fuzz: no crashes"
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(FUZZ_LIBOBJ:.o=.d)

@@ -1,10 +1,13 @@
 #!/bin/sh
 # Installs clipmod's build and test dependencies from Debian's packages (idempotent; run as root).
 # chromium: only the tests use it (headless: `clipmod report`'s HTML, `clipmod serve`'s web page).
+# clang + libclang-rt-dev (libFuzzer, sanitizer runtimes), libomp-dev (LLVM's OpenMP runtime) and the
+# serial OpenBLAS are for `make fuzz` only: its binaries load neither gcc's libgomp nor oneDNN.
 set -eu
 PKGS="build-essential pkg-config libopenblas-openmp-dev libdnnl-dev libjpeg62-turbo-dev libpng-dev \
 libwebp-dev libzip-dev zlib1g-dev libarchive-dev libcjson-dev libutf8proc-dev libcurl4-openssl-dev \
-libssl-dev python3 python3-numpy chromium openmpi-bin libopenmpi-dev libmicrohttpd-dev"
+libssl-dev python3 python3-numpy chromium openmpi-bin libopenmpi-dev libmicrohttpd-dev \
+clang libclang-rt-dev libomp-dev libopenblas0-serial"
 # clipmod serve's load test (bench/serve_load.sh)
 PKGS="$PKGS wrk"
 missing=""

@@ -397,7 +397,7 @@ static int col(const CmCsv *c, const char *name) {
 static int parse_small_int(const char *s) {
     char *end;
     double d = strtod(s, &end);
-    if (end == s || *end || d != (double)(int)d || d < 0 || d > 1000) return -1;
+    if (end == s || *end || !(d >= 0 && d <= 1000) || d != (double)(int)d) return -1;   /* range before the cast */
     return (int)d;
 }
 

@@ -108,7 +108,7 @@ cm_status cm_prepare_mmhs150k(const char *root, const char *split, const CmPrepa
         bool ok = nl >= 1;
         for (int i = 0; ok && i < nl; i++) {
             const cJSON *v = cJSON_GetArrayItem(labels, i);
-            ok = cJSON_IsNumber(v) && v->valuedouble == (double)(int)v->valuedouble && v->valueint >= 0 && v->valueint <= 5;
+            ok = cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= 5 && v->valuedouble == (double)(int)v->valuedouble;
             if (ok && v->valueint != 0) nonzero++;
         }
         if (!ok) { cm_prep_bad_row(&p, "tweet %s: \"labels\" is not a non-empty list of 0..5", ln); continue; }

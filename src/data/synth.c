@@ -166,7 +166,8 @@ cm_status cm_synth_parse_json(const char *json, size_t len, CmSynthSample *s) {
     const cJSON *mk = cJSON_GetObjectItemCaseSensitive(j, "marker");
     const cJSON *ix = cJSON_GetObjectItemCaseSensitive(j, "index");
     if (!cJSON_IsObject(j)) st = cm_error(CM_ERR_FORMAT, "synthetic metadata: not a JSON object");
-    else if (!cJSON_IsNumber(lab)) st = cm_error(CM_ERR_FORMAT, "synthetic metadata: \"label\" missing or not a number");
+    else if (!cJSON_IsNumber(lab) || !(lab->valuedouble >= 0 && lab->valuedouble < 1e9))
+        st = cm_error(CM_ERR_FORMAT, "synthetic metadata: \"label\" missing or not a number");
     else if (!cJSON_IsBool(mk)) st = cm_error(CM_ERR_FORMAT, "synthetic metadata: \"marker\" missing or not a boolean");
     else if (!(st = name_field(j, "shape", CM_SYNTH_SHAPES, CM_SYNTH_N_SHAPES, &s->shape)) &&
              !(st = name_field(j, "colour", CM_SYNTH_COLOURS, CM_SYNTH_N_COLOURS, &s->colour)) &&
@@ -174,7 +175,7 @@ cm_status cm_synth_parse_json(const char *json, size_t len, CmSynthSample *s) {
              !(st = name_field(j, "caption_colour", CM_SYNTH_COLOURS, CM_SYNTH_N_COLOURS, &s->cap_colour))) {
         s->label = (int)lab->valuedouble;
         s->marker = cJSON_IsTrue(mk);
-        s->index = cJSON_IsNumber(ix) ? (int64_t)ix->valuedouble : -1;
+        s->index = cJSON_IsNumber(ix) && fabs(ix->valuedouble) < 9e18 ? (int64_t)ix->valuedouble : -1;
     }
     cJSON_Delete(j);
     return st;

@@ -70,14 +70,18 @@ static size_t charref_numeric(uint32_t num, uint32_t *out) {
     return 1;
 }
 
-/* Binary search of the sorted entity names for exactly name[0..len). */
+/* Binary search of the sorted entity names for exactly name[0..len). name may hold NUL bytes (a
+   caption's U+0000 is part of a reference's name, as in Python's regex): compare as byte strings of
+   known length, never as C strings (strncmp stopped at the NUL and then read past the shorter table
+   name; found by fuzz_tokenizer, tests/test_fuzz_regress.c). */
 static const CmHtmlEntity *entity_find(const char *name, size_t len) {
     size_t lo = 0, hi = cm_html5_n_entities;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
         const char *e = cm_html5_entities[mid].name;
-        int c = strncmp(e, name, len);
-        if (c == 0) c = e[len] ? 1 : 0;
+        size_t el = strlen(e);
+        int c = memcmp(e, name, el < len ? el : len);
+        if (c == 0) c = el < len ? -1 : el > len ? 1 : 0;
         if (c == 0) return &cm_html5_entities[mid];
         if (c < 0) lo = mid + 1; else hi = mid;
     }

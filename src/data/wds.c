@@ -7,6 +7,7 @@
 #include "data/tar.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cjson/cJSON.h>
@@ -197,17 +198,20 @@ int cm_fakeddit_class(int six_way) {
 
 /* An integer from a JSON number or a decimal string (img2dataset stores extra columns as
    strings or numbers). */
+static bool int_valued(double d) {   /* range first: casting NaN or an out-of-range double to int is UB */
+    return d >= INT_MIN && d <= INT_MAX && d == (double)(int)d;
+}
 static bool json_int(const cJSON *v, int *out) {
     if (cJSON_IsNumber(v)) {
         double d = v->valuedouble;
-        if (d != (double)(int)d) return false;
+        if (!int_valued(d)) return false;
         *out = (int)d;
         return true;
     }
     if (cJSON_IsString(v) && v->valuestring && *v->valuestring) {
         char *end;
         double d = strtod(v->valuestring, &end);
-        if (*end || d != (double)(int)d) return false;
+        if (*end || !int_valued(d)) return false;   /* e.g. "88888888888888888" (found by fuzz_config_json) */
         *out = (int)d;
         return true;
     }

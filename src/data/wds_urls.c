@@ -386,7 +386,7 @@ cm_status cm_dataset_size(const CmStrList *urls, int64_t *total) {
             const cJSON *v = cJSON_GetObjectItemCaseSensitive(sizes, b);
             int iv;
             if (!v) st = cm_error(CM_ERR_FORMAT, "%ssizes.json has no entry for '%s'", dir, b);
-            else if (cJSON_IsNumber(v)) *total += (int64_t)v->valuedouble;
+            else if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 1e15) *total += (int64_t)v->valuedouble;
             else if (cJSON_IsString(v) && (iv = atoi(v->valuestring)) >= 0) *total += iv;
             else st = cm_error(CM_ERR_FORMAT, "%ssizes.json: bad entry for '%s'", dir, b);
         }

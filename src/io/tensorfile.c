@@ -201,6 +201,8 @@ cm_status cm_tf_index(CmTensorFile *f) {
     return CM_OK;
 }
 
+static cm_status parse_image(CmTensorFile *f);
+
 cm_status cm_tensorfile_open(const char *path, CmTensorFile **out) {
     *out = NULL;
     CmTensorFile *f = calloc(1, sizeof *f);
@@ -227,6 +229,18 @@ cm_status cm_tensorfile_open(const char *path, CmTensorFile **out) {
         f->map = m;
     }
     close(fd);
+    if ((st = parse_image(f))) goto fail;
+    *out = f;
+    return CM_OK;
+fail:
+    cm_tensorfile_close(f);
+    return st;
+}
+
+/* Detect the format by the first bytes of f->map and parse it (path already set). */
+static cm_status parse_image(CmTensorFile *f) {
+    const char *path = f->path;
+    cm_status st;
     if (f->map_len >= 4 && !memcmp(f->map, "PK\x03\x04", 4)) st = cm_torchzip_parse(f);
     else if (f->map_len >= 4 && !memcmp(f->map, "PK\x05\x06", 4))
         st = cm_error(CM_ERR_FORMAT, "%s: empty zip archive (no data.pkl)", path);
@@ -237,18 +251,28 @@ cm_status cm_tensorfile_open(const char *path, CmTensorFile **out) {
         st = cm_error(CM_ERR_FORMAT, "%s: file too short (%zu bytes) for safetensors or a torch zip",
                       path, f->map_len);
     else st = cm_safetensors_parse(f);
-    if (st) goto fail;
-    if ((st = cm_tf_index(f))) goto fail;
+    if (st) return st;
+    return cm_tf_index(f);
+}
+
+cm_status cm_tensorfile_open_memory(const void *bytes, size_t len, const char *name, CmTensorFile **out) {
+    *out = NULL;
+    CmTensorFile *f = calloc(1, sizeof *f);
+    if (!f) return cm_error(CM_ERR_OOM, "%s: out of memory", name);
+    f->path = strdup(name);
+    if (!f->path) { free(f); return cm_error(CM_ERR_OOM, "%s: out of memory", name); }
+    f->borrowed = true;
+    f->map = len ? bytes : NULL;
+    f->map_len = len;
+    cm_status st = parse_image(f);
+    if (st) { cm_tensorfile_close(f); return st; }
     *out = f;
     return CM_OK;
-fail:
-    cm_tensorfile_close(f);
-    return st;
 }
 
 void cm_tensorfile_close(CmTensorFile *f) {
     if (!f) return;
-    if (f->map) munmap((void *)f->map, f->map_len);
+    if (f->map && !f->borrowed) munmap((void *)f->map, f->map_len);
     for (int i = 0; i < f->n_owned; i++) free(f->owned[i]);
     free(f->owned);
     free(f->views);

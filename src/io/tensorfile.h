@@ -38,6 +38,10 @@ typedef struct CmTensorFile CmTensorFile;
 /* Open by content (not by name): safetensors, or a torch zip checkpoint (state dict at top level,
    or under "state_dict"; a "module." prefix on every key is stripped). */
 cm_status cm_tensorfile_open(const char *path, CmTensorFile **out);
+/* The same over bytes in memory (name stands for the file in errors). The bytes are borrowed:
+   they must stay unchanged until cm_tensorfile_close. Used by the fuzz targets, so that a read past
+   the end is caught by ASan instead of landing in the rest of an mmap'd page. */
+cm_status cm_tensorfile_open_memory(const void *bytes, size_t len, const char *name, CmTensorFile **out);
 void cm_tensorfile_close(CmTensorFile *f);
 int cm_tensorfile_count(const CmTensorFile *f);
 const CmTensorView *cm_tensorfile_at(const CmTensorFile *f, int i);      /* in file order */

@@ -12,6 +12,7 @@ struct CmTensorFile {
     char *path;
     const uint8_t *map;        /* the whole file, read-only mmap (NULL for an empty file) */
     size_t map_len;
+    bool borrowed;             /* map belongs to the caller (cm_tensorfile_open_memory): no munmap */
     int n, cap;                /* state-dict views, file order */
     CmTensorView *views;
     int *sorted;               /* indices of views sorted by name (for find and duplicate checks) */

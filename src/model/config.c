@@ -5,6 +5,7 @@
  */
 #include "model/model.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -30,7 +31,10 @@ static void set_defaults(CmModelConfig *c) {
 static void finish_head(CmModelConfig *c) {
     if (c->head.d == 0) c->head.d = c->embed_dim;
     if (c->head.heads == 0) c->head.heads = 4;
-    if (c->head.ff == 0) c->head.ff = 4 * c->head.d;
+    if (c->head.ff == 0) {   /* d may be any |d| <= 1e9 here (validate refuses it): no int overflow (fuzz_config_json) */
+        long long ff = 4LL * c->head.d;
+        c->head.ff = ff > INT_MAX ? INT_MAX : ff < INT_MIN ? INT_MIN : (int)ff;
+    }
     if (c->head.layers == 0) c->head.layers = 2;
     if (c->head.n_classes == 0) c->head.n_classes = 7;
 }

@@ -164,10 +164,19 @@ char *cm_config_to_json(const CmModelConfig *c) {
     return out;
 }
 
+#define CM_GUESS_MAX_DIM (1 << 20)   /* grid (<= 2^10) * patch (<= 2^20) fits an int */
 static const CmTensorView *need(const CmTensorFile *f, const char *name, int ndim) {
     const CmTensorView *v = cm_tensorfile_find(f, name);
     if (!v) { cm_error(CM_ERR_SHAPE, "%s: no tensor %s: not an OpenCLIP ViT CLIP state dict", cm_tensorfile_path(f), name); return NULL; }
     if (v->ndim != ndim) { cm_error(CM_ERR_SHAPE, "%s: tensor %s has %d dims, expected %d", cm_tensorfile_path(f), name, v->ndim, ndim); return NULL; }
+    /* Sizes are taken from these shapes: a file may declare any dim when another one is 0 (no data),
+       and e.g. [2^40+1, 0] made grid * patch_size overflow an int (found by fuzz_safetensors). */
+    for (int d = 0; d < ndim; d++)
+        if (v->shape[d] < 1 || v->shape[d] > CM_GUESS_MAX_DIM) {
+            cm_error(CM_ERR_SHAPE, "%s: tensor %s has dim %d of size %lld (expected 1..%d): not a CLIP state dict",
+                     cm_tensorfile_path(f), name, d, (long long)v->shape[d], CM_GUESS_MAX_DIM);
+            return NULL;
+        }
     return v;
 }
 static int count_layers(const CmTensorFile *f, const char *fmt) {
