@@ -1,8 +1,10 @@
 /*
  * cmd_inspect.c — `clipmod inspect SHARD...` (DESIGN §7): one JSON line per sample
  * {"key":..,"extensions":[..],"sizes":[..]} (plus "error" for a sample cut by damage), grouped
- * as webdataset groups them. Errors go to stderr; the exit status is 1 when a shard is damaged,
- * after everything readable has been listed.
+ * as webdataset groups them. SHARD is read as the training reader reads --train-data/--val-data
+ * (brace patterns, '::'). Errors go to stderr, one message per problem, at most 50 and then a
+ * count; the exit status is 1 when a shard is missing or damaged, after everything readable has
+ * been listed.
  */
 #include <stdio.h>
 #include <string.h>
@@ -34,7 +36,7 @@ int cmd_inspect(int argc, char **argv) {
     long long max_member = 0;
     ArgList pos = {0};
     ArgSpec specs[] = {
-        {"--max-member", ARG_I64, &max_member, "BYTES", "skip members larger than this (default 256 MiB)"},
+        ARG("--max-member", ARG_I64, &max_member, "BYTES", "skip members larger than this (default 256 MiB)"),
     };
     int rc = args_parse(argc, argv, specs, 1, "inspect", "SHARD... [options]", &pos);
     if (rc) { args_free(&pos); return rc < 0 ? 0 : rc; }
@@ -43,42 +45,59 @@ int cmd_inspect(int argc, char **argv) {
         args_free(&pos);
         return 2;
     }
-    if (max_member < 0) {
-        fprintf(stderr, "clipmod inspect: --max-member must be >= 0\n");
-        args_free(&pos);
-        return 2;
-    }
     int status = 0;
-    for (int s = 0; s < pos.n; s++) {
-        CmWdsReader *r;
-        if (cm_wds_open(pos.v[s], false, (uint64_t)max_member, &r)) { status = cli_fail("inspect"); continue; }
-        long long nsamples = 0, nbad = 0;
-        for (;;) {
-            CmWdsSample *smp;
-            int k = cm_wds_next(r, &smp);
-            if (k == 0) break;
-            if (k < 0) { status = cli_fail("inspect"); break; }
-            fputs("{\"key\":", stdout);
-            put_json_str(stdout, smp->key);
-            fputs(",\"extensions\":[", stdout);
-            for (int i = 0; i < smp->nfields; i++) { if (i) fputc(',', stdout); put_json_str(stdout, smp->fields[i].ext); }
-            fputs("],\"sizes\":[", stdout);
-            for (int i = 0; i < smp->nfields; i++) printf("%s%zu", i ? "," : "", smp->fields[i].size);
-            fputc(']', stdout);
-            if (smp->error) {
-                fputs(",\"error\":", stdout);
-                put_json_str(stdout, smp->error);
-                fprintf(stderr, "clipmod inspect: %s: sample '%s': %s\n", pos.v[s], smp->key, smp->error);
+    long long logged = 0, unlogged = 0;
+    for (int a = 0; a < pos.n; a++) {
+        /* the shard list as --train-data/--val-data read it: brace patterns joined by '::' */
+        CmShardList sl = {0};
+        if (cm_shardlist_init(&sl, pos.v[a], NULL, "inspect")) { status = cli_fail("inspect"); continue; }
+        for (int s = 0; s < sl.urls.n; s++) {
+            const char *shard = sl.urls.v[s];
+            CmWdsReader *r;
+            if (cm_wds_open(shard, false, (uint64_t)max_member, &r)) {
                 status = 1;
-                nbad++;
+                if (logged++ < CLI_MAX_LOGGED) cli_fail("inspect"); else unlogged++;
+                continue;
             }
-            fputs("}\n", stdout);
-            nsamples++;
-            cm_wds_sample_free(smp);
+            long long nsamples = 0, nbad = 0;
+            char last_err[512] = "";
+            for (;;) {
+                CmWdsSample *smp;
+                int k = cm_wds_next(r, &smp);
+                if (k == 0) break;
+                if (k < 0) {   /* one message per problem: a damage that already cut a sample is not repeated */
+                    status = 1;
+                    if (!last_err[0] || strcmp(last_err, cm_last_error())) {
+                        if (logged++ < CLI_MAX_LOGGED) cli_fail("inspect"); else unlogged++;
+                    }
+                    break;
+                }
+                fputs("{\"key\":", stdout);
+                put_json_str(stdout, smp->key);
+                fputs(",\"extensions\":[", stdout);
+                for (int i = 0; i < smp->nfields; i++) { if (i) fputc(',', stdout); put_json_str(stdout, smp->fields[i].ext); }
+                fputs("],\"sizes\":[", stdout);
+                for (int i = 0; i < smp->nfields; i++) printf("%s%zu", i ? "," : "", smp->fields[i].size);
+                fputc(']', stdout);
+                if (smp->error) {
+                    fputs(",\"error\":", stdout);
+                    put_json_str(stdout, smp->error);
+                    if (logged++ < CLI_MAX_LOGGED) fprintf(stderr, "clipmod inspect: sample '%s': %s\n", smp->key, smp->error);
+                    else unlogged++;
+                    snprintf(last_err, sizeof last_err, "%s", smp->error);
+                    status = 1;
+                    nbad++;
+                }
+                fputs("}\n", stdout);
+                nsamples++;
+                cm_wds_sample_free(smp);
+            }
+            cm_wds_close(r);
+            if (nbad) fprintf(stderr, "clipmod inspect: %s: %lld samples, %lld damaged\n", shard, nsamples, nbad);
         }
-        cm_wds_close(r);
-        if (nbad) fprintf(stderr, "clipmod inspect: %s: %lld samples, %lld damaged\n", pos.v[s], nsamples, nbad);
+        cm_shardlist_free(&sl);
     }
+    if (unlogged) fprintf(stderr, "clipmod inspect: %lld more problems not shown (first %d shown)\n", unlogged, CLI_MAX_LOGGED);
     fflush(stdout);
     args_free(&pos);
     return status;

@@ -7,7 +7,8 @@
  * or a weights file with a classification head. Images go through the eval transform of the
  * model's image size (converted to RGB first, as in training); texts through the tokenizer the
  * checkpoint was trained with (BPE: --vocab or the default search; the demo's byte level).
- * A pair whose image cannot be read gives {"error":"..."} on its line and exit status 1 at the end.
+ * A pair whose image cannot be read gives {"error":"..."} on its line, a warning with the counts at
+ * the end, and exit status 1. A malformed or empty --jsonl is a data error (1).
  */
 #include <math.h>
 #include <stdio.h>
@@ -57,7 +58,7 @@ static int read_jsonl(const char *path, Pair **pairs, int *n) {
         buf[len] = 0;
     } else if (cm_read_file(path, (size_t)1 << 30, &buf, &len)) {
         fprintf(stderr, "clipmod predict: --jsonl %s: %s\n", path, cm_last_error());
-        return 2;
+        return 1;
     }
     int line = 0;
     char *next = (char *)buf;
@@ -73,7 +74,7 @@ static int read_jsonl(const char *path, Pair **pairs, int *n) {
             fprintf(stderr, "clipmod predict: --jsonl %s line %d: expected {\"image\": PATH, \"text\": STR}\n", path, line);
             cJSON_Delete(j);
             if (strcmp(path, "-")) cm_free(buf); else free(buf);
-            return 2;
+            return 1;   /* a data error, not a usage error */
         }
         Pair *np = realloc(*pairs, sizeof **pairs * (*n + 1));
         if (!np) { cJSON_Delete(j); return 1; }
@@ -92,22 +93,23 @@ int cmd_predict(int argc, char **argv) {
     ArgList images = {0}, texts = {0};
     int batch = 16;
     ArgSpec specs[] = {
-        {"--model", ARG_STR, &model, "CKPT", "clipmod checkpoint or weights file with a head (required)"},
-        {"--image", ARG_LIST, &images, "PATH", "image of a pair (repeatable; pairs with --text in order)"},
-        {"--text", ARG_LIST, &texts, "STR", "caption of a pair (repeatable)"},
-        {"--model-name", ARG_STR, &model_name, "NAME|JSON", "config of a plain weights file (default: from the checkpoint / guessed from shapes)"},
-        {"--jsonl", ARG_STR, &jsonl, "FILE", "pairs as JSON lines {\"image\":..,\"text\":..} ('-': stdin)"},
-        {"--vocab", ARG_STR, &vocab, "PATH", "BPE vocabulary (default: next to the model, $CLIPMOD_VOCAB, ...)"},
-        {"--batch-size", ARG_INT, &batch, "N", "pairs per forward pass (default 16)"},
+        ARG("--model", ARG_STR, &model, "CKPT", "clipmod checkpoint or weights file with a head (required)"),
+        ARG("--image", ARG_LIST, &images, "PATH", "image of a pair (repeatable; pairs with --text in order)"),
+        ARG("--text", ARG_LIST, &texts, "STR", "caption of a pair (repeatable)"),
+        ARG("--model-name", ARG_STR, &model_name, "NAME|JSON", "config of a plain weights file (default: from the checkpoint / guessed from shapes)",
+            .check = args_check_model_name),
+        ARG("--jsonl", ARG_STR, &jsonl, "FILE", "pairs as JSON lines {\"image\":..,\"text\":..} ('-': stdin)"),
+        ARG("--vocab", ARG_STR, &vocab, "PATH", "BPE vocabulary (default: next to the model, $CLIPMOD_VOCAB, ...)"),
+        ARG("--batch-size", ARG_INT, &batch, "N", "pairs per forward pass (default 16)", ARG_RANGE(1, 4096)),
     };
     int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "predict",
                         "--model CKPT (--image PATH --text STR)... | --jsonl FILE", NULL);
     if (rc) { args_free(&images); args_free(&texts); return rc < 0 ? 0 : rc; }
     Pair *pairs = NULL;
     int n = 0, status = 0;
+    long long nfail = 0;
     if (!model) { fprintf(stderr, "clipmod predict: --model is required\n"); status = 2; goto out; }
     if (images.n != texts.n) { fprintf(stderr, "clipmod predict: %d --image but %d --text: give them in pairs\n", images.n, texts.n); status = 2; goto out; }
-    if (batch < 1 || batch > 4096) { fprintf(stderr, "clipmod predict: --batch-size must be in 1..4096\n"); status = 2; goto out; }
     for (int i = 0; i < images.n; i++) {
         Pair *np = realloc(pairs, sizeof *pairs * (n + 1));
         if (!np) { status = 1; goto out; }
@@ -116,8 +118,13 @@ int cmd_predict(int argc, char **argv) {
         pairs[n].text = xstrdup(texts.v[i]);
         n++;
     }
+    if (n == 0 && !jsonl) { fprintf(stderr, "clipmod predict: nothing to predict (give --image/--text pairs or --jsonl)\n"); status = 2; goto out; }
     if (jsonl && (status = read_jsonl(jsonl, &pairs, &n))) goto out;
-    if (n == 0) { fprintf(stderr, "clipmod predict: nothing to predict (give --image/--text pairs or --jsonl)\n"); status = 2; goto out; }
+    if (n == 0) {   /* --jsonl given but empty: the input had nothing where pairs were expected */
+        fprintf(stderr, "clipmod predict: --jsonl %s holds no pair (expected {\"image\": PATH, \"text\": STR} lines)\n", jsonl);
+        status = 1;
+        goto out;
+    }
 
     CmModel *m = NULL;
     CmCkptMeta meta;
@@ -151,7 +158,7 @@ int cmd_predict(int argc, char **argv) {
                 fputs("{\"error\":", stdout);
                 json_str(stdout, err[i] ? err[i] : "failed");
                 fputs("}\n", stdout);
-                fprintf(stderr, "clipmod predict: %s\n", err[i] ? err[i] : "failed");
+                if (++nfail <= CLI_MAX_LOGGED) fprintf(stderr, "clipmod predict: %s\n", err[i] ? err[i] : "failed");
                 status = 1;
                 continue;
             }
@@ -169,6 +176,9 @@ int cmd_predict(int argc, char **argv) {
         }
         fflush(stdout);
     }
+    if (nfail)
+        fprintf(stderr, "clipmod predict: warning: %lld of %d pairs failed%s\n", nfail, n,
+                nfail > CLI_MAX_LOGGED ? " (only the first 50 were named)" : "");
 done:
     for (int i = 0; err && i < batch; i++) free(err[i]);
     free(err); free(slot);

@@ -1,6 +1,6 @@
 /*
- * cmd_train.c — `clipmod train` (DESIGN §3, §7): OpenCLIP's flags (src/train/train_opts.c holds
- * the table, defaults and checks), the model from --model/--pretrained/--enable-lora
+ * cmd_train.c — `clipmod train` (DESIGN §3, §7): OpenCLIP's flags (src/cli/train_flags.c holds
+ * the table, its rules, defaults and checks; mapped onto the library's CmTrainConfig), the model from --model/--pretrained/--enable-lora
  * (src/train/setup.c), WebDataset batches, the run (src/train/train_main.c, run.c: out.log,
  * params.txt, checkpoints, results.jsonl). The last stdout line is
  * one JSON object: the last validation's metrics (DESIGN §7 eval JSON) plus "epochs", "steps",
@@ -14,8 +14,8 @@
 #include "cli/cli.h"
 #include "common/common.h"
 #include "data/wds.h"
+#include "cli/train_flags.h"
 #include "train/train_main.h"
-#include "train/train_opts.h"
 
 int cmd_train(int argc, char **argv) {
     CmTrainOpts o;
@@ -25,14 +25,16 @@ int cmd_train(int argc, char **argv) {
     int rc = args_parse(argc, argv, specs, n, "train", "--train-data URLS [OpenCLIP flags] [--enable-lora]", NULL);
     if (rc < 0) return 0;
     if (rc) return rc;
+    /* every error up to here is about the command line: usage (2); after it, a failure is 1 */
     cm_status st = cm_train_opts_finalize(&o);
-    if (st == CM_ERR_ARG) { fprintf(stderr, "clipmod train: %s\n", cm_last_error()); return 2; }
-    if (st) return cli_fail("train");
+    if (st) { fprintf(stderr, "clipmod train: %s\n", cm_last_error()); return 2; }
+    CmTrainConfig cfg;
+    char *params = NULL, *json = NULL;
+    if (cm_train_opts_to_config(&o, &cfg, &params, &json)) return cli_fail("train");
     CmRun r;
-    if ((st = cm_train_main(&o, &r, NULL, NULL))) {
-        fprintf(stderr, "clipmod train: %s\n", cm_last_error());
-        return st == CM_ERR_ARG ? 2 : 1;
-    }
+    st = cm_train_main(&cfg, &r, NULL, NULL);
+    cm_free(params); cm_free(json);
+    if (st) return cli_fail("train");
     char extra[512];
     snprintf(extra, sizeof extra, "\"epochs\":%d,\"steps\":%lld,\"loss\":%.6g,\"loss_con\":%.6g,\"loss_cls\":%.6g,\"train_seconds\":%.1f",
              o.epochs, (long long)r.steps_done, (double)r.last.loss, (double)r.last.loss_con, (double)r.last.loss_cls, r.train_seconds);

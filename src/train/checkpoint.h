@@ -15,7 +15,7 @@
  *             "base_model" (path or "") + "base_model_sha256"; "rng" (JSON: named xoshiro
  *             states as 4 hex words); "optimizer" (JSON: type, lr, betas, eps, weight_decay,
  *             param_groups [{weight_decay, params:[names]}], step:{name: n}); "args" (the
- *             training options as JSON, see train_opts.h); "tokenizer" bpe|bytes.
+ *             training options as JSON, CmTrainConfig.args_json); "tokenizer" bpe|bytes.
  * Loading overlays the checkpoint onto a model built from the same config (its frozen tensors
  * loaded from the base model first); the base model's SHA-256 is checked against the metadata.
  * Tensors under "optimizer." are never model tensors, so `clipmod eval --model CKPT` works.

@@ -46,7 +46,7 @@ static double avg_get(const Avg *a) { return a->n ? a->sum / a->n : 0; }
 
 static cm_status save_ckpt(CmRun *r, CmTrainer *t, const char *ckdir, int64_t completed, const char *base_sha,
                            bool trainable_only, const char *args_json) {
-    const CmTrainOpts *o = r->o;
+    const CmTrainConfig *o = r->o;
     CmCkptMeta meta;
     memset(&meta, 0, sizeof meta);
     meta.epoch = completed;
@@ -88,17 +88,19 @@ static cm_status save_ckpt(CmRun *r, CmTrainer *t, const char *ckdir, int64_t co
 }
 
 cm_status cm_train_run(CmRun *r) {
-    const CmTrainOpts *o = r->o;
+    const CmTrainConfig *o = r->o;
     CmModel *m = r->m;
     cm_status st = CM_OK;
     FILE *outlog = NULL;
-    char *args_json = NULL, *resume_path = NULL;
+    const char *args_json = o->args_json;
+    char *resume_path = NULL;
     float *img = NULL;
     int32_t *tok = NULL, *lab = NULL;
     CmTrainer t;
     memset(&t, 0, sizeof t);
     r->have_val = false;
     r->run_dir[0] = 0;
+    if ((st = cm_train_config_check(o))) return st;
     const int B = o->batch_size, K = o->accum_freq;
     const int S = m->cfg.vision.image_size, ctx = m->cfg.text.context_length;
     bool save_logs = o->logs && *o->logs && strcasecmp(o->logs, "none");
@@ -128,15 +130,14 @@ cm_status cm_train_run(CmRun *r) {
         cm_log_set_sink(outlog_sink, outlog);
         char pp[1200];
         snprintf(pp, sizeof pp, "%s/params.txt", r->run_dir);
-        if ((st = cm_train_opts_write_params(o, pp))) goto done;
+        if (o->params_txt && (st = cm_write_file_atomic(pp, o->params_txt, strlen(o->params_txt)))) goto done;
     }
-    args_json = cm_train_opts_json(o);
 
     /* schedule */
     CmTrainerCfg tc = {0};
     tc.micro_batch = B; tc.accum_freq = K; tc.grad_checkpointing = o->grad_checkpointing; tc.dropout = r->dropout;
     tc.beta1 = o->beta1; tc.beta2 = o->beta2; tc.eps = o->eps; tc.wd = o->wd;
-    tc.grad_clip_norm = isnan(o->grad_clip_norm) ? 0 : o->grad_clip_norm;
+    tc.grad_clip_norm = o->grad_clip_norm > 0 ? o->grad_clip_norm : 0;
     tc.w_con = (float)o->contrastive_weight; tc.w_cls = (float)o->classification_weight;
     if ((st = cm_lr_kind_parse(o->lr_scheduler, &tc.sched.kind))) goto done;
     tc.sched.base_lr = o->lr;
@@ -266,8 +267,14 @@ cm_status cm_train_run(CmRun *r) {
         if (r->val && o->val_frequency > 0 && (completed % o->val_frequency == 0 || completed == o->epochs)) {
             double tv = cm_now();
             if ((st = cm_validate(m, r->val, epoch, tc.w_con, tc.w_cls, &r->val_metrics))) { cm_error_prefix("validation"); goto done; }
-            r->have_val = true;
             CmMetrics *vm = &r->val_metrics;
+            if (vm->n == 0) {   /* validation was asked for and saw nothing: never report zeros as results */
+                st = cm_error(CM_ERR_IO, "validation: no sample could be read from --val-data (%lld bad samples or shards skipped)",
+                              (long long)r->val->skipped);
+                goto done;
+            }
+            if (r->val->skipped) cm_warn("validation: %lld samples, %lld bad samples or shards skipped", (long long)vm->n, (long long)r->val->skipped);
+            r->have_val = true;
             cm_info("Eval Epoch: %lld clip_val_loss: %.4f\tval_loss: %.4f\ttop1: %.4f\ttop2: %.4f\tmacro_f1: %.4f\tnum_samples: %lld\t(%.1f s)",
                     (long long)completed, vm->clip_loss_n ? vm->clip_loss_sum / vm->clip_loss_n : 0.0,
                     vm->loss_n ? vm->loss_sum / vm->loss_n : 0.0, cm_metrics_top1(vm), cm_metrics_top2(vm),
@@ -292,7 +299,7 @@ done:
     if (st && outlog) outlog_sink(CM_LOG_ERROR, cm_last_error(), outlog);
     cm_trainer_free(&t);
     cm_free(img); cm_free(tok); cm_free(lab);
-    cm_free(args_json); cm_free(resume_path);
+    cm_free(resume_path);
     if (outlog) { cm_log_set_sink(NULL, NULL); fclose(outlog); }
     return st;
 }

@@ -19,12 +19,12 @@
 #include "model/model.h"
 #include "train/batches.h"
 #include "train/metrics.h"
-#include "train/train_opts.h"
+#include "train/train_config.h"
 #include "train/trainer.h"
 
 typedef struct {
     /* inputs */
-    const CmTrainOpts *o;
+    const CmTrainConfig *o;
     CmModel *m;                  /* weights loaded, mode set (cm_model_set_mode) */
     CmBatchSource *train;        /* num_batches per epoch already sized (cm_epoch_size, data/wds.h) */
     CmBatchSource *val;          /* NULL: no validation */
