@@ -9,8 +9,9 @@
 #include "data/prepare.h"
 
 static void print_report(const CmPrepareReport *r) {
-    printf("{\"written\":%lld,\"missing_images\":%lld,\"bad_rows\":%lld,\"bad_images\":%lld,\"per_class\":{",
-           (long long)r->written, (long long)r->missing_images, (long long)r->bad_rows, (long long)r->bad_images);
+    printf("{\"written\":%lld,\"missing_images\":%lld,\"bad_rows\":%lld,\"bad_images\":%lld,\"repaired_text\":%lld,\"per_class\":{",
+           (long long)r->written, (long long)r->missing_images, (long long)r->bad_rows, (long long)r->bad_images,
+           (long long)r->repaired_text);
     for (int c = 0; c < 7; c++) printf("%s\"%d\":%lld", c ? "," : "", c, (long long)r->per_class[c]);
     printf("}}\n");
 }
@@ -76,9 +77,12 @@ int cmd_prepare(int argc, char **argv) {
         status = 1;
         goto out;
     }
-    if (!quiet)
-        fprintf(stderr, "clipmod prepare %s: %lld written, %lld missing images, %lld bad rows, %lld bad images -> %s/report.json\n",
-                what, (long long)r.written, (long long)r.missing_images, (long long)r.bad_rows, (long long)r.bad_images, out);
+    bool partial = r.missing_images || r.bad_rows || r.bad_images || r.repaired_text;
+    if (!quiet || partial)   /* a partial failure is always a warning with the counts */
+        fprintf(stderr, "clipmod prepare %s: %s%lld written, %lld missing images, %lld bad rows, %lld bad images, "
+                "%lld captions with invalid UTF-8 repaired -> %s/report.json\n",
+                what, partial ? "warning: " : "", (long long)r.written, (long long)r.missing_images, (long long)r.bad_rows,
+                (long long)r.bad_images, (long long)r.repaired_text, out);
     status = 0;
 out:
     args_free(&pos);

@@ -31,6 +31,7 @@ int cmd_train(int argc, char **argv) {
     CmTrainConfig cfg;
     char *params = NULL, *json = NULL;
     if (cm_train_opts_to_config(&o, &cfg, &params, &json)) return cli_fail("train");
+    cm_debug("options: %s", json);   /* --debug (or CLIPMOD_LOG=debug) */
     CmRun r;
     st = cm_train_main(&cfg, &r, NULL, NULL);
     cm_free(params); cm_free(json);

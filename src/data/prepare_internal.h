@@ -38,6 +38,10 @@ cm_status prep_add(Prep *p, char *key, char *caption, char *meta, int cls, char 
 void prep_bad_row(Prep *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Flushes, closes the shard writers (sizes.json) and writes report.json. */
 cm_status prep_finish(Prep *p, cm_status st);
+/* Replace every byte of s that does not start a valid UTF-8 sequence (overlongs, surrogates and
+   code points above U+10FFFF included) by U+FFFD. Returns a malloc'd copy when something was
+   replaced (*changed = true), else s itself; NULL on out of memory. */
+char *prep_utf8_repair(char *s, bool *changed);
 /* strdup that reports OOM through cm_error. */
 char *prep_strdup(const char *s);
 /* Trim ASCII whitespace in place; returns s. */
