@@ -148,10 +148,57 @@ static void test_bad_values(void) {
     expect_error("name", 4, a11, "--name");
 }
 
+/* docs/flags.md lists every flag with what it does here: works / no effect / refused, as the table */
+static void test_docs_table(void) {
+    uint8_t *doc; size_t len;
+    REQUIRE_OK(cm_read_file("docs/flags.md", 1 << 20, &doc, &len), "docs/flags.md (run from the repository root)");
+    CmTrainOpts o;
+    cm_train_opts_defaults(&o);
+    ArgSpec specs[CM_TRAIN_MAX_SPECS];
+    int n = cm_train_opts_specs(&o, specs);
+    int refused = 0, noeffect = 0;
+    for (int i = 0; i < n; i++) {
+        char key[96];
+        snprintf(key, sizeof key, "| `%s%s", specs[i].name, specs[i].metavar ? " " : "`");
+        const char *row = strstr((char *)doc, key);
+        CHECK(row, "docs/flags.md does not list %s", specs[i].name);
+        if (!row) continue;
+        const char *end = strchr(row, '\n');
+        int rl = end ? (int)(end - row) : (int)strlen(row);
+        char line[1024];
+        snprintf(line, sizeof line, "%.*s", rl, row);
+        bool says_refused = strstr(line, "**refused**") != NULL, says_noeffect = strstr(line, "no effect (warns once)") != NULL;
+        CHECK(says_refused == (specs[i].refuse != NULL), "%s: docs say refused=%d, the table %d", specs[i].name, says_refused, specs[i].refuse != NULL);
+        CHECK(says_noeffect == (specs[i].noeffect != NULL), "%s: docs say no-effect=%d, the table %d", specs[i].name, says_noeffect, specs[i].noeffect != NULL);
+        refused += specs[i].refuse != NULL;
+        noeffect += specs[i].noeffect != NULL;
+    }
+    CHECK(refused >= 8 && noeffect >= 25, "only %d refused / %d no-effect flags", refused, noeffect);
+    cm_free(doc);
+}
+
+/* one rule set: NaN / inf / negative values never pass the parser, for any numeric train flag */
+static void test_every_numeric_flag_refuses_nan(void) {
+    CmTrainOpts o;
+    cm_train_opts_defaults(&o);
+    ArgSpec specs[CM_TRAIN_MAX_SPECS];
+    int n = cm_train_opts_specs(&o, specs);
+    const char *vals[] = {"nan", "inf", "-inf", "-1", "1e400"};
+    for (int i = 0; i < n; i++) {
+        if (specs[i].type != ARG_INT && specs[i].type != ARG_I64 && specs[i].type != ARG_FLOAT) continue;
+        for (size_t k = 0; k < sizeof vals / sizeof vals[0]; k++) {
+            const char *argv[] = {"--train-data", "x.tar", specs[i].name, vals[k]};
+            CHECK(parse(&o, 4, argv) == 2, "%s %s accepted", specs[i].name, vals[k]);
+        }
+    }
+}
+
 int main(void) {
     RUN(test_py_float);
     RUN(test_seed_command);
     RUN(test_defaults_and_name);
     RUN(test_bad_values);
+    RUN(test_docs_table);
+    RUN(test_every_numeric_flag_refuses_nan);
     return tl_summary("test_train_opts");
 }
