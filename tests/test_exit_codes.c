@@ -268,13 +268,30 @@ static void test_partial_counts(void) {
     CHECK(rc == 1 && lines(err_buf) <= 52 && strstr(err_buf, "150 more problems not shown"), "inspect flood: %d lines", lines(err_buf));
 }
 
-/* item 9: eval shows progress (non-terminal: a line every --progress-seconds) */
+/* item 9: eval shows progress (non-terminal: a line every --progress-seconds; terminal: \r updates) */
 static void test_eval_progress(void) {
     int rc = run("eval --model " CK " --val-data " VAL " --json --progress-seconds 0.000001 --batch-size 4");
     CHECK(rc == 0 && strstr(err_buf, "clipmod eval: 4/16 samples") && strstr(err_buf, "samples/s") && strstr(err_buf, "ETA"),
           "no progress lines: %.300s", err_buf);
     rc = run("eval --model " CK " --val-data " VAL " --json --batch-size 4");
     CHECK(rc == 0 && !strstr(err_buf, "samples/s"), "progress on a short run with the default period");
+    /* on a terminal: one line rewritten with \r, rate and ETA (util-linux `script` gives a pty) */
+    if (access("/usr/bin/script", X_OK) == 0) {
+        char cmd[3000];
+        snprintf(cmd, sizeof cmd, "cd '%s' && timeout 120 script -qec \"%s eval --model " CK " --val-data " VAL
+                 " --json --batch-size 4 --progress-seconds 0.000001\" /dev/null > tty.txt 2>&1", tmpdir, clipmod);
+        CHECK(system(cmd) == 0, "eval under script failed");
+        char p[512];
+        uint8_t *b; size_t n;
+        snprintf(p, sizeof p, "%s/tty.txt", tmpdir);
+        REQUIRE(cm_read_file(p, 1 << 20, &b, &n) == CM_OK, "tty.txt");
+        const char *t = (const char *)b;
+#define HAS(lit) (memmem(t, n, lit, strlen(lit)) != NULL)
+        CHECK(HAS("\rclipmod eval: 4/16 samples, ") && HAS("\rclipmod eval: 16/16 samples, ") && HAS("ETA ") &&
+              !HAS("samples/s, 0 s"), "terminal progress: %.*s", (int)n, t);
+#undef HAS
+        cm_free(b);
+    }
 }
 
 /* item 9: --out - is standard output; invalid UTF-8 in a Fakeddit title is repaired and counted */

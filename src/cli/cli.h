@@ -29,8 +29,8 @@ int cli_fail(const char *cmd);
 int cli_threads(const char *cmd, int n);
 
 /* A batch source that passes batches through and reports progress on stderr: on a terminal one
-   line rewritten with \r (samples, rate, ETA when the total is known), otherwise a line every
-   `period` seconds (and none for a run shorter than that). total 0: unknown. Owns inner. */
+   line rewritten with \r at least twice a second (samples, rate, ETA when the total is known),
+   otherwise a line every `period` seconds (and none for a run shorter than that). total 0: unknown. Owns inner. */
 struct CmBatchSource;
 struct CmBatchSource *cli_progress_source(struct CmBatchSource *inner, const char *cmd, long long total, double period);
 void cli_progress_end(struct CmBatchSource *s);   /* final newline on a terminal */

@@ -57,7 +57,7 @@ static cm_status pr_next(CmBatchSource *s, float *img, int32_t *tok, int32_t *la
     if (st) return st;
     p->done += *got;
     double now = cm_now();
-    if (now - p->last >= (p->tty ? 0.5 : p->period) && *got) {
+    if (now - p->last >= (p->tty && p->period > 0.5 ? 0.5 : p->period) && *got) {   /* terminal: at least twice a second */
         p->last = now;
         pr_report(p, now);
     }
