@@ -1,6 +1,6 @@
 /*
  * bench_kernels.c — kernel throughput on ViT-B-32 shapes at batch 32 (`make bench`):
- *   - sgemm GFLOP/s (and bf16 oneDNN GFLOP/s, ratio to fp32) through linear_forward / linear_backward (dX only, dW only) for the
+ *   - sgemm GFLOP/s (and bf16 oneDNN GFLOP/s, ratio to fp32) through cm_linear_forward / cm_linear_backward (dX only, dW only) for the
  *     qkv (768->2304), fc1 (768->3072), out_proj (768->768) and fc2 (3072->768) layers, M = 32*50;
  *   - attention forward and backward (vision B=32 T=50 C=768 NH=12; text B=32 T=77 C=512 NH=8
  *     causal): batched oneDNN path vs the per-head BLAS fallback vs the plain reference;
@@ -41,16 +41,16 @@ static void bench_gemm(CmRng *r) {
         float *x = randv((size_t)M * C, 1, r), *W = randv((size_t)OC * C, 0.05f, r), *b = randv(OC, 1, r);
         float *y = randv((size_t)M * OC, 1, r), *dx = randv((size_t)M * C, 0, r), *dW = randv((size_t)OC * C, 0, r);
         double fl = 2.0 * M * C * OC;
-        double tf = BEST(5, linear_forward(y, x, W, b, M, C, OC));
-        double tx = BEST(5, linear_backward(dx, NULL, NULL, y, x, W, M, C, OC));
-        double tw = BEST(5, linear_backward(NULL, dW, NULL, y, x, W, M, C, OC));
+        double tf = BEST(5, cm_linear_forward(y, x, W, b, M, C, OC));
+        double tx = BEST(5, cm_linear_backward(dx, NULL, NULL, y, x, W, M, C, OC));
+        double tw = BEST(5, cm_linear_backward(NULL, dW, NULL, y, x, W, M, C, OC));
         printf("  %-18s %9.1f %9.1f %9.1f   fp32\n", sh[k].name, fl / tf * 1e-9, fl / tx * 1e-9, fl / tw * 1e-9);
         double c0 = cm_now();
-        linear_forward_bf16(y, x, W, b, M, C, OC);  // first call creates the primitive
+        cm_linear_forward_bf16(y, x, W, b, M, C, OC);  // first call creates the primitive
         double tc = cm_now() - c0;
-        double bf = BEST(5, linear_forward_bf16(y, x, W, b, M, C, OC));
-        double bx = BEST(5, linear_backward_bf16(dx, NULL, NULL, y, x, W, M, C, OC));
-        double bw = BEST(5, linear_backward_bf16(NULL, dW, NULL, y, x, W, M, C, OC));
+        double bf = BEST(5, cm_linear_forward_bf16(y, x, W, b, M, C, OC));
+        double bx = BEST(5, cm_linear_backward_bf16(dx, NULL, NULL, y, x, W, M, C, OC));
+        double bw = BEST(5, cm_linear_backward_bf16(NULL, dW, NULL, y, x, W, M, C, OC));
         printf("  %-18s %9.1f %9.1f %9.1f   bf16 (oneDNN%s; incl. fp32->bf16 conversion; first call %.0f ms)\n",
                "", fl / bf * 1e-9, fl / bx * 1e-9, fl / bw * 1e-9, cm_bf16_native() ? "" : " UNAVAILABLE: fallback", tc * 1e3);
         printf("  %-18s %8.2fx %8.2fx %8.2fx   bf16/fp32 speed\n", "", tf / bf, tx / bx, tw / bw);
@@ -62,9 +62,9 @@ static void bench_attention(CmRng *r, int B, int T, int C, int NH, bool causal) 
     size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, na = (size_t)B * NH * T * T;
     float *qkv = randv(nq, 1, r), *out = randv(no, 0, r), *att = randv(na, 0, r), *dq = randv(nq, 0, r);
     double fl = 4.0 * B * NH * T * T * (C / NH);  // q k^T and att v
-    double tf = BEST(5, attention_forward(out, att, qkv, B, T, C, NH, causal));
-    double tr = BEST(1, attention_forward_ref(out, att, qkv, B, T, C, NH, causal));
-    double tb = BEST(5, attention_backward(dq, out, qkv, att, B, T, C, NH, causal));
+    double tf = BEST(5, cm_attention_forward(out, att, qkv, B, T, C, NH, causal));
+    double tr = BEST(1, cm_attention_forward_ref(out, att, qkv, B, T, C, NH, causal));
+    double tb = BEST(5, cm_attention_backward(dq, out, qkv, att, B, T, C, NH, causal));
     double hf = BEST(5, cm_attention_forward_blas(out, att, qkv, B, T, C, NH, causal));
     double hb = BEST(5, cm_attention_backward_blas(dq, out, qkv, att, B, T, C, NH, causal));
     printf("attention B=%d T=%d C=%d NH=%d%s:\n  batched oneDNN: forward %.2f ms (%.1f GFLOP/s), backward %.2f ms\n"
@@ -89,14 +89,14 @@ static void bench_rows(CmRng *r) {
     size_t n = (size_t)M * C;
     float *x = randv(n, 2, r), *y = randv(n, 0, r), *w = randv(C, 1, r), *b = randv(C, 1, r);
     float *mu = randv(M, 0, r), *rs = randv(M, 0, r);
-    double tf = BEST(5, layernorm_forward(y, mu, rs, x, w, b, M, C));
-    double tr = BEST(2, layernorm_forward_ref(y, mu, rs, x, w, b, M, C));
+    double tf = BEST(5, cm_layernorm_forward(y, mu, rs, x, w, b, M, C));
+    double tr = BEST(2, cm_layernorm_forward_ref(y, mu, rs, x, w, b, M, C));
     printf("layernorm  M=%d C=%d: fast %.3f ns/elem, ref %.3f ns/elem, ref/fast %.1fx\n", M, C,
            tf / n * 1e9, tr / n * 1e9, tr / tf);
     int Ms = 32 * 12 * 50, N = 50;
     float *s = randv((size_t)Ms * N, 4, r), *p = randv((size_t)Ms * N, 0, r);
-    tf = BEST(5, softmax_forward(p, s, Ms, N));
-    tr = BEST(2, softmax_forward_ref(p, s, Ms, N));
+    tf = BEST(5, cm_softmax_forward(p, s, Ms, N));
+    tr = BEST(2, cm_softmax_forward_ref(p, s, Ms, N));
     printf("softmax    M=%d N=%d: fast %.3f ns/elem, ref %.3f ns/elem, ref/fast %.1fx\n", Ms, N,
            tf / ((double)Ms * N) * 1e9, tr / ((double)Ms * N) * 1e9, tr / tf);
     cm_free(x); cm_free(y); cm_free(w); cm_free(b); cm_free(mu); cm_free(rs); cm_free(s); cm_free(p);
@@ -112,8 +112,8 @@ int main(void) {
     bench_gemm(&r);
     bench_attention(&r, 32, 50, 768, 12, false);
     bench_attention(&r, 32, 77, 512, 8, true);
-    bench_ew(&r, "gelu", gelu_forward, gelu_forward_ref);
-    bench_ew(&r, "quickgelu", quickgelu_forward, quickgelu_forward_ref);
+    bench_ew(&r, "gelu", cm_gelu_forward, cm_gelu_forward_ref);
+    bench_ew(&r, "quickgelu", cm_quickgelu_forward, cm_quickgelu_forward_ref);
     bench_rows(&r);
     cm_bf16_release();
     return 0;

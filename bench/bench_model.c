@@ -23,10 +23,10 @@ static double sgemm_rate(void) {
     float *A = cm_malloc((size_t)M * K * 4, "a"), *B = cm_malloc((size_t)N * K * 4, "b"), *C = cm_malloc((size_t)M * N * 4, "c");
     for (size_t i = 0; i < (size_t)M * K; i++) A[i] = (float)(i % 13) * 0.01f;
     for (size_t i = 0; i < (size_t)N * K; i++) B[i] = (float)(i % 7) * 0.01f;
-    matmul(false, true, M, N, K, 1.0f, A, K, B, K, 0.0f, C, N);   /* warm-up */
+    cm_matmul(false, true, M, N, K, 1.0f, A, K, B, K, 0.0f, C, N);   /* warm-up */
     int reps = 10;
     double t0 = cm_now();
-    for (int r = 0; r < reps; r++) matmul(false, true, M, N, K, 1.0f, A, K, B, K, 0.0f, C, N);
+    for (int r = 0; r < reps; r++) cm_matmul(false, true, M, N, K, 1.0f, A, K, B, K, 0.0f, C, N);
     double dt = cm_now() - t0;
     cm_free(A); cm_free(B); cm_free(C);
     return 2.0 * M * N * K * reps / dt / 1e9;

@@ -40,9 +40,9 @@ static void bf16_case(int M, int C, int OC) {
     float *y = filled(ny, 0), *yr = filled(ny, 0), *y32 = filled(ny, 0);
     char lab[96];
     for (int rep = 0; rep < 2; rep++) {  // the second call reuses the cached primitive
-        linear_forward_bf16(y, x, W, rep ? NULL : b, M, C, OC);
-        linear_forward_bf16_ref(yr, x, W, rep ? NULL : b, M, C, OC);
-        linear_forward(y32, x, W, rep ? NULL : b, M, C, OC);
+        cm_linear_forward_bf16(y, x, W, rep ? NULL : b, M, C, OC);
+        cm_linear_forward_bf16_ref(yr, x, W, rep ? NULL : b, M, C, OC);
+        cm_linear_forward(y32, x, W, rep ? NULL : b, M, C, OC);
         snprintf(lab, sizeof lab, "forward M%d C%d OC%d %s: bf16 vs bf16 ref", M, C, OC, rep ? "no bias" : "bias");
         CHECK_REL(y, yr, ny, 1e-5, lab);
         snprintf(lab, sizeof lab, "forward M%d C%d OC%d %s: bf16 vs fp32", M, C, OC, rep ? "no bias" : "bias");
@@ -52,9 +52,9 @@ static void bf16_case(int M, int C, int OC) {
     float *dx = filled(nx, 0.5f), *dW = filled(nw, 0.5f), *db = filled(OC, 0.5f);
     float *dxr = filled(nx, 0.5f), *dWr = filled(nw, 0.5f), *dbr = filled(OC, 0.5f);
     float *dx32 = filled(nx, 0.5f), *dW32 = filled(nw, 0.5f), *db32 = filled(OC, 0.5f);
-    linear_backward_bf16(dx, dW, db, g, x, W, M, C, OC);
-    linear_backward_bf16_ref(dxr, dWr, dbr, g, x, W, M, C, OC);
-    linear_backward(dx32, dW32, db32, g, x, W, M, C, OC);
+    cm_linear_backward_bf16(dx, dW, db, g, x, W, M, C, OC);
+    cm_linear_backward_bf16_ref(dxr, dWr, dbr, g, x, W, M, C, OC);
+    cm_linear_backward(dx32, dW32, db32, g, x, W, M, C, OC);
     snprintf(lab, sizeof lab, "backward M%d C%d OC%d", M, C, OC);
     CHECK_REL(dx, dxr, nx, 1e-5, lab);
     CHECK_REL(dW, dWr, nw, 1e-5, lab);
@@ -64,10 +64,10 @@ static void bf16_case(int M, int C, int OC) {
     CHECK_REL(db, db32, OC, 1e-5, lab);
     // NULL weight gradients: dinp alone matches, dW untouched when NULL
     float *dx2 = filled(nx, 0.5f);
-    linear_backward_bf16(dx2, NULL, NULL, g, x, W, M, C, OC);
+    cm_linear_backward_bf16(dx2, NULL, NULL, g, x, W, M, C, OC);
     CHECK_CLOSE(dx2, dx, nx, 1e-6 * (1 + tl_max_abs(dx, nx)), "dinp alone");
     float *dW2 = filled(nw, 0.5f);
-    linear_backward_bf16(NULL, dW2, NULL, g, x, W, M, C, OC);
+    cm_linear_backward_bf16(NULL, dW2, NULL, g, x, W, M, C, OC);
     CHECK_CLOSE(dW2, dW, nw, 1e-6 * (1 + tl_max_abs(dW, nw)), "dW alone");
     free(x); free(W); free(b); free(g); free(y); free(yr); free(y32);
     free(dx); free(dW); free(db); free(dxr); free(dWr); free(dbr); free(dx32); free(dW32); free(db32);
@@ -87,9 +87,9 @@ static void test_bf16_detects_errors(void) {
     int M = 16, C = 64, OC = 24;
     float *x = randv((size_t)M * C, 1), *W = randv((size_t)OC * C, 1), *y = filled((size_t)M * OC, 0);
     float *yr = filled((size_t)M * OC, 0), *y32 = filled((size_t)M * OC, 0);
-    linear_forward_bf16(y, x, W, NULL, M, C, OC);
-    linear_forward_ref(y32, x, W, NULL, M, C, OC);  // unrounded inputs differ by ~bf16 eps
-    linear_forward_bf16_ref(yr, x, W, NULL, M, C, OC);
+    cm_linear_forward_bf16(y, x, W, NULL, M, C, OC);
+    cm_linear_forward_ref(y32, x, W, NULL, M, C, OC);  // unrounded inputs differ by ~bf16 eps
+    cm_linear_forward_bf16_ref(yr, x, W, NULL, M, C, OC);
     double d_unrounded = tl_max_abs_diff(y, y32, (size_t)M * OC), d_ref = tl_max_abs_diff(y, yr, (size_t)M * OC);
     CHECK(d_unrounded > 100 * d_ref, "rounding is visible: |bf16-fp32| %g vs |bf16-ref| %g", d_unrounded, d_ref);
     free(x); free(W); free(y); free(yr); free(y32);

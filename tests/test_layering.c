@@ -1,49 +1,118 @@
 /*
- * test_layering.c — the layering rules of docs/ARCHITECTURE.md that a reviewer can check with
- * grep (issue 8 item 4): the library never includes the CLI (the command-line flag table lives in
- * src/cli/, the trainer takes a CmTrainConfig), and nothing below src/train includes train/.
- * Runs the reviewer's own command lines from the repository root.
+ * test_layering.c — structural rules a reviewer can check by hand (issue 8 items 4 and 6):
+ *   - every global symbol that $BUILD/libclipmod.a defines is prefixed cm_ / CM_ / clipmod_
+ *     (`nm -g --defined-only`; sanitizer-generated __asan / __odr_asan symbols aside), so the
+ *     library can be linked into any C program without clashing on names like `matmul`;
+ *   - $BUILD/libclipmod.so, when the Makefile builds it, exports only clipmod_* functions;
+ *   - layers never point upward: nothing in src/common, kernels, io, model, data includes
+ *     train/, eval/ or cli/; src/eval includes no train/;
+ *   - the library never includes the CLI (issue 8 item 4, the reviewer's own command line): the
+ *     flag table lives in src/cli/, the trainer takes a CmTrainConfig, and the CLI's flag types
+ *     (CmTrainOpts, ArgSpec) appear nowhere outside src/cli/.
+ * Runs nm and grep through the shell from the repository root.
  */
 #include "testlib.h"
-#include <stdio.h>
 
-/* Run a shell pipeline; return its stdout (static buffer) or NULL when it cannot run. */
-static const char *shell(const char *cmd) {
-    static char out[8192];
+static char g_buf[1 << 20];
+
+/* Run cmd; its stdout into g_buf; returns the exit status (-1 when it could not run). */
+static int sh(const char *cmd) {
     FILE *p = popen(cmd, "r");
-    if (!p) return NULL;
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = 0;
-    pclose(p);
-    return out;
+    if (!p) return -1;
+    size_t n = fread(g_buf, 1, sizeof g_buf - 1, p);
+    g_buf[n] = 0;
+    int rc = pclose(p);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static const char *build_dir(void) {
+    const char *b = getenv("BUILD");
+    return b && *b ? b : "build";
+}
+
+static bool sanitizer_symbol(const char *s) {
+    return !strncmp(s, "__asan", 6) || !strncmp(s, "__odr_asan", 10) || !strncmp(s, "__ubsan", 7) ||
+           !strncmp(s, "__sancov", 8);
+}
+
+/* Lines "ADDR TYPE NAME" of nm output: count names without an allowed prefix, print a few. */
+static int count_unprefixed(const char *what, const char *const *prefixes, int np) {
+    int bad = 0;
+    for (char *l = strtok(g_buf, "\n"); l; l = strtok(NULL, "\n")) {
+        char addr[64], type[8], name[512];
+        if (sscanf(l, "%63s %7s %511s", addr, type, name) != 3) continue;   /* "file.o:" headers, blanks */
+        if (sanitizer_symbol(name)) continue;
+        bool ok = false;
+        for (int i = 0; i < np && !ok; i++) ok = !strncmp(name, prefixes[i], strlen(prefixes[i]));
+        if (!ok && bad++ < 20) fprintf(stderr, "    %s exports unprefixed %s (%s)\n", what, name, type);
+    }
+    return bad;
+}
+
+static void test_static_lib_symbols(void) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "nm -g --defined-only '%s/libclipmod.a' 2>/dev/null", build_dir());
+    int rc = sh(cmd);
+    REQUIRE(rc == 0 && strlen(g_buf) > 1000, "nm %s/libclipmod.a failed (rc %d)", build_dir(), rc);
+    static const char *const pre[] = {"cm_", "CM_", "clipmod_"};
+    int bad = count_unprefixed("libclipmod.a", pre, 3);
+    CHECK(bad == 0, "%d global symbols of libclipmod.a lack the cm_ / clipmod_ prefix", bad);
+}
+
+static void test_shared_lib_exports(void) {
+    char path[512], cmd[700];
+    snprintf(path, sizeof path, "%s/libclipmod.so", build_dir());
+    if (access(path, R_OK) != 0) {
+        fprintf(stderr, "    %s not built: export check skipped\n", path);
+        return;
+    }
+    snprintf(cmd, sizeof cmd, "nm -D --defined-only '%s' 2>/dev/null", path);
+    int rc = sh(cmd);
+    REQUIRE(rc == 0, "nm -D %s failed (rc %d)", path, rc);
+    static const char *const pre[] = {"clipmod_", "_init", "_fini", "_edata", "_end", "__bss_start"};
+    int bad = count_unprefixed("libclipmod.so", pre, 6);
+    CHECK(bad == 0, "%d dynamic symbols of libclipmod.so are not clipmod_ API", bad);
+}
+
+/* Every line grep prints is a violation: "file:line:#include ...". */
+static void no_includes(const char *dirs, const char *pattern, const char *rule) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "grep -rnE '#include \"(%s)/' %s --include=*.c --include=*.h 2>/dev/null", pattern, dirs);
+    int rc = sh(cmd);
+    CHECK(rc == 1 && !g_buf[0], "%s:\n%s", rule, g_buf);
+}
+
+static void test_lower_layers_do_not_include_upper(void) {
+    REQUIRE(access("src/model", R_OK) == 0, "run from the repository root");
+    no_includes("src/common src/kernels src/io src/model src/data", "train|eval|cli",
+                "src/common|kernels|io|model|data include train/, eval/ or cli/");
+}
+
+static void test_eval_does_not_include_train(void) {
+    if (access("src/eval", R_OK) != 0) return;
+    no_includes("src/eval", "train|cli", "src/eval includes train/ or cli/");
 }
 
 static void test_library_does_not_include_cli(void) {
-    REQUIRE(access("src/cli/args.h", F_OK) == 0, "not run from the repository root");
-    const char *o = shell("grep -rln '#include \"cli/' src --include=*.c --include=*.h | grep -v '^src/cli/'");
-    REQUIRE(o, "popen");
-    CHECK(o[0] == 0, "library files include the CLI:\n%s", o);
-    /* the check itself can fail: it finds the CLI's own includes */
-    const char *self = shell("grep -rln '#include \"cli/' src --include=*.c --include=*.h");
-    CHECK(self && strstr(self, "src/cli/"), "the grep finds nothing at all: the check is broken");
+    REQUIRE(access("src/cli/args.h", R_OK) == 0, "run from the repository root");
+    int rc = sh("grep -rln '#include \"cli/' src --include=*.c --include=*.h | grep -v '^src/cli/'");
+    CHECK(rc == 1 && !g_buf[0], "library files include the CLI:\n%s", g_buf);
+    /* the check itself can fail: the same grep finds the CLI's own includes */
+    rc = sh("grep -rln '#include \"cli/' src --include=*.c --include=*.h");
+    CHECK(rc == 0 && strstr(g_buf, "src/cli/"), "the grep finds nothing at all: the check is broken");
 }
 
-static void test_lower_layers_do_not_include_train(void) {
-    const char *o = shell("grep -rln '#include \"train/' src/model src/data src/io src/kernels src/common"
-                          " --include=*.c --include=*.h");
-    REQUIRE(o, "popen");
-    CHECK(o[0] == 0, "lower layers include train/:\n%s", o);
-}
-
-static void test_flag_struct_not_in_library(void) {
-    const char *o = shell("grep -rln 'CmTrainOpts\\|ArgSpec' src --include=*.c --include=*.h | grep -v '^src/cli/'");
-    REQUIRE(o, "popen");
-    CHECK(o[0] == 0, "the CLI's flag types are used in the library:\n%s", o);
+static void test_flag_types_only_in_cli(void) {
+    int rc = sh("grep -rlnE 'CmTrainOpts|ArgSpec' src --include=*.c --include=*.h | grep -v '^src/cli/'");
+    CHECK(rc == 1 && !g_buf[0], "the CLI's flag types are used in the library:\n%s", g_buf);
 }
 
 int main(void) {
+    RUN(test_static_lib_symbols);
+    RUN(test_shared_lib_exports);
+    RUN(test_lower_layers_do_not_include_upper);
+    RUN(test_eval_does_not_include_train);
     RUN(test_library_does_not_include_cli);
-    RUN(test_lower_layers_do_not_include_train);
-    RUN(test_flag_struct_not_in_library);
+    RUN(test_flag_types_only_in_cli);
     return tl_summary("test_layering");
 }

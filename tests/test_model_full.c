@@ -100,11 +100,11 @@ static void test_full_vitb32(void) {
     const cJSON *trace = cJSON_GetObjectItem(root, "trace");
     for (int vis = 1; vis >= 0; vis--) {
         TowerSpec s;
-        tower_spec(m, vis, &s);
+        cm_tower_spec(m, vis, &s);
         s.keep_all_tokens = true;   /* the trace covers all 77 text positions */
         TowerActs ta;
-        REQ_OK(tower_acts_alloc(&ta, &s, 1, TA_SAVE));
-        tower_forward(m, &s, &ta, vis ? img : NULL, vis ? NULL : tok, 1);
+        REQ_OK(cm_tower_acts_alloc(&ta, &s, 1, TA_SAVE));
+        cm_tower_forward(m, &s, &ta, vis ? img : NULL, vis ? NULL : tok, 1);
         size_t n = (size_t)s.T * s.D;
         char key[64];
         if (vis) check_trace(trace, "image0.ln_pre", ta.xin[0], n);
@@ -112,7 +112,7 @@ static void test_full_vitb32(void) {
             snprintf(key, sizeof key, "%s0.resblocks.%d", vis ? "image" : "text", l);
             check_trace(trace, key, l + 1 < s.L ? ta.xin[l + 1] : ta.x_last, n);
         }
-        tower_acts_free(&ta);
+        cm_tower_acts_free(&ta);
     }
 
     /* the training path (activations kept, full mode) gives the same normalised features */

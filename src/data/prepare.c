@@ -108,13 +108,13 @@ void cm_csv_free(CmCsv *c) {
 // ----------------------------------------------------------------------------
 // the pipeline
 
-char *prep_strdup(const char *s) {
+char *cm_prep_strdup(const char *s) {
     char *d = strdup(s ? s : "");
     if (!d) cm_error(CM_ERR_OOM, "out of memory");
     return d;
 }
 
-char *prep_trim(char *s) {
+char *cm_prep_trim(char *s) {
     size_t n = strlen(s), a = 0;
     while (a < n && isspace((unsigned char)s[a])) a++;
     while (n > a && isspace((unsigned char)s[n - 1])) n--;
@@ -123,7 +123,7 @@ char *prep_trim(char *s) {
     return s;
 }
 
-bool prep_key_ok(const char *k) {
+bool cm_prep_key_ok(const char *k) {
     size_t n = strlen(k);
     if (n == 0 || n > 200) return false;
     for (size_t i = 0; i < n; i++)
@@ -131,17 +131,17 @@ bool prep_key_ok(const char *k) {
     return true;
 }
 
-int prep_default_shard_size(const char *hint) {
+int cm_prep_default_shard_size(const char *hint) {
     return hint && strstr(hint, "train") ? 10000 : 1000;
 }
 
-cm_status prep_init(Prep *p, const CmPrepareOpts *o, CmPrepareReport *rep, const char *dataset, const char *split_hint) {
+cm_status cm_prep_init(Prep *p, const CmPrepareOpts *o, CmPrepareReport *rep, const char *dataset, const char *split_hint) {
     memset(p, 0, sizeof *p);
     memset(rep, 0, sizeof *rep);
     p->o = *o;
     if (!p->o.out_dir || !*p->o.out_dir) return cm_error(CM_ERR_ARG, "--out: no output folder given");
     if (p->o.shard_size < 0) return cm_error(CM_ERR_ARG, "--shard-size must be positive (got %d)", p->o.shard_size);
-    if (!p->o.shard_size) p->o.shard_size = prep_default_shard_size(split_hint);
+    if (!p->o.shard_size) p->o.shard_size = cm_prep_default_shard_size(split_hint);
     if (!p->o.image_size) p->o.image_size = 256;
     if (!p->o.jpeg_quality) p->o.jpeg_quality = 95;
     p->rep = rep;
@@ -172,7 +172,7 @@ static void process_item(const Prep *p, PrepItem *it) {
     cm_image_free(&lb);
 }
 
-void prep_bad_row(Prep *p, const char *fmt, ...) {
+void cm_prep_bad_row(Prep *p, const char *fmt, ...) {
     p->rep->bad_rows++;
     if (p->logged++ < MAX_LOGGED) {
         char buf[600];
@@ -235,13 +235,13 @@ static cm_status flush(Prep *p) {
     return st;
 }
 
-cm_status prep_add(Prep *p, char *key, char *caption, char *meta, int cls, char *image_path) {
+cm_status cm_prep_add(Prep *p, char *key, char *caption, char *meta, int cls, char *image_path) {
     PrepItem *it = &p->items[p->n++];
     it->key = key; it->caption = caption; it->meta = meta; it->image_path = image_path; it->cls = cls;
     it->dup_of = -1;
     if (!key || !caption || !meta || !image_path) return cm_error(CM_ERR_OOM, "out of memory");
     bool fixed = false;
-    char *c2 = prep_utf8_repair(caption, &fixed);
+    char *c2 = cm_prep_utf8_repair(caption, &fixed);
     if (!c2) return cm_error(CM_ERR_OOM, "out of memory");
     if (fixed) { free(caption); it->caption = c2; p->rep->repaired_text++; }
     if (p->n > 1) {
@@ -252,7 +252,7 @@ cm_status prep_add(Prep *p, char *key, char *caption, char *meta, int cls, char 
     return p->n == CHUNK ? flush(p) : CM_OK;
 }
 
-cm_status prep_finish(Prep *p, cm_status st) {
+cm_status cm_prep_finish(Prep *p, cm_status st) {
     if (!st) st = flush(p);
     for (int i = 0; i < p->n; i++) item_free(&p->items[i]);
     free(p->items);
@@ -301,11 +301,11 @@ static char *meta_json(cJSON *o) {
 
 cm_status cm_prepare_fakeddit(const char *tsv, const char *images_dir, const CmPrepareOpts *o, CmPrepareReport *rep) {
     Prep p;
-    cm_status st = prep_init(&p, o, rep, "fakeddit", tsv);
+    cm_status st = cm_prep_init(&p, o, rep, "fakeddit", tsv);
     if (st) { free(p.items); return st; }
     uint8_t *data;
     size_t len;
-    if ((st = cm_read_file(tsv, (size_t)16 << 30, &data, &len))) return prep_finish(&p, st);
+    if ((st = cm_read_file(tsv, (size_t)16 << 30, &data, &len))) return cm_prep_finish(&p, st);
     CmCsv c;
     cm_csv_init(&c, (const char *)data, len, '\t');
     int rc = cm_csv_next(&c);
@@ -325,19 +325,19 @@ cm_status cm_prepare_fakeddit(const char *tsv, const char *images_dir, const CmP
         if (rc == 0) break;
         if (rc < 0) {
             if (rc == CM_ERR_OOM) { st = cm_error(CM_ERR_OOM, "%s: out of memory", tsv); break; }
-            prep_bad_row(&p, "%s: %s", tsv, cm_last_error());
+            cm_prep_bad_row(&p, "%s: %s", tsv, cm_last_error());
             break;   /* an unclosed quote swallows the rest of the file */
         }
         p.rows++;
-        if (c.nfields != nh) { prep_bad_row(&p, "%s line %lld: %d fields, header has %d", tsv, (long long)c.line, c.nfields, nh); continue; }
+        if (c.nfields != nh) { cm_prep_bad_row(&p, "%s line %lld: %d fields, header has %d", tsv, (long long)c.line, c.nfields, nh); continue; }
         const char *id = c.fields[c_id];
         int six = parse_small_int(c.fields[c_six]);
         int cls = cm_fakeddit_class(six);
-        if (!prep_key_ok(id)) { prep_bad_row(&p, "%s line %lld: bad id '%.40s'", tsv, (long long)c.line, id); continue; }
-        if (cls < 0) { prep_bad_row(&p, "%s line %lld (id %s): bad 6_way_label '%.20s'", tsv, (long long)c.line, id, c.fields[c_six]); continue; }
-        char *caption = prep_strdup(c_clean >= 0 ? c.fields[c_clean] : "");
-        if (caption && !*prep_trim(caption) && c_title >= 0) { free(caption); caption = prep_strdup(c.fields[c_title]); if (caption) prep_trim(caption); }
-        if (caption && !*caption) { free(caption); prep_bad_row(&p, "%s line %lld (id %s): empty title", tsv, (long long)c.line, id); continue; }
+        if (!cm_prep_key_ok(id)) { cm_prep_bad_row(&p, "%s line %lld: bad id '%.40s'", tsv, (long long)c.line, id); continue; }
+        if (cls < 0) { cm_prep_bad_row(&p, "%s line %lld (id %s): bad 6_way_label '%.20s'", tsv, (long long)c.line, id, c.fields[c_six]); continue; }
+        char *caption = cm_prep_strdup(c_clean >= 0 ? c.fields[c_clean] : "");
+        if (caption && !*cm_prep_trim(caption) && c_title >= 0) { free(caption); caption = cm_prep_strdup(c.fields[c_title]); if (caption) cm_prep_trim(caption); }
+        if (caption && !*caption) { free(caption); cm_prep_bad_row(&p, "%s line %lld (id %s): empty title", tsv, (long long)c.line, id); continue; }
         if (c_has >= 0 && !strcmp(c.fields[c_has], "False")) {
             free(caption);
             rep->missing_images++;
@@ -351,10 +351,10 @@ cm_status cm_prepare_fakeddit(const char *tsv, const char *images_dir, const CmP
         size_t pl = strlen(images_dir) + strlen(id) + 8;
         char *path = malloc(pl);
         if (path) snprintf(path, pl, "%s/%s.jpg", images_dir, id);
-        if ((st = prep_add(&p, prep_strdup(id), caption, meta_json(m), cls, path))) break;
+        if ((st = cm_prep_add(&p, cm_prep_strdup(id), caption, meta_json(m), cls, path))) break;
     }
 done:
     cm_csv_free(&c);
     cm_free(data);
-    return prep_finish(&p, st);
+    return cm_prep_finish(&p, st);
 }

@@ -54,7 +54,7 @@ static char *strip_urls(const char *t) {
         o[k++] = t[i++];
     }
     o[k] = 0;
-    return prep_trim(o);
+    return cm_prep_trim(o);
 }
 
 // ----------------------------------------------------------------------------
@@ -69,7 +69,7 @@ cm_status cm_prepare_mmhs150k(const char *root, const char *split, const CmPrepa
     if (!split || (strcmp(split, "train") && strcmp(split, "val") && strcmp(split, "test")))
         return cm_error(CM_ERR_ARG, "--split must be train, val or test (got '%s')", split ? split : "");
     Prep p;
-    cm_status st = prep_init(&p, o, rep, "mmhs150k", split);
+    cm_status st = cm_prep_init(&p, o, rep, "mmhs150k", split);
     if (st) { free(p.items); return st; }
     uint8_t *gtb = NULL, *idb = NULL;
     size_t gtn, idn;
@@ -94,14 +94,14 @@ cm_status cm_prepare_mmhs150k(const char *root, const char *split, const CmPrepa
     int64_t line = 0;
     for (char *ln = strtok_r((char *)idb, "\n", &save); ln; ln = strtok_r(NULL, "\n", &save)) {
         line++;
-        prep_trim(ln);
+        cm_prep_trim(ln);
         if (!*ln) continue;
         if (o->limit && p.rows >= o->limit) break;
         p.rows++;
-        if (!prep_key_ok(ln)) { prep_bad_row(&p, "%s line %lld: bad tweet id '%.40s'", ids_full, (long long)line, ln); continue; }
+        if (!cm_prep_key_ok(ln)) { cm_prep_bad_row(&p, "%s line %lld: bad tweet id '%.40s'", ids_full, (long long)line, ln); continue; }
         KeyNode want = {ln, NULL}, *hit = bsearch(&want, index, (size_t)ngt, sizeof *index, cmp_keynode);
         const cJSON *e = hit ? hit->v : NULL;
-        if (!cJSON_IsObject(e)) { prep_bad_row(&p, "tweet %s: no entry in MMHS150K_GT.json", ln); continue; }
+        if (!cJSON_IsObject(e)) { cm_prep_bad_row(&p, "tweet %s: no entry in MMHS150K_GT.json", ln); continue; }
         const cJSON *labels = cJSON_GetObjectItemCaseSensitive(e, "labels");
         const cJSON *text = cJSON_GetObjectItemCaseSensitive(e, "tweet_text");
         int nl = cJSON_IsArray(labels) ? cJSON_GetArraySize(labels) : 0, nonzero = 0;
@@ -111,8 +111,8 @@ cm_status cm_prepare_mmhs150k(const char *root, const char *split, const CmPrepa
             ok = cJSON_IsNumber(v) && v->valuedouble == (double)(int)v->valuedouble && v->valueint >= 0 && v->valueint <= 5;
             if (ok && v->valueint != 0) nonzero++;
         }
-        if (!ok) { prep_bad_row(&p, "tweet %s: \"labels\" is not a non-empty list of 0..5", ln); continue; }
-        if (!cJSON_IsString(text)) { prep_bad_row(&p, "tweet %s: no \"tweet_text\"", ln); continue; }
+        if (!ok) { cm_prep_bad_row(&p, "tweet %s: \"labels\" is not a non-empty list of 0..5", ln); continue; }
+        if (!cJSON_IsString(text)) { cm_prep_bad_row(&p, "tweet %s: no \"tweet_text\"", ln); continue; }
         int cls = nonzero >= 2 ? 6 : 0;
         cJSON *m = cJSON_CreateObject();
         cJSON_AddNumberToObject(m, "label", cls);
@@ -133,14 +133,14 @@ cm_status cm_prepare_mmhs150k(const char *root, const char *split, const CmPrepa
         }
         free(ocr_full);
         char *img = fmt_path("%s/img_resized/%s.jpg", root, ln);
-        if ((st = prep_add(&p, prep_strdup(ln), strip_urls(text->valuestring), finish_meta(m), cls, img))) break;
+        if ((st = cm_prep_add(&p, cm_prep_strdup(ln), strip_urls(text->valuestring), finish_meta(m), cls, img))) break;
     }
 done:
     cJSON_Delete(gt);
     free(index);
     cm_free(gtb); cm_free(idb);
     free(gt_path); free(ids_full);
-    return prep_finish(&p, st);
+    return cm_prep_finish(&p, st);
 }
 
 // ----------------------------------------------------------------------------
@@ -172,7 +172,7 @@ static char *find_image(const char *dir, const char *file) {
 
 cm_status cm_prepare_coco(const char *captions, const char *images_dir, const CmPrepareOpts *o, CmPrepareReport *rep) {
     Prep p;
-    cm_status st = prep_init(&p, o, rep, "coco", captions);
+    cm_status st = cm_prep_init(&p, o, rep, "coco", captions);
     if (st) { free(p.items); return st; }
     uint8_t *b = NULL;
     size_t n;
@@ -220,7 +220,7 @@ cm_status cm_prepare_coco(const char *captions, const char *images_dir, const Cm
         free(fill);
     }
     for (int a = 0; a < na; a++)
-        if (img_of[a] < 0) { p.rows++; prep_bad_row(&p, "%s: annotation #%d refers to no listed image", captions, a); }
+        if (img_of[a] < 0) { p.rows++; cm_prep_bad_row(&p, "%s: annotation #%d refers to no listed image", captions, a); }
     for (int i = 0; i < ni && !st; i++) {
         const cJSON *fn = cJSON_GetObjectItemCaseSensitive(imv[i], "file_name");
         const cJSON *iid = cJSON_GetObjectItemCaseSensitive(imv[i], "id");
@@ -230,10 +230,10 @@ cm_status cm_prepare_coco(const char *captions, const char *images_dir, const Cm
             p.rows++;
             const cJSON *an = anv[order[q]];
             const cJSON *cap = cJSON_GetObjectItemCaseSensitive(an, "caption"), *aid = cJSON_GetObjectItemCaseSensitive(an, "id");
-            if (!cJSON_IsString(fn) || !cJSON_IsNumber(iid) || strchr(fn->valuestring, '/')) { prep_bad_row(&p, "%s: image #%d has no usable id/file_name", captions, i); continue; }
-            if (!cJSON_IsString(cap) || !cJSON_IsNumber(aid)) { prep_bad_row(&p, "%s: annotation #%d has no caption/id", captions, order[q]); continue; }
-            char *c = prep_strdup(cap->valuestring);
-            if (c && !*prep_trim(c)) { free(c); prep_bad_row(&p, "%s: annotation %.0f: empty caption", captions, aid->valuedouble); continue; }
+            if (!cJSON_IsString(fn) || !cJSON_IsNumber(iid) || strchr(fn->valuestring, '/')) { cm_prep_bad_row(&p, "%s: image #%d has no usable id/file_name", captions, i); continue; }
+            if (!cJSON_IsString(cap) || !cJSON_IsNumber(aid)) { cm_prep_bad_row(&p, "%s: annotation #%d has no caption/id", captions, order[q]); continue; }
+            char *c = cm_prep_strdup(cap->valuestring);
+            if (c && !*cm_prep_trim(c)) { free(c); cm_prep_bad_row(&p, "%s: annotation %.0f: empty caption", captions, aid->valuedouble); continue; }
             if (!path && !(path = find_image(images_dir, fn->valuestring))) { free(c); st = CM_ERR_OOM; break; }
             char key[64];
             snprintf(key, sizeof key, "%012.0f_%.0f", iid->valuedouble, aid->valuedouble);
@@ -243,7 +243,7 @@ cm_status cm_prepare_coco(const char *captions, const char *images_dir, const Cm
             cJSON_AddNullToObject(m, "source_label");
             cJSON_AddNumberToObject(m, "id", aid->valuedouble);
             cJSON_AddNumberToObject(m, "image_id", iid->valuedouble);
-            st = prep_add(&p, prep_strdup(key), c, finish_meta(m), 0, prep_strdup(path));
+            st = cm_prep_add(&p, cm_prep_strdup(key), c, finish_meta(m), 0, cm_prep_strdup(path));
         }
         free(path);
     }
@@ -252,7 +252,7 @@ done:
     cJSON_Delete(j);
     cm_free(b);
     free(ids); free(order); free(start); free(img_of);
-    return prep_finish(&p, st);
+    return cm_prep_finish(&p, st);
 }
 
 /* Length of the valid UTF-8 sequence at p (1..4), 0 when p does not start one. */
@@ -272,7 +272,7 @@ static int utf8_len(const unsigned char *p) {
     return n;
 }
 
-char *prep_utf8_repair(char *s, bool *changed) {
+char *cm_prep_utf8_repair(char *s, bool *changed) {
     *changed = false;
     size_t bad = 0, len = 0;
     for (const unsigned char *p = (const unsigned char *)s; *p; ) {

@@ -2,7 +2,7 @@
  * prepare_internal.h — the pipeline shared by the prepare commands (prepare.c): items are queued
  * with their caption, metadata JSON, class and image path; every CHUNK items the images are
  * loaded, letterboxed and JPEG-encoded in parallel, then the samples are written in order.
- * defines: PrepItem, Prep, prep_init, prep_add, prep_finish, prep_bad_row, prep_default_shard_size
+ * defines: PrepItem, Prep, cm_prep_init, cm_prep_add, cm_prep_finish, cm_prep_bad_row, cm_prep_default_shard_size
  */
 #ifndef CM_PREPARE_INTERNAL_H
 #define CM_PREPARE_INTERNAL_H
@@ -31,22 +31,22 @@ typedef struct {
     double t0, last_progress;
 } Prep;
 
-int prep_default_shard_size(const char *name_or_split);
-cm_status prep_init(Prep *p, const CmPrepareOpts *o, CmPrepareReport *rep, const char *dataset, const char *split_hint);
+int cm_prep_default_shard_size(const char *name_or_split);
+cm_status cm_prep_init(Prep *p, const CmPrepareOpts *o, CmPrepareReport *rep, const char *dataset, const char *split_hint);
 /* Takes ownership of the strings (malloc'd). */
-cm_status prep_add(Prep *p, char *key, char *caption, char *meta, int cls, char *image_path);
-void prep_bad_row(Prep *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+cm_status cm_prep_add(Prep *p, char *key, char *caption, char *meta, int cls, char *image_path);
+void cm_prep_bad_row(Prep *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Flushes, closes the shard writers (sizes.json) and writes report.json. */
-cm_status prep_finish(Prep *p, cm_status st);
+cm_status cm_prep_finish(Prep *p, cm_status st);
 /* Replace every byte of s that does not start a valid UTF-8 sequence (overlongs, surrogates and
    code points above U+10FFFF included) by U+FFFD. Returns a malloc'd copy when something was
    replaced (*changed = true), else s itself; NULL on out of memory. */
-char *prep_utf8_repair(char *s, bool *changed);
+char *cm_prep_utf8_repair(char *s, bool *changed);
 /* strdup that reports OOM through cm_error. */
-char *prep_strdup(const char *s);
+char *cm_prep_strdup(const char *s);
 /* Trim ASCII whitespace in place; returns s. */
-char *prep_trim(char *s);
+char *cm_prep_trim(char *s);
 /* A key is usable when non-empty, <= 200 bytes, and made of [A-Za-z0-9_-]. */
-bool prep_key_ok(const char *k);
+bool cm_prep_key_ok(const char *k);
 
 #endif

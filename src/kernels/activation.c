@@ -12,7 +12,7 @@
 #define INV_SQRT_2PI 0.39894228040143267794f
 #define QG_K 1.702f
 
-void gelu_forward(float *out, const float *inp, size_t n) {
+void cm_gelu_forward(float *out, const float *inp, size_t n) {
     #pragma omp parallel for simd if (n > CM_OMP_MIN)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
@@ -21,7 +21,7 @@ void gelu_forward(float *out, const float *inp, size_t n) {
 }
 
 // d/dx = 0.5 (1 + erf(x/sqrt2)) + x * exp(-x^2/2) / sqrt(2 pi)
-void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+void cm_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
     #pragma omp parallel for simd if (n > CM_OMP_MIN)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
@@ -30,14 +30,14 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
     }
 }
 
-void gelu_forward_ref(float *out, const float *inp, size_t n) {
+void cm_gelu_forward_ref(float *out, const float *inp, size_t n) {
     for (size_t i = 0; i < n; i++) {
         double x = inp[i];
         out[i] = (float)(0.5 * x * (1.0 + erf(x / sqrt(2.0))));
     }
 }
 
-void gelu_backward_ref(float *dinp, const float *inp, const float *dout, size_t n) {
+void cm_gelu_backward_ref(float *dinp, const float *inp, const float *dout, size_t n) {
     for (size_t i = 0; i < n; i++) {
         double x = inp[i];
         double d = 0.5 * (1.0 + erf(x / sqrt(2.0))) + x * exp(-0.5 * x * x) / sqrt(2.0 * M_PI);
@@ -45,7 +45,7 @@ void gelu_backward_ref(float *dinp, const float *inp, const float *dout, size_t 
     }
 }
 
-void quickgelu_forward(float *out, const float *inp, size_t n) {
+void cm_quickgelu_forward(float *out, const float *inp, size_t n) {
     #pragma omp parallel for simd if (n > CM_OMP_MIN)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
@@ -54,7 +54,7 @@ void quickgelu_forward(float *out, const float *inp, size_t n) {
 }
 
 // d/dx = s + 1.702 x s (1 - s), s = sigmoid(1.702 x)
-void quickgelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+void cm_quickgelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
     #pragma omp parallel for simd if (n > CM_OMP_MIN)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
@@ -63,38 +63,38 @@ void quickgelu_backward(float *dinp, const float *inp, const float *dout, size_t
     }
 }
 
-void quickgelu_forward_ref(float *out, const float *inp, size_t n) {
+void cm_quickgelu_forward_ref(float *out, const float *inp, size_t n) {
     for (size_t i = 0; i < n; i++) {
         double x = inp[i];
         out[i] = (float)(x / (1.0 + exp(-1.702 * x)));
     }
 }
 
-void quickgelu_backward_ref(float *dinp, const float *inp, const float *dout, size_t n) {
+void cm_quickgelu_backward_ref(float *dinp, const float *inp, const float *dout, size_t n) {
     for (size_t i = 0; i < n; i++) {
         double x = inp[i], s = 1.0 / (1.0 + exp(-1.702 * x));
         dinp[i] += (float)((s + 1.702 * x * s * (1.0 - s)) * dout[i]);
     }
 }
 
-void relu_forward(float *out, const float *inp, size_t n) {
+void cm_relu_forward(float *out, const float *inp, size_t n) {
     #pragma omp parallel for simd if (n > CM_OMP_MIN)
     for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
 }
 
-void relu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+void cm_relu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
     #pragma omp parallel for simd if (n > CM_OMP_MIN)
     for (size_t i = 0; i < n; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
 }
 
 // out = a + b (out may alias a)
-void add_forward(float *out, const float *a, const float *b, size_t n) {
+void cm_add_forward(float *out, const float *a, const float *b, size_t n) {
     #pragma omp parallel for simd if (n > CM_OMP_MIN)
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
 // inverted dropout: mask = keep ? 1/(1-p) : 0 (drawn sequentially: deterministic per seed), out = inp*mask
-void dropout_forward(float *out, float *mask, const float *inp, float p, size_t n, CmRng *rng) {
+void cm_dropout_forward(float *out, float *mask, const float *inp, float p, size_t n, CmRng *rng) {
     float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
     for (size_t i = 0; i < n; i++) {
         mask[i] = cm_rng_uniform(rng) >= p ? scale : 0.0f;
@@ -102,7 +102,7 @@ void dropout_forward(float *out, float *mask, const float *inp, float p, size_t 
     }
 }
 
-void dropout_backward(float *dinp, const float *dout, const float *mask, size_t n) {
+void cm_dropout_backward(float *dinp, const float *dout, const float *mask, size_t n) {
     #pragma omp parallel for simd if (n > CM_OMP_MIN)
     for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * mask[i];
 }

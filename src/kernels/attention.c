@@ -8,7 +8,7 @@
  * oneDNN fp32 matmul over B x NH on strided views of qkv (cached primitives, dnnl_matmul.c;
  * ~2x the per-head loop, which runs single-threaded in OpenBLAS at these sizes), and the
  * softmax / softmax-backward run over all B*NH*T rows in one OpenMP loop. Fallback when oneDNN
- * is unavailable: per-(b,h) sgemm through matmul() (serial calls: no OpenMP region around BLAS).
+ * is unavailable: per-(b,h) sgemm through cm_matmul() (serial calls: no OpenMP region around BLAS).
  * The reference is plain loops in double.
  */
 #include "kernels/ops.h"
@@ -68,7 +68,7 @@ static void v_att(CmMatmulDesc *d, int B, int T, int NH, bool tr) {    // att (o
     view4(d, B, NH, T, T, (int64_t)NH * T * T, (int64_t)T * T, tr ? 1 : T, tr ? T : 1);
 }
 
-void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal) {
+void cm_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal) {
     CM_ASSERT(NH > 0 && C % NH == 0);
     if (B <= 0 || T <= 0) return;
     CmMatmulKey k1, k2;
@@ -90,7 +90,7 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
     cm_mm_run(&k2, att, qkv + 2 * C, NULL, out);
 }
 
-void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
+void cm_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
                         int B, int T, int C, int NH, bool causal) {
     CM_ASSERT(NH > 0 && C % NH == 0);
     if (B <= 0 || T <= 0) return;
@@ -129,7 +129,7 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
 }
 
 // ---------------------------------------------------------------------------------------------
-// fallback: per-(b,h) sgemm through matmul() (serial calls; BLAS threads itself)
+// fallback: per-(b,h) sgemm through cm_matmul() (serial calls; BLAS threads itself)
 
 // forward: att[b,h] = softmax(scale * Q K^T) ; out[b,:,h] = att[b,h] @ V
 void cm_attention_forward_blas(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal) {
@@ -140,13 +140,13 @@ void cm_attention_forward_blas(float *out, float *att, const float *qkv, int B, 
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
             const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C;
-            matmul(false, true, T, T, hs, scale, q, C3, k, C3, 0.0f, att + ((size_t)b * NH + h) * TT, T);
+            cm_matmul(false, true, T, T, hs, scale, q, C3, k, C3, 0.0f, att + ((size_t)b * NH + h) * TT, T);
         }
     att_softmax(att, (size_t)B * NH * T, T, causal);
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
             const float *v = qkv + (size_t)b * T * C3 + 2 * C + h * hs;
-            matmul(false, false, T, hs, T, 1.0f, att + ((size_t)b * NH + h) * TT, T, v, C3, 0.0f,
+            cm_matmul(false, false, T, hs, T, 1.0f, att + ((size_t)b * NH + h) * TT, T, v, C3, 0.0f,
                    out + (size_t)b * T * C + h * hs, C);
         }
 }
@@ -168,8 +168,8 @@ void cm_attention_backward_blas(float *dqkv, const float *dout, const float *qkv
             const float *dO = dout + (size_t)b * T * C + h * hs;
             const float *A = att + ((size_t)b * NH + h) * TT;
             float *dv = dqkv + (size_t)b * T * C3 + 2 * C + h * hs;
-            matmul(false, true, T, T, hs, 1.0f, dO, C, v, C3, 0.0f, dA + ((size_t)b * NH + h) * TT, T);
-            matmul(true, false, T, hs, T, 1.0f, A, T, dO, C, 1.0f, dv, C3);
+            cm_matmul(false, true, T, T, hs, 1.0f, dO, C, v, C3, 0.0f, dA + ((size_t)b * NH + h) * TT, T);
+            cm_matmul(true, false, T, hs, T, 1.0f, A, T, dO, C, 1.0f, dv, C3);
         }
     att_softmax_backward(dA, att, rows, T, causal);
     for (int b = 0; b < B; b++)
@@ -177,13 +177,13 @@ void cm_attention_backward_blas(float *dqkv, const float *dout, const float *qkv
             const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C;
             float *dq = dqkv + (size_t)b * T * C3 + h * hs, *dk = dq + C;
             const float *dS = dA + ((size_t)b * NH + h) * TT;
-            matmul(false, false, T, hs, T, scale, dS, T, k, C3, 1.0f, dq, C3);
-            matmul(true, false, T, hs, T, scale, dS, T, q, C3, 1.0f, dk, C3);
+            cm_matmul(false, false, T, hs, T, scale, dS, T, k, C3, 1.0f, dq, C3);
+            cm_matmul(true, false, T, hs, T, scale, dS, T, q, C3, 1.0f, dk, C3);
         }
     free(dA);
 }
 
-void attention_forward_ref(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal) {
+void cm_attention_forward_ref(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal) {
     CM_ASSERT(NH > 0 && C % NH == 0);
     int hs = C / NH, C3 = 3 * C;
     double scale = 1.0 / sqrt((double)hs);
@@ -214,7 +214,7 @@ void attention_forward_ref(float *out, float *att, const float *qkv, int B, int 
     free(s);
 }
 
-void attention_backward_ref(float *dqkv, const float *dout, const float *qkv, const float *att,
+void cm_attention_backward_ref(float *dqkv, const float *dout, const float *qkv, const float *att,
                             int B, int T, int C, int NH, bool causal) {
     CM_ASSERT(NH > 0 && C % NH == 0);
     int hs = C / NH, C3 = 3 * C;

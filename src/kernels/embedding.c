@@ -1,6 +1,6 @@
 /*
- * embedding.c — token + positional embedding (forward/backward) and im2patch (the patch
- * flattening that turns the bias-free patch conv of the vision tower into one linear_forward).
+ * embedding.c — token + positional embedding (forward/backward) and cm_im2patch (the patch
+ * flattening that turns the bias-free patch conv of the vision tower into one cm_linear_forward).
  */
 #include "kernels/ops.h"
 #include "kernels/vecmath.h"
@@ -8,7 +8,7 @@
 #include <string.h>
 
 // forward: out[B,T,C] = table[ids[b,t], :] + pos[t, :]   (pos may be NULL)
-void embedding_forward(float *out, const int32_t *ids, const float *table, const float *pos, int B, int T, int C) {
+void cm_embedding_forward(float *out, const int32_t *ids, const float *table, const float *pos, int B, int T, int C) {
     #pragma omp parallel for if ((size_t)B * T * C > CM_OMP_MIN)
     for (int bt = 0; bt < B * T; bt++) {
         const float *e = table + (size_t)ids[bt] * C;
@@ -25,7 +25,7 @@ void embedding_forward(float *out, const int32_t *ids, const float *table, const
 
 // backward: dtable[ids[b,t], :] += dout[b,t,:] ; dpos[t,:] += sum_b dout[b,t,:]
 // Parallel over column blocks so that repeated ids never race (deterministic, no atomics).
-void embedding_backward(float *dtable, float *dpos, const float *dout, const int32_t *ids, int B, int T, int C) {
+void cm_embedding_backward(float *dtable, float *dpos, const float *dout, const int32_t *ids, int B, int T, int C) {
     int nblk = (C + 63) / 64;
     #pragma omp parallel for if ((size_t)B * T * C > CM_OMP_MIN)
     for (int blk = 0; blk < nblk; blk++) {
@@ -45,7 +45,7 @@ void embedding_backward(float *dtable, float *dpos, const float *dout, const int
 }
 
 // patches[B*NP, 3*P*P]: patch (gy,gx) of image b at row b*NP + gy*GW + gx, columns (c, ky, kx)
-void im2patch(float *patches, const float *img, int B, int H, int W, int P) {
+void cm_im2patch(float *patches, const float *img, int B, int H, int W, int P) {
     CM_ASSERT(P > 0 && H % P == 0 && W % P == 0);
     int GH = H / P, GW = W / P, NP = GH * GW, PP = P * P;
     #pragma omp parallel for if ((size_t)B * 3 * H * W > CM_OMP_MIN)

@@ -10,7 +10,7 @@
 #define LN_EPS 1e-5f
 
 // forward: out[M,C] = (inp - mean) * rstd * w + b ; mean[M], rstd[M] cached
-void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+void cm_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                        const float *b, int M, int C) {
     #pragma omp parallel for if ((size_t)M * C > CM_OMP_MIN)
     for (int i = 0; i < M; i++) {
@@ -33,7 +33,7 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
 
 // backward: with xhat = (x-mean)*rstd, g = dout*w:
 //   dinp += rstd * (g - mean(g) - xhat * mean(g*xhat)); dw += sum_rows dout*xhat; db += sum_rows dout
-void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+void cm_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                         const float *w, const float *mean, const float *rstd, int M, int C) {
     if (dinp) {
         #pragma omp parallel for if ((size_t)M * C > CM_OMP_MIN)
@@ -79,7 +79,7 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, co
     }
 }
 
-void layernorm_forward_ref(float *out, float *mean, float *rstd, const float *inp, const float *w,
+void cm_layernorm_forward_ref(float *out, float *mean, float *rstd, const float *inp, const float *w,
                            const float *b, int M, int C) {
     for (int i = 0; i < M; i++) {
         const float *x = inp + (size_t)i * C;
@@ -94,7 +94,7 @@ void layernorm_forward_ref(float *out, float *mean, float *rstd, const float *in
     }
 }
 
-void layernorm_backward_ref(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+void cm_layernorm_backward_ref(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                             const float *w, const float *mean, const float *rstd, int M, int C) {
     for (int i = 0; i < M; i++) {
         const float *x = inp + (size_t)i * C, *dy = dout + (size_t)i * C;
@@ -118,7 +118,7 @@ void layernorm_backward_ref(float *dinp, float *dw, float *db, const float *dout
 
 // ---------------------------------------------------------------------------------------------
 // F.normalize: out = x / max(||x||, 1e-12); norm[M] = ||x|| (unclamped)
-void l2norm_forward(float *out, float *norm, const float *inp, int M, int C) {
+void cm_l2norm_forward(float *out, float *norm, const float *inp, int M, int C) {
     #pragma omp parallel for if ((size_t)M * C > CM_OMP_MIN)
     for (int i = 0; i < M; i++) {
         const float *x = inp + (size_t)i * C;
@@ -132,7 +132,7 @@ void l2norm_forward(float *out, float *norm, const float *inp, int M, int C) {
 }
 
 // backward: norm > eps: dinp += (dout - out * <dout,out>) / norm ; clamped: dinp += dout / eps
-void l2norm_backward(float *dinp, const float *dout, const float *out, const float *norm, int M, int C) {
+void cm_l2norm_backward(float *dinp, const float *dout, const float *out, const float *norm, int M, int C) {
     #pragma omp parallel for if ((size_t)M * C > CM_OMP_MIN)
     for (int i = 0; i < M; i++) {
         const float *dy = dout + (size_t)i * C, *y = out + (size_t)i * C;

@@ -1,5 +1,5 @@
 /*
- * linear.c — matrix products: `matmul` (the one place cblas_sgemm of OpenBLAS-openmp is called)
+ * linear.c — matrix products: `cm_matmul` (the one place cblas_sgemm of OpenBLAS-openmp is called)
  * and the nn.Linear layer forward/backward built on it, each beside a plain triple-loop reference.
  * BLAS threads itself; no OpenMP region is ever opened around a BLAS call.
  */
@@ -9,7 +9,7 @@
 #include <string.h>
 
 // C[M,N] = alpha op(A) op(B) + beta C (row-major, lda/ldb/ldc row strides)
-void matmul(bool tA, bool tB, int M, int N, int K, float alpha, const float *A, int lda,
+void cm_matmul(bool tA, bool tB, int M, int N, int K, float alpha, const float *A, int lda,
             const float *B, int ldb, float beta, float *Cm, int ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {  // op(A)op(B) is empty: C = beta C
@@ -22,19 +22,19 @@ void matmul(bool tA, bool tB, int M, int N, int K, float alpha, const float *A, 
 }
 
 // forward: out[M,OC] = inp[M,C] @ W[OC,C]^T + b[OC]
-void linear_forward(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC) {
+void cm_linear_forward(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC) {
     if (b) {
         #pragma omp parallel for if ((size_t)M * OC > CM_OMP_MIN)
         for (int i = 0; i < M; i++) memcpy(out + (size_t)i * OC, b, sizeof(float) * OC);
     }
-    matmul(false, true, M, OC, C, 1.0f, inp, C, W, C, b ? 1.0f : 0.0f, out, OC);
+    cm_matmul(false, true, M, OC, C, 1.0f, inp, C, W, C, b ? 1.0f : 0.0f, out, OC);
 }
 
 // backward: dinp[M,C] += dout[M,OC] @ W[OC,C]; dW[OC,C] += dout^T @ inp; db[OC] += colsum(dout)
-void linear_backward(float *dinp, float *dW, float *db, const float *dout, const float *inp,
+void cm_linear_backward(float *dinp, float *dW, float *db, const float *dout, const float *inp,
                      const float *W, int M, int C, int OC) {
-    if (dinp) matmul(false, false, M, C, OC, 1.0f, dout, OC, W, C, 1.0f, dinp, C);
-    if (dW) matmul(true, false, OC, C, M, 1.0f, dout, OC, inp, C, 1.0f, dW, C);
+    if (dinp) cm_matmul(false, false, M, C, OC, 1.0f, dout, OC, W, C, 1.0f, dinp, C);
+    if (dW) cm_matmul(true, false, OC, C, M, 1.0f, dout, OC, inp, C, 1.0f, dW, C);
     if (db) {
         // column blocks per thread: deterministic, no atomics
         int nblk = (OC + 63) / 64;
@@ -52,7 +52,7 @@ void linear_backward(float *dinp, float *dW, float *db, const float *dout, const
     }
 }
 
-void linear_forward_ref(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC) {
+void cm_linear_forward_ref(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC) {
     for (int i = 0; i < M; i++)
         for (int o = 0; o < OC; o++) {
             double s = b ? b[o] : 0.0;
@@ -61,7 +61,7 @@ void linear_forward_ref(float *out, const float *inp, const float *W, const floa
         }
 }
 
-void linear_backward_ref(float *dinp, float *dW, float *db, const float *dout, const float *inp,
+void cm_linear_backward_ref(float *dinp, float *dW, float *db, const float *dout, const float *inp,
                          const float *W, int M, int C, int OC) {
     if (dinp)
         for (int i = 0; i < M; i++)

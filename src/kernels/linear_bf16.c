@@ -2,7 +2,7 @@
  * linear_bf16.c — bf16 matrix products for `--precision amp` (torch autocast semantics on CPU):
  * inputs (activations, weights, upstream gradients) are rounded fp32 -> bf16 (round to nearest
  * even), products accumulate in fp32, outputs are fp32. The same forward/backward contract as
- * linear_forward/linear_backward (backward accumulates, NULL gradients skipped).
+ * cm_linear_forward/cm_linear_backward (backward accumulates, NULL gradients skipped).
  *
  * Engine: oneDNN's matmul primitive (C API, dnnl.h; AMX/AVX512-BF16 kernels). Primitives are
  * created once per (shape, layout, accumulate) and kept in the mutex-protected cache of
@@ -109,14 +109,14 @@ void cm_bf16_release(void) {
 
 static void fallback_forward(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC) {
     float *x = rounded_copy(inp, (size_t)M * C), *w = rounded_copy(W, (size_t)OC * C);
-    linear_forward(out, x, w, b, M, C, OC);
+    cm_linear_forward(out, x, w, b, M, C, OC);
     free(x); free(w);
 }
 
 // forward: out[M,OC] = bf16(inp)[M,C] @ bf16(W)[OC,C]^T + b[OC]
-void linear_forward_bf16(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC) {
+void cm_linear_forward_bf16(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC) {
     if (M <= 0 || OC <= 0) return;
-    if (C <= 0) { linear_forward(out, inp, W, b, M, C, OC); return; }
+    if (C <= 0) { cm_linear_forward(out, inp, W, b, M, C, OC); return; }
     uint16_t *x = scratch(0, (size_t)M * C), *w = scratch(1, (size_t)OC * C);
     to_bf16(x, inp, (size_t)M * C);
     to_bf16(w, W, (size_t)OC * C);
@@ -124,10 +124,10 @@ void linear_forward_bf16(float *out, const float *inp, const float *W, const flo
 }
 
 // backward: dinp[M,C] += bf16(dout) @ bf16(W) ; dW[OC,C] += bf16(dout)^T @ bf16(inp) ; db += colsum(dout)
-void linear_backward_bf16(float *dinp, float *dW, float *db, const float *dout, const float *inp,
+void cm_linear_backward_bf16(float *dinp, float *dW, float *db, const float *dout, const float *inp,
                           const float *W, int M, int C, int OC) {
     if (M <= 0 || C <= 0 || OC <= 0) return;
-    if (db) linear_backward(NULL, NULL, db, dout, inp, W, M, C, OC);  // fp32 column sums
+    if (db) cm_linear_backward(NULL, NULL, db, dout, inp, W, M, C, OC);  // fp32 column sums
     if (!dinp && !dW) return;
     uint16_t *g = scratch(2, (size_t)M * OC);
     to_bf16(g, dout, (size_t)M * OC);
@@ -136,7 +136,7 @@ void linear_backward_bf16(float *dinp, float *dW, float *db, const float *dout, 
         to_bf16(w, W, (size_t)OC * C);
         if (!run_prim(M, C, OC, g, 0, w, 0, NULL, dinp, 1)) {
             float *d = rounded_copy(dout, (size_t)M * OC), *wr = rounded_copy(W, (size_t)OC * C);
-            linear_backward(dinp, NULL, NULL, d, NULL, wr, M, C, OC);
+            cm_linear_backward(dinp, NULL, NULL, d, NULL, wr, M, C, OC);
             free(d); free(wr);
         }
     }
@@ -145,23 +145,23 @@ void linear_backward_bf16(float *dinp, float *dW, float *db, const float *dout, 
         to_bf16(x, inp, (size_t)M * C);
         if (!run_prim(OC, C, M, g, 1, x, 0, NULL, dW, 1)) {
             float *d = rounded_copy(dout, (size_t)M * OC), *xr = rounded_copy(inp, (size_t)M * C);
-            linear_backward(NULL, dW, NULL, d, xr, NULL, M, C, OC);
+            cm_linear_backward(NULL, dW, NULL, d, xr, NULL, M, C, OC);
             free(d); free(xr);
         }
     }
 }
 
-void linear_forward_bf16_ref(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC) {
+void cm_linear_forward_bf16_ref(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC) {
     float *x = rounded_copy(inp, (size_t)M * C), *w = rounded_copy(W, (size_t)OC * C);
-    linear_forward_ref(out, x, w, b, M, C, OC);
+    cm_linear_forward_ref(out, x, w, b, M, C, OC);
     free(x); free(w);
 }
 
-void linear_backward_bf16_ref(float *dinp, float *dW, float *db, const float *dout, const float *inp,
+void cm_linear_backward_bf16_ref(float *dinp, float *dW, float *db, const float *dout, const float *inp,
                               const float *W, int M, int C, int OC) {
-    if (db) linear_backward_ref(NULL, NULL, db, dout, inp, W, M, C, OC);
+    if (db) cm_linear_backward_ref(NULL, NULL, db, dout, inp, W, M, C, OC);
     float *d = rounded_copy(dout, (size_t)M * OC), *x = rounded_copy(inp, (size_t)M * C);
     float *w = rounded_copy(W, (size_t)OC * C);
-    linear_backward_ref(dinp, dW, NULL, d, x, w, M, C, OC);
+    cm_linear_backward_ref(dinp, dW, NULL, d, x, w, M, C, OC);
     free(d); free(x); free(w);
 }

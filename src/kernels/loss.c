@@ -7,7 +7,7 @@
  *   G[i,j] = c (m_i (p_img[i,j] - [i==j]) + m_j (p_txt[j,i] - [i==j]))
  * and dU += s G V, dV += s G^T U, dscale += sum_ij G[i,j] (U V^T)[i,j].
  * The losses themselves are computed as logsumexp - target logit in double.
- * Fast paths use matmul (BLAS) for the N x N x D products; the references in tests use loops.
+ * Fast paths use cm_matmul (BLAS) for the N x N x D products; the references in tests use loops.
  */
 #include "kernels/ops.h"
 #include "kernels/vecmath.h"
@@ -24,7 +24,7 @@ static double row_nll(const float *x, int n, int stride, int t) {
 }
 
 // forward: probs[M,K] = softmax(logits); returns mean_i -log probs[i, labels_i]
-float crossentropy_forward(float *probs, const float *logits, const int32_t *labels, int M, int K) {
+float cm_crossentropy_forward(float *probs, const float *logits, const int32_t *labels, int M, int K) {
     double total = 0;
     #pragma omp parallel for reduction(+:total) if ((size_t)M * K > CM_OMP_MIN)
     for (int i = 0; i < M; i++) {
@@ -37,7 +37,7 @@ float crossentropy_forward(float *probs, const float *logits, const int32_t *lab
 }
 
 // backward: dlogits[M,K] += dloss * (probs - onehot(labels)) / M
-void crossentropy_backward(float *dlogits, const float *probs, const int32_t *labels, int M, int K, float dloss) {
+void cm_crossentropy_backward(float *dlogits, const float *probs, const int32_t *labels, int M, int K, float dloss) {
     if (M <= 0) return;
     float c = dloss / M;
     #pragma omp parallel for if ((size_t)M * K > CM_OMP_MIN)
@@ -49,10 +49,10 @@ void crossentropy_backward(float *dlogits, const float *probs, const int32_t *la
 }
 
 // forward: S = s U V^T; p_img = softmax rows of S, p_txt = softmax rows of S^T
-float contrastive_forward(float *p_img, float *p_txt, const float *U, const float *V, float s,
+float cm_contrastive_forward(float *p_img, float *p_txt, const float *U, const float *V, float s,
                           const int32_t *labels, int N, int D) {
     if (N <= 0) return 0.0f;
-    matmul(false, true, N, N, D, s, U, D, V, D, 0.0f, p_img, N);  // p_img holds S for now
+    cm_matmul(false, true, N, N, D, s, U, D, V, D, 0.0f, p_img, N);  // p_img holds S for now
     for (int i = 0; i < N; i++)
         for (int j = 0; j < N; j++) p_txt[(size_t)i * N + j] = p_img[(size_t)j * N + i];
     double total = 0;
@@ -69,7 +69,7 @@ float contrastive_forward(float *p_img, float *p_txt, const float *U, const floa
     return cnt ? (float)(total / (2.0 * cnt)) : 0.0f;
 }
 
-void contrastive_backward(float *dU, float *dV, float *dscale, const float *p_img, const float *p_txt,
+void cm_contrastive_backward(float *dU, float *dV, float *dscale, const float *p_img, const float *p_txt,
                           const float *U, const float *V, float s, const int32_t *labels, int N, int D,
                           float dloss) {
     int cnt = 0;
@@ -86,8 +86,8 @@ void contrastive_backward(float *dU, float *dV, float *dscale, const float *p_im
             G[(size_t)i * N + j] = mi * (p_img[(size_t)i * N + j] - eye) + mj * (p_txt[(size_t)j * N + i] - eye);
         }
     }
-    if (dU) matmul(false, false, N, D, N, s, G, N, V, D, 1.0f, dU, D);
-    if (dV) matmul(true, false, N, D, N, s, G, N, U, D, 1.0f, dV, D);
+    if (dU) cm_matmul(false, false, N, D, N, s, G, N, V, D, 1.0f, dU, D);
+    if (dV) cm_matmul(true, false, N, D, N, s, G, N, U, D, 1.0f, dV, D);
     if (dscale) {
         // sum_ij G[i,j] <U_i, V_j> = sum_i <U_i, (G V)_i>
         double acc = 0;
@@ -107,7 +107,7 @@ void contrastive_backward(float *dU, float *dV, float *dscale, const float *p_im
 // ---------------------------------------------------------------------------------------------
 // references: plain loops in double
 
-float contrastive_forward_ref(float *p_img, float *p_txt, const float *U, const float *V, float s,
+float cm_contrastive_forward_ref(float *p_img, float *p_txt, const float *U, const float *V, float s,
                              const int32_t *labels, int N, int D) {
     if (N <= 0) return 0.0f;
     double *S = malloc(sizeof(double) * (size_t)N * N);
@@ -141,7 +141,7 @@ float contrastive_forward_ref(float *p_img, float *p_txt, const float *U, const 
     return cnt ? (float)(total / (2.0 * cnt)) : 0.0f;
 }
 
-void contrastive_backward_ref(float *dU, float *dV, float *dscale, const float *p_img, const float *p_txt,
+void cm_contrastive_backward_ref(float *dU, float *dV, float *dscale, const float *p_img, const float *p_txt,
                               const float *U, const float *V, float s, const int32_t *labels, int N, int D,
                               float dloss) {
     int cnt = 0;

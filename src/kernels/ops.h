@@ -18,8 +18,9 @@
  *   - Threading: fast paths use OpenMP on outer loops and the OpenMP build of OpenBLAS; no kernel
  *     nests its own parallel region around a BLAS call.
  *   - Weights use torch nn.Linear layout W[OC,C]: y = x W^T + b.
- * defines: linear_* (fp32 and _bf16), matmul, cm_bf16_*, layernorm_*, gelu_*, quickgelu_*, relu_*, softmax_*, attention_*,
- *          l2norm_*, crossentropy_*, contrastive_*, dropout_*, embedding_*, im2patch_*, add_*
+ * defines (every name prefixed cm_): linear_* (fp32 and _bf16), matmul, bf16_*, layernorm_*, gelu_*,
+ *          quickgelu_*, relu_*, softmax_*, attention_*, l2norm_*, crossentropy_*, contrastive_*, dropout_*,
+ *          embedding_*, im2patch, add_*
  */
 #ifndef CM_OPS_H
 #define CM_OPS_H
@@ -33,24 +34,24 @@
 // matrix products (BLAS sgemm; *_ref are plain triple loops)
 
 /* out[M,OC] = inp[M,C] @ W[OC,C]^T + b[OC]   (b may be NULL) */
-void linear_forward(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC);
+void cm_linear_forward(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC);
 /* dinp[M,C] += dout[M,OC] @ W ; dW[OC,C] += dout^T @ inp ; db[OC] += colsum(dout). Any may be NULL. */
-void linear_backward(float *dinp, float *dW, float *db, const float *dout, const float *inp,
+void cm_linear_backward(float *dinp, float *dW, float *db, const float *dout, const float *inp,
                      const float *W, int M, int C, int OC);
-void linear_forward_ref(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC);
-void linear_backward_ref(float *dinp, float *dW, float *db, const float *dout, const float *inp,
+void cm_linear_forward_ref(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC);
+void cm_linear_backward_ref(float *dinp, float *dW, float *db, const float *dout, const float *inp,
                          const float *W, int M, int C, int OC);
 
 /* bf16 products for `--precision amp` (oneDNN matmul, AMX/AVX512-BF16): inputs rounded to bf16
-   (nearest even), fp32 accumulation and outputs; same contract as linear_forward/backward
+   (nearest even), fp32 accumulation and outputs; same contract as cm_linear_forward/backward
    (db is an fp32 column sum). Primitives are created once per shape and cached (thread-safe).
    Without oneDNN bf16 support: bf16-rounded inputs through fp32 sgemm (same numbers up to
    summation order). *_ref: round, then plain loops in double. */
-void linear_forward_bf16(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC);
-void linear_backward_bf16(float *dinp, float *dW, float *db, const float *dout, const float *inp,
+void cm_linear_forward_bf16(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC);
+void cm_linear_backward_bf16(float *dinp, float *dW, float *db, const float *dout, const float *inp,
                           const float *W, int M, int C, int OC);
-void linear_forward_bf16_ref(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC);
-void linear_backward_bf16_ref(float *dinp, float *dW, float *db, const float *dout, const float *inp,
+void cm_linear_forward_bf16_ref(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC);
+void cm_linear_backward_bf16_ref(float *dinp, float *dW, float *db, const float *dout, const float *inp,
                               const float *W, int M, int C, int OC);
 float cm_bf16_round(float x);   /* fp32 -> nearest-even bf16 -> fp32 */
 bool cm_bf16_native(void);      /* true when oneDNN provides bf16 matmul on this CPU */
@@ -58,7 +59,7 @@ void cm_bf16_release(void);     /* frees the primitive cache and this thread's b
 
 /* Plain row-major sgemm: C[M,N] = alpha * op(A) op(B) + beta * C, op = transpose when tA/tB.
    lda/ldb/ldc are row strides. The one place BLAS is called. */
-void matmul(bool tA, bool tB, int M, int N, int K, float alpha, const float *A, int lda,
+void cm_matmul(bool tA, bool tB, int M, int N, int K, float alpha, const float *A, int lda,
             const float *B, int ldb, float beta, float *Cm, int ldc);
 
 // ---------------------------------------------------------------------------------------------
@@ -66,63 +67,63 @@ void matmul(bool tA, bool tB, int M, int N, int K, float alpha, const float *A, 
 
 /* LayerNorm over the last dim (eps 1e-5, biased variance as torch):
    out[M,C] = (inp - mean) * rstd * w + b; caches mean[M], rstd[M] for backward. */
-void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+void cm_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                        const float *b, int M, int C);
 /* dinp[M,C] += ..., dw[C] += ..., db[C] += ...   (dw/db may be NULL) */
-void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+void cm_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                         const float *w, const float *mean, const float *rstd, int M, int C);
-void layernorm_forward_ref(float *out, float *mean, float *rstd, const float *inp, const float *w,
+void cm_layernorm_forward_ref(float *out, float *mean, float *rstd, const float *inp, const float *w,
                            const float *b, int M, int C);
-void layernorm_backward_ref(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+void cm_layernorm_backward_ref(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                             const float *w, const float *mean, const float *rstd, int M, int C);
 
 /* out[M,C] = inp / max(||inp||_2, 1e-12) row-wise (F.normalize); caches norm[M] (the unclamped
    norm). dinp[M,C] += d/dinp given dout and the forward's out and norm. */
-void l2norm_forward(float *out, float *norm, const float *inp, int M, int C);
-void l2norm_backward(float *dinp, const float *dout, const float *out, const float *norm, int M, int C);
+void cm_l2norm_forward(float *out, float *norm, const float *inp, int M, int C);
+void cm_l2norm_backward(float *dinp, const float *dout, const float *out, const float *norm, int M, int C);
 
 // ---------------------------------------------------------------------------------------------
 // elementwise activations (n elements); backward: dinp += f'(inp) * dout
 
-void gelu_forward(float *out, const float *inp, size_t n);        /* exact: 0.5 x (1 + erf(x/sqrt2)) */
-void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
-void quickgelu_forward(float *out, const float *inp, size_t n);   /* x * sigmoid(1.702 x) */
-void quickgelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
-void relu_forward(float *out, const float *inp, size_t n);
-void relu_backward(float *dinp, const float *inp, const float *dout, size_t n);
-void gelu_forward_ref(float *out, const float *inp, size_t n);
-void gelu_backward_ref(float *dinp, const float *inp, const float *dout, size_t n);
-void quickgelu_forward_ref(float *out, const float *inp, size_t n);
-void quickgelu_backward_ref(float *dinp, const float *inp, const float *dout, size_t n);
+void cm_gelu_forward(float *out, const float *inp, size_t n);        /* exact: 0.5 x (1 + erf(x/sqrt2)) */
+void cm_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+void cm_quickgelu_forward(float *out, const float *inp, size_t n);   /* x * sigmoid(1.702 x) */
+void cm_quickgelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+void cm_relu_forward(float *out, const float *inp, size_t n);
+void cm_relu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+void cm_gelu_forward_ref(float *out, const float *inp, size_t n);
+void cm_gelu_backward_ref(float *dinp, const float *inp, const float *dout, size_t n);
+void cm_quickgelu_forward_ref(float *out, const float *inp, size_t n);
+void cm_quickgelu_backward_ref(float *dinp, const float *inp, const float *dout, size_t n);
 
 /* out = a + b (n elements); may alias out == a */
-void add_forward(float *out, const float *a, const float *b, size_t n);
+void cm_add_forward(float *out, const float *a, const float *b, size_t n);
 
 /* Inverted dropout with probability p: mask[i] = keep ? 1/(1-p) : 0, out = inp * mask.
    p == 0 (or eval) must be handled by the caller skipping the call. out may alias inp.
    dinp += dout * mask. */
-void dropout_forward(float *out, float *mask, const float *inp, float p, size_t n, CmRng *rng);
-void dropout_backward(float *dinp, const float *dout, const float *mask, size_t n);
+void cm_dropout_forward(float *out, float *mask, const float *inp, float p, size_t n, CmRng *rng);
+void cm_dropout_backward(float *dinp, const float *dout, const float *mask, size_t n);
 
 // ---------------------------------------------------------------------------------------------
 // softmax and attention
 
 /* Row softmax: out[M,N] = softmax(inp) (max-subtracted). dinp += out * (dout - sum(dout*out)). */
-void softmax_forward(float *out, const float *inp, int M, int N);
-void softmax_backward(float *dinp, const float *out, const float *dout, int M, int N);
-void softmax_forward_ref(float *out, const float *inp, int M, int N);
-void softmax_backward_ref(float *dinp, const float *out, const float *dout, int M, int N);
+void cm_softmax_forward(float *out, const float *inp, int M, int N);
+void cm_softmax_backward(float *dinp, const float *out, const float *dout, int M, int N);
+void cm_softmax_forward_ref(float *out, const float *inp, int M, int N);
+void cm_softmax_backward_ref(float *dinp, const float *out, const float *dout, int M, int N);
 
 /* Multi-head self-attention core on a fused projection (torch nn.MultiheadAttention semantics):
    qkv[B,T,3C]: per token q | k | v, each C = NH*hs wide, head h at columns [h*hs,(h+1)*hs).
    att[B,NH,T,T]: softmax(q k^T / sqrt(hs) + mask) probabilities, cached for backward.
    out[B,T,C]: heads concatenated (before out_proj). causal: key j > query i masked (-inf).
    Backward: dqkv[B,T,3C] += ... */
-void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal);
-void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
+void cm_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal);
+void cm_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
                         int B, int T, int C, int NH, bool causal);
-void attention_forward_ref(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal);
-void attention_backward_ref(float *dqkv, const float *dout, const float *qkv, const float *att,
+void cm_attention_forward_ref(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal);
+void cm_attention_backward_ref(float *dqkv, const float *dout, const float *qkv, const float *att,
                             int B, int T, int C, int NH, bool causal);
 
 // ---------------------------------------------------------------------------------------------
@@ -130,22 +131,22 @@ void attention_backward_ref(float *dqkv, const float *dout, const float *qkv, co
 
 /* out[B,T,C] = table[ids[b,t], :] + pos[t, :]   (ids checked by the caller to be < V)
    dtable[V,C] += scatter(dout) (may be NULL), dpos[T,C] += sum_b dout (may be NULL) */
-void embedding_forward(float *out, const int32_t *ids, const float *table, const float *pos, int B, int T, int C);
-void embedding_backward(float *dtable, float *dpos, const float *dout, const int32_t *ids, int B, int T, int C);
+void cm_embedding_forward(float *out, const int32_t *ids, const float *table, const float *pos, int B, int T, int C);
+void cm_embedding_backward(float *dtable, float *dpos, const float *dout, const int32_t *ids, int B, int T, int C);
 
 /* Flatten non-overlapping PxP patches of img[B,3,H,W] into patches[B*NP, 3*P*P] (NP = (H/P)*(W/P),
    patches row-major over the grid, each patch ordered (c, ky, kx) to match torch conv weight
-   [OC,3,P,P] flattened). A conv without bias == linear_forward(patches, W viewed as [OC,3PP]).
+   [OC,3,P,P] flattened). A conv without bias == cm_linear_forward(patches, W viewed as [OC,3PP]).
    Backward (only needed for input gradients, which training never needs) is omitted on purpose. */
-void im2patch(float *patches, const float *img, int B, int H, int W, int P);
+void cm_im2patch(float *patches, const float *img, int B, int H, int W, int P);
 
 // ---------------------------------------------------------------------------------------------
 // losses
 
 /* Mean cross-entropy over M rows: returns mean_i -log softmax(logits_i)[labels_i];
    probs[M,K] cached. Backward: dlogits[M,K] += dloss * (probs - onehot(labels)) / M. */
-float crossentropy_forward(float *probs, const float *logits, const int32_t *labels, int M, int K);
-void crossentropy_backward(float *dlogits, const float *probs, const int32_t *labels, int M, int K, float dloss);
+float cm_crossentropy_forward(float *probs, const float *logits, const int32_t *labels, int M, int K);
+void cm_crossentropy_backward(float *dlogits, const float *probs, const int32_t *labels, int M, int K, float dloss);
 
 /* The masked contrastive loss of DESIGN §2 on L2-normalised features U[N,D] (image), V[N,D] (text)
    with scale s = exp(logit_scale) and mask m_i = (labels_i == 0):
@@ -154,15 +155,15 @@ void crossentropy_backward(float *dlogits, const float *probs, const int32_t *la
    Backward: dU += ..., dV += ..., *dscale += dL/ds (the caller multiplies by s to get
    d/d logit_scale). Any of dU, dV, dscale may be NULL.
    Written over whole-batch U and V so that a distributed version can pass gathered features. */
-float contrastive_forward(float *p_img, float *p_txt, const float *U, const float *V, float s,
+float cm_contrastive_forward(float *p_img, float *p_txt, const float *U, const float *V, float s,
                           const int32_t *labels, int N, int D);
-void contrastive_backward(float *dU, float *dV, float *dscale, const float *p_img, const float *p_txt,
+void cm_contrastive_backward(float *dU, float *dV, float *dscale, const float *p_img, const float *p_txt,
                           const float *U, const float *V, float s, const int32_t *labels, int N, int D,
                           float dloss);
 /* plain loops in double (no BLAS): the reference the tests hold the BLAS versions to */
-float contrastive_forward_ref(float *p_img, float *p_txt, const float *U, const float *V, float s,
+float cm_contrastive_forward_ref(float *p_img, float *p_txt, const float *U, const float *V, float s,
                               const int32_t *labels, int N, int D);
-void contrastive_backward_ref(float *dU, float *dV, float *dscale, const float *p_img, const float *p_txt,
+void cm_contrastive_backward_ref(float *dU, float *dV, float *dscale, const float *p_img, const float *p_txt,
                               const float *U, const float *V, float s, const int32_t *labels, int N, int D,
                               float dloss);
 

@@ -24,13 +24,13 @@ void cm_softmax_row(float *y, const float *x, int n) {
 }
 
 // out[M,N] = softmax rows of inp[M,N]
-void softmax_forward(float *out, const float *inp, int M, int N) {
+void cm_softmax_forward(float *out, const float *inp, int M, int N) {
     #pragma omp parallel for if ((size_t)M * N > CM_OMP_MIN)
     for (int i = 0; i < M; i++) cm_softmax_row(out + (size_t)i * N, inp + (size_t)i * N, N);
 }
 
 // dinp[M,N] += out * (dout - sum_j dout*out)
-void softmax_backward(float *dinp, const float *out, const float *dout, int M, int N) {
+void cm_softmax_backward(float *dinp, const float *out, const float *dout, int M, int N) {
     #pragma omp parallel for if ((size_t)M * N > CM_OMP_MIN)
     for (int i = 0; i < M; i++) {
         const float *y = out + (size_t)i * N, *dy = dout + (size_t)i * N;
@@ -43,7 +43,7 @@ void softmax_backward(float *dinp, const float *out, const float *dout, int M, i
     }
 }
 
-void softmax_forward_ref(float *out, const float *inp, int M, int N) {
+void cm_softmax_forward_ref(float *out, const float *inp, int M, int N) {
     for (int i = 0; i < M; i++) {
         const float *x = inp + (size_t)i * N;
         double m = -INFINITY, s = 0;
@@ -53,7 +53,7 @@ void softmax_forward_ref(float *out, const float *inp, int M, int N) {
     }
 }
 
-void softmax_backward_ref(float *dinp, const float *out, const float *dout, int M, int N) {
+void cm_softmax_backward_ref(float *dinp, const float *out, const float *dout, int M, int N) {
     for (int i = 0; i < M; i++) {
         const float *y = out + (size_t)i * N, *dy = dout + (size_t)i * N;
         double dot = 0;

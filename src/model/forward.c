@@ -35,8 +35,8 @@ cm_status cm_acts_create(const CmModel *m, int max_B, bool grad_ckpt, CmActs **o
     a->m = m;
     a->maxB = max_B;
     a->ckpt = grad_ckpt;
-    tower_spec(m, true, &a->vs);
-    tower_spec(m, false, &a->ts);
+    cm_tower_spec(m, true, &a->vs);
+    cm_tower_spec(m, false, &a->ts);
     size_t E = m->cfg.embed_dim;
     a->dU = cm_malloc((size_t)max_B * E * sizeof(float), "feature gradients");
     a->dV = cm_malloc((size_t)max_B * E * sizeof(float), "feature gradients");
@@ -48,9 +48,9 @@ cm_status cm_acts_create(const CmModel *m, int max_B, bool grad_ckpt, CmActs **o
 
 void cm_acts_free(CmActs *a) {
     if (!a) return;
-    if (a->vis_alloc) tower_acts_free(&a->vis);
-    if (a->txt_alloc) tower_acts_free(&a->txt);
-    if (a->head_alloc) head_acts_free(&a->head);
+    if (a->vis_alloc) cm_tower_acts_free(&a->vis);
+    if (a->txt_alloc) cm_tower_acts_free(&a->txt);
+    if (a->head_alloc) cm_head_acts_free(&a->head);
     cm_free(a->dU);
     cm_free(a->dV);
     cm_free(a);
@@ -63,8 +63,8 @@ const float *cm_acts_text_raw(const CmActs *a) { return a->fwd_ok ? a->txt.raw :
 
 static cm_status ensure_tower(TowerActs *ta, bool *alloc, const TowerSpec *s, int maxB, TaMode mode) {
     if (*alloc && ta->mode == mode) return CM_OK;
-    if (*alloc) { tower_acts_free(ta); *alloc = false; }
-    cm_status st = tower_acts_alloc(ta, s, maxB, mode);
+    if (*alloc) { cm_tower_acts_free(ta); *alloc = false; }
+    cm_status st = cm_tower_acts_alloc(ta, s, maxB, mode);
     if (st) return st;
     *alloc = true;
     return CM_OK;
@@ -96,13 +96,13 @@ cm_status cm_model_forward(const CmModel *m, CmActs *a, const float *images, con
         return head_logits ? cm_head_forward(m, U, V, B, head_logits) : CM_OK;
     }
     a->fwd_ok = false;
-    bool need_v = tower_has_trainable(m, &a->vs), need_t = tower_has_trainable(m, &a->ts);
+    bool need_v = cm_tower_has_trainable(m, &a->vs), need_t = cm_tower_has_trainable(m, &a->ts);
     TaMode tv = need_v ? (a->ckpt ? TA_CKPT : TA_SAVE) : TA_NONE;
     TaMode tt = need_t ? (a->ckpt ? TA_CKPT : TA_SAVE) : TA_NONE;
     if ((st = ensure_tower(&a->vis, &a->vis_alloc, &a->vs, a->maxB, tv))) return st;
     if ((st = ensure_tower(&a->txt, &a->txt_alloc, &a->ts, a->maxB, tt))) return st;
-    tower_forward(m, &a->vs, &a->vis, images, NULL, B);
-    tower_forward(m, &a->ts, &a->txt, NULL, tokens, B);
+    cm_tower_forward(m, &a->vs, &a->vis, images, NULL, B);
+    cm_tower_forward(m, &a->ts, &a->txt, NULL, tokens, B);
     memcpy(U, a->vis.feat, (size_t)B * E * sizeof(float));
     memcpy(V, a->txt.feat, (size_t)B * E * sizeof(float));
     a->saved_v = need_v;
@@ -110,10 +110,10 @@ cm_status cm_model_forward(const CmModel *m, CmActs *a, const float *images, con
     a->saved_h = false;
     if (head_logits) {
         if (!a->head_alloc) {
-            if ((st = head_acts_alloc(&a->head, m, a->maxB))) return st;
+            if ((st = cm_head_acts_alloc(&a->head, m, a->maxB))) return st;
             a->head_alloc = true;
         }
-        head_forward(m, &a->head, a->vis.feat, a->txt.feat, B, train ? &a->rng : NULL, head_logits);
+        cm_head_net_forward(m, &a->head, a->vis.feat, a->txt.feat, B, train ? &a->rng : NULL, head_logits);
         a->saved_h = true;
     }
     a->B = B;
@@ -129,12 +129,12 @@ cm_status cm_model_backward(CmModel *m, CmActs *a, const float *dU, const float 
     if (dU) memcpy(a->dU, dU, n * sizeof(float)); else memset(a->dU, 0, n * sizeof(float));
     if (dV) memcpy(a->dV, dV, n * sizeof(float)); else memset(a->dV, 0, n * sizeof(float));
     if (dhead && a->saved_h) {
-        bool head_tr = head_has_trainable(m);
+        bool head_tr = cm_head_has_trainable(m);
         if (head_tr || a->saved_v || a->saved_t)
-            head_backward(m, &a->head, dhead, a->saved_v ? a->dU : NULL, a->saved_t ? a->dV : NULL);
+            cm_head_net_backward(m, &a->head, dhead, a->saved_v ? a->dU : NULL, a->saved_t ? a->dV : NULL);
     }
-    if (a->saved_v) tower_backward(m, &a->vs, &a->vis, a->dU);
-    if (a->saved_t) tower_backward(m, &a->ts, &a->txt, a->dV);
+    if (a->saved_v) cm_tower_backward(m, &a->vs, &a->vis, a->dU);
+    if (a->saved_t) cm_tower_backward(m, &a->ts, &a->txt, a->dV);
     return CM_OK;
 }
 
@@ -147,19 +147,19 @@ static cm_status encode(const CmModel *m, bool vision, const float *images, cons
                         float *raw, float *feat) {
     if (B < 1) return cm_error(CM_ERR_ARG, "batch size %d < 1", B);
     TowerSpec s;
-    tower_spec(m, vision, &s);
+    cm_tower_spec(m, vision, &s);
     int chunk = B < CHUNK ? B : CHUNK;
     TowerActs ta;
-    cm_status st = tower_acts_alloc(&ta, &s, chunk, TA_NONE);
+    cm_status st = cm_tower_acts_alloc(&ta, &s, chunk, TA_NONE);
     if (st) return st;
     size_t E = s.E, img = (size_t)3 * s.S * s.S;
     for (int b0 = 0; b0 < B; b0 += chunk) {
         int nb = B - b0 < chunk ? B - b0 : chunk;
-        tower_forward(m, &s, &ta, vision ? images + b0 * img : NULL, vision ? NULL : tokens + (size_t)b0 * s.T, nb);
+        cm_tower_forward(m, &s, &ta, vision ? images + b0 * img : NULL, vision ? NULL : tokens + (size_t)b0 * s.T, nb);
         if (raw) memcpy(raw + b0 * E, ta.raw, nb * E * sizeof(float));
         if (feat) memcpy(feat + b0 * E, ta.feat, nb * E * sizeof(float));
     }
-    tower_acts_free(&ta);
+    cm_tower_acts_free(&ta);
     return CM_OK;
 }
 
@@ -179,10 +179,10 @@ cm_status cm_head_forward(const CmModel *m, const float *U, const float *V, int 
     if (!m->cfg.has_head) return cm_error(CM_ERR_ARG, "model %s has no classification head", m->cfg.name);
     if (B < 1) return cm_error(CM_ERR_ARG, "batch size %d < 1", B);
     HeadActs ha;
-    cm_status st = head_acts_alloc(&ha, m, B);
+    cm_status st = cm_head_acts_alloc(&ha, m, B);
     if (st) return st;
-    head_forward(m, &ha, U, V, B, NULL, logits);
-    head_acts_free(&ha);
+    cm_head_net_forward(m, &ha, U, V, B, NULL, logits);
+    cm_head_acts_free(&ha);
     return CM_OK;
 }
 
@@ -201,15 +201,15 @@ cm_status cm_loss(const float *U, const float *V, const float *head_logits, cons
     float *p_txt = cm_malloc((size_t)N * N * sizeof(float), "contrastive probabilities");
     float *probs = head_logits ? cm_malloc((size_t)N * K * sizeof(float), "class probabilities") : NULL;
     if (!p_img || !p_txt || (head_logits && !probs)) { cm_free(p_img); cm_free(p_txt); cm_free(probs); return CM_ERR_OOM; }
-    float con = contrastive_forward(p_img, p_txt, U, V, s, labels, N, E);
-    float cls = head_logits ? crossentropy_forward(probs, head_logits, labels, N, K) : 0.0f;
+    float con = cm_contrastive_forward(p_img, p_txt, U, V, s, labels, N, E);
+    float cls = head_logits ? cm_crossentropy_forward(probs, head_logits, labels, N, K) : 0.0f;
     CmLossValues lv = {w_con * con + w_cls * cls, con, cls};
     if (out) *out = lv;
     if (dU) memset(dU, 0, (size_t)N * E * sizeof(float));
     if (dV) memset(dV, 0, (size_t)N * E * sizeof(float));
     if (dU || dV || d_logit_scale) {
         float dscale = 0.0f;
-        contrastive_backward(dU, dV, &dscale, p_img, p_txt, U, V, s, labels, N, E, w_con);
+        cm_contrastive_backward(dU, dV, &dscale, p_img, p_txt, U, V, s, labels, N, E, w_con);
         if (d_logit_scale) {
             /* d loss / d logit_scale = s * dL/ds. The logits s*u_i.v_j are bilinear in U and V, so
                s * dL/ds = sum_i U_i . dU_i = sum_j V_j . dV_j exactly; summed in double from the
@@ -225,7 +225,7 @@ cm_status cm_loss(const float *U, const float *V, const float *head_logits, cons
     }
     if (dhead && head_logits) {
         memset(dhead, 0, (size_t)N * K * sizeof(float));
-        crossentropy_backward(dhead, probs, labels, N, K, w_cls);
+        cm_crossentropy_backward(dhead, probs, labels, N, K, w_cls);
     }
     cm_free(p_img);
     cm_free(p_txt);

@@ -66,7 +66,7 @@ static void head_plan(HeadActs *ha, Bump *b, const CmModel *m, int maxB) {
     ha->dc0 = bump(b, B * d);
 }
 
-cm_status head_acts_alloc(HeadActs *ha, const CmModel *m, int maxB) {
+cm_status cm_head_acts_alloc(HeadActs *ha, const CmModel *m, int maxB) {
     memset(ha, 0, sizeof *ha);
     ha->maxB = maxB;
     int L = m->cfg.head.layers;
@@ -75,26 +75,26 @@ cm_status head_acts_alloc(HeadActs *ha, const CmModel *m, int maxB) {
     Bump b = {NULL, 0};
     head_plan(ha, &b, m, maxB);
     ha->mem = cm_malloc(b.off * sizeof(float), "head activations");
-    if (!ha->mem) { head_acts_free(ha); return CM_ERR_OOM; }
+    if (!ha->mem) { cm_head_acts_free(ha); return CM_ERR_OOM; }
     b = (Bump){ha->mem, 0};
     head_plan(ha, &b, m, maxB);
     return CM_OK;
 }
 
-void head_acts_free(HeadActs *ha) {
+void cm_head_acts_free(HeadActs *ha) {
     cm_free(ha->mem);
     cm_free(ha->lay);
     memset(ha, 0, sizeof *ha);
 }
 
-bool head_has_trainable(const CmModel *m) {
+bool cm_head_has_trainable(const CmModel *m) {
     for (int i = 0; i < m->n_params; i++)
         if (m->params[i].group == CM_GROUP_HEAD && m->params[i].trainable) return true;
     return false;
 }
 
 static void maybe_dropout(float *x, float *mask, size_t n, float p, CmRng *rng) {
-    if (rng && p > 0) dropout_forward(x, mask, x, p, n, rng);
+    if (rng && p > 0) cm_dropout_forward(x, mask, x, p, n, rng);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -123,7 +123,7 @@ static void head_attn_forward(HeadLayerActs *a, int B, int d, int NH, float p, C
             }
         }
     size_t nA = (size_t)B * NH * 4;
-    if (rng && p > 0) dropout_forward(a->attd, a->attmask, a->att, p, nA, rng);
+    if (rng && p > 0) cm_dropout_forward(a->attd, a->attmask, a->att, p, nA, rng);
     else memcpy(a->attd, a->att, nA * sizeof(float));
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
@@ -174,7 +174,7 @@ static void head_attn_backward(const HeadLayerActs *a, float *dqkv, const float 
 // ---------------------------------------------------------------------------------------------
 // head
 
-void head_forward(const CmModel *m, HeadActs *ha, const float *U, const float *V, int B, CmRng *rng, float *logits) {
+void cm_head_net_forward(const CmModel *m, HeadActs *ha, const float *U, const float *V, int B, CmRng *rng, float *logits) {
     const CmHeadConfig *hc = &m->cfg.head;
     int d = hc->d, ff = hc->ff, R = 2 * B, K = hc->n_classes;
     float p = hc->dropout;
@@ -189,45 +189,45 @@ void head_forward(const CmModel *m, HeadActs *ha, const float *U, const float *V
         const CmHeadLayerIdx *k = &m->hlayers[l];
         HeadLayerActs *a = &ha->lay[l];
         memcpy(a->x_in, x, (size_t)R * d * sizeof(float));
-        linear_forward(a->qkv, a->x_in, P_(m, k->in_w), P_(m, k->in_b), R, d, 3 * d);      // [R,3d]
+        cm_linear_forward(a->qkv, a->x_in, P_(m, k->in_w), P_(m, k->in_b), R, d, 3 * d);      // [R,3d]
         head_attn_forward(a, B, d, hc->heads, p, rng);                                    // [R,d]
-        linear_forward(a->sa, a->ao, P_(m, k->out_w), P_(m, k->out_b), R, d, d);
+        cm_linear_forward(a->sa, a->ao, P_(m, k->out_w), P_(m, k->out_b), R, d, d);
         maybe_dropout(a->sa, a->samask, (size_t)R * d, p, rng);
-        add_forward(a->x1pre, a->x_in, a->sa, (size_t)R * d);
-        layernorm_forward(a->x1, a->n1m, a->n1r, a->x1pre, P_(m, k->n1_w), P_(m, k->n1_b), R, d);
-        linear_forward(a->h, a->x1, P_(m, k->l1_w), P_(m, k->l1_b), R, d, ff);              // [R,ff]
-        relu_forward(a->hr, a->h, (size_t)R * ff);
+        cm_add_forward(a->x1pre, a->x_in, a->sa, (size_t)R * d);
+        cm_layernorm_forward(a->x1, a->n1m, a->n1r, a->x1pre, P_(m, k->n1_w), P_(m, k->n1_b), R, d);
+        cm_linear_forward(a->h, a->x1, P_(m, k->l1_w), P_(m, k->l1_b), R, d, ff);              // [R,ff]
+        cm_relu_forward(a->hr, a->h, (size_t)R * ff);
         memcpy(a->hrd, a->hr, (size_t)R * ff * sizeof(float));
         maybe_dropout(a->hrd, a->hmask, (size_t)R * ff, p, rng);
-        linear_forward(a->ff, a->hrd, P_(m, k->l2_w), P_(m, k->l2_b), R, ff, d);            // [R,d]
+        cm_linear_forward(a->ff, a->hrd, P_(m, k->l2_w), P_(m, k->l2_b), R, ff, d);            // [R,d]
         maybe_dropout(a->ff, a->ffmask, (size_t)R * d, p, rng);
-        add_forward(a->x2pre, a->x1, a->ff, (size_t)R * d);
-        layernorm_forward(a->x2, a->n2m, a->n2r, a->x2pre, P_(m, k->n2_w), P_(m, k->n2_b), R, d);
+        cm_add_forward(a->x2pre, a->x1, a->ff, (size_t)R * d);
+        cm_layernorm_forward(a->x2, a->n2m, a->n2r, a->x2pre, P_(m, k->n2_w), P_(m, k->n2_b), R, d);
         x = a->x2;
     }
     for (int b = 0; b < B; b++)
         for (int c = 0; c < d; c++)
             ha->e[(size_t)b * d + c] = (x[(size_t)b * 2 * d + c] + x[((size_t)b * 2 + 1) * d + c]) / 2.0f;
-    linear_forward(ha->c0, ha->e, P_(m, m->h_c0_w), P_(m, m->h_c0_b), B, d, d);
-    gelu_forward(ha->g, ha->c0, (size_t)B * d);
+    cm_linear_forward(ha->c0, ha->e, P_(m, m->h_c0_w), P_(m, m->h_c0_b), B, d, d);
+    cm_gelu_forward(ha->g, ha->c0, (size_t)B * d);
     memcpy(ha->gd, ha->g, (size_t)B * d * sizeof(float));
     maybe_dropout(ha->gd, ha->gmask, (size_t)B * d, hc->cls_dropout, rng);
-    linear_forward(ha->logits, ha->gd, P_(m, m->h_c3_w), P_(m, m->h_c3_b), B, d, K);
+    cm_linear_forward(ha->logits, ha->gd, P_(m, m->h_c3_w), P_(m, m->h_c3_b), B, d, K);
     if (logits) memcpy(logits, ha->logits, (size_t)B * K * sizeof(float));
 }
 
-void head_backward(CmModel *m, HeadActs *ha, const float *dlogits, float *dU, float *dV) {
+void cm_head_net_backward(CmModel *m, HeadActs *ha, const float *dlogits, float *dU, float *dV) {
     const CmHeadConfig *hc = &m->cfg.head;
     int B = ha->B, d = hc->d, ff = hc->ff, R = 2 * B, K = hc->n_classes;
     bool dp = ha->dropout_on && hc->dropout > 0, dpc = ha->dropout_on && hc->cls_dropout > 0;
     // classifier: logits = gd C3^T + c3 ; gd = drop(gelu(c0)) ; c0 = e C0^T + c0b
     memset(ha->dg, 0, (size_t)B * d * sizeof(float));
-    linear_backward(ha->dg, G_(m, m->h_c3_w), G_(m, m->h_c3_b), dlogits, ha->gd, P_(m, m->h_c3_w), B, d, K);
+    cm_linear_backward(ha->dg, G_(m, m->h_c3_w), G_(m, m->h_c3_b), dlogits, ha->gd, P_(m, m->h_c3_w), B, d, K);
     if (dpc) for (size_t i = 0; i < (size_t)B * d; i++) ha->dg[i] *= ha->gmask[i];
     memset(ha->dc0, 0, (size_t)B * d * sizeof(float));
-    gelu_backward(ha->dc0, ha->c0, ha->dg, (size_t)B * d);
+    cm_gelu_backward(ha->dc0, ha->c0, ha->dg, (size_t)B * d);
     memset(ha->de, 0, (size_t)B * d * sizeof(float));
-    linear_backward(ha->de, G_(m, m->h_c0_w), G_(m, m->h_c0_b), ha->dc0, ha->e, P_(m, m->h_c0_w), B, d, d);
+    cm_linear_backward(ha->de, G_(m, m->h_c0_w), G_(m, m->h_c0_b), ha->dc0, ha->e, P_(m, m->h_c0_w), B, d, d);
     for (int b = 0; b < B; b++)
         for (int c = 0; c < d; c++) {
             float g = ha->de[(size_t)b * d + c] / 2.0f;
@@ -241,23 +241,23 @@ void head_backward(CmModel *m, HeadActs *ha, const float *dlogits, float *dU, fl
         bool need_dx = l > 0 || dU || dV;
         // x2 = norm2(x2pre): dtmp = d x2pre
         memset(ha->dtmp, 0, (size_t)R * d * sizeof(float));
-        layernorm_backward(ha->dtmp, G_(m, k->n2_w), G_(m, k->n2_b), ha->dx, a->x2pre, P_(m, k->n2_w), a->n2m, a->n2r, R, d);
+        cm_layernorm_backward(ha->dtmp, G_(m, k->n2_w), G_(m, k->n2_b), ha->dx, a->x2pre, P_(m, k->n2_w), a->n2m, a->n2r, R, d);
         // x2pre = x1 + drop(ff): d x1 = dtmp (residual) + FF branch
         for (size_t i = 0; i < (size_t)R * d; i++) ha->dff[i] = dp ? ha->dtmp[i] * a->ffmask[i] : ha->dtmp[i];
         memset(dh, 0, (size_t)R * ff * sizeof(float));
-        linear_backward(dh, G_(m, k->l2_w), G_(m, k->l2_b), ha->dff, a->hrd, P_(m, k->l2_w), R, ff, d);
+        cm_linear_backward(dh, G_(m, k->l2_w), G_(m, k->l2_b), ha->dff, a->hrd, P_(m, k->l2_w), R, ff, d);
         for (size_t i = 0; i < (size_t)R * ff; i++)
             dh2[i] = a->h[i] > 0.0f ? (dp ? dh[i] * a->hmask[i] : dh[i]) : 0.0f;
-        linear_backward(ha->dtmp, G_(m, k->l1_w), G_(m, k->l1_b), dh2, a->x1, P_(m, k->l1_w), R, d, ff);
+        cm_linear_backward(ha->dtmp, G_(m, k->l1_w), G_(m, k->l1_b), dh2, a->x1, P_(m, k->l1_w), R, d, ff);
         // x1 = norm1(x1pre): dx = d x1pre
         memset(ha->dx, 0, (size_t)R * d * sizeof(float));
-        layernorm_backward(ha->dx, G_(m, k->n1_w), G_(m, k->n1_b), ha->dtmp, a->x1pre, P_(m, k->n1_w), a->n1m, a->n1r, R, d);
+        cm_layernorm_backward(ha->dx, G_(m, k->n1_w), G_(m, k->n1_b), ha->dtmp, a->x1pre, P_(m, k->n1_w), a->n1m, a->n1r, R, d);
         // x1pre = x_in + drop(sa): dx stays as the residual part of d x_in
         for (size_t i = 0; i < (size_t)R * d; i++) ha->dff[i] = dp ? ha->dx[i] * a->samask[i] : ha->dx[i];
         memset(ha->datt, 0, (size_t)R * d * sizeof(float));
-        linear_backward(ha->datt, G_(m, k->out_w), G_(m, k->out_b), ha->dff, a->ao, P_(m, k->out_w), R, d, d);
+        cm_linear_backward(ha->datt, G_(m, k->out_w), G_(m, k->out_b), ha->dff, a->ao, P_(m, k->out_w), R, d, d);
         head_attn_backward(a, ha->dqkv, ha->datt, B, d, hc->heads, dp);
-        linear_backward(need_dx ? ha->dx : NULL, G_(m, k->in_w), G_(m, k->in_b), ha->dqkv, a->x_in, P_(m, k->in_w), R, d, 3 * d);
+        cm_linear_backward(need_dx ? ha->dx : NULL, G_(m, k->in_w), G_(m, k->in_b), ha->dqkv, a->x_in, P_(m, k->in_w), R, d, 3 * d);
         if (!need_dx) return;
     }
     for (int b = 0; b < B; b++)

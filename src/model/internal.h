@@ -51,14 +51,14 @@ typedef struct {
     float *dres, *dact, *dfc, *dln, *dao, *dlt, *dqkv, *dpooled, *draw, *dpatch;
 } TowerActs;
 
-void tower_spec(const CmModel *m, bool vision, TowerSpec *s);
-cm_status tower_acts_alloc(TowerActs *ta, const TowerSpec *s, int maxB, TaMode mode);
-void tower_acts_free(TowerActs *ta);
+void cm_tower_spec(const CmModel *m, bool vision, TowerSpec *s);
+cm_status cm_tower_acts_alloc(TowerActs *ta, const TowerSpec *s, int maxB, TaMode mode);
+void cm_tower_acts_free(TowerActs *ta);
 /* Forward of the whole tower into ta (images [B,3,S,S] or ids [B,T]); fills ta->raw, ta->feat. */
-void tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const float *images, const int32_t *ids, int B);
+void cm_tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const float *images, const int32_t *ids, int B);
 /* Backward from dfeat [B,E] (gradient w.r.t. the normalised feature). */
-void tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const float *dfeat);
-bool tower_has_trainable(const CmModel *m, const TowerSpec *s);
+void cm_tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const float *dfeat);
+bool cm_tower_has_trainable(const CmModel *m, const TowerSpec *s);
 
 /* Head activations for B samples (2 tokens each). */
 typedef struct {
@@ -76,13 +76,13 @@ typedef struct {
     float *dx, *dtmp, *dqkv, *dff, *dh, *datt, *de, *dg, *dc0;
 } HeadActs;
 
-cm_status head_acts_alloc(HeadActs *ha, const CmModel *m, int maxB);
-void head_acts_free(HeadActs *ha);
+cm_status cm_head_acts_alloc(HeadActs *ha, const CmModel *m, int maxB);
+void cm_head_acts_free(HeadActs *ha);
 /* logits [B,K] from U, V [B,E]; rng == NULL: eval (no dropout). */
-void head_forward(const CmModel *m, HeadActs *ha, const float *U, const float *V, int B, CmRng *rng, float *logits);
+void cm_head_net_forward(const CmModel *m, HeadActs *ha, const float *U, const float *V, int B, CmRng *rng, float *logits);
 /* dU, dV [B,E] += gradient from dlogits [B,K]; dU/dV may be NULL (towers frozen). */
-void head_backward(CmModel *m, HeadActs *ha, const float *dlogits, float *dU, float *dV);
-bool head_has_trainable(const CmModel *m);
+void cm_head_net_backward(CmModel *m, HeadActs *ha, const float *dlogits, float *dU, float *dV);
+bool cm_head_has_trainable(const CmModel *m);
 
 /* bump allocation over one float block: pass base NULL to count */
 typedef struct { float *base; size_t off; } Bump;

@@ -2,7 +2,7 @@
  * tower.c — the OpenCLIP vision and text towers (DESIGN §1.1, facts §3) with LoRA on
  * attn.out_proj (DESIGN §1.2), forward and backward side by side.
  *
- *   vision: patches = im2patch(img) [B*NP,3PP]; x = [cls; patches @ conv^T] + pos; x = ln_pre(x)
+ *   vision: patches = cm_im2patch(img) [B*NP,3PP]; x = [cls; patches @ conv^T] + pos; x = ln_pre(x)
  *   text:   x = token_embedding[ids] + pos
  *   block:  x_mid = x + out_proj(attn(ln_1(x))) (+ (alpha/r) (ao A^T) B^T);
  *           y = x_mid + c_proj(gelu(c_fc(ln_2(x_mid))))
@@ -22,7 +22,7 @@
 
 #include <string.h>
 
-void tower_spec(const CmModel *m, bool vision, TowerSpec *s) {
+void cm_tower_spec(const CmModel *m, bool vision, TowerSpec *s) {
     const CmModelConfig *c = &m->cfg;
     memset(s, 0, sizeof *s);
     s->vision = vision;
@@ -107,7 +107,7 @@ static void tower_plan(TowerActs *ta, Bump *b, const TowerSpec *s, int maxB) {
     }
 }
 
-cm_status tower_acts_alloc(TowerActs *ta, const TowerSpec *s, int maxB, TaMode mode) {
+cm_status cm_tower_acts_alloc(TowerActs *ta, const TowerSpec *s, int maxB, TaMode mode) {
     memset(ta, 0, sizeof *ta);
     ta->mode = mode;
     ta->maxB = maxB;
@@ -116,17 +116,17 @@ cm_status tower_acts_alloc(TowerActs *ta, const TowerSpec *s, int maxB, TaMode m
     ta->xin = cm_calloc((size_t)s->L, sizeof(float *), "block inputs");
     ta->pool = cm_calloc((size_t)maxB, sizeof(int), "pool index");
     ta->ids = s->vision ? NULL : cm_calloc((size_t)maxB * s->T, sizeof(int32_t), "token ids");
-    if (!ta->blk || !ta->xin || !ta->pool || (!s->vision && !ta->ids)) { tower_acts_free(ta); return CM_ERR_OOM; }
+    if (!ta->blk || !ta->xin || !ta->pool || (!s->vision && !ta->ids)) { cm_tower_acts_free(ta); return CM_ERR_OOM; }
     Bump b = {NULL, 0};
     tower_plan(ta, &b, s, maxB);
     ta->mem = cm_malloc(b.off * sizeof(float), s->vision ? "vision tower activations" : "text tower activations");
-    if (!ta->mem) { tower_acts_free(ta); return CM_ERR_OOM; }
+    if (!ta->mem) { cm_tower_acts_free(ta); return CM_ERR_OOM; }
     b = (Bump){ta->mem, 0};
     tower_plan(ta, &b, s, maxB);
     return CM_OK;
 }
 
-void tower_acts_free(TowerActs *ta) {
+void cm_tower_acts_free(TowerActs *ta) {
     cm_free(ta->mem);
     cm_free(ta->blk);
     cm_free(ta->xin);
@@ -185,39 +185,44 @@ static void residual_init(float *dst, const float *res, const float *b, const fl
     cm_free(Bt);
 }
 
-/* out[r,D] += sum_i a[i,k] X[i,:] for k < r   (a[M,r], X[M,D]); parallel over column blocks */
+/* out[r,D] += alpha * sum_i a[i,k] X[i,:] for k < r   (a[M,r], X[M,D]); parallel over column
+   blocks of 128, ranks in tiles of 16 (any r: the accumulator stays 8 KiB on the stack) */
+#define SMALL_TN_RK 16
+#define SMALL_TN_CB 128
 static void small_tn(float *out, const float *a, const float *X, int M, int D, int r, float alpha) {
-    int nblk = (D + 127) / 128;
-    #pragma omp parallel for if ((size_t)M * D > 65536)
-    for (int bk = 0; bk < nblk; bk++) {
-        int c0 = bk * 128, c1 = c0 + 128 < D ? c0 + 128 : D;
-        float acc[16][128];
-        CM_ASSERT(r <= 16);
-        for (int k = 0; k < r; k++) for (int c = 0; c < c1 - c0; c++) acc[k][c] = 0.0f;
-        for (int i = 0; i < M; i++) {
-            const float *x = X + (size_t)i * D + c0;
-            for (int k = 0; k < r; k++) {
-                float w = a[(size_t)i * r + k];
-                #pragma omp simd
-                for (int c = 0; c < c1 - c0; c++) acc[k][c] += w * x[c];
+    int nblk = (D + SMALL_TN_CB - 1) / SMALL_TN_CB, nkt = (r + SMALL_TN_RK - 1) / SMALL_TN_RK;
+    #pragma omp parallel for collapse(2) if ((size_t)M * D * (size_t)nkt > 65536)
+    for (int kt = 0; kt < nkt; kt++)
+        for (int bk = 0; bk < nblk; bk++) {
+            int c0 = bk * SMALL_TN_CB, c1 = c0 + SMALL_TN_CB < D ? c0 + SMALL_TN_CB : D;
+            int k0 = kt * SMALL_TN_RK, k1 = k0 + SMALL_TN_RK < r ? k0 + SMALL_TN_RK : r;
+            float acc[SMALL_TN_RK][SMALL_TN_CB];
+            for (int k = 0; k < k1 - k0; k++) for (int c = 0; c < c1 - c0; c++) acc[k][c] = 0.0f;
+            for (int i = 0; i < M; i++) {
+                const float *x = X + (size_t)i * D + c0;
+                const float *ai = a + (size_t)i * r + k0;
+                for (int k = 0; k < k1 - k0; k++) {
+                    float w = ai[k];
+                    #pragma omp simd
+                    for (int c = 0; c < c1 - c0; c++) acc[k][c] += w * x[c];
+                }
             }
+            for (int k = 0; k < k1 - k0; k++)
+                for (int c = c0; c < c1; c++) out[(size_t)(k0 + k) * D + c] += alpha * acc[k][c - c0];
         }
-        for (int k = 0; k < r; k++)
-            for (int c = c0; c < c1; c++) out[(size_t)k * D + c] += alpha * acc[k][c - c0];
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // nn.Linear in the model's precision (fp32, or bf16 products with fp32 accumulation for amp)
 
 static inline void LIN_F(const CmModel *m, float *out, const float *x, const float *W, const float *b, int M, int C, int OC) {
-    if (m->amp_bf16) linear_forward_bf16(out, x, W, b, M, C, OC);
-    else linear_forward(out, x, W, b, M, C, OC);
+    if (m->amp_bf16) cm_linear_forward_bf16(out, x, W, b, M, C, OC);
+    else cm_linear_forward(out, x, W, b, M, C, OC);
 }
 static inline void LIN_B(const CmModel *m, float *dx, float *dW, float *db, const float *dout, const float *x, const float *W,
                          int M, int C, int OC) {
-    if (m->amp_bf16) linear_backward_bf16(dx, dW, db, dout, x, W, M, C, OC);
-    else linear_backward(dx, dW, db, dout, x, W, M, C, OC);
+    if (m->amp_bf16) cm_linear_backward_bf16(dx, dW, db, dout, x, W, M, C, OC);
+    else cm_linear_backward(dx, dW, db, dout, x, W, M, C, OC);
 }
 /* dst = res + (x W^T + b [+ LoRA]) : fp32 fuses the residual into the GEMM (beta = 1); amp runs
    the bf16 linear and then adds (bias and LoRA terms as in fp32). */
@@ -225,14 +230,14 @@ static void linear_residual(const CmModel *m, float *dst, const float *res, cons
                             const float *lt, const float *Bw, int r, float s, int M, int C, int D) {
     if (!m->amp_bf16) {
         residual_init(dst, res, b, lt, Bw, r, s, M, D);
-        matmul(false, true, M, D, C, 1.0f, x, C, W, C, 1.0f, dst, D);
+        cm_matmul(false, true, M, D, C, 1.0f, x, C, W, C, 1.0f, dst, D);
         return;
     }
-    linear_forward_bf16(dst, x, W, NULL, M, C, D);
+    cm_linear_forward_bf16(dst, x, W, NULL, M, C, D);
     float *tmp = cm_malloc((size_t)M * D * sizeof(float), "residual");
     CM_ASSERT(tmp != NULL);
     residual_init(tmp, res, b, lt, Bw, r, s, M, D);
-    add_forward(dst, dst, tmp, (size_t)M * D);
+    cm_add_forward(dst, dst, tmp, (size_t)M * D);
     cm_free(tmp);
 }
 
@@ -242,17 +247,17 @@ static void linear_residual(const CmModel *m, float *dst, const float *res, cons
 /* a->x_in must be set. out == NULL: stop after ln_2/c_fc/GELU (recompute for backward). */
 static void block_forward(const CmModel *m, const TowerSpec *s, const CmBlockIdx *k, BlockActs *a, float *out, int B, int T) {
     int M = B * T, D = s->D, H = s->H;
-    layernorm_forward(a->ln1, a->m1, a->r1, a->x_in, P_(m, k->ln1_w), P_(m, k->ln1_b), M, D);   // [M,D]
+    cm_layernorm_forward(a->ln1, a->m1, a->r1, a->x_in, P_(m, k->ln1_w), P_(m, k->ln1_b), M, D);   // [M,D]
     LIN_F(m, a->qkv, a->ln1, P_(m, k->in_w), P_(m, k->in_b), M, D, 3 * D);                      // [M,3D]
-    attention_forward(a->ao, a->att, a->qkv, B, T, D, s->NH, s->causal);                     // [M,D]
+    cm_attention_forward(a->ao, a->att, a->qkv, B, T, D, s->NH, s->causal);                     // [M,D]
     // x_mid = x_in + (ao Wo^T + bo + (alpha/r) (ao A^T) B^T)
     if (s->r && k->lora_A >= 0) lora_down(a->lt, a->ao, P_(m, k->lora_A), M, D, s->r);         // [M,r]
     linear_residual(m, a->x_mid, a->x_in, a->ao, P_(m, k->out_w), P_(m, k->out_b), s->r ? a->lt : NULL,
                     P_(m, k->lora_B), s->r, s->lora_scale, M, D, D);
-    layernorm_forward(a->ln2, a->m2, a->r2, a->x_mid, P_(m, k->ln2_w), P_(m, k->ln2_b), M, D);
+    cm_layernorm_forward(a->ln2, a->m2, a->r2, a->x_mid, P_(m, k->ln2_w), P_(m, k->ln2_b), M, D);
     LIN_F(m, a->fc, a->ln2, P_(m, k->fc_w), P_(m, k->fc_b), M, D, H);                          // [M,H]
-    if (s->quick_gelu) quickgelu_forward(a->act, a->fc, (size_t)M * H);
-    else gelu_forward(a->act, a->fc, (size_t)M * H);
+    if (s->quick_gelu) cm_quickgelu_forward(a->act, a->fc, (size_t)M * H);
+    else cm_gelu_forward(a->act, a->fc, (size_t)M * H);
     if (!out) return;
     // out = x_mid + (act Wp^T + bp)
     linear_residual(m, out, a->x_mid, a->act, P_(m, k->proj_w), P_(m, k->proj_b), NULL, NULL, 0, 0.0f, M, H, D);
@@ -264,9 +269,9 @@ static void block_forward(const CmModel *m, const TowerSpec *s, const CmBlockIdx
 static void block_forward_pooled(const CmModel *m, const TowerSpec *s, const CmBlockIdx *k, BlockActs *a,
                                  const int *pool, float *pooled, int B, int T) {
     int M = B * T, D = s->D, H = s->H;
-    layernorm_forward(a->ln1, a->m1, a->r1, a->x_in, P_(m, k->ln1_w), P_(m, k->ln1_b), M, D);
+    cm_layernorm_forward(a->ln1, a->m1, a->r1, a->x_in, P_(m, k->ln1_w), P_(m, k->ln1_b), M, D);
     LIN_F(m, a->qkv, a->ln1, P_(m, k->in_w), P_(m, k->in_b), M, D, 3 * D);
-    attention_forward(a->ao, a->att, a->qkv, B, T, D, s->NH, s->causal);
+    cm_attention_forward(a->ao, a->att, a->qkv, B, T, D, s->NH, s->causal);
     /* B-row scratch: aoP, xP, midP, ln2P [B,D]; fcP, actP [B,H]; lt [B,r] */
     float *buf = cm_malloc(((size_t)4 * D + 2 * (size_t)H + (size_t)(s->r > 0 ? s->r : 1)) * B * sizeof(float), "pooled rows");
     CM_ASSERT(buf != NULL);
@@ -279,10 +284,10 @@ static void block_forward_pooled(const CmModel *m, const TowerSpec *s, const CmB
     if (s->r) lora_down(ltP, aoP, P_(m, k->lora_A), B, D, s->r);
     linear_residual(m, midP, xP, aoP, P_(m, k->out_w), P_(m, k->out_b), s->r ? ltP : NULL, P_(m, k->lora_B), s->r,
                     s->lora_scale, B, D, D);
-    layernorm_forward(ln2P, a->m2, a->r2, midP, P_(m, k->ln2_w), P_(m, k->ln2_b), B, D);
+    cm_layernorm_forward(ln2P, a->m2, a->r2, midP, P_(m, k->ln2_w), P_(m, k->ln2_b), B, D);
     LIN_F(m, fcP, ln2P, P_(m, k->fc_w), P_(m, k->fc_b), B, D, H);
-    if (s->quick_gelu) quickgelu_forward(actP, fcP, (size_t)B * H);
-    else gelu_forward(actP, fcP, (size_t)B * H);
+    if (s->quick_gelu) cm_quickgelu_forward(actP, fcP, (size_t)B * H);
+    else cm_gelu_forward(actP, fcP, (size_t)B * H);
     linear_residual(m, pooled, midP, actP, P_(m, k->proj_w), P_(m, k->proj_b), NULL, NULL, 0, 0.0f, B, H, D);
     cm_free(buf);
 }
@@ -311,14 +316,14 @@ static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, 
                     P_(m, k->proj_w), (int)M, (int)H, (int)D);
     if (need_dact) {
         memset(ta->dfc, 0, M * H * sizeof(float));
-        if (s->quick_gelu) quickgelu_backward(ta->dfc, a->fc, ta->dact, M * H);
-        else gelu_backward(ta->dfc, a->fc, ta->dact, M * H);
+        if (s->quick_gelu) cm_quickgelu_backward(ta->dfc, a->fc, ta->dact, M * H);
+        else cm_gelu_backward(ta->dfc, a->fc, ta->dact, M * H);
         bool need_dln2 = ln2_tr || need_attn;
         if (need_dln2) memset(ta->dln, 0, M * D * sizeof(float));
         LIN_B(m, need_dln2 ? ta->dln : NULL, G_(m, k->fc_w), G_(m, k->fc_b), ta->dfc, a->ln2,
                         P_(m, k->fc_w), (int)M, (int)D, (int)H);
         if (need_dln2)
-            layernorm_backward(need_attn ? dres : NULL, G_(m, k->ln2_w), G_(m, k->ln2_b), ta->dln, a->x_mid,
+            cm_layernorm_backward(need_attn ? dres : NULL, G_(m, k->ln2_w), G_(m, k->ln2_b), ta->dln, a->x_mid,
                                P_(m, k->ln2_w), a->m2, a->r2, (int)M, (int)D);
     }
     if (!need_attn) return;
@@ -365,20 +370,20 @@ static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, 
     }
     if (!need_dao) return;
     memset(ta->dqkv, 0, 3 * M * D * sizeof(float));
-    attention_backward(ta->dqkv, ta->dao, a->qkv, a->att, B, T, (int)D, s->NH, s->causal);
+    cm_attention_backward(ta->dqkv, ta->dao, a->qkv, a->att, B, T, (int)D, s->NH, s->causal);
     bool need_dln1 = need_dx || tr(m, k->ln1_w) || tr(m, k->ln1_b);
     if (need_dln1) memset(ta->dln, 0, M * D * sizeof(float));
     LIN_B(m, need_dln1 ? ta->dln : NULL, G_(m, k->in_w), G_(m, k->in_b), ta->dqkv, a->ln1, P_(m, k->in_w),
                     (int)M, (int)D, 3 * (int)D);
     if (need_dln1)
-        layernorm_backward(need_dx ? dres : NULL, G_(m, k->ln1_w), G_(m, k->ln1_b), ta->dln, a->x_in, P_(m, k->ln1_w),
+        cm_layernorm_backward(need_dx ? dres : NULL, G_(m, k->ln1_w), G_(m, k->ln1_b), ta->dln, a->x_in, P_(m, k->ln1_w),
                            a->m1, a->r1, (int)M, (int)D);
 }
 
 // ---------------------------------------------------------------------------------------------
 // tower
 
-void tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const float *images, const int32_t *ids, int B) {
+void cm_tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const float *images, const int32_t *ids, int B) {
     size_t D = s->D;
     int T = s->T;
     if (!s->vision) {
@@ -399,7 +404,7 @@ void tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const fl
     float *x0 = ta->xin[0];
     if (s->vision) {
         int PP3 = 3 * s->P * s->P;
-        im2patch(ta->patches, images, B, s->S, s->S, s->P);                                  // [B*NP,3PP]
+        cm_im2patch(ta->patches, images, B, s->S, s->S, s->P);                                  // [B*NP,3PP]
         LIN_F(m, ta->x_last, ta->patches, P_(m, m->v_conv), NULL, B * s->NP, PP3, (int)D);  // tmp [B*NP,D]
         const float *cls = P_(m, m->v_class), *pos = P_(m, m->v_pos);
         #pragma omp parallel for
@@ -414,10 +419,10 @@ void tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const fl
             }
             ta->pool[b] = 0;
         }
-        layernorm_forward(x0, ta->pre_m, ta->pre_r, ta->x_pre, P_(m, m->v_ln_pre_w), P_(m, m->v_ln_pre_b), (int)M, (int)D);
+        cm_layernorm_forward(x0, ta->pre_m, ta->pre_r, ta->x_pre, P_(m, m->v_ln_pre_w), P_(m, m->v_ln_pre_b), (int)M, (int)D);
     } else {
         for (int b = 0; b < B; b++) memcpy(ta->ids + (size_t)b * T, ids + (size_t)b * s->T, (size_t)T * sizeof(int32_t));
-        embedding_forward(x0, ta->ids, P_(m, m->t_tok), P_(m, m->t_pos), B, T, (int)D);
+        cm_embedding_forward(x0, ta->ids, P_(m, m->t_tok), P_(m, m->t_pos), B, T, (int)D);
     }
     for (int l = 0; l < s->L; l++) {
         BlockActs *a = ta->mode == TA_SAVE ? &ta->blk[l] : &ta->blk[0];
@@ -443,9 +448,9 @@ void tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const fl
 pooled_done:;
     int lw = s->vision ? m->v_ln_post_w : m->t_ln_final_w, lb = s->vision ? m->v_ln_post_b : m->t_ln_final_b;
     int pj = s->vision ? m->v_proj : m->t_proj;
-    layernorm_forward(ta->pooled_ln, ta->post_m, ta->post_r, ta->pooled, P_(m, lw), P_(m, lb), B, (int)D);
-    matmul(false, false, B, s->E, (int)D, 1.0f, ta->pooled_ln, (int)D, P_(m, pj), s->E, 0.0f, ta->raw, s->E);  // [B,E]
-    l2norm_forward(ta->feat, ta->norm, ta->raw, B, s->E);
+    cm_layernorm_forward(ta->pooled_ln, ta->post_m, ta->post_r, ta->pooled, P_(m, lw), P_(m, lb), B, (int)D);
+    cm_matmul(false, false, B, s->E, (int)D, 1.0f, ta->pooled_ln, (int)D, P_(m, pj), s->E, 0.0f, ta->raw, s->E);  // [B,E]
+    cm_l2norm_forward(ta->feat, ta->norm, ta->raw, B, s->E);
 }
 
 static bool stem_trainable(const CmModel *m, const TowerSpec *s) {
@@ -453,14 +458,14 @@ static bool stem_trainable(const CmModel *m, const TowerSpec *s) {
     return tr(m, m->t_tok) || tr(m, m->t_pos);
 }
 
-bool tower_has_trainable(const CmModel *m, const TowerSpec *s) {
+bool cm_tower_has_trainable(const CmModel *m, const TowerSpec *s) {
     if (stem_trainable(m, s)) return true;
     for (int l = 0; l < s->L; l++) if (block_trainable(m, &s->blk[l])) return true;
     if (s->vision) return tr(m, m->v_ln_post_w) || tr(m, m->v_ln_post_b) || tr(m, m->v_proj);
     return tr(m, m->t_ln_final_w) || tr(m, m->t_ln_final_b) || tr(m, m->t_proj);
 }
 
-void tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const float *dfeat) {
+void cm_tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const float *dfeat) {
     int B = ta->B, T = ta->T;
     size_t M = (size_t)B * T, D = s->D, E = s->E;
     CM_ASSERT(ta->mode != TA_NONE);
@@ -472,14 +477,14 @@ void tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const float *
     int pj = s->vision ? m->v_proj : m->t_proj;
     // top: feat = raw/|raw|; raw = pooled_ln @ proj ; pooled_ln = LN(pooled)
     memset(ta->draw, 0, (size_t)B * E * sizeof(float));
-    l2norm_backward(ta->draw, dfeat, ta->feat, ta->norm, B, (int)E);
-    if (G_(m, pj)) matmul(true, false, (int)D, (int)E, B, 1.0f, ta->pooled_ln, (int)D, ta->draw, (int)E, 1.0f, G_(m, pj), (int)E);
+    cm_l2norm_backward(ta->draw, dfeat, ta->feat, ta->norm, B, (int)E);
+    if (G_(m, pj)) cm_matmul(true, false, (int)D, (int)E, B, 1.0f, ta->pooled_ln, (int)D, ta->draw, (int)E, 1.0f, G_(m, pj), (int)E);
     bool ln_tr = tr(m, lw) || tr(m, lb);
     if (!below[s->L] && !ln_tr) return;
     float *dpln = ta->dln;   /* [B,D] scratch */
-    matmul(false, true, B, (int)D, (int)E, 1.0f, ta->draw, (int)E, P_(m, pj), (int)E, 0.0f, dpln, (int)D);
+    cm_matmul(false, true, B, (int)D, (int)E, 1.0f, ta->draw, (int)E, P_(m, pj), (int)E, 0.0f, dpln, (int)D);
     memset(ta->dpooled, 0, (size_t)B * D * sizeof(float));
-    layernorm_backward(below[s->L] ? ta->dpooled : NULL, G_(m, lw), G_(m, lb), dpln, ta->pooled, P_(m, lw),
+    cm_layernorm_backward(below[s->L] ? ta->dpooled : NULL, G_(m, lw), G_(m, lb), dpln, ta->pooled, P_(m, lw),
                        ta->post_m, ta->post_r, B, (int)D);
     if (!below[s->L]) return;
     memset(ta->dres, 0, M * D * sizeof(float));
@@ -504,7 +509,7 @@ void tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const float *
         bool emb_tr = tr(m, m->v_class) || tr(m, m->v_pos) || tr(m, m->v_conv);
         float *dx_pre = ta->dln;
         if (emb_tr) memset(dx_pre, 0, M * D * sizeof(float));
-        layernorm_backward(emb_tr ? dx_pre : NULL, G_(m, m->v_ln_pre_w), G_(m, m->v_ln_pre_b), ta->dres, ta->x_pre,
+        cm_layernorm_backward(emb_tr ? dx_pre : NULL, G_(m, m->v_ln_pre_w), G_(m, m->v_ln_pre_b), ta->dres, ta->x_pre,
                            P_(m, m->v_ln_pre_w), ta->pre_m, ta->pre_r, (int)M, (int)D);
         if (!emb_tr) return;
         float *gc = G_(m, m->v_class), *gp = G_(m, m->v_pos);
@@ -518,9 +523,9 @@ void tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const float *
                 memcpy(ta->dpatch + (size_t)b * s->NP * D, dx_pre + ((size_t)b * s->T + 1) * D, (size_t)s->NP * D * sizeof(float));
             int PP3 = 3 * s->P * s->P;
             // dconv[D,3PP] += dpatch^T [D,B*NP] @ patches [B*NP,3PP]
-            matmul(true, false, (int)D, PP3, B * s->NP, 1.0f, ta->dpatch, (int)D, ta->patches, PP3, 1.0f, G_(m, m->v_conv), PP3);
+            cm_matmul(true, false, (int)D, PP3, B * s->NP, 1.0f, ta->dpatch, (int)D, ta->patches, PP3, 1.0f, G_(m, m->v_conv), PP3);
         }
     } else {
-        embedding_backward(G_(m, m->t_tok), G_(m, m->t_pos), ta->dres, ta->ids, B, T, (int)D);
+        cm_embedding_backward(G_(m, m->t_tok), G_(m, m->t_pos), ta->dres, ta->ids, B, T, (int)D);
     }
 }
