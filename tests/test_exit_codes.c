@@ -168,7 +168,9 @@ static const Case cases[] = {
     {TR " --precision bf16", 2, "--precision", NULL},
     {TR " --image-mean 0.5 0.5 0.5", 2, "--image-mean", NULL},
     {TR " --remote-sync s3://x", 2, "--remote-sync", NULL},
-    {TR " --lock-image-unlocked-groups 2", 2, "--lock-image-unlocked-groups", NULL},
+    {TR " --lock-image-unlocked-groups 2", 2, "--lock-image-unlocked-groups: partial unlocking is not implemented", NULL},
+    {TR " --force-patch-dropout 0.5", 2, "--force-patch-dropout: patch dropout is not implemented", NULL},
+    {TR " --force-patch-dropout 0", 0, NULL, NULL},
     {TR " --dataset-type csv", 2, "--dataset-type", NULL},
     /* train: runtime and data failures (items 1, 7) */
     {TR " --val-data typo.tar", 1, "no sample could be read from --val-data", NULL},

@@ -115,10 +115,10 @@ int cm_train_opts_specs(CmTrainOpts *o, ArgSpec *specs) {
     S("--pretrained", ARG_STR, pretrained, "TAG|FILE", "pretrained tag (laion2b_s34b_b79k) or weights file");
     S("--pretrained-image", ARG_FLAG, pretrained_image, NULL, "ImageNet weights for timm towers", .noeffect = "only timm image towers use it");
     S("--lock-image", ARG_FLAG, lock_image, NULL, "freeze the vision tower");
-    S("--lock-image-unlocked-groups", ARG_INT, lock_image_unlocked_groups, "N", "must be 0 (partial unlocking is not implemented)", ARG_RANGE(0, 0));
+    S("--lock-image-unlocked-groups", ARG_INT, lock_image_unlocked_groups, "N", "must be 0 (partial unlocking is not implemented)");
     S("--lock-image-freeze-bn-stats", ARG_FLAG, lock_image_freeze_bn_stats, NULL, "freeze batch-norm statistics", .noeffect = "the ViT towers have no batch norm");
     S("--lock-text", ARG_FLAG, lock_text, NULL, "freeze the text tower (embeddings, blocks, ln_final, text_projection)");
-    S("--lock-text-unlocked-layers", ARG_INT, lock_text_unlocked_layers, "N", "must be 0 (partial unlocking is not implemented)", ARG_RANGE(0, 0));
+    S("--lock-text-unlocked-layers", ARG_INT, lock_text_unlocked_layers, "N", "must be 0 (partial unlocking is not implemented)");
     S("--lock-text-freeze-layer-norm", ARG_FLAG, lock_text_freeze_layer_norm, NULL, "freeze LayerNorms of unlocked layers",
       .noeffect = "no layer is unlocked (partial unlocking is refused), so the locked tower's LayerNorms are frozen anyway");
     S("--image-mean", ARG_LIST, image_mean, "M...", "image normalisation mean", .refuse = "custom normalisation is not implemented (the model's OpenAI mean is used)");
@@ -128,7 +128,7 @@ int cm_train_opts_specs(CmTrainOpts *o, ArgSpec *specs) {
     S("--aug-cfg", ARG_LIST, aug_cfg, "K=V...", "augmentation settings", .refuse = "custom augmentation is not implemented (default: RandomResizedCrop 0.9-1.0)");
     S("--force-image-size", ARG_LIST, force_image_size, "N", "override the image size", .refuse = "not implemented (use a JSON --model config)");
     S("--force-quick-gelu", ARG_FLAG, force_quick_gelu, NULL, "use QuickGELU in the towers");
-    S("--force-patch-dropout", ARG_FLOAT, force_patch_dropout, "P", "must be 0 (patch dropout is not implemented)", ARG_RANGE(0, 0),
+    S("--force-patch-dropout", ARG_FLOAT, force_patch_dropout, "P", "must be 0 (patch dropout is not implemented)",
       GIVEN(has_force_patch_dropout));
     S("--force-custom-text", ARG_FLAG, force_custom_text, NULL, "CustomTextCLIP layout",
       .noeffect = "the layout differs from CLIP's only in state-dict names; clipmod reads and writes CLIP's names");
