@@ -169,5 +169,10 @@ int args_parse(int argc, char **argv, const ArgSpec *specs, int n, const char *c
         if (specs[k].noeffect) cm_warn("%s has no effect here: %s", specs[k].name, specs[k].noeffect);
     }
     free(seen);
+    if (rc) {   /* error or --help: nothing parsed is used; free the lists (callers may free again) */
+        for (int k = 0; k < n; k++)
+            if (specs[k].type == ARG_LIST) args_free((ArgList *)specs[k].dst);
+        if (pos) args_free(pos);
+    }
     return rc;
 }

@@ -56,7 +56,8 @@ typedef struct {
 #define ARG(nm, ty, d, mv, hp, ...) {.name = (nm), .type = (ty), .dst = (d), .metavar = (mv), .help = (hp), ##__VA_ARGS__}
 
 /* Returns 0 on success, 2 on a usage error (one line already printed on stderr), and -1 when
-   --help was asked for (usage already printed on stdout; the caller exits 0).
+   --help was asked for (usage already printed on stdout; the caller exits 0). On 2 and -1 the
+   ARG_LIST destinations and *pos are already freed (freeing them again is harmless).
    Positional arguments are collected into *pos (may be NULL if none are allowed). */
 int args_parse(int argc, char **argv, const ArgSpec *specs, int n, const char *cmd,
                const char *synopsis, ArgList *pos);
