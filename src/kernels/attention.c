@@ -247,3 +247,87 @@ void cm_attention_backward_ref(float *dqkv, const float *dout, const float *qkv,
 #undef QKV
     free(dA);
 }
+
+// ---------------------------------------------------------------------------------------------
+// variable-length (packed) attention: B sequences of different lengths in one row buffer.
+// Written by hand because neither oneDNN nor OpenBLAS has a ragged batched product: a oneDNN
+// primitive per sequence length would cost ~60 ms to create for each of up to 77 lengths, and a
+// per-sequence BLAS call cannot run inside our OpenMP loop. Attention is a few percent of the
+// text tower's FLOPs; the loops below vectorise over the head dimension (hs = 64).
+//
+// Sequence b occupies rows [off[b], off[b+1]) of qkv [M,3C] / out [M,C]; its probabilities for
+// head h are the L x L matrix at att + att_off[b] + h*L*L (att_off[b] = NH * sum_{b'<b} L_b'^2).
+// One thread owns one (sequence, head) pair, so every accumulation is race-free and its order
+// fixed: the results do not depend on the thread count.
+
+void cm_attention_forward_varlen(float *out, float *att, const float *qkv, const int *off, const int64_t *att_off,
+                              int B, int C, int NH, bool causal) {
+    CM_ASSERT(NH > 0 && C % NH == 0);
+    int hs = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+    #pragma omp parallel for schedule(dynamic, 1) if (off[B] > 8)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH, r0 = off[b], L = off[b + 1] - off[b];
+        float *A = att + att_off[b] + (int64_t)h * L * L;
+        for (int i = 0; i < L; i++) {
+            const float *q = qkv + (size_t)(r0 + i) * C3 + h * hs;
+            int n = causal ? i + 1 : L;
+            float *a = A + (size_t)i * L;
+            for (int j = 0; j < n; j++) {
+                const float *k = qkv + (size_t)(r0 + j) * C3 + C + h * hs;
+                float acc = 0.0f;
+                #pragma omp simd reduction(+:acc)
+                for (int e = 0; e < hs; e++) acc += q[e] * k[e];
+                a[j] = acc * scale;
+            }
+            cm_softmax_row(a, a, n);
+            for (int j = n; j < L; j++) a[j] = 0.0f;
+            float *o = out + (size_t)(r0 + i) * C + h * hs;
+            for (int e = 0; e < hs; e++) o[e] = 0.0f;
+            for (int j = 0; j < n; j++) {
+                const float *v = qkv + (size_t)(r0 + j) * C3 + 2 * C + h * hs;
+                float w = a[j];
+                #pragma omp simd
+                for (int e = 0; e < hs; e++) o[e] += w * v[e];
+            }
+        }
+    }
+}
+
+void cm_attention_backward_varlen(float *dqkv, const float *dout, const float *qkv, const float *att, const int *off,
+                               const int64_t *att_off, int B, int C, int NH, bool causal) {
+    CM_ASSERT(NH > 0 && C % NH == 0);
+    int hs = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+    #pragma omp parallel for schedule(dynamic, 1) if (off[B] > 8)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH, r0 = off[b], L = off[b + 1] - off[b];
+        if (L < 1) continue;
+        const float *A = att + att_off[b] + (int64_t)h * L * L;
+        float dS[L];   /* L <= context_length <= 4096 (config limit): at most 16 KiB of stack */
+        for (int i = 0; i < L; i++) {
+            const float *dO = dout + (size_t)(r0 + i) * C + h * hs;
+            const float *a = A + (size_t)i * L;
+            int n = causal ? i + 1 : L;
+            float dot = 0.0f;
+            for (int j = 0; j < n; j++) {           // dA_ij = dO_i . v_j ; dv_j += A_ij dO_i
+                const float *v = qkv + (size_t)(r0 + j) * C3 + 2 * C + h * hs;
+                float *dv = dqkv + (size_t)(r0 + j) * C3 + 2 * C + h * hs;
+                float acc = 0.0f, w = a[j];
+                #pragma omp simd reduction(+:acc)
+                for (int e = 0; e < hs; e++) { acc += dO[e] * v[e]; dv[e] += w * dO[e]; }
+                dS[j] = acc;
+                dot += acc * w;
+            }
+            const float *q = qkv + (size_t)(r0 + i) * C3 + h * hs;
+            float *dq = dqkv + (size_t)(r0 + i) * C3 + h * hs;
+            for (int j = 0; j < n; j++) {           // dS = A (dA - rowsum(dA A)); dq_i += s dS k_j; dk_j += s dS q_i
+                float g = a[j] * (dS[j] - dot) * scale;
+                const float *k = qkv + (size_t)(r0 + j) * C3 + C + h * hs;
+                float *dk = dqkv + (size_t)(r0 + j) * C3 + C + h * hs;
+                #pragma omp simd
+                for (int e = 0; e < hs; e++) { dq[e] += g * k[e]; dk[e] += g * q[e]; }
+            }
+        }
+    }
+}

@@ -58,3 +58,29 @@ void cm_im2patch(float *patches, const float *img, int B, int H, int W, int P) {
                        img + (((size_t)b * 3 + c) * H + gy * P + ky) * W + gx * P, sizeof(float) * P);
     }
 }
+
+void cm_embedding_forward_rows(float *out, const int32_t *ids, const int32_t *row_pos, const float *table, const float *pos,
+                            int M, int C) {
+    #pragma omp parallel for if ((size_t)M * C > CM_OMP_MIN)
+    for (int i = 0; i < M; i++) {
+        const float *e = table + (size_t)ids[i] * C, *p = pos + (size_t)row_pos[i] * C;
+        float *o = out + (size_t)i * C;
+        #pragma omp simd
+        for (int c = 0; c < C; c++) o[c] = e[c] + p[c];
+    }
+}
+
+// parallel over column blocks (repeated ids and positions never race; deterministic order)
+void cm_embedding_backward_rows(float *dtable, float *dpos, const float *dout, const int32_t *ids, const int32_t *row_pos,
+                             int M, int C) {
+    int nblk = (C + 63) / 64;
+    #pragma omp parallel for if ((size_t)M * C > CM_OMP_MIN)
+    for (int blk = 0; blk < nblk; blk++) {
+        int c0 = blk * 64, c1 = c0 + 64 < C ? c0 + 64 : C;
+        for (int i = 0; i < M; i++) {
+            const float *d = dout + (size_t)i * C;
+            if (dtable) { float *g = dtable + (size_t)ids[i] * C; for (int c = c0; c < c1; c++) g[c] += d[c]; }
+            if (dpos) { float *g = dpos + (size_t)row_pos[i] * C; for (int c = c0; c < c1; c++) g[c] += d[c]; }
+        }
+    }
+}

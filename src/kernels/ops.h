@@ -122,6 +122,14 @@ void cm_softmax_backward_ref(float *dinp, const float *out, const float *dout, i
 void cm_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal);
 void cm_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
                         int B, int T, int C, int NH, bool causal);
+/* The same over B packed sequences of different lengths (text batches without padding): sequence b
+   is rows [off[b], off[b+1]) of qkv [M,3C] / out [M,C] / dqkv (M = off[B]); its probabilities for
+   head h are the L x L block at att + att_off[b] + h*L*L, att_off[b] = NH * sum_{b'<b} L_b'^2.
+   Same numbers as attention_forward on each sequence alone (fp32 rounding). */
+void cm_attention_forward_varlen(float *out, float *att, const float *qkv, const int *off, const int64_t *att_off,
+                              int B, int C, int NH, bool causal);
+void cm_attention_backward_varlen(float *dqkv, const float *dout, const float *qkv, const float *att, const int *off,
+                               const int64_t *att_off, int B, int C, int NH, bool causal);
 void cm_attention_forward_ref(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal);
 void cm_attention_backward_ref(float *dqkv, const float *dout, const float *qkv, const float *att,
                             int B, int T, int C, int NH, bool causal);
@@ -133,6 +141,13 @@ void cm_attention_backward_ref(float *dqkv, const float *dout, const float *qkv,
    dtable[V,C] += scatter(dout) (may be NULL), dpos[T,C] += sum_b dout (may be NULL) */
 void cm_embedding_forward(float *out, const int32_t *ids, const float *table, const float *pos, int B, int T, int C);
 void cm_embedding_backward(float *dtable, float *dpos, const float *dout, const int32_t *ids, int B, int T, int C);
+
+/* Rows with explicit positions (packed text): out[M,C] = table[ids[i]] + pos[row_pos[i]];
+   dtable += scatter(dout), dpos[row_pos[i]] += dout[i]. */
+void cm_embedding_forward_rows(float *out, const int32_t *ids, const int32_t *row_pos, const float *table, const float *pos,
+                            int M, int C);
+void cm_embedding_backward_rows(float *dtable, float *dpos, const float *dout, const int32_t *ids, const int32_t *row_pos,
+                             int M, int C);
 
 /* Flatten non-overlapping PxP patches of img[B,3,H,W] into patches[B*NP, 3*P*P] (NP = (H/P)*(W/P),
    patches row-major over the grid, each patch ordered (c, ky, kx) to match torch conv weight

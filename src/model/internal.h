@@ -31,6 +31,7 @@ typedef struct {
     bool causal, quick_gelu;
     int P, S, NP;                   /* vision: patch size, image size, patches */
     bool keep_all_tokens;           /* text: run all context_length tokens (traces); default: up to the last pooled one */
+    bool text_padded;               /* text: [B, max length] padded rows instead of packed sequences (comparisons) */
     const CmBlockIdx *blk;
 } TowerSpec;
 
@@ -38,6 +39,12 @@ typedef struct {
     TaMode mode;
     int maxB, B;
     int T;                    /* tokens of the last forward (text: max pooled index + 1) */
+    int M;                    /* rows of the last forward: B*T, or the packed total sum_b L_b */
+    bool packed;              /* text rows packed: sequence b = rows [seq_off[b], seq_off[b+1]) */
+    int *seq_off;             /* [maxB+1] packed row offsets */
+    int64_t *att_off;         /* [maxB+1] packed offsets into BlockActs.att (NH * sum L^2) */
+    int32_t *row_pos;         /* [maxB*T] packed: position of each row within its sequence */
+    int *pool_row;            /* [B] row of the pooled token in the [M,D] buffers */
     float *mem;
     BlockActs *blk;           /* L (SAVE) or 1 scratch (NONE, CKPT) */
     float **xin;              /* L block-input pointers */

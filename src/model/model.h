@@ -152,6 +152,7 @@ typedef struct CmModel {
     CmTrainMode mode;
     bool lock_image, lock_text;
     bool amp_bf16;       /* --precision amp/amp_bf16 on CPU: bf16 products in the tower linears */
+    bool text_padded;    /* text tower on [B, longest caption] padded rows instead of packed captions */
     /* named indices */
     int logit_scale;
     int v_class, v_pos, v_proj, v_conv, v_ln_pre_w, v_ln_pre_b, v_ln_post_w, v_ln_post_b;
@@ -186,6 +187,10 @@ void cm_model_zero_grad(CmModel *m);
    accumulation; weights, LayerNorm, softmax, attention, LoRA, head, losses stay fp32. Set it
    before sharing the model between threads. */
 static inline void cm_model_set_amp(CmModel *m, bool bf16) { m->amp_bf16 = bf16; }
+/* Text batches run packed by default: every caption only up to its own EOT (the sum of the
+   lengths, not B x the longest), the same numbers as the padded computation up to fp32 rounding.
+   padded = true restores [B, longest] rows (benchmarks and tests compare the two). */
+static inline void cm_model_set_text_padding(CmModel *m, bool padded) { m->text_padded = padded; }
 int64_t cm_model_trainable_count(const CmModel *m);
 
 /* A copy of m without LoRA tensors whose attn.out_proj.weight = W + (alpha/r) B A (DESIGN §1.2

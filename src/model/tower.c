@@ -48,6 +48,7 @@ void cm_tower_spec(const CmModel *m, bool vision, TowerSpec *s) {
         s->NH = c->text.heads;
         s->T = c->text.context_length;
         s->causal = true;
+        s->text_padded = m->text_padded;
         s->blk = m->tblocks;
     }
 }
@@ -115,8 +116,13 @@ cm_status cm_tower_acts_alloc(TowerActs *ta, const TowerSpec *s, int maxB, TaMod
     ta->blk = cm_calloc((size_t)nblk, sizeof(BlockActs), "block activations");
     ta->xin = cm_calloc((size_t)s->L, sizeof(float *), "block inputs");
     ta->pool = cm_calloc((size_t)maxB, sizeof(int), "pool index");
+    ta->pool_row = cm_calloc((size_t)maxB, sizeof(int), "pooled rows");
     ta->ids = s->vision ? NULL : cm_calloc((size_t)maxB * s->T, sizeof(int32_t), "token ids");
-    if (!ta->blk || !ta->xin || !ta->pool || (!s->vision && !ta->ids)) { cm_tower_acts_free(ta); return CM_ERR_OOM; }
+    ta->row_pos = s->vision ? NULL : cm_calloc((size_t)maxB * s->T, sizeof(int32_t), "token positions");
+    ta->seq_off = s->vision ? NULL : cm_calloc((size_t)maxB + 1, sizeof(int), "sequence offsets");
+    ta->att_off = s->vision ? NULL : cm_calloc((size_t)maxB + 1, sizeof(int64_t), "attention offsets");
+    if (!ta->blk || !ta->xin || !ta->pool || !ta->pool_row ||
+        (!s->vision && (!ta->ids || !ta->row_pos || !ta->seq_off || !ta->att_off))) { cm_tower_acts_free(ta); return CM_ERR_OOM; }
     Bump b = {NULL, 0};
     tower_plan(ta, &b, s, maxB);
     ta->mem = cm_malloc(b.off * sizeof(float), s->vision ? "vision tower activations" : "text tower activations");
@@ -131,7 +137,11 @@ void cm_tower_acts_free(TowerActs *ta) {
     cm_free(ta->blk);
     cm_free(ta->xin);
     cm_free(ta->pool);
+    cm_free(ta->pool_row);
     cm_free(ta->ids);
+    cm_free(ta->row_pos);
+    cm_free(ta->seq_off);
+    cm_free(ta->att_off);
     memset(ta, 0, sizeof *ta);
 }
 
@@ -242,14 +252,27 @@ static void linear_residual(const CmModel *m, float *dst, const float *res, cons
 }
 
 // ---------------------------------------------------------------------------------------------
+// attention over the tower's rows: uniform [B,T] (vision, padded text) or packed sequences
+
+static void attn_forward(const TowerSpec *s, const TowerActs *ta, BlockActs *a) {
+    if (ta->packed) cm_attention_forward_varlen(a->ao, a->att, a->qkv, ta->seq_off, ta->att_off, ta->B, s->D, s->NH, s->causal);
+    else cm_attention_forward(a->ao, a->att, a->qkv, ta->B, ta->T, s->D, s->NH, s->causal);
+}
+static void attn_backward(const TowerSpec *s, const TowerActs *ta, const BlockActs *a, float *dqkv, const float *dao) {
+    if (ta->packed) cm_attention_backward_varlen(dqkv, dao, a->qkv, a->att, ta->seq_off, ta->att_off, ta->B, s->D, s->NH, s->causal);
+    else cm_attention_backward(dqkv, dao, a->qkv, a->att, ta->B, ta->T, s->D, s->NH, s->causal);
+}
+
+// ---------------------------------------------------------------------------------------------
 // one residual block
 
 /* a->x_in must be set. out == NULL: stop after ln_2/c_fc/GELU (recompute for backward). */
-static void block_forward(const CmModel *m, const TowerSpec *s, const CmBlockIdx *k, BlockActs *a, float *out, int B, int T) {
-    int M = B * T, D = s->D, H = s->H;
+static void block_forward(const CmModel *m, const TowerSpec *s, const TowerActs *ta, const CmBlockIdx *k, BlockActs *a,
+                          float *out) {
+    int M = ta->M, D = s->D, H = s->H;
     cm_layernorm_forward(a->ln1, a->m1, a->r1, a->x_in, P_(m, k->ln1_w), P_(m, k->ln1_b), M, D);   // [M,D]
     LIN_F(m, a->qkv, a->ln1, P_(m, k->in_w), P_(m, k->in_b), M, D, 3 * D);                      // [M,3D]
-    cm_attention_forward(a->ao, a->att, a->qkv, B, T, D, s->NH, s->causal);                     // [M,D]
+    attn_forward(s, ta, a);                                                                  // [M,D]
     // x_mid = x_in + (ao Wo^T + bo + (alpha/r) (ao A^T) B^T)
     if (s->r && k->lora_A >= 0) lora_down(a->lt, a->ao, P_(m, k->lora_A), M, D, s->r);         // [M,r]
     linear_residual(m, a->x_mid, a->x_in, a->ao, P_(m, k->out_w), P_(m, k->out_b), s->r ? a->lt : NULL,
@@ -265,21 +288,22 @@ static void block_forward(const CmModel *m, const TowerSpec *s, const CmBlockIdx
 
 /* The last block in inference: attention over all T tokens, then out_proj, LoRA, residual, ln_2
    and the MLP on the pooled row of each sample only (row-wise ops: the same numbers).
-   pooled[B,D] = block output at pool[b]. */
-static void block_forward_pooled(const CmModel *m, const TowerSpec *s, const CmBlockIdx *k, BlockActs *a,
-                                 const int *pool, float *pooled, int B, int T) {
-    int M = B * T, D = s->D, H = s->H;
+   pooled[B,D] = block output at row pool_row[b]. */
+static void block_forward_pooled(const CmModel *m, const TowerSpec *s, const TowerActs *ta, const CmBlockIdx *k, BlockActs *a,
+                                 float *pooled) {
+    int M = ta->M, B = ta->B, D = s->D, H = s->H;
+    const int *pool_row = ta->pool_row;
     cm_layernorm_forward(a->ln1, a->m1, a->r1, a->x_in, P_(m, k->ln1_w), P_(m, k->ln1_b), M, D);
     LIN_F(m, a->qkv, a->ln1, P_(m, k->in_w), P_(m, k->in_b), M, D, 3 * D);
-    cm_attention_forward(a->ao, a->att, a->qkv, B, T, D, s->NH, s->causal);
+    attn_forward(s, ta, a);
     /* B-row scratch: aoP, xP, midP, ln2P [B,D]; fcP, actP [B,H]; lt [B,r] */
     float *buf = cm_malloc(((size_t)4 * D + 2 * (size_t)H + (size_t)(s->r > 0 ? s->r : 1)) * B * sizeof(float), "pooled rows");
     CM_ASSERT(buf != NULL);
     float *aoP = buf, *xP = aoP + (size_t)B * D, *midP = xP + (size_t)B * D, *ln2P = midP + (size_t)B * D;
     float *fcP = ln2P + (size_t)B * D, *actP = fcP + (size_t)B * H, *ltP = actP + (size_t)B * H;
     for (int b = 0; b < B; b++) {
-        memcpy(aoP + (size_t)b * D, a->ao + ((size_t)b * T + pool[b]) * D, D * sizeof(float));
-        memcpy(xP + (size_t)b * D, a->x_in + ((size_t)b * T + pool[b]) * D, D * sizeof(float));
+        memcpy(aoP + (size_t)b * D, a->ao + (size_t)pool_row[b] * D, D * sizeof(float));
+        memcpy(xP + (size_t)b * D, a->x_in + (size_t)pool_row[b] * D, D * sizeof(float));
     }
     if (s->r) lora_down(ltP, aoP, P_(m, k->lora_A), B, D, s->r);
     linear_residual(m, midP, xP, aoP, P_(m, k->out_w), P_(m, k->out_b), s->r ? ltP : NULL, P_(m, k->lora_B), s->r,
@@ -302,8 +326,8 @@ static bool block_trainable(const CmModel *m, const CmBlockIdx *k) {
 
 /* On entry ta->dres = dL/d(block output) [M,D]; on exit (when need_dx) dL/d(block input). */
 static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, BlockActs *a, TowerActs *ta,
-                           bool need_dx, int B, int T) {
-    size_t M = (size_t)B * T, D = s->D, H = s->H;
+                           bool need_dx) {
+    size_t M = (size_t)ta->M, D = s->D, H = s->H;
     float *dres = ta->dres;
     bool attn_tr = tr(m, k->ln1_w) || tr(m, k->ln1_b) || tr(m, k->in_w) || tr(m, k->in_b) || tr(m, k->out_w) ||
                    tr(m, k->out_b) || tr(m, k->lora_A) || tr(m, k->lora_B);
@@ -370,7 +394,7 @@ static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, 
     }
     if (!need_dao) return;
     memset(ta->dqkv, 0, 3 * M * D * sizeof(float));
-    cm_attention_backward(ta->dqkv, ta->dao, a->qkv, a->att, B, T, (int)D, s->NH, s->causal);
+    attn_backward(s, ta, a, ta->dqkv, ta->dao);
     bool need_dln1 = need_dx || tr(m, k->ln1_w) || tr(m, k->ln1_b);
     if (need_dln1) memset(ta->dln, 0, M * D * sizeof(float));
     LIN_B(m, need_dln1 ? ta->dln : NULL, G_(m, k->in_w), G_(m, k->in_b), ta->dqkv, a->ln1, P_(m, k->in_w),
@@ -386,9 +410,12 @@ static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, 
 void cm_tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const float *images, const int32_t *ids, int B) {
     size_t D = s->D;
     int T = s->T;
+    ta->packed = false;
     if (!s->vision) {
         /* pool at argmax(ids) (the first EOT); with the causal mask no token after the pooled one
-           can change it, so every layer runs on the first max(pool)+1 tokens only (exact) */
+           can change it, so each caption runs on its tokens up to its own EOT only (exact). Packed
+           (default): sequence b is rows [seq_off[b], seq_off[b+1]) of every [M,D] buffer, M = the
+           sum of the lengths. Padded (text_padded): [B, max length] rows. */
         int Te = 1;
         for (int b = 0; b < B; b++) {
             int best = 0;
@@ -396,11 +423,32 @@ void cm_tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const
             ta->pool[b] = best;
             if (best + 1 > Te) Te = best + 1;
         }
-        if (!s->keep_all_tokens) T = Te;
+        if (s->keep_all_tokens) Te = s->T;
+        ta->packed = !s->keep_all_tokens && !s->text_padded;
+        if (ta->packed) {
+            int off = 0;
+            int64_t aoff = 0;
+            for (int b = 0; b < B; b++) {
+                int L = ta->pool[b] + 1;
+                ta->seq_off[b] = off;
+                ta->att_off[b] = aoff;
+                memcpy(ta->ids + off, ids + (size_t)b * s->T, (size_t)L * sizeof(int32_t));
+                for (int t = 0; t < L; t++) ta->row_pos[off + t] = t;
+                ta->pool_row[b] = off + ta->pool[b];
+                off += L;
+                aoff += (int64_t)s->NH * L * L;
+            }
+            ta->seq_off[B] = off;
+            ta->att_off[B] = aoff;
+        }
+        T = Te;
     }
     ta->B = B;
     ta->T = T;
-    size_t M = (size_t)B * T;
+    ta->M = ta->packed ? ta->seq_off[B] : B * T;
+    if (!ta->packed)
+        for (int b = 0; b < B; b++) ta->pool_row[b] = b * T + ta->pool[b];
+    size_t M = (size_t)ta->M;
     float *x0 = ta->xin[0];
     if (s->vision) {
         int PP3 = 3 * s->P * s->P;
@@ -418,8 +466,11 @@ void cm_tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const
                 for (size_t c = 0; c < D; c++) x[c] = e[c] + ps[c];
             }
             ta->pool[b] = 0;
+            ta->pool_row[b] = b * s->T;
         }
         cm_layernorm_forward(x0, ta->pre_m, ta->pre_r, ta->x_pre, P_(m, m->v_ln_pre_w), P_(m, m->v_ln_pre_b), (int)M, (int)D);
+    } else if (ta->packed) {
+        cm_embedding_forward_rows(x0, ta->ids, ta->row_pos, P_(m, m->t_tok), P_(m, m->t_pos), (int)M, (int)D);
     } else {
         for (int b = 0; b < B; b++) memcpy(ta->ids + (size_t)b * T, ids + (size_t)b * s->T, (size_t)T * sizeof(int32_t));
         cm_embedding_forward(x0, ta->ids, P_(m, m->t_tok), P_(m, m->t_pos), B, T, (int)D);
@@ -436,15 +487,15 @@ void cm_tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const
             out = l == s->L - 1 ? ta->x_last : ta->xin[l + 1];
         }
         a->x_in = in;
-        if (ta->mode == TA_NONE && l == s->L - 1 && T > 1) {
+        if (ta->mode == TA_NONE && l == s->L - 1 && ta->M > B) {
             /* inference: after the last attention only the pooled rows matter */
-            block_forward_pooled(m, s, &s->blk[l], a, ta->pool, ta->pooled, B, T);
+            block_forward_pooled(m, s, ta, &s->blk[l], a, ta->pooled);
             goto pooled_done;
         }
-        block_forward(m, s, &s->blk[l], a, out, B, T);
+        block_forward(m, s, ta, &s->blk[l], a, out);
     }
     for (int b = 0; b < B; b++)
-        memcpy(ta->pooled + (size_t)b * D, ta->x_last + ((size_t)b * T + ta->pool[b]) * D, D * sizeof(float));
+        memcpy(ta->pooled + (size_t)b * D, ta->x_last + (size_t)ta->pool_row[b] * D, D * sizeof(float));
 pooled_done:;
     int lw = s->vision ? m->v_ln_post_w : m->t_ln_final_w, lb = s->vision ? m->v_ln_post_b : m->t_ln_final_b;
     int pj = s->vision ? m->v_proj : m->t_proj;
@@ -466,8 +517,8 @@ bool cm_tower_has_trainable(const CmModel *m, const TowerSpec *s) {
 }
 
 void cm_tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const float *dfeat) {
-    int B = ta->B, T = ta->T;
-    size_t M = (size_t)B * T, D = s->D, E = s->E;
+    int B = ta->B;
+    size_t M = (size_t)ta->M, D = s->D, E = s->E;
     CM_ASSERT(ta->mode != TA_NONE);
     /* below[l]: something trainable under block l (stem or blocks < l) */
     bool below[257];
@@ -489,7 +540,7 @@ void cm_tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const floa
     if (!below[s->L]) return;
     memset(ta->dres, 0, M * D * sizeof(float));
     for (int b = 0; b < B; b++)
-        memcpy(ta->dres + ((size_t)b * T + ta->pool[b]) * D, ta->dpooled + (size_t)b * D, D * sizeof(float));
+        memcpy(ta->dres + (size_t)ta->pool_row[b] * D, ta->dpooled + (size_t)b * D, D * sizeof(float));
     // blocks, top down
     for (int l = s->L - 1; l >= 0; l--) {
         if (!below[l + 1]) break;
@@ -497,11 +548,11 @@ void cm_tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const floa
         if (ta->mode == TA_CKPT) {
             a = &ta->blk[0];
             a->x_in = ta->xin[l];
-            block_forward(m, s, &s->blk[l], a, NULL, B, T);   /* recompute (c_proj output not needed) */
+            block_forward(m, s, ta, &s->blk[l], a, NULL);   /* recompute (c_proj output not needed) */
         } else {
             a = &ta->blk[l];
         }
-        block_backward(m, s, &s->blk[l], a, ta, below[l], B, T);
+        block_backward(m, s, &s->blk[l], a, ta, below[l]);
     }
     if (!below[0]) return;
     // stem
@@ -526,6 +577,7 @@ void cm_tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const floa
             cm_matmul(true, false, (int)D, PP3, B * s->NP, 1.0f, ta->dpatch, (int)D, ta->patches, PP3, 1.0f, G_(m, m->v_conv), PP3);
         }
     } else {
-        cm_embedding_backward(G_(m, m->t_tok), G_(m, m->t_pos), ta->dres, ta->ids, B, T, (int)D);
+        if (ta->packed) cm_embedding_backward_rows(G_(m, m->t_tok), G_(m, m->t_pos), ta->dres, ta->ids, ta->row_pos, (int)M, (int)D);
+        else cm_embedding_backward(G_(m, m->t_tok), G_(m, m->t_pos), ta->dres, ta->ids, B, ta->T, (int)D);
     }
 }
