@@ -15,11 +15,11 @@
 #include <unistd.h>
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/train_flags.h"
 #include "common/common.h"
 #include "data/synth.h"
 #include "train/metrics.h"
 #include "train/textenc.h"
-#include "cli/train_flags.h"
 #include "train/train_main.h"
 
 /* The demo model: a small ViT (32 px, 8 px patches) and a byte-level text tower (48 tokens: the

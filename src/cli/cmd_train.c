@@ -1,10 +1,12 @@
 /*
  * cmd_train.c — `clipmod train` (DESIGN §3, §7): OpenCLIP's flags (src/cli/train_flags.c holds
- * the table, its rules, defaults and checks; mapped onto the library's CmTrainConfig), the model from --model/--pretrained/--enable-lora
- * (src/train/setup.c), WebDataset batches, the run (src/train/train_main.c, run.c: out.log,
- * params.txt, checkpoints, results.jsonl). The last stdout line is
- * one JSON object: the last validation's metrics (DESIGN §7 eval JSON) plus "epochs", "steps",
- * "loss", or the last training losses when there is no --val-data.
+ * the table, its rules, defaults and checks; mapped onto the library's CmTrainConfig), the model
+ * from --model/--pretrained/--enable-lora (src/train/setup.c), WebDataset batches, the run
+ * (src/train/train_main.c, run.c: out.log, params.txt, checkpoints, results.jsonl). The last
+ * stdout line is one JSON object: the last validation's metrics (DESIGN §7 eval JSON) plus
+ * "epochs", "steps", "loss", or the last training losses when there is no --val-data.
+ * Exit status: 2 for anything wrong on the command line (parser rules, cross-flag checks), 1 for
+ * every failure after that (docs/flags.md).
  */
 #include <math.h>
 #include <stdio.h>
@@ -13,8 +15,8 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "common/common.h"
-#include "data/wds.h"
 #include "cli/train_flags.h"
+#include "data/wds.h"
 #include "train/train_main.h"
 
 int cmd_train(int argc, char **argv) {
