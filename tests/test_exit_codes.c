@@ -178,6 +178,7 @@ static const Case cases[] = {
     {"train --model d/demo_model.json --tokenizer bytes --train-data nope.tar --train-num-samples 16 --logs none "
      "--epochs 1 --batch-size 8 --threads 1", 1, "--train-data", NULL},
     {TR, 0, NULL, "\"steps\":2"},
+    {TR " --val-data '" VAL "::nope{0..2}.tar'", 0, "0 training and 3 validation samples/shards were skipped", "\"train_skipped\":0,\"val_skipped\":3"},
     /* eval */
     {"eval --model " CK, 2, "--val-data", NULL},
     {"eval --model " CK " --val-data " VAL " --batch-size 0", 2, "--batch-size", NULL},

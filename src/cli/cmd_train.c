@@ -39,8 +39,12 @@ int cmd_train(int argc, char **argv) {
     cm_free(params); cm_free(json);
     if (st) return cli_fail("train");
     char extra[512];
-    snprintf(extra, sizeof extra, "\"epochs\":%d,\"steps\":%lld,\"loss\":%.6g,\"loss_con\":%.6g,\"loss_cls\":%.6g,\"train_seconds\":%.1f",
-             o.epochs, (long long)r.steps_done, (double)r.last.loss, (double)r.last.loss_con, (double)r.last.loss_cls, r.train_seconds);
+    snprintf(extra, sizeof extra, "\"epochs\":%d,\"steps\":%lld,\"loss\":%.6g,\"loss_con\":%.6g,\"loss_cls\":%.6g,\"train_seconds\":%.1f,"
+             "\"train_skipped\":%lld,\"val_skipped\":%lld",
+             o.epochs, (long long)r.steps_done, (double)r.last.loss, (double)r.last.loss_con, (double)r.last.loss_cls, r.train_seconds,
+             (long long)r.train_skipped, (long long)r.val_skipped);
+    if (r.train_skipped || r.val_skipped)   /* a partial failure: a warning with the counts */
+        cm_warn("%lld training and %lld validation samples/shards were skipped as bad", (long long)r.train_skipped, (long long)r.val_skipped);
     if (r.have_val) {
         char *js = cm_metrics_json(&r.val_metrics, extra);
         if (js) { printf("%s\n", js); cm_free(js); }

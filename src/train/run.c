@@ -296,6 +296,8 @@ cm_status cm_train_run(CmRun *r) {
     r->train_seconds = cm_now() - t_run0;
 
 done:
+    r->train_skipped = r->train->skipped;
+    r->val_skipped = r->val ? r->val->skipped : 0;
     if (st && outlog) outlog_sink(CM_LOG_ERROR, cm_last_error(), outlog);
     cm_trainer_free(&t);
     cm_free(img); cm_free(tok); cm_free(lab);

@@ -40,6 +40,7 @@ typedef struct {
     CmStepStats last;            /* the last optimizer step */
     int64_t steps_done;
     double train_seconds;
+    int64_t train_skipped, val_skipped;   /* bad samples/shards the sources skipped (cumulative) */
 } CmRun;
 
 cm_status cm_train_run(CmRun *r);
