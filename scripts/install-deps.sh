@@ -1,9 +1,10 @@
 #!/bin/sh
 # Installs clipmod's build and test dependencies from Debian's packages (idempotent; run as root).
+# chromium: only the tests use it (headless, to check that `clipmod report`'s HTML renders).
 set -eu
 PKGS="build-essential pkg-config libopenblas-openmp-dev libdnnl-dev libjpeg62-turbo-dev libpng-dev \
 libwebp-dev libzip-dev zlib1g-dev libarchive-dev libcjson-dev libutf8proc-dev libcurl4-openssl-dev \
-libssl-dev python3"
+libssl-dev python3 chromium"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -199,6 +199,11 @@ static const Case cases[] = {
     {"predict --model nohead.safetensors --image img.jpg --text a", 1, "no classification head", NULL},
     {"predict --model " CK " --image /nonexistent.jpg --text a", 1, "1 of 1 pairs failed", "\"error\""},
     {"predict --model " CK " --image img.jpg --text a", 0, NULL, "\"probs\""},
+    /* report */
+    {"report", 2, "RUN_DIR", NULL},
+    {"report d/logs/demo --mistakes -1", 2, "--mistakes", NULL},
+    {"report d/logs/demo --out -", 2, "--out -", NULL},
+    {"eval --model " CK " --val-data " VAL " --html -", 2, "--html -", NULL},
     /* demo (flags only: a bad flag must fail before anything is written) */
     {"demo --epochs 0", 2, "--epochs", NULL},
     {"demo --lr nan", 2, "--lr", NULL},
@@ -206,7 +211,7 @@ static const Case cases[] = {
 };
 
 static const char *const commands[] = {"info", "tokenize", "preprocess", "embed", "inspect", "prepare", "train",
-                                       "eval", "predict", "demo"};
+                                       "eval", "predict", "demo", "report"};
 
 static void test_table(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -252,18 +252,18 @@ static void test_add_dropout(void) {
     cm_add_forward(a, a, b, n);  // aliasing out == a
     for (size_t i = 0; i < n; i++) bad += a[i] != o[i];
     CHECK(bad == 0, "%d wrong sums", bad);
-    // dropout: masks are 0 or 1/(1-p), the kept fraction is ~1-p, same seed => same mask
+    // dropout: masks are 0 or 1/(1-p), the kept fraction is ~1-p, same key => same mask
     float p = 0.3f, *m1 = zeros(n), *m2 = zeros(n), *o2 = zeros(n), *d = zeros(n);
-    CmRng r1, r2;
-    cm_rng_seed(&r1, 42); cm_rng_seed(&r2, 42);
-    cm_dropout_forward(o, m1, b, p, n, &r1);
-    cm_dropout_forward(o2, m2, b, p, n, &r2);
+    CmDropoutKey k1 = {42, 7, 0}, k2 = {42, 7, 0};
+    cm_dropout_forward(o, m1, b, p, n, 1, &k1, 0);
+    cm_dropout_forward(o2, m2, b, p, n, 1, &k2, 0);
     size_t kept = 0; bad = 0;
     for (size_t i = 0; i < n; i++) {
         kept += m1[i] != 0;
         bad += (m1[i] != 0 && fabsf(m1[i] - 1 / (1 - p)) > 1e-6f) || m1[i] != m2[i] || o[i] != b[i] * m1[i];
     }
     CHECK(bad == 0, "%d bad mask entries", bad);
+    /* binomial: sd of the kept fraction sqrt(p(1-p)/n) = 0.0026; 0.02 is 7.5 sd */
     CHECK(fabs((double)kept / n - (1 - p)) < 0.02, "kept fraction %g", (double)kept / n);
     for (size_t i = 0; i < n; i++) d[i] = 1;
     cm_dropout_backward(d, a, m1, n);
@@ -271,9 +271,8 @@ static void test_add_dropout(void) {
     for (size_t i = 0; i < n; i++) bad += d[i] != 1 + a[i] * m1[i];
     CHECK(bad == 0, "%d bad dropout grads", bad);
     // in place (out aliases inp)
-    cm_rng_seed(&r1, 42);
     memcpy(o2, b, sizeof(float) * n);
-    cm_dropout_forward(o2, m2, o2, p, n, &r1);
+    cm_dropout_forward(o2, m2, o2, p, n, 1, &k1, 0);
     CHECK_CLOSE(o2, o, n, 0, "dropout in place");
     free(a); free(b); free(o); free(m1); free(m2); free(o2); free(d);
 }

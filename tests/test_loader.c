@@ -124,10 +124,19 @@ static void test_validation_order(void) {
     REQUIRE(cm_loader_open(&c, &l) == 0, "%s", cm_last_error());
     CHECK(cm_loader_num_batches(l) == -1, "validation has no fixed size");
     CmBatch *b;
-    int rc, nb = 0, ns = 0, ok_labels = 1, last_n = 0;
+    int rc, nb = 0, ns = 0, ok_labels = 1, last_n = 0, ok_keys = 1;
     int first_checked = 0;
     while ((rc = cm_loader_next(l, &b)) == 1) {
         for (int i = 0; i < b->n; i++) ok_labels &= b->labels[i] == (ns + i) % 7;
+        /* each sample's WebDataset key and shard travel with the batch (for eval --scores-out) */
+        for (int i = 0; i < b->n; i++) {
+            const char *url = NULL, *key = cm_batch_key(b, i, &url);
+            char want_key[16], want_url[600];
+            snprintf(want_key, sizeof want_key, "s%05d", ns + i);
+            snprintf(want_url, sizeof want_url, "%s/clean-%d.tar", tl_tmpdir, (ns + i) / 10);
+            ok_keys &= key && url && !strcmp(key, want_key) && !strcmp(url, want_url);
+        }
+        CHECK(cm_batch_key(b, b->n, NULL) == NULL, "no key past the batch");
         if (!first_checked) {
             /* sample 0 against the eval transform and tokenizer called directly */
             uint8_t *jpg; size_t jn;
@@ -150,6 +159,7 @@ static void test_validation_order(void) {
     CHECK(rc == 0, "ends cleanly: %d %s", rc, rc ? cm_last_error() : "");
     CHECK(ns == 30 && nb == 5 && last_n == 2, "30 samples in 5 batches, last partial of 2: %d %d %d", ns, nb, last_n);
     CHECK(ok_labels, "shard order kept, labels follow the metadata");
+    CHECK(ok_keys, "keys and shard URLs of every sample");
     CmLoaderStats st = cm_loader_stats(l);
     CHECK(st.samples == 30 && st.bad_samples == 0 && st.shards == 3, "stats %lld %lld %lld", (long long)st.samples,
           (long long)st.bad_samples, (long long)st.shards);

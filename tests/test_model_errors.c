@@ -217,13 +217,15 @@ static void test_dropout(void) {
     float U[8 * 32], V[8 * 32], h_eval[8 * 7], h1[8 * 7], h2[8 * 7], h3[8 * 7];
     REQ_OK(cm_model_forward(m, a, g_img, g_tok, 8, false, U, V, h_eval));
     cm_acts_seed(a, 5);
+    cm_acts_set_step(a, 0, 0);
     REQ_OK(cm_model_forward(m, a, g_img, g_tok, 8, true, U, V, h1));
+    cm_acts_set_step(a, 1, 0);
     REQ_OK(cm_model_forward(m, a, g_img, g_tok, 8, true, U, V, h2));
-    cm_acts_seed(a, 5);
+    cm_acts_set_step(a, 0, 0);
     REQ_OK(cm_model_forward(m, a, g_img, g_tok, 8, true, U, V, h3));
     CHECK(tl_max_abs_diff(h1, h_eval, 56) > 1e-3, "dropout changes the logits");
-    CHECK(tl_max_abs_diff(h1, h2, 56) > 1e-3, "fresh masks each forward");
-    CHECK(tl_max_abs_diff(h1, h3, 56) == 0.0, "same seed, same masks");
+    CHECK(tl_max_abs_diff(h1, h2, 56) > 1e-3, "fresh masks each step");
+    CHECK(tl_max_abs_diff(h1, h3, 56) == 0.0, "same seed and step, same masks");
     /* gradient with dropout on vs central differences */
     float dU[8 * 32], dV[8 * 32], dh[8 * 7];
     cm_model_zero_grad(m);

@@ -133,9 +133,27 @@ static void test_train_eval_predict(void) {
           fabs(cJSON_GetObjectItem(j, "clip_val_loss")->valuedouble - clip) < 1e-9, "eval differs from the run's validation: %s", out_buf);
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(j, "per_class")) == 7 && cJSON_GetArraySize(cJSON_GetObjectItem(j, "confusion")) == 7, "eval JSON shape");
     cJSON_Delete(j);
-    rc = run("clipmod eval --model %s/cli/checkpoints/epoch_2.safetensors --val-data '%s/shards/{00000..00001}.tar' --vocab %s",
-             tmpdir, tmpdir, vocab);
+    rc = run("clipmod eval --model %s/cli/checkpoints/epoch_2.safetensors --val-data '%s/shards/{00000..00001}.tar' --vocab %s "
+             "--scores-out %s/scores.jsonl", tmpdir, tmpdir, vocab, tmpdir);
     CHECK(rc == 0 && strstr(out_buf, "confusion") && strstr(out_buf, "Hate"), "eval table: %s", out_buf);
+    /* --scores-out through the threaded loader: every sample's key and shard, in order */
+    snprintf(p, sizeof p, "%s/scores.jsonl", tmpdir);
+    if (!cm_read_file(p, 1 << 20, &b, &n)) {
+        int lines = 0, good = 0;
+        for (char *l = strtok((char *)b, "\n"); l; l = strtok(NULL, "\n"), lines++) {
+            cJSON *sj = cJSON_Parse(l);
+            char want_key[16], want_url[32];
+            snprintf(want_key, sizeof want_key, "s%02d", lines);
+            snprintf(want_url, sizeof want_url, "/shards/%05d.tar", lines / 4);
+            const cJSON *k = sj ? cJSON_GetObjectItem(sj, "key") : NULL, *u = sj ? cJSON_GetObjectItem(sj, "url") : NULL;
+            good += lines < 8 && cJSON_IsString(k) && !strcmp(k->valuestring, want_key) && cJSON_IsString(u) &&
+                    strlen(u->valuestring) > strlen(want_url) && !strcmp(u->valuestring + strlen(u->valuestring) - strlen(want_url), want_url) &&
+                    cJSON_GetObjectItem(sj, "label")->valueint == samples[lines].label;
+            cJSON_Delete(sj);
+        }
+        CHECK(lines == 8 && good == 8, "scores: %d lines, %d with the right key, shard and label", lines, good);
+        cm_free(b);
+    } else CHECK(0, "eval --scores-out wrote nothing: %s", cm_last_error());
 
     /* predict */
     rc = run("clipmod predict --model %s/cli/checkpoints/epoch_2.safetensors --vocab %s --image %s --text 'A car.' --image %s --text 'cats'",

@@ -18,6 +18,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 /* Print "clipmod <cmd>: <last library error>" on stderr and return 1. */
 int cli_fail(const char *cmd);

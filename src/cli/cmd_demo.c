@@ -37,7 +37,7 @@ static int bad(const char *flag, const char *msg) {
 }
 
 int cmd_demo(int argc, char **argv) {
-    const char *dir = NULL, *ablate_s = "none";
+    const char *dir = NULL, *ablate_s = "none", *report_to = "";
     int epochs = 25, n_train = 7000, n_val = 1400, threads = 0, batch = 64, warmup = 50;
     long long seed = 0;
     double lr = 2e-3;
@@ -54,6 +54,7 @@ int cmd_demo(int argc, char **argv) {
         ARG("--threads", ARG_INT, &threads, "N", "compute threads (default 1: the demo model is tiny)"),
         ARG("--ablate", ARG_STR, &ablate_s, "none|image|text", "train on one modality: image (captions emptied) or text (images blanked)"),
         ARG("--keep", ARG_FLAG, &keep, NULL, "keep the temporary folder"),
+        ARG("--report-to", ARG_STR, &report_to, "html", "html: the run folder gets report.html (with --data-dir or --keep)"),
     };
     int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "demo",
                         "[--data-dir DIR] [--epochs N] [--ablate none|image|text] ...", NULL);
@@ -101,7 +102,7 @@ int cmd_demo(int argc, char **argv) {
     o.model = cfgpath; o.pretrained = ""; o.tokenizer = "bytes";
     o.batch_size = batch; o.epochs = epochs; o.lr = lr; o.wd = 0.1; o.warmup = warmup;
     o.beta1 = 0.9; o.beta2 = 0.98; o.eps = 1e-6; o.has_beta1 = o.has_beta2 = o.has_eps = o.has_lr = true;
-    o.precision = "fp32"; o.workers = 1; o.logs = logs; o.seed = seed;
+    o.precision = "fp32"; o.workers = 1; o.logs = logs; o.seed = seed; o.report_to = report_to;
     o.log_every_n_steps = 50; o.save_frequency = 0; o.val_frequency = epochs > 4 ? epochs / 4 : 1;
     char name[64];
     snprintf(name, sizeof name, "demo%s%s", ablate ? "-" : "", ablate == CM_SYNTH_IMAGE_ONLY ? "image-only" : ablate ? "text-only" : "");

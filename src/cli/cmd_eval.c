@@ -9,12 +9,16 @@
  * The checkpoint is a clipmod checkpoint (LoRA ones over their base) or a weights file with a
  * head (--model-name gives its config). Captions use the tokenizer the checkpoint was trained
  * with (BPE: --vocab or the default search; the demo's byte level).
+ * --scores-out FILE writes the per-sample scores (key, shard URL, label, probabilities; JSON lines,
+ * src/eval/scores.h) and --html FILE the HTML report of them (`clipmod report --eval`).
  */
 #include <stdio.h>
 #include <string.h>
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "common/common.h"
+#include "eval/report.h"
+#include "eval/scores.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
 #include "train/metrics.h"
@@ -23,9 +27,10 @@
 #include "train/textenc.h"
 #include "train/trainer.h"
 #include "data/wds.h"
+#include "train/val_scores.h"
 
 int cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *val = NULL, *vocab = NULL, *model_name = NULL;
+    const char *model = NULL, *val = NULL, *vocab = NULL, *model_name = NULL, *scores_out = NULL, *html = NULL;
     bool json = false;
     int batch = 64, workers = 1, threads = 0;
     double w_con = 1.0, w_cls = 1.0, progress = 10;
@@ -33,6 +38,8 @@ int cmd_eval(int argc, char **argv) {
         ARG("--model", ARG_STR, &model, "CKPT", "clipmod checkpoint or weights file with a head (required)"),
         ARG("--val-data", ARG_STR, &val, "URLS", "shards: brace patterns joined by '::' (required)"),
         ARG("--json", ARG_FLAG, &json, NULL, "one JSON object instead of the table"),
+        ARG("--scores-out", ARG_STR, &scores_out, "FILE", "per-sample scores as JSON lines: key, shard url, label, pred, probs"),
+        ARG("--html", ARG_STR, &html, "FILE", "also write the HTML report of the scores (as clipmod report --eval)"),
         ARG("--model-name", ARG_STR, &model_name, "NAME|JSON", "config of a plain weights file", .check = args_check_model_name),
         ARG("--vocab", ARG_STR, &vocab, "PATH", "BPE vocabulary (default: next to the model, $CLIPMOD_VOCAB, ...)"),
         ARG("--batch-size", ARG_INT, &batch, "N", "batch size (default 64)", ARG_RANGE(1, 65536)),
@@ -43,15 +50,23 @@ int cmd_eval(int argc, char **argv) {
         ARG("--progress-seconds", ARG_FLOAT, &progress, "S", "progress line on stderr every S seconds when not a terminal (default 10; 0: none)",
             ARG_RANGE(0, 86400)),
     };
-    int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "eval", "--model CKPT --val-data URLS [--json]", NULL);
+    int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "eval", "--model CKPT --val-data URLS [--json] [--scores-out FILE] [--html FILE]", NULL);
     if (rc) return rc < 0 ? 0 : rc;
     if (!model || !val) { fprintf(stderr, "clipmod eval: --model and --val-data are required\n"); return 2; }
+    if ((scores_out && !strcmp(scores_out, "-")) || (html && !strcmp(html, "-"))) {
+        fprintf(stderr, "clipmod eval: %s -: written atomically to a file; give a path (stdout carries the metrics)\n",
+                scores_out && !strcmp(scores_out, "-") ? "--scores-out" : "--html");
+        return 2;
+    }
     if (threads > 0) cm_threads_set(cli_threads("eval", threads));
     /* from here on every failure is about files or data: exit 1 */
     CmModel *m = NULL;
     CmCkptMeta meta;
     CmTextEnc te = {0};
     CmBatchSource *src = NULL;
+    CmScores sc;
+    cm_scores_init(&sc, 0);
+    bool want_scores = scores_out || html;
     int status = 1;
     if (cm_model_open_any(model, model_name, &m, &meta)) goto fail;
     if (!m->cfg.has_head) { cm_error(CM_ERR_ARG, "%s has no classification head", model); goto fail; }
@@ -79,12 +94,25 @@ int cmd_eval(int argc, char **argv) {
     }
     CmMetrics mt;
     double t0 = cm_now();
-    if (cm_validate(m, src, 0, (float)w_con, (float)w_cls, &mt)) { cli_progress_end(src); goto fail; }
+    if (cm_validate_ex(m, src, 0, (float)w_con, (float)w_cls, &mt, want_scores ? cm_val_scores_collect : NULL, &sc)) {
+        cli_progress_end(src);
+        goto fail;
+    }
     cli_progress_end(src);
     long long skipped = (long long)src->skipped;
     if (mt.n == 0) {
         cm_error(CM_ERR_IO, "--val-data %s: no sample could be read (%lld bad samples or shards skipped)", val, skipped);
         goto fail;
+    }
+    if (scores_out && cm_scores_write(&sc, scores_out)) goto fail;
+    if (html) {
+        CmReportOpts ro = cm_report_opts_default();
+        ro.scores = &sc;
+        char label[1400];
+        snprintf(label, sizeof label, "clipmod eval --model %s --val-data %s", model, val);
+        ro.scores_label = label;
+        if (cm_report_html(&ro, html)) goto fail;
+        fprintf(stderr, "clipmod eval: report written to %s\n", html);
     }
     if (skipped) cm_warn("--val-data %s: %lld samples evaluated, %lld bad samples or shards skipped", val, (long long)mt.n, skipped);
     if (json) {
@@ -106,6 +134,7 @@ fail:
     status = 1;
     fprintf(stderr, "clipmod eval: %s\n", cm_last_error());
 out:
+    cm_scores_free(&sc);
     cm_batches_close(src);
     cm_textenc_close(&te);
     if (m) cm_model_free(m);

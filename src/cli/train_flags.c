@@ -75,8 +75,7 @@ int cm_train_opts_specs(CmTrainOpts *o, ArgSpec *specs) {
     S("--zeroshot-frequency", ARG_INT, zeroshot_frequency, "N", "zero-shot eval every N epochs",
       .noeffect = "there is no zero-shot ImageNet evaluation in clipmod");
     S("--log-every-n-steps", ARG_INT, log_every_n_steps, "N", "progress line every N optimizer steps (default 100)", ARG_RANGE(1, INTMAX));
-    S("--report-to", ARG_STR, report_to, "WHERE", "wandb / tensorboard",
-      .noeffect = "wandb/tensorboard are not available; metrics go to out.log and results.jsonl");
+    S("--report-to", ARG_STR, report_to, "WHERE", "comma list: html writes <run>/report.html at the end (docs/report.md); wandb/tensorboard: no effect here (one warning)");
     S("--wandb-notes", ARG_STR, wandb_notes, "TEXT", "wandb notes", .noeffect = "wandb is not available");
     S("--wandb-project-name", ARG_STR, wandb_project_name, "NAME", "wandb project", .noeffect = "wandb is not available");
     S("--debug", ARG_FLAG, debug, NULL, "debug-level logging (as CLIPMOD_LOG=debug)");
@@ -296,6 +295,27 @@ cm_status cm_train_opts_finalize(CmTrainOpts *o) {
     if (o->image_resize_mode && strcmp(o->image_resize_mode, "shortest"))
         return cm_error(CM_ERR_UNSUPPORTED, "--image-resize-mode %s: only shortest", o->image_resize_mode);
 
+    /* --report-to works for html; the integrations in the same list have no effect here: say so once */
+    if (o->report_to && *o->report_to) {
+        /* OpenCLIP's comma list ("wandb,tensorboard"); html is ours, the rest is not available */
+        char rest[512] = "";
+        const char *p = o->report_to;
+        while (*p) {
+            size_t n = strcspn(p, ",");
+            while (n && (*p == ' ')) { p++; n--; }
+            size_t m = n;
+            while (m && p[m - 1] == ' ') m--;
+            if (m && !(m == 4 && !strncasecmp(p, "html", 4)))
+                snprintf(rest + strlen(rest), sizeof rest - strlen(rest), "%s%.*s", *rest ? "," : "", (int)m, p);
+            p += n;
+            if (*p == ',') p++;
+        }
+        if (*rest)
+            cm_warn("--report-to %s: %s not available in clipmod; metrics go to out.log, results.jsonl and steps.jsonl "
+                    "(--report-to html writes report.html)", o->report_to, rest);
+        if (cm_train_opts_report_html(o) && o->logs && (!*o->logs || !strcasecmp(o->logs, "none")))
+            cm_warn("--report-to html: no run folder (--logs none), so no report.html");
+    }
     if (strcmp(o->device, "cpu")) {
         cm_warn("--device %s: not available, using cpu (as OpenCLIP falls back without a GPU)", o->device);
         o->device = "cpu";
@@ -470,9 +490,25 @@ cm_status cm_train_opts_to_config(const CmTrainOpts *o, CmTrainConfig *c, char *
     c->logs = o->logs; c->name = o->name; c->resume = o->resume;
     c->save_frequency = o->save_frequency; c->val_frequency = o->val_frequency; c->log_every_n_steps = o->log_every_n_steps;
     c->save_most_recent = o->save_most_recent; c->delete_previous_checkpoint = o->delete_previous_checkpoint;
+    c->report_html = cm_train_opts_report_html(o);
     *params = cm_train_opts_params_text(o);
     *json = cm_train_opts_json(o);
     if (!*params || !*json) { cm_free(*params); cm_free(*json); *params = *json = NULL; return CM_ERR_OOM; }
     c->params_txt = *params; c->args_json = *json;
     return CM_OK;
+}
+
+bool cm_train_opts_report_html(const CmTrainOpts *o) {
+    const char *p = o->report_to;
+    if (!p) return false;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        size_t a = 0, b = n;
+        while (a < b && p[a] == ' ') a++;
+        while (b > a && p[b - 1] == ' ') b--;
+        if (b - a == 4 && !strncasecmp(p + a, "html", 4)) return true;
+        p += n;
+        if (*p == ',') p++;
+    }
+    return false;
 }

@@ -83,6 +83,8 @@ char *cm_train_opts_params_text(const CmTrainOpts *o);
 cm_status cm_train_opts_write_params(const CmTrainOpts *o, const char *path);
 /* The options as one JSON object (for checkpoint metadata); cm_malloc'd. */
 char *cm_train_opts_json(const CmTrainOpts *o);
+/* Whether --report-to's comma list names html (case-insensitive; spaces around names ignored). */
+bool cm_train_opts_report_html(const CmTrainOpts *o);
 
 /* Python str(float): shortest round-trip repr, fixed for 1e-4 <= |x| < 1e16 (always with a
    ".0" when integral), else d.ddde-XX; "inf", "nan". */

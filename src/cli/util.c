@@ -64,6 +64,11 @@ static cm_status pr_next(CmBatchSource *s, float *img, int32_t *tok, int32_t *la
     return CM_OK;
 }
 
+static const char *pr_key(CmBatchSource *s, int i, const char **url) {
+    Progress *p = (Progress *)s;
+    return cm_batches_sample_key(p->in, i, url);
+}
+
 static void pr_close(CmBatchSource *s) {
     Progress *p = (Progress *)s;
     cm_batches_close(p->in);
@@ -73,10 +78,18 @@ static void pr_close(CmBatchSource *s) {
 CmBatchSource *cli_progress_source(CmBatchSource *inner, const char *cmd, long long total, double period) {
     Progress *p = calloc(1, sizeof *p);
     if (!p) return inner;   /* no progress, still correct */
-    p->base = *inner;
+    /* the sizes and counters of inner; methods are set one by one (a method added to
+       CmBatchSource later stays NULL here instead of being called with the wrong object) */
+    p->base.batch = inner->batch;
+    p->base.image_size = inner->image_size;
+    p->base.ctx = inner->ctx;
+    p->base.num_batches = inner->num_batches;
+    p->base.num_samples = inner->num_samples;
+    p->base.skipped = inner->skipped;
     p->base.start_epoch = pr_start;
     p->base.next = pr_next;
     p->base.close = pr_close;
+    p->base.sample_key = inner->sample_key ? pr_key : NULL;
     p->in = inner;
     p->cmd = cmd;
     p->total = total;

@@ -342,6 +342,7 @@ typedef struct CmBatchPool {
 
 static void batch_release(CmBatch *b) {
     cm_free(b->images); cm_free(b->tokens); cm_free(b->labels);
+    cm_sample_ids_free(&b->ids);
     free(b);
 }
 
@@ -351,6 +352,11 @@ static void pool_unref_locked(CmBatchPool *p) {
     pthread_mutex_unlock(&p->mu);
     pthread_mutex_destroy(&p->mu);
     free(p);
+}
+
+const char *cm_batch_key(const CmBatch *b, int i, const char **url) {
+    if (url) *url = NULL;
+    return b && i < b->n ? cm_sample_ids_get(&b->ids, i, url) : NULL;
 }
 
 void cm_batch_free(CmBatch *b) {
@@ -371,7 +377,7 @@ static CmBatch *batch_new(CmLoader *l) {
     if (b) { p->free = b->next_; p->nfree--; }
     p->refs++;
     pthread_mutex_unlock(&p->mu);
-    if (b) { b->n = 0; return b; }
+    if (b) { b->n = 0; cm_sample_ids_clear(&b->ids); return b; }
     b = calloc(1, sizeof *b);
     if (!b) { pthread_mutex_lock(&p->mu); pool_unref_locked(p); return NULL; }
     b->pool_ = p;
@@ -413,6 +419,11 @@ static void *assembler_main(void *arg) {
                 memcpy(b->images + (size_t)filled * img_n, j->img, sizeof(float) * img_n);
                 memcpy(b->tokens + (size_t)filled * (size_t)l->ctx, j->tok, sizeof(int32_t) * (size_t)l->ctx);
                 b->labels[filled] = j->label;
+                if (cm_sample_ids_add(&b->ids, j->s->key, j->s->url)) {
+                    recycle(l, j);
+                    set_fatal(l, CM_ERR_OOM, "data: out of memory for the keys of a batch");
+                    break;
+                }
                 filled++;
                 bad_run = 0;
             } else {

@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include "common/common.h"
+#include "data/sample_ids.h"
 #include "data/tokenizer.h"
 
 typedef struct {
@@ -60,6 +61,7 @@ typedef struct CmBatch {
     float *images;             /* [n,3,S,S] */
     int32_t *tokens;           /* [n,context_len] (77 unless configured) */
     int32_t *labels;           /* [n] class ids 0..6 */
+    CmSampleIds ids;           /* key and shard URL of each sample (cm_batch_key) */
     struct CmBatchPool *pool_; /* internal: cm_batch_free recycles the memory into the loader */
     struct CmBatch *next_;     /* internal */
 } CmBatch;
@@ -79,6 +81,8 @@ cm_status cm_loader_start_epoch(CmLoader *l, int epoch);
 /* 1: *out is the next batch (free with cm_batch_free); 0: end of the epoch; negative: the
    loader failed (message set). */
 int cm_loader_next(CmLoader *l, CmBatch **out);
+/* The WebDataset key of sample i of b and its shard URL in *url (NULL outside 0..n-1). */
+const char *cm_batch_key(const CmBatch *b, int i, const char **url);
 /* Gives the batch back (its memory is reused by the loader while it is open). */
 void cm_batch_free(CmBatch *b);
 /* Train: batches / samples per epoch (OpenCLIP's sizing); validation: -1 (until exhausted). */

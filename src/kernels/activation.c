@@ -93,12 +93,26 @@ void cm_add_forward(float *out, const float *a, const float *b, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
-// inverted dropout: mask = keep ? 1/(1-p) : 0 (drawn sequentially: deterministic per seed), out = inp*mask
-void cm_dropout_forward(float *out, float *mask, const float *inp, float p, size_t n, CmRng *rng) {
+// inverted dropout: mask = keep ? 1/(1-p) : 0 from counter-based draws (ops.h), out = inp*mask
+void cm_dropout_forward(float *out, float *mask, const float *inp, float p, size_t n, int B, const CmDropoutKey *key,
+                        uint32_t site) {
     float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-    for (size_t i = 0; i < n; i++) {
-        mask[i] = cm_rng_uniform(rng) >= p ? scale : 0.0f;
-        out[i] = inp[i] * mask[i];
+    const uint32_t k[2] = {(uint32_t)key->seed, (uint32_t)(key->seed >> 32)};
+    #pragma omp parallel for if ((size_t)B * n > CM_OMP_MIN)
+    for (int b = 0; b < B; b++) {
+        uint64_t g = (uint64_t)(key->sample_base + b);
+        float *o = out + (size_t)b * n, *mk = mask + (size_t)b * n;
+        const float *x = inp + (size_t)b * n;
+        for (size_t e0 = 0; e0 < n; e0 += 4) {
+            const uint32_t c[4] = {(uint32_t)(e0 / 4), site, (uint32_t)g, (uint32_t)key->step};
+            uint32_t r[4];
+            cm_philox4x32_10(c, k, r);
+            for (size_t j = 0; j < 4 && e0 + j < n; j++) {
+                float u = (float)(r[j] >> 8) * (1.0f / 16777216.0f);
+                mk[e0 + j] = u >= p ? scale : 0.0f;
+                o[e0 + j] = x[e0 + j] * mk[e0 + j];
+            }
+        }
     }
 }
 

@@ -52,7 +52,7 @@ static void view4(CmMatmulDesc *d, int64_t d0, int64_t d1, int64_t d2, int64_t d
                   int64_t s0, int64_t s1, int64_t s2, int64_t s3) {
     d->dims[0] = d0; d->dims[1] = d1; d->dims[2] = d2; d->dims[3] = d3;
     d->strides[0] = s0; d->strides[1] = s1; d->strides[2] = s2; d->strides[3] = s3;
-    d->bf16 = 0;
+    d->dt = CM_DT_F32;
 }
 // views of qkv / out / att as [B,NH,rows,cols]
 static void v_qkv(CmMatmulDesc *d, int B, int T, int C, int NH) {       // q, k or v: [B,NH,T,hs]

@@ -26,6 +26,10 @@ void cm_mm_key_init(CmMatmulKey *k, int nd) {
     k->scale = 1.0f;
 }
 
+static dnnl_data_type_t dnnl_dt(int dt) {
+    return dt == CM_DT_BF16 ? dnnl_bf16 : dt == CM_DT_S8 ? dnnl_s8 : dt == CM_DT_S32 ? dnnl_s32 : dnnl_f32;
+}
+
 static void strides_of(const CmMatmulDesc *t, int nd, dnnl_dims_t d, dnnl_dims_t s) {
     for (int i = 0; i < nd; i++) { d[i] = t->dims[i]; s[i] = t->strides[i]; }
 }
@@ -42,11 +46,11 @@ static dnnl_primitive_t create_locked(const CmMatmulKey *k) {
     dnnl_matmul_desc_t desc;
     bool ok = true;
     strides_of(&k->src, k->nd, d, s);
-    ok = ok && dnnl_memory_desc_init_by_strides(&src, k->nd, d, k->src.bf16 ? dnnl_bf16 : dnnl_f32, s) == dnnl_success;
+    ok = ok && dnnl_memory_desc_init_by_strides(&src, k->nd, d, dnnl_dt(k->src.dt), s) == dnnl_success;
     strides_of(&k->wei, k->nd, d, s);
-    ok = ok && dnnl_memory_desc_init_by_strides(&wei, k->nd, d, k->wei.bf16 ? dnnl_bf16 : dnnl_f32, s) == dnnl_success;
+    ok = ok && dnnl_memory_desc_init_by_strides(&wei, k->nd, d, dnnl_dt(k->wei.dt), s) == dnnl_success;
     strides_of(&k->dst, k->nd, d, s);
-    ok = ok && dnnl_memory_desc_init_by_strides(&dst, k->nd, d, dnnl_f32, s) == dnnl_success;
+    ok = ok && dnnl_memory_desc_init_by_strides(&dst, k->nd, d, dnnl_dt(k->dst.dt), s) == dnnl_success;
     if (k->bias) {  // [1,..,1,N] broadcast over rows
         for (int i = 0; i < k->nd; i++) { bd[i] = 1; bs[i] = 0; }
         bd[k->nd - 1] = k->dst.dims[k->nd - 1];
@@ -88,7 +92,7 @@ static dnnl_primitive_t get_prim(const CmMatmulKey *k) {
         } else if (!g_warned) {
             g_warned = 1;
             cm_debug("oneDNN matmul unavailable for a %dD %s product; using the BLAS fallback",
-                     k->nd, k->src.bf16 ? "bf16" : "fp32");
+                     k->nd, k->src.dt == CM_DT_BF16 ? "bf16" : k->src.dt == CM_DT_S8 ? "int8" : "fp32");
         }
     }
     pthread_mutex_unlock(&g_lock);
@@ -97,7 +101,7 @@ static dnnl_primitive_t get_prim(const CmMatmulKey *k) {
 
 bool cm_mm_prepare(const CmMatmulKey *k) { return get_prim(k) != NULL; }
 
-bool cm_mm_run(const CmMatmulKey *k, const void *src, const void *wei, const float *bias, float *dst) {
+bool cm_mm_run(const CmMatmulKey *k, const void *src, const void *wei, const float *bias, void *dst) {
     dnnl_primitive_t prim = get_prim(k);
     if (!prim) return false;
     const_dnnl_primitive_desc_t pd;

@@ -10,8 +10,10 @@
 void cm_softmax_row(float *y, const float *x, int n);
 
 /* oneDNN matmul primitive cache (dnnl_matmul.c): dst (+)= scale * src @ wei (+ bias), batched over
-   the leading dims (nd = 2..4), every operand a strided view; dst is f32. */
-typedef struct { int64_t dims[4], strides[4]; int bf16; } CmMatmulDesc;
+   the leading dims (nd = 2..4), every operand a strided view of data type dt (f32 dst for
+   f32/bf16 products, s32 dst for s8 x s8). */
+enum { CM_DT_F32 = 0, CM_DT_BF16 = 1, CM_DT_S8 = 2, CM_DT_S32 = 3 };
+typedef struct { int64_t dims[4], strides[4]; int dt; } CmMatmulDesc;
 typedef struct {
     int nd;
     CmMatmulDesc src, wei, dst;
@@ -21,7 +23,7 @@ typedef struct {
 } CmMatmulKey;
 void cm_mm_key_init(CmMatmulKey *k, int nd);  /* zeroes the key (memcmp'd), scale 1 */
 /* Runs the cached (or newly created) primitive; false when oneDNN cannot provide it. */
-bool cm_mm_run(const CmMatmulKey *k, const void *src, const void *wei, const float *bias, float *dst);
+bool cm_mm_run(const CmMatmulKey *k, const void *src, const void *wei, const float *bias, void *dst);
 /* Creates (or finds) the primitive without running it; false when unavailable. */
 bool cm_mm_prepare(const CmMatmulKey *k);
 void cm_mm_release(void);

@@ -72,7 +72,7 @@ static uint16_t *scratch(int slot, size_t n) {
 // oneDNN products through the shared primitive cache (dnnl_matmul.c)
 
 static void view2(CmMatmulDesc *d, int64_t rows, int64_t cols, int64_t srow, int64_t scol) {
-    d->dims[0] = rows; d->dims[1] = cols; d->strides[0] = srow; d->strides[1] = scol; d->bf16 = 1;
+    d->dims[0] = rows; d->dims[1] = cols; d->strides[0] = srow; d->strides[1] = scol; d->dt = CM_DT_BF16;
 }
 
 /* dst[M,N] (+)= src[M,K] @ wei[K,N] (+ bias); src_t/wei_t: the operand is stored transposed */
@@ -83,7 +83,7 @@ static bool run_prim(int M, int N, int K, const uint16_t *src, int src_t, const 
     view2(&k.src, M, K, src_t ? 1 : K, src_t ? M : 1);
     view2(&k.wei, K, N, wei_t ? 1 : N, wei_t ? K : 1);
     view2(&k.dst, M, N, N, 1);
-    k.dst.bf16 = 0;
+    k.dst.dt = CM_DT_F32;
     k.bias = bias != NULL;
     k.acc = acc;
     if (cm_mm_run(&k, src, wei, bias, dst)) return true;

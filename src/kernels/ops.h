@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "common/rng.h"
+#include "common/common.h"
 
 // ---------------------------------------------------------------------------------------------
 // matrix products (BLAS sgemm; *_ref are plain triple loops)
@@ -99,11 +100,40 @@ void cm_quickgelu_backward_ref(float *dinp, const float *inp, const float *dout,
 /* out = a + b (n elements); may alias out == a */
 void cm_add_forward(float *out, const float *a, const float *b, size_t n);
 
-/* Inverted dropout with probability p: mask[i] = keep ? 1/(1-p) : 0, out = inp * mask.
-   p == 0 (or eval) must be handled by the caller skipping the call. out may alias inp.
+/* Inverted dropout with probability p on B samples of n elements each (sample b's elements are
+   the n consecutive values at b*n): mask = keep ? 1/(1-p) : 0, out = inp * mask (out may alias
+   inp). The keep decision of element e of sample b is a pure function of (key->seed, key->step,
+   site, key->sample_base + b, e) through Philox4x32-10 — counter (e/4, site, global sample index,
+   step), key = seed, word e%4, 24-bit uniform >= p — so the masks do not depend on how a batch is
+   split into micro-batches, processes or devices, nor on the thread count, and a resumed run
+   draws the same masks. p == 0 (or eval) must be handled by the caller skipping the call.
    dinp += dout * mask. */
-void cm_dropout_forward(float *out, float *mask, const float *inp, float p, size_t n, CmRng *rng);
+typedef struct { uint64_t seed, step; int64_t sample_base; } CmDropoutKey;
+void cm_dropout_forward(float *out, float *mask, const float *inp, float p, size_t n, int B, const CmDropoutKey *key,
+                        uint32_t site);
 void cm_dropout_backward(float *dinp, const float *dout, const float *mask, size_t n);
+
+// ---------------------------------------------------------------------------------------------
+// int8 inference linears (linear_int8.c)
+
+/* Activation columns larger than this many times the median column maximum are multiplied in
+   fp32 (at most C/16 of them), the rest in int8. */
+#define CM_INT8_OUTLIER_RATIO 6.0f
+typedef struct CmInt8Weights {
+    int OC, C;
+    int8_t *w;            /* [OC,C] round(W / w_scale[n]) */
+    float *w_scale;       /* [OC] max_c |W[n,c]| / 127 */
+    const float *w_f32;   /* the fp32 weights [OC,C] (outlier columns; not owned) */
+} CmInt8Weights;
+/* Quantises W [OC,C] per output channel; keeps a pointer to W (it must outlive q). */
+cm_status cm_int8_weights_init(CmInt8Weights *q, const float *W, int OC, int C);
+void cm_int8_weights_free(CmInt8Weights *q);
+/* Bytes of workspace cm_linear_forward_int8 needs for M rows. */
+size_t cm_linear_int8_workspace(int M, int C, int OC);
+/* out[M,OC] = x[M,C] W^T + b (+ res, may be NULL or equal to out) with x quantised per row
+   (outlier columns in fp32); b may be NULL. */
+void cm_linear_forward_int8(float *out, const float *x, const CmInt8Weights *q, const float *b, const float *res,
+                            int M, void *workspace);
 
 // ---------------------------------------------------------------------------------------------
 // softmax and attention

@@ -24,7 +24,7 @@ struct CmActs {
     int B;
     bool fwd_ok, saved_v, saved_t, saved_h;
     float *dU, *dV;        /* [maxB,E] */
-    CmRng rng;
+    CmDropoutKey dk;       /* head dropout: seed, optimizer step, global index of sample 0 */
 };
 
 cm_status cm_acts_create(const CmModel *m, int max_B, bool grad_ckpt, CmActs **out) {
@@ -41,7 +41,6 @@ cm_status cm_acts_create(const CmModel *m, int max_B, bool grad_ckpt, CmActs **o
     a->dU = cm_malloc((size_t)max_B * E * sizeof(float), "feature gradients");
     a->dV = cm_malloc((size_t)max_B * E * sizeof(float), "feature gradients");
     if (!a->dU || !a->dV) { cm_acts_free(a); return CM_ERR_OOM; }
-    cm_rng_seed(&a->rng, 0);
     *out = a;
     return CM_OK;
 }
@@ -56,8 +55,11 @@ void cm_acts_free(CmActs *a) {
     cm_free(a);
 }
 
-void cm_acts_seed(CmActs *a, uint64_t seed) { cm_rng_seed(&a->rng, seed); }
-CmRng *cm_acts_rng(CmActs *a) { return &a->rng; }
+void cm_acts_seed(CmActs *a, uint64_t seed) { a->dk.seed = seed; }
+void cm_acts_set_step(CmActs *a, uint64_t step, int64_t sample_base) {
+    a->dk.step = step;
+    a->dk.sample_base = sample_base;
+}
 const float *cm_acts_image_raw(const CmActs *a) { return a->fwd_ok ? a->vis.raw : NULL; }
 const float *cm_acts_text_raw(const CmActs *a) { return a->fwd_ok ? a->txt.raw : NULL; }
 
@@ -113,7 +115,7 @@ cm_status cm_model_forward(const CmModel *m, CmActs *a, const float *images, con
             if ((st = cm_head_acts_alloc(&a->head, m, a->maxB))) return st;
             a->head_alloc = true;
         }
-        cm_head_net_forward(m, &a->head, a->vis.feat, a->txt.feat, B, train ? &a->rng : NULL, head_logits);
+        cm_head_net_forward(m, &a->head, a->vis.feat, a->txt.feat, B, train ? &a->dk : NULL, head_logits);
         a->saved_h = true;
     }
     a->B = B;

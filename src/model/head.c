@@ -93,15 +93,20 @@ bool cm_head_has_trainable(const CmModel *m) {
     return false;
 }
 
-static void maybe_dropout(float *x, float *mask, size_t n, float p, CmRng *rng) {
-    if (rng && p > 0) cm_dropout_forward(x, mask, x, p, n, rng);
+/* Dropout sites (the Philox counter's site word): layer l's attention probabilities, after
+   attention, after ReLU, after FF = 4l..4l+3; the classifier's Dropout(0.2) = CLS_SITE. */
+enum { SITE_ATT = 0, SITE_SA = 1, SITE_RELU = 2, SITE_FF = 3, CLS_SITE = 1000 };
+
+/* x [B, n] per sample */
+static void maybe_dropout(float *x, float *mask, size_t n, int B, float p, const CmDropoutKey *dk, uint32_t site) {
+    if (dk && p > 0) cm_dropout_forward(x, mask, x, p, n, B, dk, site);
 }
 
 // ---------------------------------------------------------------------------------------------
 // attention over 2 tokens per sample
 
 /* ao[B,2,d] from qkv[B,2,3d]; att/attd/attmask [B,NH,2,2] */
-static void head_attn_forward(HeadLayerActs *a, int B, int d, int NH, float p, CmRng *rng) {
+static void head_attn_forward(HeadLayerActs *a, int B, int d, int NH, float p, const CmDropoutKey *dk, uint32_t site) {
     int hs = d / NH;
     float sc = 1.0f / sqrtf((float)hs);
     for (int b = 0; b < B; b++)
@@ -123,7 +128,7 @@ static void head_attn_forward(HeadLayerActs *a, int B, int d, int NH, float p, C
             }
         }
     size_t nA = (size_t)B * NH * 4;
-    if (rng && p > 0) cm_dropout_forward(a->attd, a->attmask, a->att, p, nA, rng);
+    if (dk && p > 0) cm_dropout_forward(a->attd, a->attmask, a->att, p, (size_t)NH * 4, B, dk, site);
     else memcpy(a->attd, a->att, nA * sizeof(float));
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
@@ -174,12 +179,13 @@ static void head_attn_backward(const HeadLayerActs *a, float *dqkv, const float 
 // ---------------------------------------------------------------------------------------------
 // head
 
-void cm_head_net_forward(const CmModel *m, HeadActs *ha, const float *U, const float *V, int B, CmRng *rng, float *logits) {
+void cm_head_net_forward(const CmModel *m, HeadActs *ha, const float *U, const float *V, int B, const CmDropoutKey *dk,
+                         float *logits) {
     const CmHeadConfig *hc = &m->cfg.head;
     int d = hc->d, ff = hc->ff, R = 2 * B, K = hc->n_classes;
     float p = hc->dropout;
     ha->B = B;
-    ha->dropout_on = rng != NULL;
+    ha->dropout_on = dk != NULL;
     for (int b = 0; b < B; b++) {
         memcpy(ha->x0 + (size_t)b * 2 * d, U + (size_t)b * d, d * sizeof(float));
         memcpy(ha->x0 + ((size_t)b * 2 + 1) * d, V + (size_t)b * d, d * sizeof(float));
@@ -190,17 +196,17 @@ void cm_head_net_forward(const CmModel *m, HeadActs *ha, const float *U, const f
         HeadLayerActs *a = &ha->lay[l];
         memcpy(a->x_in, x, (size_t)R * d * sizeof(float));
         cm_linear_forward(a->qkv, a->x_in, P_(m, k->in_w), P_(m, k->in_b), R, d, 3 * d);      // [R,3d]
-        head_attn_forward(a, B, d, hc->heads, p, rng);                                    // [R,d]
+        head_attn_forward(a, B, d, hc->heads, p, dk, 4u * l + SITE_ATT);                                    // [R,d]
         cm_linear_forward(a->sa, a->ao, P_(m, k->out_w), P_(m, k->out_b), R, d, d);
-        maybe_dropout(a->sa, a->samask, (size_t)R * d, p, rng);
+        maybe_dropout(a->sa, a->samask, (size_t)2 * d, B, p, dk, 4u * l + SITE_SA);
         cm_add_forward(a->x1pre, a->x_in, a->sa, (size_t)R * d);
         cm_layernorm_forward(a->x1, a->n1m, a->n1r, a->x1pre, P_(m, k->n1_w), P_(m, k->n1_b), R, d);
         cm_linear_forward(a->h, a->x1, P_(m, k->l1_w), P_(m, k->l1_b), R, d, ff);              // [R,ff]
         cm_relu_forward(a->hr, a->h, (size_t)R * ff);
         memcpy(a->hrd, a->hr, (size_t)R * ff * sizeof(float));
-        maybe_dropout(a->hrd, a->hmask, (size_t)R * ff, p, rng);
+        maybe_dropout(a->hrd, a->hmask, (size_t)2 * ff, B, p, dk, 4u * l + SITE_RELU);
         cm_linear_forward(a->ff, a->hrd, P_(m, k->l2_w), P_(m, k->l2_b), R, ff, d);            // [R,d]
-        maybe_dropout(a->ff, a->ffmask, (size_t)R * d, p, rng);
+        maybe_dropout(a->ff, a->ffmask, (size_t)2 * d, B, p, dk, 4u * l + SITE_FF);
         cm_add_forward(a->x2pre, a->x1, a->ff, (size_t)R * d);
         cm_layernorm_forward(a->x2, a->n2m, a->n2r, a->x2pre, P_(m, k->n2_w), P_(m, k->n2_b), R, d);
         x = a->x2;
@@ -211,7 +217,7 @@ void cm_head_net_forward(const CmModel *m, HeadActs *ha, const float *U, const f
     cm_linear_forward(ha->c0, ha->e, P_(m, m->h_c0_w), P_(m, m->h_c0_b), B, d, d);
     cm_gelu_forward(ha->g, ha->c0, (size_t)B * d);
     memcpy(ha->gd, ha->g, (size_t)B * d * sizeof(float));
-    maybe_dropout(ha->gd, ha->gmask, (size_t)B * d, hc->cls_dropout, rng);
+    maybe_dropout(ha->gd, ha->gmask, (size_t)d, B, hc->cls_dropout, dk, CLS_SITE);
     cm_linear_forward(ha->logits, ha->gd, P_(m, m->h_c3_w), P_(m, m->h_c3_b), B, d, K);
     if (logits) memcpy(logits, ha->logits, (size_t)B * K * sizeof(float));
 }

@@ -6,6 +6,7 @@
 #define CM_MODEL_INTERNAL_H
 
 #include "model/model.h"
+#include "kernels/ops.h"
 
 /* One residual block's saved activations (M = B*T rows). */
 typedef struct {
@@ -32,6 +33,7 @@ typedef struct {
     int P, S, NP;                   /* vision: patch size, image size, patches */
     bool keep_all_tokens;           /* text: run all context_length tokens (traces); default: up to the last pooled one */
     bool text_padded;               /* text: [B, max length] padded rows instead of packed sequences (comparisons) */
+    bool int8;                      /* the model has int8 weights (inference towers use them) */
     const CmBlockIdx *blk;
 } TowerSpec;
 
@@ -45,6 +47,7 @@ typedef struct {
     int64_t *att_off;         /* [maxB+1] packed offsets into BlockActs.att (NH * sum L^2) */
     int32_t *row_pos;         /* [maxB*T] packed: position of each row within its sequence */
     int *pool_row;            /* [B] row of the pooled token in the [M,D] buffers */
+    void *i8ws;               /* int8 linear workspace (TA_NONE with int8 weights) */
     float *mem;
     BlockActs *blk;           /* L (SAVE) or 1 scratch (NONE, CKPT) */
     float **xin;              /* L block-input pointers */
@@ -85,8 +88,9 @@ typedef struct {
 
 cm_status cm_head_acts_alloc(HeadActs *ha, const CmModel *m, int maxB);
 void cm_head_acts_free(HeadActs *ha);
-/* logits [B,K] from U, V [B,E]; rng == NULL: eval (no dropout). */
-void cm_head_net_forward(const CmModel *m, HeadActs *ha, const float *U, const float *V, int B, CmRng *rng, float *logits);
+/* logits [B,K] from U, V [B,E]; dk == NULL: eval (no dropout). */
+void cm_head_net_forward(const CmModel *m, HeadActs *ha, const float *U, const float *V, int B, const CmDropoutKey *dk,
+                         float *logits);
 /* dU, dV [B,E] += gradient from dlogits [B,K]; dU/dV may be NULL (towers frozen). */
 void cm_head_net_backward(CmModel *m, HeadActs *ha, const float *dlogits, float *dU, float *dV);
 bool cm_head_has_trainable(const CmModel *m);

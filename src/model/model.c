@@ -4,6 +4,7 @@
  * (OpenCLIP / torch default inits, facts §3 and §11) and the golden/full/WEIGHTS.md formula.
  */
 #include "model/model.h"
+#include "kernels/ops.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -107,6 +108,7 @@ cm_status cm_model_create(const CmModelConfig *cfg, CmModel **out) {
 
 void cm_model_free(CmModel *m) {
     if (!m) return;
+    cm_model_set_int8(m, false);
     cm_free(m->params);
     cm_free(m->arena);
     cm_free(m->grad_arena);
@@ -351,4 +353,38 @@ void cm_model_init_formula(CmModel *m, uint64_t seed) {
         CmParam *p = &m->params[i];
         cm_formula_fill(p->name, p->ndim, p->shape, seed, p->data);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// int8 inference weights
+
+static cm_status quantise(CmModel *m, int wi) {
+    if (wi < 0) return CM_OK;
+    CmParam *p = &m->params[wi];
+    int OC = (int)p->shape[0];
+    int C = (int)(p->numel / (size_t)OC);   /* conv1 [D,3,P,P] is the linear [D, 3PP] */
+    cm_status st = cm_int8_weights_init(&m->q8[wi], p->data, OC, C);
+    if (st) return cm_error(st, "int8: %s: %s", p->name, cm_last_error());
+    return CM_OK;
+}
+
+cm_status cm_model_set_int8(CmModel *m, bool on) {
+    if (m->q8) {
+        for (int i = 0; i < m->n_params; i++) cm_int8_weights_free(&m->q8[i]);
+        cm_free(m->q8);
+        m->q8 = NULL;
+    }
+    if (!on) return CM_OK;
+    m->q8 = cm_calloc((size_t)m->n_params, sizeof(CmInt8Weights), "int8 weights");
+    if (!m->q8) return CM_ERR_OOM;
+    cm_status st = quantise(m, m->v_conv);
+    for (int tower = 0; tower < 2 && !st; tower++) {
+        const CmBlockIdx *blk = tower ? m->tblocks : m->vblocks;
+        int L = tower ? m->cfg.text.layers : m->cfg.vision.layers;
+        for (int l = 0; l < L && !st; l++)
+            if (!(st = quantise(m, blk[l].in_w)) && !(st = quantise(m, blk[l].out_w)) && !(st = quantise(m, blk[l].fc_w)))
+                st = quantise(m, blk[l].proj_w);
+    }
+    if (st) cm_model_set_int8(m, false);
+    return st;
 }

@@ -153,6 +153,7 @@ typedef struct CmModel {
     bool lock_image, lock_text;
     bool amp_bf16;       /* --precision amp/amp_bf16 on CPU: bf16 products in the tower linears */
     bool text_padded;    /* text tower on [B, longest caption] padded rows instead of packed captions */
+    struct CmInt8Weights *q8;   /* [n_params] int8 copies of the tower linears (cm_model_set_int8), or NULL */
     /* named indices */
     int logit_scale;
     int v_class, v_pos, v_proj, v_conv, v_ln_pre_w, v_ln_pre_b, v_ln_post_w, v_ln_post_b;
@@ -192,6 +193,14 @@ static inline void cm_model_set_amp(CmModel *m, bool bf16) { m->amp_bf16 = bf16;
    padded = true restores [B, longest] rows (benchmarks and tests compare the two). */
 static inline void cm_model_set_text_padding(CmModel *m, bool padded) { m->text_padded = padded; }
 int64_t cm_model_trainable_count(const CmModel *m);
+/* --precision int8 (inference only): quantise the towers' linear weights (patch embedding,
+   in_proj, out_proj, c_fc, c_proj) per output channel; every inference forward (cm_encode_*,
+   cm_model_forward without activations) then runs those products in int8 with per-row dynamic
+   activation scales and fp32 outlier columns (src/kernels/linear_int8.c). LoRA, the final
+   projections, the head, LayerNorm, softmax and GELU stay fp32; merge LoRA first
+   (cm_model_merge_lora) so that it is quantised with the weights. Training forwards ignore it.
+   on = false frees the copies. Set it before sharing the model between threads. */
+cm_status cm_model_set_int8(CmModel *m, bool on);
 
 /* A copy of m without LoRA tensors whose attn.out_proj.weight = W + (alpha/r) B A (DESIGN §1.2
    merge/export for inference). *out has mode CM_TRAIN_NONE. */
@@ -246,9 +255,12 @@ typedef struct CmActs CmActs;
    activations follows the model's mode at forward time (nothing for frozen towers). */
 cm_status cm_acts_create(const CmModel *m, int max_B, bool grad_ckpt, CmActs **out);
 void cm_acts_free(CmActs *a);
-/* Dropout RNG (head dropout in training): seed / state access for checkpoints. */
+/* Head dropout in training (counter-based, kernels/ops.h cm_dropout_forward): the seed (--seed). */
 void cm_acts_seed(CmActs *a, uint64_t seed);
-CmRng *cm_acts_rng(CmActs *a);
+/* The optimizer step and the index, in the whole step's global batch, of this forward's first
+   sample: dropout masks are drawn per (seed, step, global sample index), so micro-batches,
+   ranks and devices draw what one big batch would, and a resumed run draws the same masks. */
+void cm_acts_set_step(CmActs *a, uint64_t step, int64_t sample_base);
 
 /* Full forward. images [B,3,S,S], tokens [B,ctx] int32 (ids < vocab_size, else CM_ERR_ARG).
    U, V [B,E] L2-normalised features; head_logits [B,n_classes] (NULL to skip the head; needs

@@ -30,6 +30,7 @@ void cm_tower_spec(const CmModel *m, bool vision, TowerSpec *s) {
     s->r = c->has_lora ? c->lora_rank : 0;
     s->lora_scale = c->has_lora ? c->lora_alpha / (float)c->lora_rank : 0.0f;
     s->quick_gelu = c->quick_gelu;
+    s->int8 = m->q8 != NULL;
     if (vision) {
         s->L = c->vision.layers;
         s->D = c->vision.width;
@@ -123,6 +124,19 @@ cm_status cm_tower_acts_alloc(TowerActs *ta, const TowerSpec *s, int maxB, TaMod
     ta->att_off = s->vision ? NULL : cm_calloc((size_t)maxB + 1, sizeof(int64_t), "attention offsets");
     if (!ta->blk || !ta->xin || !ta->pool || !ta->pool_row ||
         (!s->vision && (!ta->ids || !ta->row_pos || !ta->seq_off || !ta->att_off))) { cm_tower_acts_free(ta); return CM_ERR_OOM; }
+    if (s->int8 && mode == TA_NONE) {   /* the largest int8 linear of the tower at maxB samples */
+        int M = maxB * s->T, D = s->D, H = s->H;
+        size_t w = cm_linear_int8_workspace(M, D, 3 * D), w2 = cm_linear_int8_workspace(M, D, H),
+               w3 = cm_linear_int8_workspace(M, H, D);
+        if (w2 > w) w = w2;
+        if (w3 > w) w = w3;
+        if (s->vision) {
+            size_t w4 = cm_linear_int8_workspace(maxB * s->NP, 3 * s->P * s->P, D);
+            if (w4 > w) w = w4;
+        }
+        ta->i8ws = cm_malloc(w, "int8 workspace");
+        if (!ta->i8ws) { cm_tower_acts_free(ta); return CM_ERR_OOM; }
+    }
     Bump b = {NULL, 0};
     tower_plan(ta, &b, s, maxB);
     ta->mem = cm_malloc(b.off * sizeof(float), s->vision ? "vision tower activations" : "text tower activations");
@@ -142,6 +156,7 @@ void cm_tower_acts_free(TowerActs *ta) {
     cm_free(ta->row_pos);
     cm_free(ta->seq_off);
     cm_free(ta->att_off);
+    cm_free(ta->i8ws);
     memset(ta, 0, sizeof *ta);
 }
 
@@ -225,19 +240,36 @@ static void small_tn(float *out, const float *a, const float *X, int M, int D, i
 // ---------------------------------------------------------------------------------------------
 // nn.Linear in the model's precision (fp32, or bf16 products with fp32 accumulation for amp)
 
-static inline void LIN_F(const CmModel *m, float *out, const float *x, const float *W, const float *b, int M, int C, int OC) {
-    if (m->amp_bf16) cm_linear_forward_bf16(out, x, W, b, M, C, OC);
-    else cm_linear_forward(out, x, W, b, M, C, OC);
+/* int8 inference: the quantised copy of weight wi (cm_model_set_int8) when the tower runs
+   without activations; NULL otherwise */
+static inline const CmInt8Weights *Q8(const CmModel *m, const TowerActs *ta, int wi) {
+    return m->q8 && ta->i8ws && ta->mode == TA_NONE && wi >= 0 && m->q8[wi].w ? &m->q8[wi] : NULL;
+}
+
+static inline void LIN_F(const CmModel *m, const TowerActs *ta, float *out, const float *x, int wi, const float *b, int M,
+                         int C, int OC) {
+    const CmInt8Weights *q = Q8(m, ta, wi);
+    if (q) cm_linear_forward_int8(out, x, q, b, NULL, M, ta->i8ws);
+    else if (m->amp_bf16) cm_linear_forward_bf16(out, x, P_(m, wi), b, M, C, OC);
+    else cm_linear_forward(out, x, P_(m, wi), b, M, C, OC);
 }
 static inline void LIN_B(const CmModel *m, float *dx, float *dW, float *db, const float *dout, const float *x, const float *W,
                          int M, int C, int OC) {
     if (m->amp_bf16) cm_linear_backward_bf16(dx, dW, db, dout, x, W, M, C, OC);
     else cm_linear_backward(dx, dW, db, dout, x, W, M, C, OC);
 }
-/* dst = res + (x W^T + b [+ LoRA]) : fp32 fuses the residual into the GEMM (beta = 1); amp runs
-   the bf16 linear and then adds (bias and LoRA terms as in fp32). */
-static void linear_residual(const CmModel *m, float *dst, const float *res, const float *x, const float *W, const float *b,
-                            const float *lt, const float *Bw, int r, float s, int M, int C, int D) {
+/* dst = res + (x W^T + b [+ LoRA]) : fp32 fuses the residual into the GEMM (beta = 1); int8 adds
+   the dequantised product to it in the same pass; amp runs the bf16 linear and then adds (bias
+   and LoRA terms as in fp32). */
+static void linear_residual(const CmModel *m, const TowerActs *ta, float *dst, const float *res, const float *x, int wi,
+                            const float *b, const float *lt, const float *Bw, int r, float s, int M, int C, int D) {
+    const float *W = P_(m, wi);
+    const CmInt8Weights *q = Q8(m, ta, wi);
+    if (q) {
+        residual_init(dst, res, b, lt, Bw, r, s, M, D);
+        cm_linear_forward_int8(dst, x, q, NULL, dst, M, ta->i8ws);
+        return;
+    }
     if (!m->amp_bf16) {
         residual_init(dst, res, b, lt, Bw, r, s, M, D);
         cm_matmul(false, true, M, D, C, 1.0f, x, C, W, C, 1.0f, dst, D);
@@ -271,19 +303,19 @@ static void block_forward(const CmModel *m, const TowerSpec *s, const TowerActs 
                           float *out) {
     int M = ta->M, D = s->D, H = s->H;
     cm_layernorm_forward(a->ln1, a->m1, a->r1, a->x_in, P_(m, k->ln1_w), P_(m, k->ln1_b), M, D);   // [M,D]
-    LIN_F(m, a->qkv, a->ln1, P_(m, k->in_w), P_(m, k->in_b), M, D, 3 * D);                      // [M,3D]
+    LIN_F(m, ta, a->qkv, a->ln1, k->in_w, P_(m, k->in_b), M, D, 3 * D);                      // [M,3D]
     attn_forward(s, ta, a);                                                                  // [M,D]
     // x_mid = x_in + (ao Wo^T + bo + (alpha/r) (ao A^T) B^T)
     if (s->r && k->lora_A >= 0) lora_down(a->lt, a->ao, P_(m, k->lora_A), M, D, s->r);         // [M,r]
-    linear_residual(m, a->x_mid, a->x_in, a->ao, P_(m, k->out_w), P_(m, k->out_b), s->r ? a->lt : NULL,
+    linear_residual(m, ta, a->x_mid, a->x_in, a->ao, k->out_w, P_(m, k->out_b), s->r ? a->lt : NULL,
                     P_(m, k->lora_B), s->r, s->lora_scale, M, D, D);
     cm_layernorm_forward(a->ln2, a->m2, a->r2, a->x_mid, P_(m, k->ln2_w), P_(m, k->ln2_b), M, D);
-    LIN_F(m, a->fc, a->ln2, P_(m, k->fc_w), P_(m, k->fc_b), M, D, H);                          // [M,H]
+    LIN_F(m, ta, a->fc, a->ln2, k->fc_w, P_(m, k->fc_b), M, D, H);                          // [M,H]
     if (s->quick_gelu) cm_quickgelu_forward(a->act, a->fc, (size_t)M * H);
     else cm_gelu_forward(a->act, a->fc, (size_t)M * H);
     if (!out) return;
     // out = x_mid + (act Wp^T + bp)
-    linear_residual(m, out, a->x_mid, a->act, P_(m, k->proj_w), P_(m, k->proj_b), NULL, NULL, 0, 0.0f, M, H, D);
+    linear_residual(m, ta, out, a->x_mid, a->act, k->proj_w, P_(m, k->proj_b), NULL, NULL, 0, 0.0f, M, H, D);
 }
 
 /* The last block in inference: attention over all T tokens, then out_proj, LoRA, residual, ln_2
@@ -294,7 +326,7 @@ static void block_forward_pooled(const CmModel *m, const TowerSpec *s, const Tow
     int M = ta->M, B = ta->B, D = s->D, H = s->H;
     const int *pool_row = ta->pool_row;
     cm_layernorm_forward(a->ln1, a->m1, a->r1, a->x_in, P_(m, k->ln1_w), P_(m, k->ln1_b), M, D);
-    LIN_F(m, a->qkv, a->ln1, P_(m, k->in_w), P_(m, k->in_b), M, D, 3 * D);
+    LIN_F(m, ta, a->qkv, a->ln1, k->in_w, P_(m, k->in_b), M, D, 3 * D);
     attn_forward(s, ta, a);
     /* B-row scratch: aoP, xP, midP, ln2P [B,D]; fcP, actP [B,H]; lt [B,r] */
     float *buf = cm_malloc(((size_t)4 * D + 2 * (size_t)H + (size_t)(s->r > 0 ? s->r : 1)) * B * sizeof(float), "pooled rows");
@@ -306,13 +338,13 @@ static void block_forward_pooled(const CmModel *m, const TowerSpec *s, const Tow
         memcpy(xP + (size_t)b * D, a->x_in + (size_t)pool_row[b] * D, D * sizeof(float));
     }
     if (s->r) lora_down(ltP, aoP, P_(m, k->lora_A), B, D, s->r);
-    linear_residual(m, midP, xP, aoP, P_(m, k->out_w), P_(m, k->out_b), s->r ? ltP : NULL, P_(m, k->lora_B), s->r,
+    linear_residual(m, ta, midP, xP, aoP, k->out_w, P_(m, k->out_b), s->r ? ltP : NULL, P_(m, k->lora_B), s->r,
                     s->lora_scale, B, D, D);
     cm_layernorm_forward(ln2P, a->m2, a->r2, midP, P_(m, k->ln2_w), P_(m, k->ln2_b), B, D);
-    LIN_F(m, fcP, ln2P, P_(m, k->fc_w), P_(m, k->fc_b), B, D, H);
+    LIN_F(m, ta, fcP, ln2P, k->fc_w, P_(m, k->fc_b), B, D, H);
     if (s->quick_gelu) cm_quickgelu_forward(actP, fcP, (size_t)B * H);
     else cm_gelu_forward(actP, fcP, (size_t)B * H);
-    linear_residual(m, pooled, midP, actP, P_(m, k->proj_w), P_(m, k->proj_b), NULL, NULL, 0, 0.0f, B, H, D);
+    linear_residual(m, ta, pooled, midP, actP, k->proj_w, P_(m, k->proj_b), NULL, NULL, 0, 0.0f, B, H, D);
     cm_free(buf);
 }
 
@@ -453,7 +485,7 @@ void cm_tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const
     if (s->vision) {
         int PP3 = 3 * s->P * s->P;
         cm_im2patch(ta->patches, images, B, s->S, s->S, s->P);                                  // [B*NP,3PP]
-        LIN_F(m, ta->x_last, ta->patches, P_(m, m->v_conv), NULL, B * s->NP, PP3, (int)D);  // tmp [B*NP,D]
+        LIN_F(m, ta, ta->x_last, ta->patches, m->v_conv, NULL, B * s->NP, PP3, (int)D);  // tmp [B*NP,D]
         const float *cls = P_(m, m->v_class), *pos = P_(m, m->v_pos);
         #pragma omp parallel for
         for (int b = 0; b < B; b++) {

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "common/common.h"
+#include "data/sample_ids.h"
 
 typedef struct CmBatchSource CmBatchSource;
 struct CmBatchSource {
@@ -24,6 +25,9 @@ struct CmBatchSource {
     /* Fill up to s->batch samples; *got = how many (0: the epoch's data is exhausted). */
     cm_status (*next)(CmBatchSource *s, float *images, int32_t *tokens, int32_t *labels, int *got);
     void (*close)(CmBatchSource *s);
+    /* Optional (NULL: unknown): the WebDataset key of sample i of the batch the last `next`
+       returned, and its shard URL in *url; NULL when not known. Valid until the next call. */
+    const char *(*sample_key)(CmBatchSource *s, int i, const char **url);
     int batch;               /* samples per batch */
     int image_size, ctx;     /* S, context length */
     int64_t num_batches;     /* training: batches per epoch; validation: 0 (until exhausted) */
@@ -32,6 +36,10 @@ struct CmBatchSource {
 };
 
 static inline void cm_batches_close(CmBatchSource *s) { if (s && s->close) s->close(s); }
+static inline const char *cm_batches_sample_key(CmBatchSource *s, int i, const char **url) {
+    if (url) *url = NULL;
+    return s && s->sample_key ? s->sample_key(s, i, url) : NULL;
+}
 
 /* Memory source over n samples (copied). Training (drop_last): per epoch num_batches = n / batch
    batches in order, wrapping around when `epoch_batches` > n / batch (epoch_batches <= 0: n /

@@ -12,6 +12,7 @@ typedef struct {
     CmBatchSource base;
     CmLoader *l;
     bool train;
+    CmSampleIds ids;          /* keys / shard URLs of the last batch */
 } LoaderSource;
 
 static cm_status ls_start(CmBatchSource *b, int64_t epoch) {
@@ -22,6 +23,7 @@ static cm_status ls_start(CmBatchSource *b, int64_t epoch) {
 static cm_status ls_next(CmBatchSource *b, float *images, int32_t *tokens, int32_t *labels, int *got) {
     LoaderSource *s = (LoaderSource *)b;
     *got = 0;
+    cm_sample_ids_clear(&s->ids);
     CmBatch *bt = NULL;
     int r = cm_loader_next(s->l, &bt);
     if (r < 0) return cm_last_status() ? cm_last_status() : CM_ERR_IO;
@@ -34,14 +36,24 @@ static cm_status ls_next(CmBatchSource *b, float *images, int32_t *tokens, int32
     memcpy(tokens, bt->tokens, (size_t)bt->n * 77 * sizeof(int32_t));
     memcpy(labels, bt->labels, (size_t)bt->n * sizeof(int32_t));
     *got = bt->n;
+    for (int i = 0; i < bt->n; i++) {
+        const char *url, *key = cm_batch_key(bt, i, &url);
+        cm_status st = cm_sample_ids_add(&s->ids, key, url);
+        if (st) { cm_batch_free(bt); return st; }
+    }
     cm_batch_free(bt);
     CmLoaderStats st = cm_loader_stats(s->l);
     b->skipped = st.bad_samples + st.bad_shards;
     return CM_OK;
 }
 
+static const char *ls_key(CmBatchSource *b, int i, const char **url) {
+    return cm_sample_ids_get(&((LoaderSource *)b)->ids, i, url);
+}
+
 static void ls_close(CmBatchSource *b) {
     LoaderSource *s = (LoaderSource *)b;
+    cm_sample_ids_free(&s->ids);
     if (s->l) cm_loader_close(s->l);
     cm_free(s);
 }
@@ -56,6 +68,7 @@ cm_status cm_batches_loader(const CmLoaderConfig *cfg, CmBatchSource **out) {
     s->base.start_epoch = ls_start;
     s->base.next = ls_next;
     s->base.close = ls_close;
+    s->base.sample_key = ls_key;
     s->base.batch = cfg->batch_size;
     s->base.image_size = cfg->image_size > 0 ? cfg->image_size : 224;
     s->base.ctx = 77;

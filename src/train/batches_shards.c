@@ -32,6 +32,7 @@ typedef struct {
     int nbuf, cap;
     bool exhausted;           /* validation: no shards left */
     int64_t served, logged, read_this_epoch, empty_passes;
+    CmSampleIds ids;          /* keys / shard URLs of the last batch */
 } ShardSource;
 
 /* Count a bad sample or shard; the first 50 are logged one by one, then one line says the rest
@@ -126,6 +127,7 @@ static cm_status sh_next(CmBatchSource *b, float *images, int32_t *tokens, int32
     ShardSource *s = (ShardSource *)b;
     const size_t isz = (size_t)3 * b->image_size * b->image_size;
     *got = 0;
+    cm_sample_ids_clear(&s->ids);
     if (s->cfg.train && s->served >= b->num_batches) return CM_OK;
     int k = 0;
     int64_t misses = 0;
@@ -144,7 +146,9 @@ static cm_status sh_next(CmBatchSource *b, float *images, int32_t *tokens, int32
         } else x = raw_next(s);
         if (!x) break;
         bool ok = decode(s, x, images + (size_t)k * isz, tokens + (size_t)k * b->ctx, labels + k);
+        cm_status ist = ok ? cm_sample_ids_add(&s->ids, x->key, x->url) : CM_OK;
         cm_wds_sample_free(x);
+        if (ist) return ist;
         if (ok) { k++; misses = 0; }
         else if (++misses > 10000) return cm_error(CM_ERR_FORMAT, "%s: 10000 bad samples in a row; giving up", s->cfg.urls);
     }
@@ -158,8 +162,13 @@ static cm_status sh_next(CmBatchSource *b, float *images, int32_t *tokens, int32
     return CM_OK;
 }
 
+static const char *sh_key(CmBatchSource *b, int i, const char **url) {
+    return cm_sample_ids_get(&((ShardSource *)b)->ids, i, url);
+}
+
 static void sh_close(CmBatchSource *b) {
     ShardSource *s = (ShardSource *)b;
+    cm_sample_ids_free(&s->ids);
     if (s->rd) cm_wds_close(s->rd);
     for (int i = 0; i < s->nbuf; i++) cm_wds_sample_free(s->buf[i]);
     cm_free(s->buf);
@@ -184,6 +193,7 @@ cm_status cm_batches_shards(const CmShardSourceCfg *c, CmBatchSource **out) {
     s->base.start_epoch = sh_start;
     s->base.next = sh_next;
     s->base.close = sh_close;
+    s->base.sample_key = sh_key;
     s->base.batch = c->batch;
     s->base.image_size = c->image_size;
     s->base.ctx = c->ctx;

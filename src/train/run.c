@@ -5,6 +5,7 @@
 #include "train/run.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 #include "common/rng.h"
+#include "eval/report.h"
+#include "eval/scores.h"
 #include "train/checkpoint.h"
+#include "train/val_scores.h"
 
 uint64_t cm_epoch_seed(uint64_t seed, int64_t epoch, uint64_t stream) {
     uint64_t x = seed ^ 0x5deece66dULL;
@@ -40,6 +44,25 @@ static void fmt_eta(double s, char *buf, size_t n) {
     snprintf(buf, n, "%lld:%02lld:%02lld", t / 3600, (t / 60) % 60, t % 60);
 }
 
+/* One line of <run>/steps.jsonl per optimizer step (docs/report.md): one write() on an O_APPEND
+   descriptor, so a line is never interleaved; fdatasync at the end of each epoch. A crash can
+   leave a cut last line, which readers skip; a resumed run appends the steps it redoes again
+   (readers keep the last occurrence of a step). */
+static cm_status write_step_line(int fd, const char *path, int64_t step, int64_t epoch, int64_t batch,
+                                 const CmStepStats *s, double sps, double data_t, double batch_t) {
+    char line[640];
+    int n = snprintf(line, sizeof line,
+                     "{\"step\":%lld,\"epoch\":%lld,\"batch\":%lld,\"loss\":%.7g,\"contrastive\":%.7g,\"classification\":%.7g,"
+                     "\"lr\":%.7g,\"logit_scale\":%.7g,\"samples_per_s\":%.5g,\"data_time\":%.5g,\"batch_time\":%.5g",
+                     (long long)step, (long long)epoch, (long long)batch, (double)s->loss, (double)s->loss_con,
+                     (double)s->loss_cls, s->lr, (double)s->logit_scale, sps, data_t, batch_t);
+    if (isfinite(s->grad_norm)) n += snprintf(line + n, sizeof line - n, ",\"grad_norm\":%.7g", s->grad_norm);
+    n += snprintf(line + n, sizeof line - n, "}\n");
+    /* the values are finite here: a non-finite loss ends the step with an error first */
+    if (write(fd, line, (size_t)n) != n) return cm_error(CM_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    return CM_OK;
+}
+
 typedef struct { double sum; int64_t n; } Avg;
 static void avg_add(Avg *a, double v) { a->sum += v; a->n++; }
 static double avg_get(const Avg *a) { return a->n ? a->sum / a->n : 0; }
@@ -62,9 +85,7 @@ static cm_status save_ckpt(CmRun *r, CmTrainer *t, const char *ckdir, int64_t co
     meta.lock_image = r->m->lock_image;
     meta.lock_text = r->m->lock_text;
     meta.trainable_only = trainable_only;
-    meta.n_rng = 1;
-    snprintf(meta.rng_name[0], sizeof meta.rng_name[0], "dropout");
-    meta.rng[0] = *cm_acts_rng(t->acts);
+    meta.n_rng = 0;   /* dropout masks are a function of (seed, step, sample): nothing to save */
     meta.args_json = args_json;
     snprintf(meta.tokenizer, sizeof meta.tokenizer, "%s", r->tokenizer ? r->tokenizer : "bpe");
     char path[1200];
@@ -98,12 +119,15 @@ cm_status cm_train_run(CmRun *r) {
     int32_t *tok = NULL, *lab = NULL;
     CmTrainer t;
     memset(&t, 0, sizeof t);
+    int steps_fd = -1;
+    char steps_path[1200] = "";
     r->have_val = false;
     r->run_dir[0] = 0;
     if ((st = cm_train_config_check(o))) return st;
     const int B = o->batch_size, K = o->accum_freq;
     const int S = m->cfg.vision.image_size, ctx = m->cfg.text.context_length;
     bool save_logs = o->logs && *o->logs && strcasecmp(o->logs, "none");
+    bool html = save_logs && o->report_html;
     char ckdir[1100] = "";
 
     if (r->train->batch != B || r->train->image_size != S || r->train->ctx != ctx)
@@ -131,6 +155,9 @@ cm_status cm_train_run(CmRun *r) {
         char pp[1200];
         snprintf(pp, sizeof pp, "%s/params.txt", r->run_dir);
         if (o->params_txt && (st = cm_write_file_atomic(pp, o->params_txt, strlen(o->params_txt)))) goto done;
+        snprintf(steps_path, sizeof steps_path, "%s/steps.jsonl", r->run_dir);
+        steps_fd = open(steps_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (steps_fd < 0) { st = cm_error(CM_ERR_IO, "%s: cannot open: %s", steps_path, strerror(errno)); goto done; }
     }
 
     /* schedule */
@@ -212,7 +239,7 @@ cm_status cm_train_run(CmRun *r) {
 
     for (int64_t epoch = start_epoch; epoch < o->epochs; epoch++) {
         cm_info("Start epoch %lld", (long long)epoch);
-        cm_acts_seed(t.acts, cm_epoch_seed(seed, epoch, 1));
+        cm_acts_seed(t.acts, cm_epoch_seed(seed, 0, 1));   /* masks vary with the step, not the epoch */
         if ((st = r->train->start_epoch(r->train, epoch))) goto done;
         Avg a_loss = {0}, a_con = {0}, a_cls = {0}, a_data = {0}, a_batch = {0};
         double t_last = cm_now(), data_time = 0;
@@ -241,6 +268,10 @@ cm_status cm_train_run(CmRun *r) {
             if (r->on_step) r->on_step(r->cb_ctx, t.step - 1, &s);
             steps_this_run++;
             double now = cm_now();
+            if (steps_fd >= 0 &&
+                (st = write_step_line(steps_fd, steps_path, t.step, epoch, i_accum + 1, &s, (double)B * K / (now - t_last + 1e-12),
+                                      data_time, now - t_last)))
+                goto done;
             avg_add(&a_batch, now - t_last);
             avg_add(&a_data, data_time);
             t_last = now; data_time = 0;
@@ -261,12 +292,24 @@ cm_status cm_train_run(CmRun *r) {
             }
         }
         int64_t completed = epoch + 1;
+        if (steps_fd >= 0) fdatasync(steps_fd);
         if (r->train->skipped) cm_info("epoch %lld: %lld bad samples skipped so far", (long long)epoch, (long long)r->train->skipped);
 
         /* validation */
         if (r->val && o->val_frequency > 0 && (completed % o->val_frequency == 0 || completed == o->epochs)) {
             double tv = cm_now();
-            if ((st = cm_validate(m, r->val, epoch, tc.w_con, tc.w_cls, &r->val_metrics))) { cm_error_prefix("validation"); goto done; }
+            CmScores vs;
+            cm_scores_init(&vs, 0);
+            /* --report-to html: the per-sample scores of the latest validation feed the report's
+               PR / ROC / calibration / mistakes sections */
+            st = cm_validate_ex(m, r->val, epoch, tc.w_con, tc.w_cls, &r->val_metrics, html ? cm_val_scores_collect : NULL, &vs);
+            if (!st && html && vs.n) {
+                char vp[1200];
+                snprintf(vp, sizeof vp, "%s/val_scores.jsonl", r->run_dir);
+                st = cm_scores_write(&vs, vp);
+            }
+            cm_scores_free(&vs);
+            if (st) { cm_error_prefix("validation"); goto done; }
             CmMetrics *vm = &r->val_metrics;
             if (vm->n == 0) {   /* validation was asked for and saw nothing: never report zeros as results */
                 st = cm_error(CM_ERR_IO, "validation: no sample could be read from --val-data (%lld bad samples or shards skipped)",
@@ -294,10 +337,22 @@ cm_status cm_train_run(CmRun *r) {
     }
     r->steps_done = t.step;
     r->train_seconds = cm_now() - t_run0;
+    if (steps_fd >= 0) { fdatasync(steps_fd); close(steps_fd); steps_fd = -1; }
+    if (html) {
+        char hp[1200], vp[1200];
+        snprintf(hp, sizeof hp, "%s/report.html", r->run_dir);
+        snprintf(vp, sizeof vp, "%s/val_scores.jsonl", r->run_dir);
+        CmReportOpts ro = cm_report_opts_default();
+        ro.run_dir = r->run_dir;
+        ro.scores_path = cm_file_exists(vp) ? vp : NULL;
+        if ((st = cm_report_html(&ro, hp))) { cm_error_prefix("--report-to html"); goto done; }
+        cm_info("Report written to %s", hp);
+    }
 
 done:
     r->train_skipped = r->train->skipped;
     r->val_skipped = r->val ? r->val->skipped : 0;
+    if (steps_fd >= 0) close(steps_fd);
     if (st && outlog) outlog_sink(CM_LOG_ERROR, cm_last_error(), outlog);
     cm_trainer_free(&t);
     cm_free(img); cm_free(tok); cm_free(lab);

@@ -53,6 +53,7 @@ typedef struct {
     const char *resume;                       /* NULL: fresh; "latest" or a checkpoint path */
     int save_frequency, val_frequency, log_every_n_steps;
     bool save_most_recent, delete_previous_checkpoint;
+    bool report_html;                         /* <run>/report.html at the end (docs/report.md) */
     const char *params_txt;                   /* written as <run>/params.txt when not NULL */
     const char *args_json;                    /* checkpoint "args" metadata (may be NULL) */
 } CmTrainConfig;

@@ -67,7 +67,11 @@ cm_status cm_trainer_grads(CmTrainer *t, const float *images, const int32_t *tok
     float d_ls = 0;
 
     cm_model_zero_grad(m);
+    /* dropout masks are keyed by (seed, step, index of the sample in the step's K*B batch): the
+       feature-cache pass and the recomputation of micro-batch j draw the same masks, which are
+       the masks the K*B batch would draw in one piece */
     if (K == 1) {
+        cm_acts_set_step(t->acts, (uint64_t)t->step, 0);
         if ((st = cm_model_forward(m, t->acts, images, tokens, B, drop, t->U, t->V, t->H))) return st;
         if ((st = cm_loss(t->U, t->V, t->H, labels, B, E, C, ls, t->cfg.w_con, t->cfg.w_cls, &lv, t->dU, t->dV, t->dH, &d_ls)))
             return st;
@@ -77,6 +81,7 @@ cm_status cm_trainer_grads(CmTrainer *t, const float *images, const int32_t *tok
         /* 1. features of every micro-batch without gradients (dropout as in training) */
         for (int j = 0; j < K; j++) {
             size_t r = (size_t)j * B;
+            cm_acts_set_step(t->acts, (uint64_t)t->step, (int64_t)r);
             if ((st = cm_model_forward(m, drop ? t->acts : NULL, images + r * img_sz, tokens + r * ctx, B, drop,
                                        t->U + r * E, t->V + r * E, t->H + r * C)))
                 return st;
@@ -84,6 +89,7 @@ cm_status cm_trainer_grads(CmTrainer *t, const float *images, const int32_t *tok
         /* 2. per micro-batch: fresh forward with gradients, loss over all K*B rows, backward rows j */
         for (int j = 0; j < K; j++) {
             size_t r = (size_t)j * B;
+            cm_acts_set_step(t->acts, (uint64_t)t->step, (int64_t)r);
             if ((st = cm_model_forward(m, t->acts, images + r * img_sz, tokens + r * ctx, B, drop, t->Uj, t->Vj, t->Hj)))
                 return st;
             /* swap the fresh rows into the cache; the cached rows come back after the loss
@@ -160,6 +166,11 @@ double cm_clip_val_loss(const float *U, const float *V, int N, int E, float scal
 }
 
 cm_status cm_validate(const CmModel *m, CmBatchSource *val, int64_t epoch, float w_con, float w_cls, CmMetrics *out) {
+    return cm_validate_ex(m, val, epoch, w_con, w_cls, out, NULL, NULL);
+}
+
+cm_status cm_validate_ex(const CmModel *m, CmBatchSource *val, int64_t epoch, float w_con, float w_cls, CmMetrics *out,
+                         CmValBatchFn on_batch, void *cb_ctx) {
     const int B = val->batch, S = val->image_size, ctx = val->ctx, E = m->cfg.embed_dim, C = m->cfg.head.n_classes;
     cm_metrics_init(out, C);
     if (S != m->cfg.vision.image_size || ctx != m->cfg.text.context_length)
@@ -179,6 +190,7 @@ cm_status cm_validate(const CmModel *m, CmBatchSource *val, int64_t epoch, float
         if (got == 0) break;
         if ((st = cm_model_forward(m, NULL, img, tok, got, false, U, V, H))) goto done;
         if ((st = cm_metrics_add(out, H, lab, got))) goto done;
+        if (on_batch && (st = on_batch(cb_ctx, val, H, lab, got, C))) goto done;
         cm_metrics_add_clip_loss(out, cm_clip_val_loss(U, V, got, E, scale), got);
         CmLossValues lv;
         if ((st = cm_loss(U, V, H, lab, got, E, C, ls, w_con, w_cls, &lv, NULL, NULL, NULL, NULL))) goto done;

@@ -13,8 +13,9 @@
  *     division by K). logit_scale's gradient (a direct input of the loss) is taken once, from the
  *     first sub-step — the big-batch value; OpenCLIP adds it K times (DESIGN §3).
  * Memory: the activations are sized for one micro-batch (B); the cache holds K*B feature rows.
- * Determinism: for a given seed and thread count the step is bit-reproducible (dropout draws
- * from the acts RNG, which the caller seeds per epoch and checkpoints).
+ * Determinism: for a given seed the step is bit-reproducible (dropout masks are counter-based:
+ * a function of seed, step and each sample's index in the K*B batch, so every micro-batch split
+ * draws the big batch's masks; cm_acts_set_step).
  * defines: CmTrainerCfg, CmTrainer, CmStepStats, cm_trainer_*, cm_clip_val_loss, cm_validate
  */
 #ifndef CM_TRAIN_TRAINER_H
@@ -81,5 +82,11 @@ double cm_clip_val_loss(const float *U, const float *V, int N, int E, float scal
 struct CmBatchSource;
 cm_status cm_validate(const CmModel *m, struct CmBatchSource *val, int64_t epoch, float w_con, float w_cls,
                       CmMetrics *out);
+/* The same, calling on_batch (when not NULL) after each batch with the head logits [n, C] and
+   labels (per-sample scores: src/eval/scores.h); an error from it ends the validation. */
+typedef cm_status (*CmValBatchFn)(void *ctx, struct CmBatchSource *src, const float *logits, const int32_t *labels,
+                                  int n, int n_classes);
+cm_status cm_validate_ex(const CmModel *m, struct CmBatchSource *val, int64_t epoch, float w_con, float w_cls,
+                         CmMetrics *out, CmValBatchFn on_batch, void *ctx);
 
 #endif
