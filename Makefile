@@ -1,22 +1,59 @@
-# clipmod — build, test, sanitise and benchmark.
-#   make            build/libclipmod.a and build/clipmod
-#   make test       build and run every tests/test_*.c; ends with "N passed, N failed"
+# clipmod — build, test, sanitise, benchmark and install.
+#   make            build/libclipmod.a, build/libclipmod.so and build/clipmod (portable x86-64-v3)
+#   make NATIVE=1   the same with -march=native (local builds; docs/install.md)
+#   make test       build and run every tests/test_*.c (+ tests/test_*.sh); ends with "N passed, N failed"
 #   make asan       the same tests under AddressSanitizer + UBSan (build-asan/)
-#   make bench      benchmarks (bench/bench_*.c), figures against a same-run baseline
+#   make bench      benchmarks (bench/bench_*.c), figures against a same-run baseline, then
+#                   default vs NATIVE=1 kernels in one interleaved run (scripts/bench-native.sh)
 #   make demo       the embedded default job (see README)
+#   make install PREFIX=/usr/local [DESTDIR=...]   /   make uninstall   (docs/install.md)
 # Sources are found by wildcard: a new file under src/<part>/ or tests/ needs no Makefile edit.
 
 BUILD    ?= build
 CC       ?= cc
-OPT      ?= -O3 -march=native
-# Not -ffast-math: the loss guards need isfinite(). -fno-math-errno lets GCC use libmvec for
-# expf/erff inside `#pragma omp simd` loops (DESIGN §10).
+OPT      ?= -O3
 EXTRA    ?=
 LDEXTRA  ?=
-CFLAGS   := $(OPT) -g $(EXTRA) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fno-math-errno -fopenmp \
-            -Iinclude -Isrc -I/usr/include/x86_64-linux-gnu/openblas-openmp
-LDLIBS   := $(LDEXTRA) -L/usr/lib/x86_64-linux-gnu/openblas-openmp -lopenblas -ljpeg -lpng -lwebp -lzip -lz \
-            -lcjson -lutf8proc -lcurl -lcrypto -ldnnl -lpthread -lm -fopenmp
+
+# ---- version: one place, CLIPMOD_VERSION in include/clipmod.h (soname, clipmod.pc, --version) ----
+VERSION  := $(shell sed -n 's/^\#define CLIPMOD_VERSION "\([0-9][0-9.]*\)".*/\1/p' include/clipmod.h)
+MAJOR    := $(firstword $(subst ., ,$(VERSION)))
+SONAME   := libclipmod.so.$(MAJOR)
+
+# ---- target CPU (docs/install.md): the default runs on any x86-64 with AVX2/FMA (x86-64-v3); the
+# hot loops marked CM_HOT (src/kernels/vecmath.h) carry an AVX-512 clone picked at load time, and
+# OpenBLAS / oneDNN dispatch themselves. NATIVE=1: -march=native. MARCH= overrides both.
+ifeq ($(NATIVE),1)
+MARCH    ?= -march=native
+else ifneq ($(filter x86_64-%,$(shell $(CC) -dumpmachine)),)
+MARCH    ?= -march=x86-64-v3
+else
+MARCH    ?=
+endif
+
+# ---- dependencies: compile and link flags from pkg-config where Debian ships a .pc; OpenBLAS is
+# the OpenMP build (its own pkgconfig folder first); oneDNN has no .pc (DNNL_LIBS) ------------------
+MULTIARCH  := $(shell $(CC) -print-multiarch 2>/dev/null)
+PKG_CONFIG ?= pkg-config
+# ompi-c: Open MPI (data-parallel training), always linked, initialised only under mpirun/srun (src/dist)
+PC_DEPS    := openblas libjpeg libpng libwebp libzip zlib libcjson libutf8proc libcurl libcrypto ompi-c
+PC         := PKG_CONFIG_PATH=/usr/lib/$(MULTIARCH)/openblas-openmp/pkgconfig$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH)) $(PKG_CONFIG)
+DEP_CFLAGS := $(shell $(PC) --cflags $(PC_DEPS) 2>/dev/null)
+DEP_LIBS   := $(shell $(PC) --libs $(PC_DEPS) 2>/dev/null)
+DNNL_LIBS  := -ldnnl
+ifeq ($(DEP_LIBS),)
+ifeq ($(filter clean uninstall,$(MAKECMDGOALS)),)
+$(error pkg-config cannot find all of: $(PC_DEPS) (run: sh scripts/install-deps.sh))
+endif
+endif
+
+# Not -ffast-math: the loss guards need isfinite(). -fno-math-errno lets GCC use libmvec for
+# expf/erff inside `#pragma omp simd` loops (DESIGN §10). -fPIC: the same objects make the static
+# and the shared library; -fvisibility=hidden: only CLIPMOD_API functions (include/clipmod.h) are
+# exported from libclipmod.so.
+CFLAGS   := $(OPT) $(MARCH) -g $(EXTRA) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fno-math-errno -fopenmp \
+            -fPIC -fvisibility=hidden -Iinclude -Isrc $(DEP_CFLAGS)
+LDLIBS   := $(LDEXTRA) $(DEP_LIBS) $(DNNL_LIBS) -lpthread -lm -fopenmp
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LIB_SRC  := $(sort $(wildcard src/*/*.c))
@@ -30,10 +67,15 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test asan bench demo clean
-all: $(BUILD)/libclipmod.a $(BUILD)/clipmod
+.PHONY: all test asan bench bench-native demo clean install uninstall
+all: $(BUILD)/libclipmod.a $(BUILD)/libclipmod.so $(BUILD)/clipmod
 
-$(BUILD)/%.o: %.c
+# objects depend on the flags they were built with: a change of OPT, MARCH, NATIVE, EXTRA rebuilds
+$(BUILD)/.cflags: FORCE
+	@mkdir -p $(BUILD); echo '$(CFLAGS)' | cmp -s - $@ || echo '$(CFLAGS)' > $@
+.PHONY: FORCE
+
+$(BUILD)/%.o: %.c $(BUILD)/.cflags
 	@mkdir -p $(dir $@)
 	@echo "  CC    $<"
 	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
@@ -41,6 +83,21 @@ $(BUILD)/%.o: %.c
 $(BUILD)/libclipmod.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+# ---- shared library: libclipmod.so.VERSION, soname libclipmod.so.MAJOR, unversioned link ----------
+# Exports: the CLIPMOD_API functions (-fvisibility=hidden hides the rest); the version script also
+# hides the ifunc symbols of the CM_HOT clones, which GCC leaves global despite -fvisibility=hidden.
+$(BUILD)/libclipmod.map:
+	@mkdir -p $(dir $@)
+	@echo '{ global: clipmod_*; local: *; };' > $@
+
+$(BUILD)/libclipmod.so.$(VERSION): $(LIB_OBJ) $(BUILD)/libclipmod.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--no-undefined -Wl,--version-script=$(BUILD)/libclipmod.map $(CFLAGS) \
+	    -o $@ $(LIB_OBJ) $(LDLIBS)
+
+$(BUILD)/libclipmod.so: $(BUILD)/libclipmod.so.$(VERSION)
+	ln -sf libclipmod.so.$(VERSION) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $@
 
 $(BUILD)/clipmod: $(CLI_OBJ) $(BUILD)/libclipmod.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
@@ -53,20 +110,73 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libclipmod.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libclipmod.a $(LDLIBS)
 
-# The test runner needs build/clipmod too (CLI tests call it as outside tests do).
+# The test runner needs build/clipmod too (CLI tests call it as outside tests do). tests/test_*.sh
+# are shell tests (run with sh; they get BUILD, MARCH, OPT and CC from here).
+SH_TESTS := $(sort $(wildcard tests/test_*.sh))
 test: all $(TESTS)
-	@BUILD=$(BUILD) CLIPMOD_SANITIZED=$(CLIPMOD_SANITIZED) sh tests/run_tests.sh $(TESTS)
+	@BUILD=$(BUILD) CLIPMOD_SANITIZED=$(CLIPMOD_SANITIZED) MARCH="$(MARCH)" OPT="$(OPT)" CC="$(CC)" sh tests/run_tests.sh $(TESTS) $(SH_TESTS)
 
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1" EXTRA="$(SAN)" LDEXTRA="$(SAN)" CLIPMOD_SANITIZED=1 test
 
 bench: all $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
+	@sh scripts/bench-native.sh
+
+# default (build/) vs NATIVE=1 (build-native/) kernels, interleaved in one run
+bench-native:
+	@sh scripts/bench-native.sh
 
 demo: all
 	$(BUILD)/clipmod demo
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-native
+
+# ---- install (docs/install.md): PREFIX, DESTDIR (staged, as Debian packaging does) -------------------
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+BINDIR     := $(PREFIX)/bin
+LIBDIR     := $(PREFIX)/lib
+INCLUDEDIR := $(PREFIX)/include
+DATADIR    := $(PREFIX)/share/clipmod
+MANDIR     := $(PREFIX)/share/man
+PYDIR      := $(PREFIX)/lib/python3/dist-packages
+VOCAB_FILES:= assets/bpe_simple_vocab_16e6.txt.gz assets/bpe_simple_vocab_16e6.LICENSE.md
+
+# the man page comes from the CLI's own option tables (clipmod --man), so it cannot drift
+$(BUILD)/clipmod.1: $(BUILD)/clipmod
+	$(BUILD)/clipmod --man > $@.tmp && mv $@.tmp $@
+
+# relocatable: prefix from the .pc file's own folder (pkg-config's pcfiledir)
+$(BUILD)/clipmod.pc: include/clipmod.h Makefile
+	@mkdir -p $(dir $@)
+	@{ echo 'prefix=$${pcfiledir}/../..'; echo 'libdir=$${prefix}/lib'; echo 'includedir=$${prefix}/include'; \
+	   echo; echo 'Name: clipmod'; echo 'Description: OpenCLIP-exact CLIP image+text classifier (C library)'; \
+	   echo 'Version: $(VERSION)'; echo 'Requires.private: $(PC_DEPS)'; \
+	   echo 'Libs: -L$${libdir} -lclipmod'; echo 'Libs.private: $(DNNL_LIBS) -lpthread -lm -fopenmp'; \
+	   echo 'Cflags: -I$${includedir}'; } > $@
+
+install: all $(BUILD)/clipmod.1 $(BUILD)/clipmod.pc
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(DATADIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 755 $(BUILD)/clipmod $(DESTDIR)$(BINDIR)/clipmod
+	install -m 755 $(BUILD)/libclipmod.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libclipmod.so.$(VERSION)
+	ln -sf libclipmod.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libclipmod.so
+	install -m 644 $(BUILD)/libclipmod.a $(DESTDIR)$(LIBDIR)/libclipmod.a
+	install -m 644 $(BUILD)/clipmod.pc $(DESTDIR)$(LIBDIR)/pkgconfig/clipmod.pc
+	install -m 644 include/clipmod.h $(DESTDIR)$(INCLUDEDIR)/clipmod.h
+	install -m 644 $(VOCAB_FILES) $(DESTDIR)$(DATADIR)/
+	install -m 644 $(BUILD)/clipmod.1 $(DESTDIR)$(MANDIR)/man1/clipmod.1
+	install -d $(DESTDIR)$(PYDIR)/clipmod
+	install -m 644 python/clipmod/__init__.py $(DESTDIR)$(PYDIR)/clipmod/__init__.py
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/clipmod $(DESTDIR)$(LIBDIR)/libclipmod.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
+	      $(DESTDIR)$(LIBDIR)/libclipmod.so $(DESTDIR)$(LIBDIR)/libclipmod.a $(DESTDIR)$(LIBDIR)/pkgconfig/clipmod.pc \
+	      $(DESTDIR)$(INCLUDEDIR)/clipmod.h $(addprefix $(DESTDIR)$(DATADIR)/,$(notdir $(VOCAB_FILES))) \
+	      $(DESTDIR)$(MANDIR)/man1/clipmod.1 $(DESTDIR)$(PYDIR)/clipmod/__init__.py
+	-rm -rf $(DESTDIR)$(PYDIR)/clipmod/__pycache__
+	-rmdir $(DESTDIR)$(DATADIR) $(DESTDIR)$(PYDIR)/clipmod 2>/dev/null || true
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

@@ -3,7 +3,7 @@
  * cm_tokenize (77 ids each) over COCO val2017 captions (../shared/data/coco/captions_val2017.json,
  * 25k captions; synthetic COCO-like captions when absent), with the BPE cache (warm) and without
  * it, and their ratio measured in the same run. Target (issue 3): >= 50,000 captions/s with cache.
- * Needs the vocabulary (../shared/vocab or $CLIPMOD_VOCAB). BENCH_QUICK=1: one short pass.
+ * Uses the shipped vocabulary (assets/) or $CLIPMOD_VOCAB. BENCH_QUICK=1: one short pass.
  */
 #include <stdlib.h>
 #include <string.h>

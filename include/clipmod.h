@@ -21,7 +21,16 @@
 extern "C" {
 #endif
 
+/* The version, in this one place: the Makefile reads it for the soname (libclipmod.so.MAJOR) and
+   clipmod.pc; `clipmod --version` prints it. clipmod_version() gives the library's own at run time. */
 #define CLIPMOD_VERSION "0.1.0"
+
+/* Marks the functions exported from libclipmod.so (built with -fvisibility=hidden). */
+#if defined(__GNUC__)
+#define CLIPMOD_API __attribute__((visibility("default")))
+#else
+#define CLIPMOD_API
+#endif
 
 typedef enum {
     CLIPMOD_OK = 0,
@@ -35,9 +44,12 @@ typedef enum {
     CLIPMOD_ERR_UNSUPPORTED = -8  /* valid input that this build does not handle */
 } clipmod_status;
 
+/* CLIPMOD_VERSION of the library actually linked (e.g. "0.1.0"). */
+CLIPMOD_API const char *clipmod_version(void);
+
 /* The message of the last failure on this thread. */
-const char *clipmod_last_error(void);
-const char *clipmod_status_str(clipmod_status st);
+CLIPMOD_API const char *clipmod_last_error(void);
+CLIPMOD_API const char *clipmod_status_str(clipmod_status st);
 
 /* ---- model (src/model) -------------------------------------------------------------------- */
 /* An OpenCLIP ViT CLIP (+ LoRA + classification head) in fp32; read-only once loaded, so one
@@ -48,18 +60,18 @@ typedef struct CmModel clipmod_model;
    or a JSON config file; NULL takes the config from the file (metadata, else its shapes).
    Loading is strict (a missing, unexpected or mis-shaped tensor is an error naming it), except
    that a plain CLIP file may lack the LoRA and head tensors (LoRA B = 0, head initialised). */
-clipmod_status clipmod_model_load(const char *path, const char *model_name, clipmod_model **out);
-void clipmod_model_free(clipmod_model *m);
-int clipmod_model_embed_dim(const clipmod_model *m);     /* 512 for ViT-B-32 */
-int clipmod_model_image_size(const clipmod_model *m);    /* 224 */
-int clipmod_model_num_classes(const clipmod_model *m);   /* 7; 0 without a head */
+CLIPMOD_API clipmod_status clipmod_model_load(const char *path, const char *model_name, clipmod_model **out);
+CLIPMOD_API void clipmod_model_free(clipmod_model *m);
+CLIPMOD_API int clipmod_model_embed_dim(const clipmod_model *m);     /* 512 for ViT-B-32 */
+CLIPMOD_API int clipmod_model_image_size(const clipmod_model *m);    /* 224 */
+CLIPMOD_API int clipmod_model_num_classes(const clipmod_model *m);   /* 7; 0 without a head */
 /* images[n,3,S,S] (preprocessed) -> out[n,E]; L2-normalised when normalize, else the raw
    projection output. tokens[n,77] (ids < 49408). */
-clipmod_status clipmod_encode_image(const clipmod_model *m, const float *images, int n, bool normalize, float *out);
-clipmod_status clipmod_encode_text(const clipmod_model *m, const int32_t *tokens, int n, bool normalize, float *out);
+CLIPMOD_API clipmod_status clipmod_encode_image(const clipmod_model *m, const float *images, int n, bool normalize, float *out);
+CLIPMOD_API clipmod_status clipmod_encode_text(const clipmod_model *m, const int32_t *tokens, int n, bool normalize, float *out);
 /* The classification head on image+text pairs: probs[n,7] (softmax of the head logits) and, when
    logits != NULL, the logits. */
-clipmod_status clipmod_classify(const clipmod_model *m, const float *images, const int32_t *tokens, int n,
+CLIPMOD_API clipmod_status clipmod_classify(const clipmod_model *m, const float *images, const int32_t *tokens, int n,
                                 float *probs, float *logits);
 
 /* ---- tokenizer (src/data/tokenizer.c) ----------------------------------------------------- */
@@ -67,13 +79,14 @@ clipmod_status clipmod_classify(const clipmod_model *m, const float *images, con
 typedef struct CmTokenizer clipmod_tokenizer;
 #define CLIPMOD_CONTEXT_LEN 77
 /* path: bpe_simple_vocab_16e6.txt.gz, a merges file, a vocab.json (merges.txt beside it) or a folder
-   holding them; NULL searches $CLIPMOD_VOCAB, then ../shared/vocab/ (docs/tokenizer.md). */
-clipmod_status clipmod_tokenizer_load(const char *path, clipmod_tokenizer **out);
-void clipmod_tokenizer_free(clipmod_tokenizer *tok);
+   holding them; NULL searches $CLIPMOD_VOCAB, then <prefix>/share/clipmod/ beside this library or the
+   executable, then the source tree's assets/ (docs/tokenizer.md). */
+CLIPMOD_API clipmod_status clipmod_tokenizer_load(const char *path, clipmod_tokenizer **out);
+CLIPMOD_API void clipmod_tokenizer_free(clipmod_tokenizer *tok);
 /* One UTF-8 caption of len bytes -> ids[context_len] (49406 ... 49407, zero padded). */
-clipmod_status clipmod_tokenize(clipmod_tokenizer *tok, const char *text, size_t len, int32_t *ids, int context_len);
+CLIPMOD_API clipmod_status clipmod_tokenize(clipmod_tokenizer *tok, const char *text, size_t len, int32_t *ids, int context_len);
 /* n NUL-terminated captions -> ids[n][77]. */
-clipmod_status clipmod_tokenize_batch(clipmod_tokenizer *tok, const char *const *texts, size_t n, int32_t *ids);
+CLIPMOD_API clipmod_status clipmod_tokenize_batch(clipmod_tokenizer *tok, const char *const *texts, size_t n, int32_t *ids);
 
 /* ---- images (src/data/image.c, src/data/transform.c) -------------------------------------- */
 
@@ -83,14 +96,14 @@ typedef struct { int width, height; uint8_t *rgb; } clipmod_image;
 /* Decode a JPEG, PNG or WebP (chosen by the magic bytes, not the name) to RGB as PIL's
    Image.open(f).convert('RGB') does (EXIF orientation not applied; > 64 megapixels refused).
    `name` is used in error messages. Free with clipmod_image_free. */
-clipmod_status clipmod_image_load(const char *path, clipmod_image *out);
-clipmod_status clipmod_image_decode(const uint8_t *bytes, size_t len, const char *name, clipmod_image *out);
-void clipmod_image_free(clipmod_image *img);
+CLIPMOD_API clipmod_status clipmod_image_load(const char *path, clipmod_image *out);
+CLIPMOD_API clipmod_status clipmod_image_decode(const uint8_t *bytes, size_t len, const char *name, clipmod_image *out);
+CLIPMOD_API void clipmod_image_free(clipmod_image *img);
 
 /* OpenCLIP's ViT-B-32 eval transform: out[3,224,224] float32 (shortest side to 224 with Pillow's
    bicubic, centre crop, /255, CLIP mean/std normalisation); bit-identical to Pillow 9.4 + torchvision. */
-clipmod_status clipmod_preprocess(const clipmod_image *img, float *out);
-clipmod_status clipmod_preprocess_file(const char *path, float *out);
+CLIPMOD_API clipmod_status clipmod_preprocess(const clipmod_image *img, float *out);
+CLIPMOD_API clipmod_status clipmod_preprocess_file(const char *path, float *out);
 
 /* ---- data (src/data) --------------------------------------------------------------------- */
 

@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential pkg-config libopenblas-openmp-dev libdnnl-dev libjpeg62-turbo-dev libpng-dev \
 libwebp-dev libzip-dev zlib1g-dev libarchive-dev libcjson-dev libutf8proc-dev libcurl4-openssl-dev \
-libssl-dev python3 chromium"
+libssl-dev python3 python3-numpy chromium openmpi-bin libopenmpi-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -1,12 +1,15 @@
 #!/bin/sh
-# Runs every test executable given as arguments from the repository root, prints each one's
+# Runs every test executable (or tests/test_*.sh shell test) given as arguments from the repository root, prints each one's
 # output, and ends with the total line "N passed, N failed" (test cases, over all executables).
 # An executable that crashes or exits non-zero without reporting counts as one failure.
 set -u
 passed=0; failed=0; skipped=0
 for t in "$@"; do
     echo "== $t"
-    out=$("$t" 2>&1); rc=$?
+    case "$t" in
+        *.sh) out=$(sh "$t" 2>&1); rc=$? ;;    # shell tests (tests/test_*.sh)
+        *) out=$("$t" 2>&1); rc=$? ;;
+    esac
     printf '%s\n' "$out"
     line=$(printf '%s\n' "$out" | grep -E '^[a-z_0-9]+: [0-9]+ passed, [0-9]+ failed' | tail -n 1)
     if [ -n "$line" ]; then

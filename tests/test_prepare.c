@@ -12,6 +12,8 @@
 #include "data/prepare.h"
 #include "data/wds.h"
 
+#include <dirent.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 
@@ -75,7 +77,7 @@ static const char *PY_FAKEDDIT =
 
 static void test_fakeddit(void) {
     SHARED_OR_SKIP();
-    CmPrepareOpts o = {tl_tmp("fk"), 20, 0, 0, 0, true};
+    CmPrepareOpts o = {tl_tmp("fk"), 20, 0, 0, 0, true, false};
     CmPrepareReport r;
     REQUIRE(cm_prepare_fakeddit(tl_shared("data/fakeddit/multimodal_train.tsv"), tl_shared("data/fakeddit/images"), &o, &r) == 0,
         "%s", cm_last_error());
@@ -200,7 +202,7 @@ static void test_mmhs(void) {
     snprintf(p, sizeof p, "%s/splits/val_ids.txt", root);
     tl_write_text(p, ids);
 
-    CmPrepareOpts o = {tl_tmp("mmhs_out"), 0, 0, 0, 0, true};
+    CmPrepareOpts o = {tl_tmp("mmhs_out"), 0, 0, 0, 0, true, false};
     CmPrepareReport r;
     REQUIRE(cm_prepare_mmhs150k(root, "val", &o, &r) == 0, "%s", cm_last_error());
     CHECK(r.per_class[0] == 4 && r.per_class[6] == 4, "not-hate %lld hate %lld", (long long)r.per_class[0], (long long)r.per_class[6]);
@@ -225,13 +227,14 @@ static void test_mmhs(void) {
           strstr((char *)js->data, "\"dataset\":\"mmhs150k\""), "json %s", js ? (char *)js->data : "");
     cm_wds_sample_free(s);
     cm_wds_close(rd);
+    o.overwrite = true;   /* the failures below must leave the earlier output alone */
     CHECK(cm_prepare_mmhs150k(root, "dev", &o, &r) != 0, "bad split refused");
     CHECK(cm_prepare_mmhs150k(tl_tmp("nowhere"), "val", &o, &r) != 0 && strstr(cm_last_error(), "MMHS150K_GT.json"), "%s", cm_last_error());
 }
 
 static void test_coco(void) {
     SHARED_OR_SKIP();
-    CmPrepareOpts o = {tl_tmp("coco"), 0, 0, 0, 0, true};
+    CmPrepareOpts o = {tl_tmp("coco"), 0, 0, 0, 0, true, false};
     CmPrepareReport r;
     REQUIRE(cm_prepare_coco(tl_shared("data/coco/captions_val2017.json"), tl_shared("data/coco"), &o, &r) == 0, "%s", cm_last_error());
     CHECK(r.written == 10 && r.per_class[0] == 10 && r.missing_images == 25014 - 10 && r.bad_rows == 0,
@@ -250,7 +253,7 @@ static void test_coco(void) {
     char p[700];
     snprintf(p, sizeof p, "%s/000000000005.jpg", tl_tmp("cimg"));
     write_jpeg(p, 64, 32, 100);
-    CmPrepareOpts o2 = {tl_tmp("coco2"), 0, 0, 0, 0, true};
+    CmPrepareOpts o2 = {tl_tmp("coco2"), 0, 0, 0, 0, true, false};
     REQUIRE(cm_prepare_coco(tl_tmp("caps.json"), tl_tmp("cimg"), &o2, &r) == 0, "%s", cm_last_error());
     CHECK(r.written == 1 && r.bad_rows == 2, "written %lld bad %lld", (long long)r.written, (long long)r.bad_rows);
     CmWdsReader *rd;
@@ -264,9 +267,95 @@ static void test_coco(void) {
     cm_wds_sample_free(s);
     cm_wds_close(rd);
     tl_write_text(tl_tmp("notcoco.json"), "{\"x\": 1}");
+    o2.overwrite = true;   /* failures must leave the earlier output alone */
     CHECK(cm_prepare_coco(tl_tmp("notcoco.json"), tl_tmp("cimg"), &o2, &r) != 0 && strstr(cm_last_error(), "COCO"), "%s", cm_last_error());
     tl_write_text(tl_tmp("broken.json"), "{\"images\": [");
     CHECK(cm_prepare_coco(tl_tmp("broken.json"), tl_tmp("cimg"), &o2, &r) != 0, "broken JSON refused");
+}
+
+static int count_files(const char *dir, const char *needle) {
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) n += strstr(e->d_name, needle) != NULL;
+    closedir(d);
+    return n;
+}
+
+/* --out: never mixed with an earlier run (issue 13 item 3): a non-empty --out is refused without
+   --overwrite; --overwrite replaces it as a whole (no old shard survives), only when it holds
+   prepare output; a failed run leaves the old output as it was; no temp folder is left; a dead
+   process's temp folder is removed. */
+static void test_out_overwrite(void) {
+    char p[700], out[600];
+    cm_mkdir_p(tl_tmp("oimg"));
+    snprintf(p, sizeof p, "%s/000000000005.jpg", tl_tmp("oimg"));
+    write_jpeg(p, 64, 32, 100);
+    tl_write_text(tl_tmp("three.json"),
+                  "{\"images\": [{\"id\": 5, \"file_name\": \"000000000005.jpg\"}], \"annotations\": ["
+                  "{\"image_id\": 5, \"id\": 1, \"caption\": \"one\"}, {\"image_id\": 5, \"id\": 2, \"caption\": \"two\"},"
+                  "{\"image_id\": 5, \"id\": 3, \"caption\": \"three\"}]}");
+    tl_write_text(tl_tmp("one.json"),
+                  "{\"images\": [{\"id\": 5, \"file_name\": \"000000000005.jpg\"}], \"annotations\": ["
+                  "{\"image_id\": 5, \"id\": 9, \"caption\": \"nine\"}]}");
+    snprintf(out, sizeof out, "%s", tl_tmp("oout"));
+    /* a dead process's temp folder next to it */
+    pid_t dead = fork();
+    if (dead == 0) _exit(0);
+    waitpid(dead, NULL, 0);
+    snprintf(p, sizeof p, "%s.tmp.%d/class_0", out, (int)dead);
+    REQUIRE(cm_mkdir_p(p) == 0, "mkdir");
+    CmPrepareOpts o = {out, 1, 0, 0, 0, true, false};
+    CmPrepareReport r;
+    REQUIRE(cm_prepare_coco(tl_tmp("three.json"), tl_tmp("oimg"), &o, &r) == 0, "%s", cm_last_error());
+    snprintf(p, sizeof p, "%s/class_0", out);
+    CHECK(r.written == 3 && count_files(p, ".tar") == 3, "first run: %lld written, %d shards", (long long)r.written, count_files(p, ".tar"));
+    CHECK(count_files(tl_tmpdir, "oout.tmp.") == 0, "temp folders left after the first run (the dead one included)");
+    /* again, without --overwrite: refused, nothing touched */
+    CHECK(cm_prepare_coco(tl_tmp("one.json"), tl_tmp("oimg"), &o, &r) == CM_ERR_ARG && strstr(cm_last_error(), "--overwrite") &&
+          strstr(cm_last_error(), "not empty"), "non-empty --out: %s", cm_last_error());
+    CHECK(count_files(p, ".tar") == 3, "refused run changed the output");
+    /* --overwrite with a failing input: the old output stays, no temp left */
+    o.overwrite = true;
+    CHECK(cm_prepare_coco(tl_tmp("nonexistent.json"), tl_tmp("oimg"), &o, &r) != 0, "missing captions");
+    CHECK(count_files(p, ".tar") == 3 && count_files(tl_tmpdir, "oout.tmp.") == 0, "failed --overwrite run: %d shards, %d temp",
+          count_files(p, ".tar"), count_files(tl_tmpdir, "oout.tmp."));
+    /* --overwrite: only the new run's files */
+    REQUIRE(cm_prepare_coco(tl_tmp("one.json"), tl_tmp("oimg"), &o, &r) == 0, "%s", cm_last_error());
+    CHECK(r.written == 1 && count_files(p, ".tar") == 1, "after --overwrite: %lld written, %d shards (old ones mixed in?)",
+          (long long)r.written, count_files(p, ".tar"));
+    snprintf(p, sizeof p, "%s/class_0/sizes.json", out);
+    uint8_t *b; size_t n;
+    REQUIRE(cm_read_file(p, 1 << 20, &b, &n) == 0, "sizes.json");
+    CHECK(strstr((char *)b, "\"00000.tar\": 1") && !strstr((char *)b, "00001"), "sizes.json: %s", (char *)b);
+    cm_free(b);
+    CHECK(count_files(tl_tmpdir, "oout.tmp.") == 0 && count_files(tl_tmpdir, "oout.old") == 0, "temp folders left after --overwrite");
+    /* a folder with other files is never replaced */
+    snprintf(p, sizeof p, "%s/notes.txt", out);
+    tl_write_text(p, "mine");
+    CHECK(cm_prepare_coco(tl_tmp("one.json"), tl_tmp("oimg"), &o, &r) == CM_ERR_ARG && strstr(cm_last_error(), "notes.txt"),
+          "foreign file: %s", cm_last_error());
+    CHECK(cm_file_exists(p), "the foreign file was removed");
+    /* an empty existing folder is fine without --overwrite; a file is not a folder */
+    cm_mkdir_p(tl_tmp("oempty"));
+    CmPrepareOpts oe = {tl_tmp("oempty"), 0, 0, 0, 0, true, false};
+    CHECK(cm_prepare_coco(tl_tmp("one.json"), tl_tmp("oimg"), &oe, &r) == 0 && r.written == 1, "empty --out: %s", cm_last_error());
+    CmPrepareOpts of = {tl_tmp("one.json"), 0, 0, 0, 0, true, true};
+    CHECK(cm_prepare_coco(tl_tmp("one.json"), tl_tmp("oimg"), &of, &r) == CM_ERR_ARG && strstr(cm_last_error(), "not a folder"),
+          "file as --out: %s", cm_last_error());
+    /* the CLI: 2 without --overwrite, 0 with it */
+    if (access(tl_clipmod_bin(), X_OK) == 0) {
+        char args[2000];
+        snprintf(args, sizeof args, "prepare coco --captions %s --images %s --out %s --quiet", tl_tmp("three.json"), tl_tmp("oimg"),
+                 tl_tmp("oempty"));
+        char err[2048];
+        CHECK(tl_run_clipmod(args, NULL, 0, err, sizeof err) == 2 && strstr(err, "--overwrite"), "CLI non-empty --out: %s", err);
+        strcat(args, " --overwrite");
+        CHECK(tl_run_clipmod(args, NULL, 0, NULL, 0) == 0, "CLI --overwrite");
+        snprintf(p, sizeof p, "%s/class_0", tl_tmp("oempty"));
+        CHECK(count_files(p, ".tar") == 1, "CLI --overwrite: %d shards", count_files(p, ".tar"));
+    }
 }
 
 static void test_cli(void) {
@@ -292,6 +381,7 @@ int main(void) {
     RUN(test_fakeddit);
     RUN(test_mmhs);
     RUN(test_coco);
+    RUN(test_out_overwrite);
     RUN(test_cli);
     tl_tmpdir_remove();
     return tl_summary("test_prepare");

@@ -444,10 +444,27 @@ static void test_default_search(void) {
     CHECK(cm_tokenizer_load(NULL, &t) == 0, "$CLIPMOD_VOCAB folder: %s", cm_last_error());
     cm_tokenizer_free(t); t = NULL;
     unsetenv("CLIPMOD_VOCAB");
-    if (!strcmp(tl_shared_root(), "../shared")) {        /* ../shared/vocab from the repository root */
-        CHECK(cm_tokenizer_load(NULL, &t) == 0, "default ../shared/vocab: %s", cm_last_error());
-        cm_tokenizer_free(t);
-    }
+    /* the shipped copy is byte for byte the reference file */
+    uint8_t *a = NULL, *b = NULL; size_t la = 0, lb = 0;
+    CHECK(cm_read_file("assets/bpe_simple_vocab_16e6.txt.gz", (size_t)1 << 24, &a, &la) == 0, "%s", cm_last_error());
+    CHECK(cm_read_file(tl_shared("vocab/bpe_simple_vocab_16e6.txt.gz"), (size_t)1 << 24, &b, &lb) == 0, "%s", cm_last_error());
+    CHECK(a && b && la == lb && la == 1356917 && !memcmp(a, b, la), "assets/ vocabulary differs from ../shared/vocab");
+    cm_free(a); cm_free(b);
+}
+
+/* The shipped vocabulary (assets/) is found without $CLIPMOD_VOCAB and without ../shared: from
+   build/tests/test_tokenizer it is <exe>/../../assets (docs/tokenizer.md). */
+static void test_shipped_vocab(void) {
+    CmTokenizer *t = NULL;
+    unsetenv("CLIPMOD_VOCAB");
+    CHECK(cm_tokenizer_load(NULL, &t) == 0, "shipped vocabulary: %s", cm_last_error());
+    if (!t) return;
+    CHECK(strstr(t->source, "/assets") != NULL, "loaded from %s, not assets/", t->source);
+    int32_t ids[77], want[7] = {49406, 320, 1125, 539, 320, 2368, 49407};
+    CHECK(cm_tokenize(t, "a photo of a cat", 16, ids, 77) == 0, "%s", cm_last_error());
+    CHECK(!memcmp(ids, want, sizeof want) && ids[7] == 0, "ids %d %d %d %d %d %d %d %d", ids[0], ids[1], ids[2], ids[3],
+          ids[4], ids[5], ids[6], ids[7]);
+    cm_tokenizer_free(t);
 }
 
 /* ---- threads ------------------------------------------------------------------------------------ */
@@ -520,6 +537,7 @@ int main(void) {
     RUN(test_very_long);
     RUN(test_corrupt_vocab);
     RUN(test_default_search);
+    RUN(test_shipped_vocab);
     RUN(test_threads_share_one_tokenizer);
     RUN(test_cli);
     cm_tokenizer_free(g_tok);

@@ -198,21 +198,60 @@ static void test_errors(void) {
     cm_model_free(m);
 }
 
+/* --resume latest: the complete checkpoint with the most steps, whatever its name (a mid-epoch
+   step_N beats an older epoch_latest, a newer epoch_N beats epoch_latest); unreadable files, temp
+   files and other names are ignored; on a tie epoch_N wins. */
 static void test_find_latest(void) {
+    static const char cfg_json[] =
+        "{\"model_cfg\":{\"embed_dim\":16,\"vision_cfg\":{\"image_size\":16,\"layers\":1,\"width\":16,\"patch_size\":8,\"head_width\":8},"
+        "\"text_cfg\":{\"context_length\":8,\"vocab_size\":258,\"width\":16,\"heads\":2,\"layers\":1}}}";
+    CmModelConfig cfg;
+    REQUIRE_OK(cm_config_from_json(cfg_json, strlen(cfg_json), "test config", &cfg), "config: %s", cm_last_error());
+    CmModel *m;
+    REQUIRE_OK(cm_model_create(&cfg, &m), "create: %s", cm_last_error());
     char dir[400], p[600], *out = NULL;
     snprintf(dir, sizeof dir, "%s/ck", tmpdir);
     REQUIRE_OK(cm_mkdir_p(dir), "mkdir");
     CHECK(cm_checkpoint_find_latest(dir, &out) == CM_ERR_IO, "empty folder");
-    const char *files[] = {"epoch_2.safetensors", "epoch_10.safetensors", "epoch_9.safetensors", "epoch_11.safetensors.tmp.123", "epoch_x.safetensors"};
-    for (int i = 0; i < 5; i++) { snprintf(p, sizeof p, "%s/%s", dir, files[i]); cm_write_file_atomic(p, "x", 1); }
+    struct { const char *name; long long step; } ck[] = {
+        {"epoch_2.safetensors", 20}, {"epoch_10.safetensors", 100}, {"epoch_9.safetensors", 90}, {"epoch_latest.safetensors", 90}};
+    CmCkptMeta meta;
+    memset(&meta, 0, sizeof meta);
+    meta.mode = CM_TRAIN_NONE;
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, ck[i].name);
+        meta.step = ck[i].step;
+        meta.epoch = ck[i].step / 10;
+        REQUIRE_OK(cm_checkpoint_save(p, m, NULL, &meta), "save %s: %s", p, cm_last_error());
+    }
+    const char *junk[] = {"epoch_11.safetensors.tmp.123", "epoch_x.safetensors", "epoch_12.safetensors", "step_500.safetensors"};
+    for (int i = 0; i < 4; i++) { snprintf(p, sizeof p, "%s/%s", dir, junk[i]); tl_write_text(p, "garbage, not a checkpoint"); }
     REQUIRE_OK(cm_checkpoint_find_latest(dir, &out), "find: %s", cm_last_error());
-    CHECK(strstr(out, "/epoch_10.safetensors") != NULL, "picked %s", out);
+    CHECK(strstr(out, "/epoch_10.safetensors") != NULL, "picked %s (epoch_10 has the most steps)", out);
     cm_free(out);
-    snprintf(p, sizeof p, "%s/epoch_latest.safetensors", dir);
-    cm_write_file_atomic(p, "x", 1);
+    snprintf(p, sizeof p, "%s/epoch_latest.safetensors", dir);   /* same step as epoch_10: epoch_10 still */
+    meta.step = 100; meta.epoch = 10;
+    REQUIRE_OK(cm_checkpoint_save(p, m, NULL, &meta), "save");
     REQUIRE_OK(cm_checkpoint_find_latest(dir, &out), "find");
-    CHECK(strstr(out, "epoch_latest") != NULL, "picked %s", out);
+    CHECK(strstr(out, "/epoch_10.safetensors") != NULL, "tie: picked %s", out);
     cm_free(out);
+    cm_checkpoint_step_path(p, sizeof p, dir, 113);   /* interrupted mid-epoch later on */
+    meta.step = 113; meta.epoch = 11; meta.epoch_step = 3;
+    REQUIRE_OK(cm_checkpoint_save(p, m, NULL, &meta), "save");
+    REQUIRE_OK(cm_checkpoint_find_latest(dir, &out), "find");
+    CHECK(strstr(out, "/step_113.safetensors") != NULL, "picked %s", out);
+    cm_free(out);
+    CmCkptMeta got;
+    REQUIRE_OK(cm_checkpoint_read_meta(p, &got, NULL), "read");
+    CHECK(got.step == 113 && got.epoch == 11 && got.epoch_step == 3, "meta %lld %lld %lld", (long long)got.step,
+          (long long)got.epoch, (long long)got.epoch_step);
+    snprintf(p, sizeof p, "%s/epoch_latest.safetensors", dir);   /* a newer epoch_latest wins again */
+    meta.step = 120; meta.epoch = 12; meta.epoch_step = 0;
+    REQUIRE_OK(cm_checkpoint_save(p, m, NULL, &meta), "save");
+    REQUIRE_OK(cm_checkpoint_find_latest(dir, &out), "find");
+    CHECK(strstr(out, "/epoch_latest.safetensors") != NULL, "picked %s", out);
+    cm_free(out);
+    cm_model_free(m);
 }
 
 /* A child writes checkpoints in a loop and is SIGKILLed; the earlier epoch_1 must stay intact. */
@@ -268,7 +307,7 @@ static void test_kill_during_write(void) {
         }
         char *latest;
         REQUIRE_OK(cm_checkpoint_find_latest(dir, &latest), "latest");
-        CHECK(strstr(latest, "epoch_latest.safetensors") != NULL, "latest %s", latest);
+        CHECK(!strcmp(latest, p1), "latest %s (same step: epoch_N wins the tie)", latest);
         cm_free(latest);
     }
     CHECK(kills == 3, "child was not killed (%d)", kills);

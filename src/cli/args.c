@@ -11,7 +11,42 @@
 #include "common/common.h"
 #include "model/model.h"
 
+bool args_man_mode = false;
+
+/* s as roff text: backslashes and '-' escaped, a leading '.' or '\'' guarded */
+static void roff(const char *s) {
+    if (*s == '.' || *s == '\'') fputs("\\&", stdout);
+    for (; *s; s++) {
+        if (*s == '\\') fputs("\\e", stdout);
+        else if (*s == '-') fputs("\\-", stdout);
+        else putchar(*s);
+    }
+}
+
+static void man_usage(const ArgSpec *specs, int n, const char *cmd, const char *synopsis) {
+    printf(".SS \"clipmod %s\"\n.B clipmod %s\n", cmd, cmd);
+    roff(synopsis ? synopsis : "[options]");
+    printf("\n.RS\n");
+    for (int i = 0; i < n; i++) {
+        if (specs[i].metavar) {             /* .BI: bold name and space, italic metavar */
+            printf(".TP\n.BI \"");
+            roff(specs[i].name);
+            printf(" \" \"");
+            roff(specs[i].metavar);
+            printf("\"\n");
+        } else {
+            printf(".TP\n.B ");
+            roff(specs[i].name);
+            printf("\n");
+        }
+        roff(specs[i].help ? specs[i].help : "");
+        printf("\n");
+    }
+    printf(".RE\n");
+}
+
 void args_usage(const ArgSpec *specs, int n, const char *cmd, const char *synopsis) {
+    if (args_man_mode) { man_usage(specs, n, cmd, synopsis); return; }
     printf("usage: clipmod %s %s\n\noptions:\n", cmd, synopsis ? synopsis : "[options]");
     for (int i = 0; i < n; i++) {
         char left[96];

@@ -62,6 +62,9 @@ typedef struct {
 int args_parse(int argc, char **argv, const ArgSpec *specs, int n, const char *cmd,
                const char *synopsis, ArgList *pos);
 void args_usage(const ArgSpec *specs, int n, const char *cmd, const char *synopsis);
+/* When set (by `clipmod --man`), args_usage writes the command's section of the man page (roff)
+   instead of the --help text: the man page is generated from the same tables as --help. */
+extern bool args_man_mode;
 void args_free(ArgList *l);
 
 /* --model-name's check: a built-in config name or a readable OpenCLIP JSON config. */

@@ -3,8 +3,8 @@
  * [--text STR]... [--raw]` (DESIGN §7): one JSON line per input, images first, then texts:
  *   {"type":"image"|"text","input":...,"embedding":[E floats]}
  * L2-normalised unless --raw (the projection output). The weights file may be an OpenCLIP
- * safetensors / open_clip_pytorch_model.bin / epoch_N.pt (config from --model-name, else guessed
- * from its shapes) or a clipmod checkpoint (config from its metadata). Images go through the eval
+ * safetensors / open_clip_pytorch_model.bin / epoch_N.pt (config from --model-name, else
+ * open_clip_config.json beside it, else shapes that are exactly a built-in config: cm_config_discover) or a clipmod checkpoint (config from its metadata). Images go through the eval
  * transform of the model's image size; texts through the CLIP tokenizer (--vocab, else the default
  * search of src/data/tokenizer.h).
  */

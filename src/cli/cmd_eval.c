@@ -41,7 +41,7 @@ int cmd_eval(int argc, char **argv) {
         ARG("--scores-out", ARG_STR, &scores_out, "FILE", "per-sample scores as JSON lines: key, shard url, label, pred, probs"),
         ARG("--html", ARG_STR, &html, "FILE", "also write the HTML report of the scores (as clipmod report --eval)"),
         ARG("--model-name", ARG_STR, &model_name, "NAME|JSON", "config of a plain weights file", .check = args_check_model_name),
-        ARG("--vocab", ARG_STR, &vocab, "PATH", "BPE vocabulary (default: next to the model, $CLIPMOD_VOCAB, ...)"),
+        ARG("--vocab", ARG_STR, &vocab, "PATH", "BPE vocabulary (default: next to the model, $CLIPMOD_VOCAB, <prefix>/share/clipmod/)"),
         ARG("--batch-size", ARG_INT, &batch, "N", "batch size (default 64)", ARG_RANGE(1, 65536)),
         ARG("--workers", ARG_INT, &workers, "N", "decode threads (default 1)", ARG_RANGE(0, 1024)),
         ARG("--threads", ARG_INT, &threads, "N", "compute threads (more than 4x the cores: clamped)", ARG_RANGE(0, 65536)),
@@ -115,6 +115,7 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "clipmod eval: report written to %s\n", html);
     }
     if (skipped) cm_warn("--val-data %s: %lld samples evaluated, %lld bad samples or shards skipped", val, (long long)mt.n, skipped);
+    if (src->no_json) cm_warn("%lld samples had no .json metadata and were given label 0 (DESIGN §4.2)", (long long)src->no_json);
     if (json) {
         char extra[64];
         snprintf(extra, sizeof extra, "\"skipped\":%lld", skipped);

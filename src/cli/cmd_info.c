@@ -1,12 +1,27 @@
 /*
  * cmd_info.c — `clipmod info [--model PATH] [--model-name NAME|CONFIG.json] [--lora-rank R]`
- * (DESIGN §7): one JSON object with the parameter counts of DESIGN §1.4 for the config.
+ * (DESIGN §7): one JSON object with the parameter counts of DESIGN §1.4 for the config. With
+ * --model: what the file holds, the config used and where it came from ("config_source":
+ * "--model-name", "metadata", the open_clip_config.json path, or "shapes" for a built-in config
+ * the shapes identify; cm_config_discover), and "matches_config": every tensor has the shape the
+ * config says and all CLIP tensors are there (checked, not assumed). A file whose config cannot
+ * be known is refused with a message asking for --model-name.
  */
 #include <stdio.h>
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "io/tensorfile.h"
 #include "model/model.h"
+
+static void put_str(const char *s) {
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') { putchar('\\'); putchar(*p); }
+        else if (*p < 0x20) printf("\\u%04x", *p);
+        else putchar(*p);
+    }
+    putchar('"');
+}
 
 int cmd_info(int argc, char **argv) {
     const char *model_path = NULL, *model_name = NULL;
@@ -23,10 +38,11 @@ int cmd_info(int argc, char **argv) {
     if (rc == -1) return 0;
     if (rc) return rc;
     CmModelConfig cfg;
-    if (!model_name && model_path) {   /* the config of the file (metadata or shapes) */
+    char source[4200] = "--model-name";
+    if (!model_name && model_path) {   /* the config of the file: metadata, open_clip_config.json beside it, or unambiguous shapes */
         CmTensorFile *f = NULL;
         if (cm_tensorfile_open(model_path, &f)) return cli_fail("info");
-        cm_status st = cm_config_from_tensorfile(f, &cfg);
+        cm_status st = cm_config_discover(f, &cfg, source, sizeof source);
         cm_tensorfile_close(f);
         if (st) return cli_fail("info");
     } else if (cm_config_load(model_name ? model_name : "ViT-B-32", &cfg)) {
@@ -42,13 +58,11 @@ int cmd_info(int argc, char **argv) {
            (long long)c.vision, (long long)c.text, (long long)c.clip_total, (long long)c.head,
            (long long)c.lora, (long long)c.trainable_lora, (long long)c.trainable_baseline);
     if (model_path) {
-        printf(",\"file\":{\"model_name\":\"%s\",\"path\":\"", cfg.name);
-        for (const unsigned char *p = (const unsigned char *)model_path; *p; p++) {
-            if (*p == '"' || *p == '\\') { putchar('\\'); putchar(*p); }
-            else if (*p < 0x20) printf("\\u%04x", *p);
-            else putchar(*p);
-        }
-        printf("\",\"tensors\":%d,\"params\":%lld,\"dtype\":\"%s\",\"clip_tensors\":%d,\"lora_tensors\":%d,"
+        printf(",\"file\":{\"model_name\":\"%s\",\"path\":", cfg.name);
+        put_str(model_path);
+        printf(",\"config_source\":");
+        put_str(source);
+        printf(",\"tensors\":%d,\"params\":%lld,\"dtype\":\"%s\",\"clip_tensors\":%d,\"lora_tensors\":%d,"
                "\"head_tensors\":%d,\"other_tensors\":%d,\"matches_config\":%s}",
                fi.n_tensors, (long long)fi.n_params, fi.dtype, fi.n_clip, fi.n_lora, fi.n_head, fi.n_other,
                fi.matches ? "true" : "false");

@@ -96,10 +96,10 @@ int cmd_predict(int argc, char **argv) {
         ARG("--model", ARG_STR, &model, "CKPT", "clipmod checkpoint or weights file with a head (required)"),
         ARG("--image", ARG_LIST, &images, "PATH", "image of a pair (repeatable; pairs with --text in order)"),
         ARG("--text", ARG_LIST, &texts, "STR", "caption of a pair (repeatable)"),
-        ARG("--model-name", ARG_STR, &model_name, "NAME|JSON", "config of a plain weights file (default: from the checkpoint / guessed from shapes)",
+        ARG("--model-name", ARG_STR, &model_name, "NAME|JSON", "config of a plain weights file (default: the checkpoint's, or open_clip_config.json beside the weights)",
             .check = args_check_model_name),
         ARG("--jsonl", ARG_STR, &jsonl, "FILE", "pairs as JSON lines {\"image\":..,\"text\":..} ('-': stdin)"),
-        ARG("--vocab", ARG_STR, &vocab, "PATH", "BPE vocabulary (default: next to the model, $CLIPMOD_VOCAB, ...)"),
+        ARG("--vocab", ARG_STR, &vocab, "PATH", "BPE vocabulary (default: next to the model, $CLIPMOD_VOCAB, <prefix>/share/clipmod/)"),
         ARG("--batch-size", ARG_INT, &batch, "N", "pairs per forward pass (default 16)", ARG_RANGE(1, 4096)),
     };
     int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "predict",

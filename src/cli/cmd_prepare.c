@@ -1,6 +1,8 @@
 /*
  * cmd_prepare.c — `clipmod prepare fakeddit|mmhs150k|coco` (DESIGN §4.3, §7): raw datasets ->
  * OUT/class_<id>/NNNNN.tar + sizes.json + OUT/report.json. Prints the report on stdout.
+ * OUT must be new or empty; --overwrite replaces an earlier prepare's output atomically (the
+ * new output is written to OUT.tmp.<pid> first, see prepare.h). A refused OUT exits 2.
  */
 #include <stdio.h>
 #include <string.h>
@@ -24,7 +26,7 @@ int cmd_prepare(int argc, char **argv) {
     const char *tsv = NULL, *images = NULL, *out = NULL, *root = NULL, *split = NULL, *captions = NULL;
     int shard_size = 0, image_size = 256, quality = 95;
     long long limit = 0;
-    bool quiet = false;
+    bool quiet = false, overwrite = false;
     ArgList pos = {0};
     ArgSpec specs[] = {
         ARG("--tsv", ARG_STR, &tsv, "FILE", "fakeddit: a multimodal_*.tsv file"),
@@ -38,6 +40,7 @@ int cmd_prepare(int argc, char **argv) {
         ARG("--jpeg-quality", ARG_INT, &quality, "Q", "JPEG quality 1..100 (default 95)", ARG_RANGE(1, 100)),
         ARG("--limit", ARG_I64, &limit, "N", "stop after N input rows (default: all)"),
         ARG("--quiet", ARG_FLAG, &quiet, NULL, "no progress lines"),
+        ARG("--overwrite", ARG_FLAG, &overwrite, NULL, "replace a non-empty --out holding an earlier prepare's output (atomically)"),
     };
     int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof *specs), "prepare", synopsis, &pos);
     if (rc) { args_free(&pos); return rc < 0 ? 0 : rc; }
@@ -48,7 +51,7 @@ int cmd_prepare(int argc, char **argv) {
         goto out;
     }
     if (!out) { fprintf(stderr, "clipmod prepare: --out DIR is required\n"); goto out; }
-    CmPrepareOpts o = {out, shard_size, image_size, quality, limit, quiet};
+    CmPrepareOpts o = {out, shard_size, image_size, quality, limit, quiet, overwrite};
     CmPrepareReport r;
     cm_status st;
     if (!strcmp(what, "fakeddit")) {
@@ -68,7 +71,11 @@ int cmd_prepare(int argc, char **argv) {
         fprintf(stderr, "clipmod prepare: unknown dataset '%s' (fakeddit, mmhs150k or coco)\n", what);
         goto out;
     }
-    if (st) { status = cli_fail("prepare"); goto out; }
+    if (st) {   /* a refused --out (not empty, not ours) is a usage error */
+        fprintf(stderr, "clipmod prepare: %s\n", cm_last_error());
+        status = st == CM_ERR_ARG ? 2 : 1;
+        goto out;
+    }
     print_report(&r);
     if (r.written == 0) {   /* nothing found where samples were expected: never "done" on nothing */
         fprintf(stderr, "clipmod prepare %s: no sample written from %s%s%s (%lld missing images, %lld bad rows, %lld bad images)\n",

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "clipmod.h"
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "common/common.h"
 
@@ -33,6 +34,29 @@ static void usage(FILE *f) {
     fprintf(f, "\n'clipmod COMMAND --help' shows the options of a command.\n");
 }
 
+/* The man page (roff) on stdout: the command table above and each command's option table, printed
+   by args_usage in man mode when the command is given --help. Used by `make install`. */
+static int man_page(void) {
+    printf(".TH CLIPMOD 1 \"\" \"clipmod %s\" \"User Commands\"\n.SH NAME\nclipmod \\- OpenCLIP-exact CLIP "
+           "image+text classifier\n.SH SYNOPSIS\n.B clipmod\n.I COMMAND\n[options]\n.br\n.B clipmod\n\\-\\-help | "
+           "\\-\\-version\n.SH DESCRIPTION\nTrains, evaluates and serves a CLIP image+text classifier for content "
+           "moderation, computing the same numbers as OpenCLIP.\nExit status: 0 on success, 1 on a runtime or data "
+           "failure, 2 on bad usage.\n.SH COMMANDS\n", clipmod_version());
+    for (int i = 0; i < N_COMMANDS; i++) printf(".TP\n.B %s\n%s\n", commands[i].name, commands[i].summary);
+    printf(".SH OPTIONS\n");
+    args_man_mode = true;
+    for (int i = 0; i < N_COMMANDS; i++) {
+        char help[] = "--help", *av[] = {help, NULL};
+        fflush(stdout);
+        if (commands[i].fn(1, av) != 0) { fprintf(stderr, "clipmod --man: %s --help failed\n", commands[i].name); return 1; }
+    }
+    printf(".SH ENVIRONMENT\n.TP\n.B CLIPMOD_VOCAB\nthe BPE vocabulary (file or folder) when no \\-\\-vocab is given "
+           "and none lies beside the model\n.TP\n.B CLIPMOD_THREADS\ncompute threads (OpenMP and OpenBLAS)\n"
+           ".SH FILES\n.TP\n.I <prefix>/share/clipmod/bpe_simple_vocab_16e6.txt.gz\nthe CLIP BPE vocabulary (MIT, "
+           "notice beside it), found relative to the executable or libclipmod.so\n");
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int cli_fail(const char *cmd) {
     fprintf(stderr, "clipmod %s: %s\n", cmd, cm_last_error());
     return 1;
@@ -57,7 +81,8 @@ int main(int argc, char **argv) {
     choose_wait_policy(argv);
     if (argc < 2) { usage(stderr); return 2; }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) { usage(stdout); return 0; }
-    if (!strcmp(argv[1], "--version")) { printf("clipmod %s\n", CLIPMOD_VERSION); return 0; }
+    if (!strcmp(argv[1], "--version")) { printf("clipmod %s\n", clipmod_version()); return 0; }
+    if (!strcmp(argv[1], "--man")) return man_page();   /* hidden: make's build/clipmod.1 */
     for (int i = 0; i < N_COMMANDS; i++)
         if (!strcmp(argv[1], commands[i].name)) {
             cm_threads_set(0);

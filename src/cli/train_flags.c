@@ -162,7 +162,7 @@ int cm_train_opts_specs(CmTrainOpts *o, ArgSpec *specs) {
     S("--threads", ARG_INT, threads, "N", "compute threads (default: CLIPMOD_THREADS or all cores; more than 4x the cores: clamped)",
       ARG_RANGE(0, 65536));
     S("--offline", ARG_FLAG, offline, NULL, "never download --pretrained weights");
-    S("--vocab", ARG_STR, vocab, "PATH", "BPE vocabulary (default: next to the weights, $CLIPMOD_VOCAB, ...)");
+    S("--vocab", ARG_STR, vocab, "PATH", "BPE vocabulary (default: next to the weights, $CLIPMOD_VOCAB, <prefix>/share/clipmod/)");
     S("--tokenizer", ARG_STR, tokenizer, "KIND", "bpe (OpenCLIP's, default) | bytes (byte-level, vocab 258: the demo's)", .choices = "bpe|bytes");
     CM_ASSERT(n <= CM_TRAIN_MAX_SPECS);
     return n;

@@ -4,7 +4,10 @@
 #include "common/common.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
 #include <libgen.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -256,6 +259,57 @@ cm_status cm_mkdir_p(const char *path) {
 bool cm_file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int rm_one(const char *p, const struct stat *st, int type, struct FTW *ftw) {
+    (void)st; (void)ftw;
+    int r = type == FTW_DP ? rmdir(p) : unlink(p);
+    return r && errno != ENOENT ? -1 : 0;
+}
+
+cm_status cm_remove_tree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return errno == ENOENT ? CM_OK : cm_error(CM_ERR_IO, "%s: %s", path, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) {
+        if (unlink(path) && errno != ENOENT) return cm_error(CM_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+        return CM_OK;
+    }
+    if (nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return cm_error(CM_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+    return CM_OK;
+}
+
+/* "<x>.tmp.<digits>" -> pid, else 0 */
+static long tmp_pid(const char *name, const char *stem) {
+    const char *t = strstr(name, ".tmp.");
+    if (!t) return 0;
+    while (strstr(t + 1, ".tmp.")) t = strstr(t + 1, ".tmp.");
+    if (stem && ((size_t)(t - name) != strlen(stem) || strncmp(name, stem, strlen(stem)))) return 0;
+    if (t == name) return 0;
+    const char *d = t + 5;
+    if (!*d || strlen(d) > 9) return 0;
+    for (const char *q = d; *q; q++) if (*q < '0' || *q > '9') return 0;
+    return atol(d);
+}
+
+int cm_remove_stale_tmp(const char *dir, const char *stem) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int removed = 0;
+    struct dirent *e;
+    char path[4096];
+    while ((e = readdir(d))) {
+        long pid = tmp_pid(e->d_name, stem);
+        if (pid <= 0) continue;
+        if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;   /* alive (or not ours to judge) */
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path) continue;
+        if (cm_remove_tree(path) == CM_OK) {
+            removed++;
+            cm_info("removed %s (left by process %ld, which no longer runs)", path, pid);
+        } else cm_warn("could not remove the leftover %s: %s", path, cm_last_error());
+    }
+    closedir(d);
+    return removed;
 }
 
 // ----------------------------------------------------------------------------

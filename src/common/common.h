@@ -78,6 +78,14 @@ cm_status cm_atomic_commit(CmAtomicFile *af);
 void cm_atomic_abort(CmAtomicFile *af);
 cm_status cm_mkdir_p(const char *path);
 bool cm_file_exists(const char *path);
+/* Remove a file or a folder with everything in it (no symlink is followed). A missing path is
+   not an error. */
+cm_status cm_remove_tree(const char *path);
+/* Remove the leftovers of interrupted atomic writes in `dir`: entries named "<x>.tmp.<pid>" (the
+   temp names of cm_atomic_* and of prepare's temporary output folder) whose process <pid> no
+   longer exists. With `stem` only "<stem>.tmp.<pid>" is considered. Entries of live processes
+   are kept. Returns how many were removed (a missing dir: 0). */
+int cm_remove_stale_tmp(const char *dir, const char *stem);
 
 /* Monotonic seconds. */
 double cm_now(void);

@@ -25,6 +25,7 @@ typedef struct Job {
     int32_t label;
     int done;                   /* guarded by mu */
     bool ok;
+    bool no_json;               /* no .json: label 0 */
     char err[512];
     struct Job *next;           /* worker FIFO / free list */
     struct Job *qnext;          /* decode queue */
@@ -200,11 +201,11 @@ static CmWdsSample *stream_next(CmLoader *l, VWorker *w) {
 static void process(CmLoader *l, Job *j) {
     CmWdsSample *s = j->s;
     j->ok = false;
-    const CmWdsField *im = cm_wds_image(s), *txt = cm_wds_field(s, "txt"), *js = cm_wds_field(s, "json");
+    const CmWdsField *im = cm_wds_image(s), *txt = cm_wds_field(s, "txt");
     if (!im) { snprintf(j->err, sizeof j->err, "no image (jpg/png/jpeg/webp)"); return; }
     if (!txt) { snprintf(j->err, sizeof j->err, "missing caption (.txt)"); return; }
     int label = 0;
-    if (js && cm_label_from_json((const char *)js->data, js->size, &label)) {
+    if (cm_sample_label(s, &label, &j->no_json)) {
         snprintf(j->err, sizeof j->err, "metadata .json: %s", cm_last_error());
         return;
     }
@@ -426,6 +427,13 @@ static void *assembler_main(void *arg) {
                 }
                 filled++;
                 bad_run = 0;
+                if (j->no_json) {
+                    pthread_mutex_lock(&l->mu);
+                    int64_t k = l->st.no_json++;
+                    pthread_mutex_unlock(&l->mu);
+                    if (k < 20) cm_warn("data: %s: sample '%s' has no .json metadata: label 0 (DESIGN §4.2)", j->s->url, j->s->key);
+                    else if (k == 20) cm_warn("data: more samples without .json: counted, no longer logged one by one");
+                }
             } else {
                 log_bad(l, j->s->url, j->s->key, j->err, false);
                 if (++bad_run >= BAD_RUN_LIMIT) {

@@ -71,6 +71,7 @@ typedef struct {
     int64_t bad_samples;       /* skipped samples */
     int64_t bad_shards;        /* shards that could not be read to the end */
     int64_t shards;            /* shards opened */
+    int64_t no_json;           /* delivered samples without .json metadata (label 0, DESIGN §4.2) */
 } CmLoaderStats;
 
 typedef struct CmLoader CmLoader;

@@ -10,9 +10,15 @@
 #include "data/wds.h"
 
 #include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cjson/cJSON.h>
 
 #define CHUNK 256
@@ -135,6 +141,107 @@ int cm_prep_default_shard_size(const char *hint) {
     return hint && strstr(hint, "train") ? 10000 : 1000;
 }
 
+/* An earlier prepare's output: only report.json, class_<digit>/ (and nothing else). *odd = the
+   first other name. */
+static bool looks_prepared(const char *dir, char *odd, size_t n) {
+    DIR *d = opendir(dir);
+    if (!d) { snprintf(odd, n, "(unreadable: %s)", strerror(errno)); return false; }
+    struct dirent *e;
+    bool ok = true;
+    while ((e = readdir(d))) {
+        const char *nm = e->d_name;
+        if (!strcmp(nm, ".") || !strcmp(nm, "..") || !strcmp(nm, "report.json")) continue;
+        if (!strncmp(nm, "class_", 6) && nm[6] >= '0' && nm[6] <= '9' && !nm[7]) continue;
+        snprintf(odd, n, "%s", nm);
+        ok = false;
+        break;
+    }
+    closedir(d);
+    return ok;
+}
+
+static bool dir_empty(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return false;
+    struct dirent *e;
+    bool empty = true;
+    while (empty && (e = readdir(d))) empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+    closedir(d);
+    return empty;
+}
+
+/* Check --out and open this run's temporary sibling folder. */
+static cm_status out_begin(Prep *p) {
+    const char *out = p->o.out_dir;
+    size_t L = strlen(out);
+    while (L > 1 && out[L - 1] == '/') L--;
+    if (L >= sizeof p->out_final) return cm_error(CM_ERR_ARG, "--out %s: path too long", out);
+    memcpy(p->out_final, out, L);
+    p->out_final[L] = 0;
+    const char *base = strrchr(p->out_final, '/');
+    base = base ? base + 1 : p->out_final;
+    if (!*base || !strcmp(base, ".") || !strcmp(base, ".."))
+        return cm_error(CM_ERR_ARG, "--out %s: name the output folder itself (not '.', '..' or '/')", out);
+    struct stat sb;
+    if (stat(p->out_final, &sb) == 0) {
+        if (!S_ISDIR(sb.st_mode)) return cm_error(CM_ERR_ARG, "--out %s exists and is not a folder", out);
+        if (!dir_empty(p->out_final)) {
+            char odd[300] = "";
+            if (!p->o.overwrite)
+                return cm_error(CM_ERR_ARG, "--out %s is not empty; give a new folder, or --overwrite to replace an earlier prepare's output", out);
+            if (!looks_prepared(p->out_final, odd, sizeof odd))
+                return cm_error(CM_ERR_ARG, "--out %s holds '%s', which clipmod prepare does not write; not replacing it (--overwrite only replaces "
+                                "report.json and class_<id>/ folders)", out, odd);
+        }
+    } else if (errno != ENOENT) return cm_error(CM_ERR_IO, "--out %s: %s", out, strerror(errno));
+    /* leftovers of killed runs of this command (their PID no longer exists) */
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", p->out_final);
+    char *slash = strrchr(parent, '/');
+    if (!slash) snprintf(parent, sizeof parent, ".");
+    else if (slash == parent) parent[1] = 0;
+    else *slash = 0;
+    cm_remove_stale_tmp(parent, base);
+    snprintf(p->out_tmp, sizeof p->out_tmp, "%s.tmp.%ld", p->out_final, (long)getpid());
+    cm_status st = cm_remove_tree(p->out_tmp);   /* a stale one of this very PID */
+    if (!st) st = cm_mkdir_p(p->out_tmp);
+    if (st) { p->out_tmp[0] = 0; return st; }
+    p->o.out_dir = p->out_tmp;
+    return CM_OK;
+}
+
+/* Move the finished temp folder to --out (replacing an empty or, with --overwrite, old one). */
+static cm_status out_commit(Prep *p) {
+    const char *fin = p->out_final, *tmp = p->out_tmp;
+    struct stat sb;
+    if (stat(fin, &sb) != 0) {
+        if (rename(tmp, fin) != 0) return cm_error(CM_ERR_IO, "--out %s: cannot rename %s to it: %s", fin, tmp, strerror(errno));
+        return CM_OK;
+    }
+    /* re-check: another process may have written there meanwhile */
+    char odd[300] = "";
+    if (!dir_empty(fin) && (!p->o.overwrite || !looks_prepared(fin, odd, sizeof odd)))
+        return cm_error(CM_ERR_ARG, "--out %s changed while preparing (it now holds '%s'); not replacing it", fin, odd);
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, fin, RENAME_EXCHANGE) == 0) {
+        cm_status st = cm_remove_tree(tmp);   /* now the old output */
+        if (st) cm_warn("prepare: the old output is left in %s: %s", tmp, cm_last_error());
+        return CM_OK;
+    }
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+        return cm_error(CM_ERR_IO, "--out %s: cannot swap in %s: %s", fin, tmp, strerror(errno));
+    /* a file system without RENAME_EXCHANGE: two renames (a short window without --out) */
+    char old[4300];
+    snprintf(old, sizeof old, "%s.old.tmp.%ld", fin, (long)getpid());
+    if (rename(fin, old) != 0) return cm_error(CM_ERR_IO, "--out %s: cannot move it aside: %s", fin, strerror(errno));
+    if (rename(tmp, fin) != 0) {
+        cm_status st = cm_error(CM_ERR_IO, "--out %s: cannot rename %s to it: %s (the old output is back)", fin, tmp, strerror(errno));
+        rename(old, fin);
+        return st;
+    }
+    if (cm_remove_tree(old)) cm_warn("prepare: the old output is left in %s: %s", old, cm_last_error());
+    return CM_OK;
+}
+
 cm_status cm_prep_init(Prep *p, const CmPrepareOpts *o, CmPrepareReport *rep, const char *dataset, const char *split_hint) {
     memset(p, 0, sizeof *p);
     memset(rep, 0, sizeof *rep);
@@ -149,7 +256,7 @@ cm_status cm_prep_init(Prep *p, const CmPrepareOpts *o, CmPrepareReport *rep, co
     p->items = calloc(CHUNK, sizeof *p->items);
     if (!p->items) return cm_error(CM_ERR_OOM, "out of memory");
     p->t0 = p->last_progress = cm_now();
-    return cm_mkdir_p(p->o.out_dir);
+    return out_begin(p);
 }
 
 static void item_free(PrepItem *it) {
@@ -262,7 +369,10 @@ cm_status cm_prep_finish(Prep *p, cm_status st) {
         if (!st) st = s2;
         p->w[c] = NULL;
     }
-    if (st) return st;
+    if (st) {
+        if (p->out_tmp[0] && cm_remove_tree(p->out_tmp)) cm_warn("prepare: could not remove %s", p->out_tmp);
+        return st;
+    }
     char js[1024], path[4200];
     const CmPrepareReport *r = p->rep;
     int k = snprintf(js, sizeof js,
@@ -273,7 +383,10 @@ cm_status cm_prep_finish(Prep *p, cm_status st) {
     for (int c = 0; c < 7; c++) k += snprintf(js + k, sizeof js - (size_t)k, "%s\"%d\": %lld", c ? ", " : "", c, (long long)r->per_class[c]);
     k += snprintf(js + k, sizeof js - (size_t)k, "}, \"shard_size\": %d, \"image_size\": %d}\n", p->o.shard_size, p->o.image_size);
     snprintf(path, sizeof path, "%s/report.json", p->o.out_dir);
-    return cm_write_file_atomic(path, js, (size_t)k);
+    if (!st) st = cm_write_file_atomic(path, js, (size_t)k);
+    if (!st) st = out_commit(p);
+    if (st && p->out_tmp[0] && cm_remove_tree(p->out_tmp)) cm_warn("prepare: could not remove %s", p->out_tmp);
+    return st;
 }
 
 // ----------------------------------------------------------------------------

@@ -15,6 +15,11 @@
  *     removed; Hate (6) when at least two annotator labels are non-zero, any number of labels.
  *   - COCO: captions_*.json + IMAGES/<file_name> (or the same stem as .png/.jpeg/.webp); one
  *     sample per caption, trimmed; class 0.
+ * Output is never mixed with an earlier run: everything is written into the sibling folder
+ * OUT.tmp.<pid> and renamed to OUT at the end (on failure it is removed). OUT must be absent or
+ * empty; with overwrite, a non-empty OUT that holds only an earlier prepare's output (report.json,
+ * class_<id>/) is replaced in one atomic rename (renameat2 RENAME_EXCHANGE; the old folder is
+ * then deleted), anything else is refused (CM_ERR_ARG). Temp folders of dead processes are removed.
  * Missing images and bad rows are counted and reported, never fatal. Images are processed in
  * parallel (OpenMP) and written in input order, so the output is deterministic.
  * defines: CmPrepareOpts, CmPrepareReport, cm_prepare_fakeddit/mmhs150k/coco, CmCsv, cm_csv_*
@@ -34,6 +39,7 @@ typedef struct {
     int jpeg_quality;      /* 0: 95 */
     int64_t limit;         /* stop after this many input rows (0: all) */
     bool quiet;            /* no progress lines */
+    bool overwrite;        /* replace a non-empty out_dir that holds an earlier prepare's output */
 } CmPrepareOpts;
 
 typedef struct {

@@ -29,6 +29,8 @@ typedef struct {
     int n;
     int64_t rows, logged;
     double t0, last_progress;
+    char out_final[4096];  /* --out as given (trailing '/' removed) */
+    char out_tmp[4200];    /* where this run writes: <out_final>.tmp.<pid> (p->o.out_dir points here) */
 } Prep;
 
 int cm_prep_default_shard_size(const char *name_or_split);

@@ -19,6 +19,7 @@
  */
 #include "data/tokenizer_impl.h"
 
+#include <dlfcn.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -357,47 +358,74 @@ void cm_tokenizer_free(CmTokenizer *tok) {
     free(tok);
 }
 
-/* The search of docs/tokenizer.md: vocab_path; $CLIPMOD_VOCAB; the model's folder;
-   ../shared/vocab/; <folder of the executable>/../../shared/vocab/. */
+/* a folder holding bpe_simple_vocab_16e6.txt.gz or merges.txt (copied into out) */
+static bool vocab_in(const char *dir, char *out, size_t cap) {
+    char a[PATH_MAX], b[PATH_MAX];
+    if (snprintf(a, sizeof a, "%s/bpe_simple_vocab_16e6.txt.gz", dir) >= (int)sizeof a ||
+        snprintf(b, sizeof b, "%s/merges.txt", dir) >= (int)sizeof b)
+        return false;
+    if (!cm_file_exists(a) && !cm_file_exists(b)) return false;
+    return snprintf(out, cap, "%s", dir) < (int)cap;
+}
+
+/* `file`'s folder + rel (file: an absolute path of a binary) */
+static bool vocab_beside(const char *file, const char *rel, char *out, size_t cap) {
+    char dir[PATH_MAX];
+    if (snprintf(dir, sizeof dir, "%s", file) >= (int)sizeof dir) return false;
+    char *sl = strrchr(dir, '/');
+    if (!sl) return false;
+    if (snprintf(sl, sizeof dir - (size_t)(sl - dir), "/%s", rel) >= (int)(sizeof dir - (size_t)(sl - dir))) return false;
+    return vocab_in(dir, out, cap);
+}
+
+/* the model's folder (model_path: a weights file or a folder) */
+static bool vocab_near_model(const char *model_path, char *buf, size_t cap) {
+    char dir[PATH_MAX];
+    if (snprintf(dir, sizeof dir, "%s", model_path) >= (int)sizeof dir) return false;
+    if (!is_dir(dir)) { char *sl = strrchr(dir, '/'); if (sl) *sl = 0; else snprintf(dir, sizeof dir, "."); }
+    return vocab_in(dir, buf, cap);
+}
+
+/* The installed data folder <prefix>/share/clipmod/, found from libclipmod.so's folder (or the
+   source tree's assets/ beside build/libclipmod.so) and then from the executable's (so a moved
+   prefix still works); then the source tree's assets/ from build/clipmod (<exe>/../assets) or
+   build/tests/x, build/bench/x (<exe>/../../assets).
+   Never ../shared and never a compiled-in path (docs/tokenizer.md). */
+static bool vocab_installed(char *buf, size_t cap) {
+    Dl_info di;
+    char lib[PATH_MAX];   /* dli_fname: the name given to dlopen, possibly relative; for a static link the
+                             program's own name, which the /proc/self/exe rules below handle */
+    if (dladdr((void *)cm_tokenizer_load_near, &di) && di.dli_fname && strstr(di.dli_fname, ".so") &&
+        realpath(di.dli_fname, lib) &&
+        (vocab_beside(lib, "../share/clipmod", buf, cap) || vocab_beside(lib, "../assets", buf, cap)))
+        return true;
+    char exe[PATH_MAX];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k <= 0) return false;
+    exe[k] = 0;
+    return vocab_beside(exe, "../share/clipmod", buf, cap) || vocab_beside(exe, "../assets", buf, cap) ||
+           vocab_beside(exe, "../../assets", buf, cap);
+}
+
+/* vocab_path NULL: the model's folder; $CLIPMOD_VOCAB (an error there is reported, not skipped);
+   vocab_installed(). */
 cm_status cm_tokenizer_load_near(const char *vocab_path, const char *model_path, CmTokenizer **out) {
     if (!out) return cm_error(CM_ERR_ARG, "tokenizer: NULL output");
     *out = NULL;
     CmTokenizer *tok = NULL;
     cm_status st = tok_new(&tok);
     if (st) { cm_tokenizer_free(tok); return st; }
-    char buf[PATH_MAX + 64];
+    char buf[PATH_MAX];
     const char *env = getenv("CLIPMOD_VOCAB");
     if (vocab_path) st = load_path(tok, vocab_path);
+    else if (model_path && vocab_near_model(model_path, buf, sizeof buf)) st = load_path(tok, buf);
     else if (env && *env) {
         st = load_path(tok, env);
         if (st) cm_error_prefix("$CLIPMOD_VOCAB");
-    } else {
-        const char *found = NULL;
-        if (model_path) {
-            snprintf(buf, sizeof buf, "%s", model_path);
-            if (!is_dir(buf)) { char *sl = strrchr(buf, '/'); if (sl) *sl = 0; else snprintf(buf, sizeof buf, "."); }
-            char t1[PATH_MAX + 160], t2[PATH_MAX + 160];
-            snprintf(t1, sizeof t1, "%s/bpe_simple_vocab_16e6.txt.gz", buf);
-            snprintf(t2, sizeof t2, "%s/merges.txt", buf);
-            if (cm_file_exists(t1) || cm_file_exists(t2)) found = buf;
-        }
-        if (!found && cm_file_exists("../shared/vocab/bpe_simple_vocab_16e6.txt.gz"))
-            found = "../shared/vocab/bpe_simple_vocab_16e6.txt.gz";
-        if (!found) {
-            char exe[PATH_MAX];
-            ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-            if (k > 0) {
-                exe[k] = 0;
-                char *sl = strrchr(exe, '/');
-                if (sl) *sl = 0;
-                snprintf(buf, sizeof buf, "%s/../../shared/vocab/bpe_simple_vocab_16e6.txt.gz", exe);
-                if (cm_file_exists(buf)) found = buf;
-            }
-        }
-        if (found) st = load_path(tok, found);
-        else st = cm_error(CM_ERR_IO, "tokenizer vocabulary not found: give --vocab PATH or set CLIPMOD_VOCAB "
-                                      "to bpe_simple_vocab_16e6.txt.gz (see docs/tokenizer.md)");
-    }
+    } else if (vocab_installed(buf, sizeof buf)) st = load_path(tok, buf);
+    else st = cm_error(CM_ERR_IO, "tokenizer vocabulary not found: give --vocab PATH or set CLIPMOD_VOCAB "
+                                  "to bpe_simple_vocab_16e6.txt.gz (looked beside the model, in "
+                                  "<prefix>/share/clipmod/ and the source tree's assets/; see docs/tokenizer.md)");
     if (st) { cm_tokenizer_free(tok); return st; }
     *out = tok;
     return CM_OK;

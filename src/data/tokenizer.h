@@ -25,11 +25,11 @@
 typedef struct CmTokenizer CmTokenizer;
 
 /* path: a bpe_simple_vocab_16e6.txt.gz file, a merges .txt, or a folder holding either that file
-   or vocab.json + merges.txt. NULL: $CLIPMOD_VOCAB, then ../shared/vocab/ and the install
-   location (docs/tokenizer.md says which). */
+   or vocab.json + merges.txt. NULL: $CLIPMOD_VOCAB, then <prefix>/share/clipmod/ found
+   from libclipmod.so or the executable, then the source tree's assets/ (docs/tokenizer.md). */
 cm_status cm_tokenizer_load(const char *path, CmTokenizer **out);
 /* The same search, with the folder of the model weights (model_path: a file or folder; may be NULL)
-   tried after $CLIPMOD_VOCAB when vocab_path is NULL. */
+   tried first (before $CLIPMOD_VOCAB) when vocab_path is NULL. */
 cm_status cm_tokenizer_load_near(const char *vocab_path, const char *model_path, CmTokenizer **out);
 void cm_tokenizer_free(CmTokenizer *tok);
 /* Tokenize one caption of len bytes (UTF-8; invalid bytes become U+FFFD) into ids[context_len]:

@@ -214,6 +214,13 @@ static bool json_int(const cJSON *v, int *out) {
     return false;
 }
 
+cm_status cm_sample_label(const CmWdsSample *s, int *label, bool *no_json) {
+    const CmWdsField *js = cm_wds_field(s, "json");
+    *label = 0;
+    *no_json = js == NULL;
+    return js ? cm_label_from_json((const char *)js->data, js->size, label) : CM_OK;
+}
+
 cm_status cm_label_from_json(const char *json, size_t len, int *label) {
     *label = -1;
     cJSON *j = cJSON_ParseWithLength(json, len);

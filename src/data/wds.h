@@ -105,6 +105,10 @@ extern const char *const CM_CLASS_NAMES[CM_NUM_CLASSES];
    "tweet_id" -> MMHS 0 -> 0 else 6, anything else -> 0). Error (CM_ERR_FORMAT) on malformed
    JSON or an unknown/out-of-range label. */
 cm_status cm_label_from_json(const char *json, size_t len, int *label);
+/* The label of a sample, one rule for training, evaluation and inspect (DESIGN §4.2,
+   docs/data.md): from its .json by cm_label_from_json; a sample without .json gets label 0 and
+   *no_json = true (the callers count and report those). Errors as cm_label_from_json. */
+cm_status cm_sample_label(const CmWdsSample *s, int *label, bool *no_json);
 /* Fakeddit 6_way_label (0 True, 1 Satire, 2 False Connection, 3 Imposter, 4 Manipulated,
    5 Misleading) -> our class id; -1 when out of range. */
 int cm_fakeddit_class(int six_way);

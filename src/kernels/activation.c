@@ -12,7 +12,7 @@
 #define INV_SQRT_2PI 0.39894228040143267794f
 #define QG_K 1.702f
 
-void cm_gelu_forward(float *out, const float *inp, size_t n) {
+CM_HOT void cm_gelu_forward(float *out, const float *inp, size_t n) {
     #pragma omp parallel for simd if (n > CM_OMP_MIN)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
@@ -21,7 +21,7 @@ void cm_gelu_forward(float *out, const float *inp, size_t n) {
 }
 
 // d/dx = 0.5 (1 + erf(x/sqrt2)) + x * exp(-x^2/2) / sqrt(2 pi)
-void cm_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+CM_HOT void cm_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
     #pragma omp parallel for simd if (n > CM_OMP_MIN)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
@@ -45,7 +45,7 @@ void cm_gelu_backward_ref(float *dinp, const float *inp, const float *dout, size
     }
 }
 
-void cm_quickgelu_forward(float *out, const float *inp, size_t n) {
+CM_HOT void cm_quickgelu_forward(float *out, const float *inp, size_t n) {
     #pragma omp parallel for simd if (n > CM_OMP_MIN)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
@@ -54,7 +54,7 @@ void cm_quickgelu_forward(float *out, const float *inp, size_t n) {
 }
 
 // d/dx = s + 1.702 x s (1 - s), s = sigmoid(1.702 x)
-void cm_quickgelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+CM_HOT void cm_quickgelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
     #pragma omp parallel for simd if (n > CM_OMP_MIN)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];

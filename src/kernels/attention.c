@@ -30,7 +30,7 @@ static void att_softmax(float *att, size_t rows, int T, bool causal) {
 }
 
 // in place over rows: dA -> dS = A * (dA - rowsum(dA * A)), 0 at masked keys
-static void att_softmax_backward(float *dA, const float *att, size_t rows, int T, bool causal) {
+CM_HOT static void att_softmax_backward(float *dA, const float *att, size_t rows, int T, bool causal) {
     #pragma omp parallel for if (rows * T > CM_OMP_MIN)
     for (size_t r = 0; r < rows; r++) {
         const float *a = att + r * T;

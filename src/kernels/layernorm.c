@@ -10,7 +10,7 @@
 #define LN_EPS 1e-5f
 
 // forward: out[M,C] = (inp - mean) * rstd * w + b ; mean[M], rstd[M] cached
-void cm_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+CM_HOT void cm_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                        const float *b, int M, int C) {
     #pragma omp parallel for if ((size_t)M * C > CM_OMP_MIN)
     for (int i = 0; i < M; i++) {
@@ -33,7 +33,7 @@ void cm_layernorm_forward(float *out, float *mean, float *rstd, const float *inp
 
 // backward: with xhat = (x-mean)*rstd, g = dout*w:
 //   dinp += rstd * (g - mean(g) - xhat * mean(g*xhat)); dw += sum_rows dout*xhat; db += sum_rows dout
-void cm_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+CM_HOT void cm_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                         const float *w, const float *mean, const float *rstd, int M, int C) {
     if (dinp) {
         #pragma omp parallel for if ((size_t)M * C > CM_OMP_MIN)

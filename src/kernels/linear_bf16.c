@@ -42,7 +42,7 @@ float cm_bf16_round(float x) {
     return f;
 }
 
-static void to_bf16(uint16_t *dst, const float *src, size_t n) {
+CM_HOT static void to_bf16(uint16_t *dst, const float *src, size_t n) {
     #pragma omp parallel for simd if (n > CM_OMP_MIN)
     for (size_t i = 0; i < n; i++) dst[i] = f2bf(src[i]);
 }

@@ -8,7 +8,7 @@
 #include "kernels/kernels_internal.h"
 
 // y[0..n) = softmax(x[0..n)); y may alias x
-void cm_softmax_row(float *y, const float *x, int n) {
+CM_HOT void cm_softmax_row(float *y, const float *x, int n) {
     float m = -INFINITY;
     for (int j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
     float s = 0.0f;
@@ -24,13 +24,13 @@ void cm_softmax_row(float *y, const float *x, int n) {
 }
 
 // out[M,N] = softmax rows of inp[M,N]
-void cm_softmax_forward(float *out, const float *inp, int M, int N) {
+CM_HOT void cm_softmax_forward(float *out, const float *inp, int M, int N) {
     #pragma omp parallel for if ((size_t)M * N > CM_OMP_MIN)
     for (int i = 0; i < M; i++) cm_softmax_row(out + (size_t)i * N, inp + (size_t)i * N, N);
 }
 
 // dinp[M,N] += out * (dout - sum_j dout*out)
-void cm_softmax_backward(float *dinp, const float *out, const float *dout, int M, int N) {
+CM_HOT void cm_softmax_backward(float *dinp, const float *out, const float *dout, int M, int N) {
     #pragma omp parallel for if ((size_t)M * N > CM_OMP_MIN)
     for (int i = 0; i < M; i++) {
         const float *y = out + (size_t)i * N, *dy = dout + (size_t)i * N;

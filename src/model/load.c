@@ -1,7 +1,8 @@
 /*
  * load.c — weights in and out of a CmModel: strict loading from a CmTensorFile (safetensors,
- * OpenCLIP .bin / epoch_N.pt through src/io), config guessing from a file's shapes (or from the
- * "model_config" metadata clipmod writes), saving as safetensors, the config as JSON, and the file
+ * OpenCLIP .bin / epoch_N.pt through src/io), config discovery (the "model_config" metadata
+ * clipmod writes, open_clip_config.json next to the weights, or shapes that identify a built-in
+ * config), saving as safetensors, the config as JSON, and the file
  * summary behind `clipmod info --model`.
  */
 #include "model/model.h"
@@ -178,7 +179,78 @@ static int count_layers(const CmTensorFile *f, const char *fmt) {
     }
 }
 
-cm_status cm_config_from_tensorfile(const CmTensorFile *f, CmModelConfig *cfg) {
+/* LoRA / head presence (and the shape-visible sizes) from the file's tensors. */
+static void flags_from_file(const CmTensorFile *f, CmModelConfig *c) {
+    const CmTensorView *la = cm_tensorfile_find(f, "visual.transformer.resblocks.0.attn.out_proj.lora_A.weight");
+    c->has_lora = la != NULL;
+    if (la && la->ndim == 2) c->lora_rank = (int)la->shape[0];
+    const CmTensorView *c3 = cm_tensorfile_find(f, "classifier_head.classifier.3.weight");
+    c->has_head = c3 != NULL;
+}
+
+/* Every tensor of f that the config names has the config's shape and every CLIP tensor of the
+   config is in f. why: the first mismatch. */
+static bool config_fits_file(const CmModelConfig *cfg, const CmTensorFile *f, char *why, size_t n) {
+    CmParam *p = NULL;
+    int np = 0;
+    if (cm_param_table(cfg, &p, &np)) { snprintf(why, n, "%s", cm_last_error()); return false; }
+    bool ok = true;
+    for (int j = 0; j < np && ok; j++) {
+        const CmTensorView *v = cm_tensorfile_find(f, p[j].name);
+        if (!v) {
+            if (p[j].group == CM_GROUP_LORA || p[j].group == CM_GROUP_HEAD) continue;
+            snprintf(why, n, "tensor %s missing", p[j].name);
+            ok = false;
+        } else if (!shape_ok(&p[j], v)) {
+            char a[96], b[96];
+            shape_str(a, sizeof a, v->ndim, v->shape);
+            shape_str(b, sizeof b, p[j].ndim, p[j].shape);
+            snprintf(why, n, "tensor %s is %s, the config says %s", p[j].name, a, b);
+            ok = false;
+        }
+    }
+    cm_free(p);
+    return ok;
+}
+
+/* open_clip_config.json (or a config.json in OpenCLIP's "model_cfg" layout) next to the weights. */
+static cm_status config_from_side_file(const CmTensorFile *f, CmModelConfig *cfg, char *source, size_t sn, bool *found) {
+    *found = false;
+    const char *path = cm_tensorfile_path(f);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) slash[1] = 0; else dir[0] = 0;
+    static const char *names[] = {"open_clip_config.json", "config.json"};
+    for (int k = 0; k < 2; k++) {
+        char cp[4200];
+        snprintf(cp, sizeof cp, "%s%s", dir, names[k]);
+        if (!cm_file_exists(cp)) continue;
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        cm_status st = cm_read_file(cp, 1u << 22, &buf, &len);
+        if (st) return st;
+        if (k == 1) {   /* a Hugging Face transformers config.json is another format: not ours */
+            cJSON *j = cJSON_ParseWithLength((const char *)buf, len);
+            bool ours = j && cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(j, "model_cfg"));
+            cJSON_Delete(j);
+            if (!ours) { cm_free(buf); continue; }
+        }
+        st = cm_config_from_json((const char *)buf, len, cp, cfg);
+        cm_free(buf);
+        if (st) return st;
+        flags_from_file(f, cfg);
+        char why[400];
+        if (!config_fits_file(cfg, f, why, sizeof why))
+            return cm_error(CM_ERR_ARG, "%s does not describe %s (%s); give --model-name NAME|CONFIG.json", cp, path, why);
+        if (source) snprintf(source, sn, "%s", cp);
+        *found = true;
+        return CM_OK;
+    }
+    return CM_OK;
+}
+
+cm_status cm_config_discover(const CmTensorFile *f, CmModelConfig *cfg, char *source, size_t sn) {
     const char *meta = cm_tensorfile_metadata(f, "model_config");
     if (meta) {
         cm_status st = cm_config_from_json(meta, strlen(meta), cm_tensorfile_path(f), cfg);
@@ -190,50 +262,53 @@ cm_status cm_config_from_tensorfile(const CmTensorFile *f, CmModelConfig *cfg) {
         cJSON_Delete(j);
         cfg->has_lora = cfg->has_lora && cm_tensorfile_find(f, "visual.transformer.resblocks.0.attn.out_proj.lora_A.weight");
         cfg->has_head = cfg->has_head && cm_tensorfile_find(f, "classifier_head.classifier.3.weight");
+        if (source) snprintf(source, sn, "metadata");
         return CM_OK;
     }
-    CmModelConfig c;
-    cm_config_from_name("ViT-B-32", &c);
+    bool found = false;
+    cm_status st = config_from_side_file(f, cfg, source, sn, &found);
+    if (st || found) return st;
+
+    /* the shapes: only a config they identify without doubt. The number of attention heads (and
+       quick_gelu) is not stored in the weights, so only the built-in configs qualify. */
     const CmTensorView *conv = need(f, "visual.conv1.weight", 4), *vpos = need(f, "visual.positional_embedding", 2);
     const CmTensorView *tpos = need(f, "positional_embedding", 2), *tok = need(f, "token_embedding.weight", 2);
     const CmTensorView *tproj = need(f, "text_projection", 2);
     if (!conv || !vpos || !tpos || !tok || !tproj) return CM_ERR_SHAPE;
-    c.vision.width = (int)conv->shape[0];
-    c.vision.patch_size = (int)conv->shape[2];
     int grid = (int)lround(sqrt((double)(vpos->shape[0] - 1)));
-    c.vision.image_size = grid * c.vision.patch_size;
-    c.vision.layers = count_layers(f, "visual.transformer.resblocks.%d.ln_1.weight");
-    c.vision.head_width = 64;
-    c.vision.heads = c.vision.width / 64;
-    const CmTensorView *vfc = cm_tensorfile_find(f, "visual.transformer.resblocks.0.mlp.c_fc.weight");
-    if (vfc && vfc->ndim == 2) c.vision.mlp_ratio = (float)vfc->shape[0] / (float)c.vision.width;
-    c.text.context_length = (int)tpos->shape[0];
-    c.text.width = (int)tpos->shape[1];
-    c.text.vocab_size = (int)tok->shape[0];
-    c.text.layers = count_layers(f, "transformer.resblocks.%d.ln_1.weight");
-    c.text.heads = c.text.width / 64 > 0 ? c.text.width / 64 : 1;
-    const CmTensorView *tfc = cm_tensorfile_find(f, "transformer.resblocks.0.mlp.c_fc.weight");
-    if (tfc && tfc->ndim == 2) c.text.mlp_ratio = (float)tfc->shape[0] / (float)c.text.width;
-    c.embed_dim = (int)tproj->shape[1];
-    const CmTensorView *la = cm_tensorfile_find(f, "visual.transformer.resblocks.0.attn.out_proj.lora_A.weight");
-    c.has_lora = la != NULL;
-    if (la && la->ndim == 2) c.lora_rank = (int)la->shape[0];
-    const CmTensorView *c3 = cm_tensorfile_find(f, "classifier_head.classifier.3.weight");
-    const CmTensorView *l1 = cm_tensorfile_find(f, "classifier_head.transformer.layers.0.linear1.weight");
-    c.has_head = c3 != NULL;
-    c.head.d = c.embed_dim;
-    if (c3 && c3->ndim == 2) c.head.n_classes = (int)c3->shape[0];
-    if (l1 && l1->ndim == 2) c.head.ff = (int)l1->shape[0];
-    else c.head.ff = 4 * c.embed_dim;
-    c.head.layers = count_layers(f, "classifier_head.transformer.layers.%d.norm1.weight");
-    if (!c.has_head) c.head.layers = 2;
-    snprintf(c.name, sizeof c.name, "%s", c.vision.width == 768 && c.vision.patch_size == 32 && c.embed_dim == 512 ? "ViT-B-32" :
-                                          c.vision.width == 768 && c.vision.patch_size == 16 ? "ViT-B-16" :
-                                          c.vision.width == 1024 && c.vision.patch_size == 14 ? "ViT-L-14" : "from-file");
-    cm_status st = cm_config_validate(&c);
-    if (st) return cm_error_prefix("%s: inferred config", cm_tensorfile_path(f));
-    *cfg = c;
-    return CM_OK;
+    static const char *named[] = {"ViT-B-32", "ViT-B-16", "ViT-L-14"};
+    for (int k = 0; k < 3; k++) {
+        CmModelConfig c;
+        cm_config_from_name(named[k], &c);
+        flags_from_file(f, &c);
+        if (conv->shape[0] != c.vision.width || conv->shape[2] != c.vision.patch_size ||
+            grid * c.vision.patch_size != c.vision.image_size || tpos->shape[0] != c.text.context_length ||
+            tpos->shape[1] != c.text.width || tok->shape[0] != c.text.vocab_size || tproj->shape[1] != c.embed_dim ||
+            count_layers(f, "visual.transformer.resblocks.%d.ln_1.weight") != c.vision.layers ||
+            count_layers(f, "transformer.resblocks.%d.ln_1.weight") != c.text.layers)
+            continue;
+        const CmTensorView *l1 = cm_tensorfile_find(f, "classifier_head.transformer.layers.0.linear1.weight");
+        const CmTensorView *c3 = cm_tensorfile_find(f, "classifier_head.classifier.3.weight");
+        if (c3 && c3->ndim == 2) c.head.n_classes = (int)c3->shape[0];
+        if (l1 && l1->ndim == 2) c.head.ff = (int)l1->shape[0];
+        if (c.has_head) c.head.layers = count_layers(f, "classifier_head.transformer.layers.%d.norm1.weight");
+        char why[400];
+        if (cm_config_validate(&c) || !config_fits_file(&c, f, why, sizeof why)) continue;
+        cm_info("%s: config %s recognised from the tensor shapes (GELU; OpenAI's weights need --model-name %s-quickgelu)",
+                cm_tensorfile_path(f), named[k], named[k]);
+        if (source) snprintf(source, sn, "shapes");
+        *cfg = c;
+        return CM_OK;
+    }
+    return cm_error(CM_ERR_ARG,
+                    "%s: cannot tell the model config from the tensor shapes (vision width %lld, text width %lld, embed %lld match no "
+                    "built-in config, and the number of attention heads is not stored in the weights): give --model-name NAME|CONFIG.json "
+                    "or put open_clip_config.json next to the weights",
+                    cm_tensorfile_path(f), (long long)conv->shape[0], (long long)tpos->shape[1], (long long)tproj->shape[1]);
+}
+
+cm_status cm_config_from_tensorfile(const CmTensorFile *f, CmModelConfig *cfg) {
+    return cm_config_discover(f, cfg, NULL, 0);
 }
 
 cm_status cm_model_from_file(const char *path, const CmModelConfig *cfg, unsigned flags, uint64_t init_seed, CmModel **out) {

@@ -216,12 +216,19 @@ cm_status cm_model_merge_lora(const CmModel *m, CmModel **out);
 enum { CM_LOAD_STRICT = 0, CM_LOAD_CLIP_ONLY_OK = 1, CM_LOAD_PARTIAL_OK = 2 };
 cm_status cm_model_load(CmModel *m, const struct CmTensorFile *f, unsigned flags, uint64_t init_seed);
 cm_status cm_model_load_file(CmModel *m, const char *path, unsigned flags, uint64_t init_seed);
-/* Build a model from a weights file: the config from cfg, or (cfg == NULL) from the file's
-   "model_config" metadata (clipmod checkpoints / cm_model_save), else guessed from its shapes
-   (ViT towers, head_width 64; LoRA/head detected by presence). Tensors named "optimizer.*" are
-   never model tensors and are ignored by loading. */
+/* Build a model from a weights file: the config from cfg, or (cfg == NULL) found by
+   cm_config_discover. Tensors named "optimizer.*" are never model tensors and are ignored by
+   loading. */
 cm_status cm_model_from_file(const char *path, const CmModelConfig *cfg, unsigned flags,
                              uint64_t init_seed, CmModel **out);
+/* The config of a weights file opened without a name, in this order: (1) its "model_config"
+   metadata (clipmod checkpoints, cm_model_save); (2) open_clip_config.json next to it, or a
+   config.json there in the same layout ("model_cfg"), which must fit every tensor shape (else
+   CM_ERR_ARG naming both files); (3) the tensor shapes, only when they are exactly those of a
+   built-in config (ViT-B-32, ViT-B-16, ViT-L-14; GELU, logged): the number of heads is not in
+   the weights, so any other shape is refused (CM_ERR_ARG asking for --model-name). LoRA / head
+   presence from the tensors. source (may be NULL): "metadata", the side file's path, or "shapes". */
+cm_status cm_config_discover(const struct CmTensorFile *f, CmModelConfig *cfg, char *source, size_t source_len);
 cm_status cm_config_from_tensorfile(const struct CmTensorFile *f, CmModelConfig *cfg);
 /* Save as safetensors (OpenCLIP names, state-dict order). trainable_only: only trainable tensors.
    metadata: (key, value) pairs for __metadata__; "model_config" (the config JSON) is added

@@ -33,6 +33,7 @@ struct CmBatchSource {
     int64_t num_batches;     /* training: batches per epoch; validation: 0 (until exhausted) */
     int64_t num_samples;     /* samples per epoch (training) or in total (validation, if known) */
     int64_t skipped;         /* bad samples skipped so far (logged by the source) */
+    int64_t no_json;         /* samples served without .json metadata, so with label 0 (DESIGN §4.2) */
 };
 
 static inline void cm_batches_close(CmBatchSource *s) { if (s && s->close) s->close(s); }

@@ -44,6 +44,7 @@ static cm_status ls_next(CmBatchSource *b, float *images, int32_t *tokens, int32
     cm_batch_free(bt);
     CmLoaderStats st = cm_loader_stats(s->l);
     b->skipped = st.bad_samples + st.bad_shards;
+    b->no_json = st.no_json;
     return CM_OK;
 }
 

@@ -9,7 +9,8 @@
  *   val:   shards in order, no shuffle, eval transform, the last batch partial.
  * Every random choice comes from an RNG seeded by (seed, epoch): epochs are reproducible and a
  * resumed run sees the same data. A bad sample or shard is skipped, counted and logged (the
- * first 20 by shard and key); an epoch that finds no usable sample at all is an error.
+ * first 20 by shard and key); an epoch that finds no usable sample at all is an error. A sample
+ * without .json gets label 0 (DESIGN §4.2), counted in no_json and logged (the first 20).
  */
 #include "train/batches.h"
 
@@ -87,13 +88,12 @@ static CmWdsSample *raw_next(ShardSource *s) {
 
 /* Decode one raw sample into slot k of the batch; false (counted) when unusable. */
 static bool decode(ShardSource *s, CmWdsSample *x, float *img, int32_t *tok, int32_t *lab) {
-    const CmWdsField *im = cm_wds_image(x), *tx = cm_wds_field(x, "txt"), *js = cm_wds_field(x, "json");
+    const CmWdsField *im = cm_wds_image(x), *tx = cm_wds_field(x, "txt");
     const char *shard = x->url;
     if (!im || !tx) { log_bad(s, shard, x->key, !im ? "no image" : "no caption"); return false; }
     int label = 0;
-    if (js) {
-        if (cm_label_from_json((const char *)js->data, js->size, &label)) { log_bad(s, shard, x->key, cm_last_error()); return false; }
-    } else { log_bad(s, shard, x->key, "no json metadata (label)"); return false; }
+    bool no_json = false;
+    if (cm_sample_label(x, &label, &no_json)) { log_bad(s, shard, x->key, cm_last_error()); return false; }
     CmImage pic = {0};
     char what[600];
     snprintf(what, sizeof what, "%s:%s", shard ? shard : "?", x->key);
@@ -104,6 +104,11 @@ static bool decode(ShardSource *s, CmWdsSample *x, float *img, int32_t *tok, int
     if (!st) st = cm_textenc_encode(s->cfg.te, (const char *)tx->data, tx->size, tok, s->base.ctx);
     if (st) { log_bad(s, shard, x->key, cm_last_error()); return false; }
     *lab = label;
+    if (no_json) {   /* DESIGN §4.2: label 0, counted */
+        if (s->base.no_json < 20) cm_warn("%s: sample '%s' has no .json metadata: label 0 (DESIGN §4.2)", shard ? shard : "?", x->key);
+        else if (s->base.no_json == 20) cm_warn("more samples without .json: counted, no longer logged one by one");
+        s->base.no_json++;
+    }
     return true;
 }
 

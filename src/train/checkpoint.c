@@ -136,15 +136,17 @@ cm_status cm_checkpoint_save(const char *path, const CmModel *m, const CmAdamW *
                 t->name = nm; t->dtype = CM_F32; t->ndim = 1; t->shape[0] = (int64_t)opt->p[i].numel;
                 t->data = k ? opt->v[i] : opt->m[i];
             }
-    char epoch[32], step[32];
+    char epoch[32], step[32], estep[32];
     snprintf(epoch, sizeof epoch, "%lld", (long long)meta->epoch);
     snprintf(step, sizeof step, "%lld", (long long)meta->step);
+    snprintf(estep, sizeof estep, "%lld", (long long)meta->epoch_step);
     const char *md[] = {
         "format", "pt",
         "clipmod_checkpoint", "1",
         "clipmod_version", CLIPMOD_VERSION,
         "epoch", epoch,
         "step", step,
+        "epoch_step", estep,
         "name", meta->name,
         "model_config", cfg_json,
         "has_lora", m->cfg.has_lora ? "true" : "false",
@@ -188,6 +190,11 @@ static cm_status read_meta(const CmTensorFile *f, const char *path, CmCkptMeta *
     cm_status st;
     if ((st = parse_i64(path, "epoch", cm_tensorfile_metadata(f, "epoch"), &meta->epoch))) return st;
     if ((st = parse_i64(path, "step", cm_tensorfile_metadata(f, "step"), &meta->step))) return st;
+    const char *es = cm_tensorfile_metadata(f, "epoch_step");   /* absent in older checkpoints: 0 */
+    if (es && (st = parse_i64(path, "epoch_step", es, &meta->epoch_step))) return st;
+    if (meta->epoch_step > meta->step)
+        return cm_error(CM_ERR_FORMAT, "%s: metadata \"epoch_step\" %lld exceeds \"step\" %lld", path,
+                        (long long)meta->epoch_step, (long long)meta->step);
     const char *s = cm_tensorfile_metadata(f, "name");
     snprintf(meta->name, sizeof meta->name, "%s", s ? s : "");
     s = cm_tensorfile_metadata(f, "base_model");
@@ -428,28 +435,49 @@ void cm_checkpoint_path(char *buf, size_t n, const char *dir, int64_t epoch) {
     else snprintf(buf, n, "%s/epoch_%lld.safetensors", dir, (long long)epoch);
 }
 
+void cm_checkpoint_step_path(char *buf, size_t n, const char *dir, int64_t step) {
+    snprintf(buf, n, "%s/step_%lld.safetensors", dir, (long long)step);
+}
+
+/* rank of a checkpoint file name on a tie in steps (higher wins); -1: not a checkpoint name */
+static int ckpt_name_rank(const char *nm) {
+    long long k;
+    int used = 0;
+    size_t L = strlen(nm);
+    if (!strcmp(nm, "epoch_latest.safetensors")) return 1;
+    if (sscanf(nm, "epoch_%lld.safetensors%n", &k, &used) == 1 && used == (int)L && k >= 0 && !strncmp(nm + used - 12, ".safetensors", 12)) return 2;
+    used = 0;
+    if (sscanf(nm, "step_%lld.safetensors%n", &k, &used) == 1 && used == (int)L && k >= 0 && !strncmp(nm + used - 12, ".safetensors", 12)) return 0;
+    return -1;
+}
+
 cm_status cm_checkpoint_find_latest(const char *dir, char **out) {
     *out = NULL;
-    char path[4096];
-    cm_checkpoint_path(path, sizeof path, dir, -1);
-    if (cm_file_exists(path)) goto found;
     DIR *d = opendir(dir);
     if (!d) return cm_error(CM_ERR_IO, "%s: no checkpoint folder (%s)", dir, strerror(errno));
-    long long best = -1;
+    char path[4096], best[4096] = "";
+    long long best_step = -1;
+    int best_rank = -1;
     struct dirent *e;
     while ((e = readdir(d))) {
-        long long k;
-        int used = 0;
-        if (sscanf(e->d_name, "epoch_%lld.safetensors%n", &k, &used) == 1 && used == (int)strlen(e->d_name) &&
-            !strncmp(e->d_name + used - 12, ".safetensors", 12) && k > best)
-            best = k;
+        int rank = ckpt_name_rank(e->d_name);
+        if (rank < 0) continue;
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path) continue;
+        CmCkptMeta mt;
+        if (cm_checkpoint_read_meta(path, &mt, NULL)) {
+            cm_warn("--resume latest: ignoring %s: %s", path, cm_last_error());
+            continue;
+        }
+        if (mt.step > best_step || (mt.step == best_step && rank > best_rank)) {
+            best_step = mt.step;
+            best_rank = rank;
+            snprintf(best, sizeof best, "%s", path);
+        }
     }
     closedir(d);
-    if (best < 0) return cm_error(CM_ERR_IO, "%s: no epoch_N.safetensors checkpoint to resume from", dir);
-    cm_checkpoint_path(path, sizeof path, dir, best);
-found:
-    *out = cm_malloc(strlen(path) + 1, "checkpoint path");
+    if (best_step < 0) return cm_error(CM_ERR_IO, "%s: no complete checkpoint to resume from", dir);
+    *out = cm_malloc(strlen(best) + 1, "checkpoint path");
     if (!*out) return CM_ERR_OOM;
-    strcpy(*out, path);
+    strcpy(*out, best);
     return CM_OK;
 }

@@ -9,7 +9,8 @@
  *             ones — then the AdamW state of every trainable tensor as
  *             "optimizer.exp_avg.<name>" and "optimizer.exp_avg_sq.<name>" (F32).
  *   __metadata__ (all strings): "format" "pt"; "clipmod_checkpoint" "1"; "epoch" (completed
- *             epochs); "step" (optimizer steps done); "name" (run); "model_config" (JSON in the
+ *             epochs); "step" (optimizer steps done); "epoch_step" (steps done in the
+ *             unfinished epoch: interrupted runs, see run.h); "name" (run); "model_config" (JSON in the
  *             open_clip_config.json layout: model_cfg + lora + head); "has_lora"/"has_head";
  *             "train_mode" lora|full|head|none; "lock_image"/"lock_text"; "trainable_only";
  *             "base_model" (path or "") + "base_model_sha256"; "rng" (JSON: named xoshiro
@@ -36,6 +37,8 @@
 typedef struct {
     int64_t epoch;               /* completed epochs */
     int64_t step;                /* optimizer steps done */
+    int64_t epoch_step;          /* optimizer steps done in epoch `epoch` (not yet complete): 0 for the
+                                    end-of-epoch checkpoints, > 0 for one written on SIGINT/SIGTERM */
     char name[256];              /* run name */
     char base_model[1024];       /* base weights file ("" when trained from scratch / all tensors) */
     char base_sha256[65];
@@ -71,8 +74,8 @@ cm_status cm_checkpoint_load(const char *path, CmModel *m, CmAdamW *opt, CmCkptM
 cm_status cm_checkpoint_open_model(const char *path, CmModel **out, CmCkptMeta *meta);
 
 /* eval / predict: a clipmod checkpoint (config from its metadata; config_name must then be NULL
-   or agree) or a weights file (config from config_name — a name or JSON file — else guessed from
-   the shapes; LoRA/head initialised when absent). meta->tokenizer tells the tokenizer. */
+   or agree) or a weights file (config from config_name — a name or JSON file — else found by
+   cm_config_discover; LoRA/head initialised when absent). meta->tokenizer tells the tokenizer. */
 cm_status cm_model_open_any(const char *path, const char *config_name, CmModel **out, CmCkptMeta *meta);
 
 /* The optimizer's parameter list: the model's trainable tensors in state-dict order (name, data,
@@ -81,8 +84,12 @@ cm_status cm_opt_params_from_model(const CmModel *m, CmOptParam **out, int *n);
 
 /* <dir>/epoch_<n>.safetensors or epoch_latest.safetensors (n < 0). */
 void cm_checkpoint_path(char *buf, size_t n, const char *dir, int64_t epoch);
-/* --resume latest: epoch_latest.safetensors if present, else the highest epoch_N.safetensors
-   (temp files ignored). CM_ERR_IO when there is none; *out cm_malloc'd. */
+/* <dir>/step_<step>.safetensors: the checkpoint written when a run is interrupted. */
+void cm_checkpoint_step_path(char *buf, size_t n, const char *dir, int64_t step);
+/* --resume latest: the complete checkpoint with the most optimizer steps among
+   epoch_N / epoch_latest / step_N .safetensors in dir (its metadata is read; temp files and files
+   whose header cannot be read are ignored with a warning; on a tie epoch_N, then epoch_latest,
+   then step_N). CM_ERR_IO when there is none; *out cm_malloc'd. */
 cm_status cm_checkpoint_find_latest(const char *dir, char **out);
 
 #endif

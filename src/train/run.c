@@ -4,6 +4,7 @@
  */
 #include "train/run.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -67,34 +68,64 @@ typedef struct { double sum; int64_t n; } Avg;
 static void avg_add(Avg *a, double v) { a->sum += v; a->n++; }
 static double avg_get(const Avg *a) { return a->n ? a->sum / a->n : 0; }
 
-static cm_status save_ckpt(CmRun *r, CmTrainer *t, const char *ckdir, int64_t completed, const char *base_sha,
-                           bool trainable_only, const char *args_json) {
+static void fill_meta(const CmRun *r, CmTrainer *t, int64_t completed, int64_t epoch_step, const char *base_sha,
+                      bool trainable_only, const char *args_json, CmCkptMeta *meta) {
     const CmTrainConfig *o = r->o;
-    CmCkptMeta meta;
-    memset(&meta, 0, sizeof meta);
-    meta.epoch = completed;
-    meta.step = t->step;
-    snprintf(meta.name, sizeof meta.name, "%s", o->name);
+    memset(meta, 0, sizeof *meta);
+    meta->epoch = completed;
+    meta->step = t->step;
+    meta->epoch_step = epoch_step;
+    snprintf(meta->name, sizeof meta->name, "%s", o->name);
     if (r->base_model) {   /* absolute, so that eval/predict find it from any folder */
         char *abs = realpath(r->base_model, NULL);
-        snprintf(meta.base_model, sizeof meta.base_model, "%s", abs ? abs : r->base_model);
+        snprintf(meta->base_model, sizeof meta->base_model, "%s", abs ? abs : r->base_model);
         free(abs);
     }
-    snprintf(meta.base_sha256, sizeof meta.base_sha256, "%s", base_sha ? base_sha : "");
-    meta.mode = r->m->mode;
-    meta.lock_image = r->m->lock_image;
-    meta.lock_text = r->m->lock_text;
-    meta.trainable_only = trainable_only;
-    meta.n_rng = 0;   /* dropout masks are a function of (seed, step, sample): nothing to save */
-    meta.args_json = args_json;
-    snprintf(meta.tokenizer, sizeof meta.tokenizer, "%s", r->tokenizer ? r->tokenizer : "bpe");
+    snprintf(meta->base_sha256, sizeof meta->base_sha256, "%s", base_sha ? base_sha : "");
+    meta->mode = r->m->mode;
+    meta->lock_image = r->m->lock_image;
+    meta->lock_text = r->m->lock_text;
+    meta->trainable_only = trainable_only;
+    meta->n_rng = 0;   /* dropout masks are a function of (seed, step, sample): nothing to save */
+    meta->args_json = args_json;
+    snprintf(meta->tokenizer, sizeof meta->tokenizer, "%s", r->tokenizer ? r->tokenizer : "bpe");
+}
+
+/* step_N.safetensors of earlier interruptions are superseded once a later checkpoint exists. */
+static void remove_old_step_ckpts(const char *ckdir, int64_t step) {
+    DIR *d = opendir(ckdir);
+    if (!d) return;
+    struct dirent *e;
+    char path[1400];
+    while ((e = readdir(d))) {
+        long long k;
+        int used = 0;
+        if (sscanf(e->d_name, "step_%lld.safetensors%n", &k, &used) != 1 || used != (int)strlen(e->d_name) || k >= step ||
+            strcmp(e->d_name + used - 12, ".safetensors"))
+            continue;
+        snprintf(path, sizeof path, "%s/%s", ckdir, e->d_name);
+        if (unlink(path)) cm_warn("could not delete %s: %s", path, strerror(errno));
+        else cm_info("Deleted %s (superseded by a later checkpoint)", path);
+    }
+    closedir(d);
+}
+
+/* End-of-epoch checkpoints; *wrote = whether one holding this state was written. */
+static cm_status save_ckpt(CmRun *r, CmTrainer *t, const char *ckdir, int64_t completed, const char *base_sha,
+                           bool trainable_only, const char *args_json, bool *wrote) {
+    const CmTrainConfig *o = r->o;
+    CmCkptMeta meta;
+    fill_meta(r, t, completed, 0, base_sha, trainable_only, args_json, &meta);
     char path[1200];
     cm_status st;
+    *wrote = false;
     bool periodic = completed == o->epochs || (o->save_frequency > 0 && completed % o->save_frequency == 0);
     if (periodic) {
         cm_checkpoint_path(path, sizeof path, ckdir, completed);
         if ((st = cm_checkpoint_save(path, r->m, &t->opt, &meta))) return st;
         cm_info("Saved checkpoint %s", path);
+        snprintf(r->stop_checkpoint, sizeof r->stop_checkpoint, "%s", path);
+        *wrote = true;
     }
     if (o->delete_previous_checkpoint && completed > 1) {   /* OpenCLIP: whether or not epoch_N was written */
         char prev[1200];
@@ -104,7 +135,37 @@ static cm_status save_ckpt(CmRun *r, CmTrainer *t, const char *ckdir, int64_t co
     if (o->save_most_recent) {
         cm_checkpoint_path(path, sizeof path, ckdir, -1);
         if ((st = cm_checkpoint_save(path, r->m, &t->opt, &meta))) return st;
+        snprintf(r->stop_checkpoint, sizeof r->stop_checkpoint, "%s", path);
+        *wrote = true;
     }
+    if (*wrote) remove_old_step_ckpts(ckdir, t->step);
+    return CM_OK;
+}
+
+/* The run was asked to stop (signal): write step_<N>.safetensors unless the state is already
+   saved (saved > 0) or nothing was trained in this run (saved < 0). */
+static cm_status save_stop_ckpt(CmRun *r, CmTrainer *t, const char *ckdir, int64_t epoch, int64_t epoch_step,
+                                const char *base_sha, bool trainable_only, const char *args_json, int saved) {
+    r->stopped = (int)*r->stop;
+    if (saved < 0) {   /* no step done in this run: the state on disk is already where it is */
+        r->stop_checkpoint[0] = 0;
+        cm_info("Stopped by signal %d before the first step of this run (step %lld); nothing new to save", r->stopped, (long long)t->step);
+        return CM_OK;
+    }
+    if (!ckdir[0]) {
+        r->stop_checkpoint[0] = 0;
+        cm_warn("stopped by signal %d after step %lld; --logs none: no checkpoint written", r->stopped, (long long)t->step);
+        return CM_OK;
+    }
+    if (!saved) {
+        CmCkptMeta meta;
+        fill_meta(r, t, epoch, epoch_step, base_sha, trainable_only, args_json, &meta);
+        cm_checkpoint_step_path(r->stop_checkpoint, sizeof r->stop_checkpoint, ckdir, t->step);
+        cm_status st = cm_checkpoint_save(r->stop_checkpoint, r->m, &t->opt, &meta);
+        if (st) return st;
+    }
+    cm_info("Stopped by signal %d after step %lld (epoch %lld, %lld steps into it); checkpoint %s; resume with --resume latest",
+            r->stopped, (long long)t->step, (long long)epoch, (long long)epoch_step, r->stop_checkpoint);
     return CM_OK;
 }
 
@@ -122,6 +183,8 @@ cm_status cm_train_run(CmRun *r) {
     int steps_fd = -1;
     char steps_path[1200] = "";
     r->have_val = false;
+    r->stopped = 0;
+    r->stop_checkpoint[0] = 0;
     r->run_dir[0] = 0;
     if ((st = cm_train_config_check(o))) return st;
     const int B = o->batch_size, K = o->accum_freq;
@@ -149,6 +212,9 @@ cm_status cm_train_run(CmRun *r) {
             return cm_error(CM_ERR_ARG, "--name %s: experiment %s already exists; use another --name or --resume latest", o->name, r->run_dir);
         snprintf(ckdir, sizeof ckdir, "%s/checkpoints", r->run_dir);
         if ((st = cm_mkdir_p(ckdir))) return st;
+        /* temp files of writes that a killed run left behind (only those of dead processes) */
+        cm_remove_stale_tmp(ckdir, NULL);
+        cm_remove_stale_tmp(r->run_dir, NULL);
         outlog = fopen(logpath, "a");
         if (!outlog) return cm_error(CM_ERR_IO, "%s: cannot open: %s", logpath, strerror(errno));
         cm_log_set_sink(outlog_sink, outlog);
@@ -190,7 +256,7 @@ cm_status cm_train_run(CmRun *r) {
     if (save_logs && trainable_only && (st = cm_sha256_file(r->base_model, base_sha))) goto done;
 
     /* resume */
-    int64_t start_epoch = 0;
+    int64_t start_epoch = 0, skip_steps = 0;
     if (o->resume && *o->resume) {
         if (!strcmp(o->resume, "latest")) {
             if (!save_logs) { st = cm_error(CM_ERR_ARG, "--resume latest needs --logs (the run folder holds the checkpoints)"); goto done; }
@@ -214,10 +280,21 @@ cm_status cm_train_run(CmRun *r) {
             if ((st = cm_checkpoint_load(resume_path, m, &t.opt, &meta))) { cm_error_prefix("--resume"); goto done; }
             start_epoch = meta.epoch;
             t.step = meta.step;
-            if (meta.step != start_epoch * steps_per_epoch)
-                cm_warn("--resume: checkpoint is at step %lld, epoch %lld x %lld steps/epoch = %lld (different epoch size?)",
-                        (long long)meta.step, (long long)start_epoch, (long long)steps_per_epoch, (long long)(start_epoch * steps_per_epoch));
-            cm_info("=> resuming checkpoint '%s' (epoch %lld)", resume_path, (long long)start_epoch);
+            skip_steps = meta.epoch_step;
+            if (skip_steps > 0 && skip_steps >= steps_per_epoch) {
+                st = cm_error(CM_ERR_ARG, "--resume %s: stopped %lld steps into epoch %lld, but an epoch has %lld steps here "
+                              "(different --train-num-samples / --batch-size / --accum-freq?)", resume_path, (long long)skip_steps,
+                              (long long)start_epoch, (long long)steps_per_epoch);
+                goto done;
+            }
+            if (meta.step != start_epoch * steps_per_epoch + skip_steps)
+                cm_warn("--resume: checkpoint is at step %lld, epoch %lld x %lld steps/epoch + %lld = %lld (different epoch size?)",
+                        (long long)meta.step, (long long)start_epoch, (long long)steps_per_epoch, (long long)skip_steps,
+                        (long long)(start_epoch * steps_per_epoch + skip_steps));
+            if (skip_steps > 0)
+                cm_info("=> resuming checkpoint '%s' (epoch %lld, %lld of %lld steps done)", resume_path, (long long)start_epoch,
+                        (long long)skip_steps, (long long)steps_per_epoch);
+            else cm_info("=> resuming checkpoint '%s' (epoch %lld)", resume_path, (long long)start_epoch);
         }
     }
 
@@ -242,9 +319,31 @@ cm_status cm_train_run(CmRun *r) {
         cm_acts_seed(t.acts, cm_epoch_seed(seed, 0, 1));   /* masks vary with the step, not the epoch */
         if ((st = r->train->start_epoch(r->train, epoch))) goto done;
         Avg a_loss = {0}, a_con = {0}, a_cls = {0}, a_data = {0}, a_batch = {0};
+        int64_t i0 = 0;
+        if (epoch == start_epoch && skip_steps > 0) {
+            /* mid-epoch resume: the source restarted from (seed, epoch); replay the batches the
+               interrupted run used (dropout masks follow the restored step: nothing to restore) */
+            double tr = cm_now();
+            for (i0 = 0; i0 < skip_steps * K; i0++) {
+                int got = 0;
+                if ((st = r->train->next(r->train, img, tok, lab, &got))) goto done;
+                if (got != B) {
+                    st = cm_error(CM_ERR_IO, "--resume: the training data ran out after %lld of the %lld batches to replay",
+                                  (long long)i0, (long long)(skip_steps * K));
+                    goto done;
+                }
+            }
+            cm_info("Replayed the %lld batches of epoch %lld used before the interruption (%.1f s)", (long long)i0, (long long)epoch,
+                    cm_now() - tr);
+        }
         double t_last = cm_now(), data_time = 0;
-        for (int64_t i = 0; i < r->train->num_batches; i++) {
+        for (int64_t i = i0; i < r->train->num_batches; i++) {
             int slot = (int)(i % K);
+            if (slot == 0 && r->stop && *r->stop && (i > i0 || steps_this_run == 0) && i / K < steps_per_epoch) {
+                if ((st = save_stop_ckpt(r, &t, ckdir, epoch, i / K, base_sha, trainable_only, args_json, steps_this_run ? 0 : -1)))
+                    goto done;
+                goto stopped;
+            }
             double t0 = cm_now();
             int got = 0;
             if ((st = r->train->next(r->train, img + (size_t)slot * B * isz, tok + (size_t)slot * B * ctx, lab + (size_t)slot * B, &got)))
@@ -294,6 +393,9 @@ cm_status cm_train_run(CmRun *r) {
         int64_t completed = epoch + 1;
         if (steps_fd >= 0) fdatasync(steps_fd);
         if (r->train->skipped) cm_info("epoch %lld: %lld bad samples skipped so far", (long long)epoch, (long long)r->train->skipped);
+        if (r->train->no_json)
+            cm_warn("epoch %lld: %lld training samples so far had no .json metadata and were given label 0 (DESIGN §4.2)",
+                    (long long)epoch, (long long)r->train->no_json);
 
         /* validation */
         if (r->val && o->val_frequency > 0 && (completed % o->val_frequency == 0 || completed == o->epochs)) {
@@ -318,6 +420,8 @@ cm_status cm_train_run(CmRun *r) {
             }
             if (r->val->skipped) cm_warn("validation: %lld samples, %lld bad samples or shards skipped", (long long)vm->n, (long long)r->val->skipped);
             r->have_val = true;
+            if (r->val->no_json)
+                cm_warn("validation: %lld samples so far had no .json metadata and were given label 0 (DESIGN §4.2)", (long long)r->val->no_json);
             cm_info("Eval Epoch: %lld clip_val_loss: %.4f\tval_loss: %.4f\ttop1: %.4f\ttop2: %.4f\tmacro_f1: %.4f\tnum_samples: %lld\t(%.1f s)",
                     (long long)completed, vm->clip_loss_n ? vm->clip_loss_sum / vm->clip_loss_n : 0.0,
                     vm->loss_n ? vm->loss_sum / vm->loss_n : 0.0, cm_metrics_top1(vm), cm_metrics_top2(vm),
@@ -333,8 +437,16 @@ cm_status cm_train_run(CmRun *r) {
                 if (st) goto done;
             }
         }
-        if (save_logs && (st = save_ckpt(r, &t, ckdir, completed, base_sha, trainable_only, args_json))) goto done;
+        bool saved = false;
+        if (save_logs && (st = save_ckpt(r, &t, ckdir, completed, base_sha, trainable_only, args_json, &saved))) goto done;
+        if (r->stop && *r->stop && completed < o->epochs) {
+            if ((st = save_stop_ckpt(r, &t, ckdir, completed, 0, base_sha, trainable_only, args_json, saved ? 1 : 0))) goto done;
+            goto stopped;
+        }
     }
+    if (r->stop && *r->stop) cm_info("signal %d arrived after the last step: the run is complete", (int)*r->stop);
+    r->stop_checkpoint[0] = 0;
+stopped:
     r->steps_done = t.step;
     r->train_seconds = cm_now() - t_run0;
     if (steps_fd >= 0) { fdatasync(steps_fd); close(steps_fd); steps_fd = -1; }

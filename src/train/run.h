@@ -9,11 +9,18 @@
  * Reproducibility: the head-dropout RNG is reseeded at the start of every epoch from (--seed,
  * epoch) and the batch sources reseed from (seed, epoch) too, so a run resumed from its epoch-N
  * checkpoint continues bit-identically (same thread count).
+ * Stopping: when *stop becomes non-zero (a SIGINT/SIGTERM handler sets it) the run finishes the
+ * optimizer step in progress, writes checkpoints/step_<N>.safetensors (model, optimizer, dropout
+ * RNG, step, "epoch_step" = steps done in the unfinished epoch) and returns CM_OK with
+ * r->stopped set. Resuming from it restarts the epoch's batch source from (seed, epoch) and
+ * replays (decodes and discards) the batches already used, then restores the dropout RNG: the
+ * continued run is bit-identical to an uninterrupted one.
  * defines: CmRun, cm_train_run, cm_epoch_seed
  */
 #ifndef CM_TRAIN_RUN_H
 #define CM_TRAIN_RUN_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include "model/model.h"
@@ -33,7 +40,10 @@ typedef struct {
     bool dropout;                /* head dropout in training (true normally; false for golden checks) */
     void (*on_step)(void *ctx, int64_t step, const CmStepStats *s);   /* optional, after each step */
     void *cb_ctx;
+    volatile sig_atomic_t *stop; /* optional: non-zero (a signal number) = stop at the next step boundary */
     /* outputs */
+    int stopped;                 /* the *stop value when the run stopped early, else 0 */
+    char stop_checkpoint[1200];  /* the checkpoint written then ("" with --logs none) */
     char run_dir[1024];          /* "" when --logs none */
     bool have_val;
     CmMetrics val_metrics;       /* the last validation */

@@ -14,7 +14,13 @@
 #include "train/textenc.h"
 
 cm_status cm_train_main(const CmTrainConfig *o, CmRun *r, void (*on_step)(void *, int64_t, const CmStepStats *), void *cb_ctx) {
+    return cm_train_main_stop(o, r, on_step, cb_ctx, NULL);
+}
+
+cm_status cm_train_main_stop(const CmTrainConfig *o, CmRun *r, void (*on_step)(void *, int64_t, const CmStepStats *), void *cb_ctx,
+                             volatile sig_atomic_t *stop) {
     memset(r, 0, sizeof *r);
+    r->stop = stop;
     cm_status st0 = cm_train_config_check(o);
     if (st0) return st0;
     if (o->threads > 0) cm_threads_set(o->threads);
@@ -86,7 +92,7 @@ cm_status cm_train_main(const CmTrainConfig *o, CmRun *r, void (*on_step)(void *
     }
     r->o = o; r->m = m; r->train = train; r->val = val; r->base_model = base; r->dropout = true;
     r->tokenizer = o->tokenizer;
-    r->on_step = on_step; r->cb_ctx = cb_ctx;
+    r->on_step = on_step; r->cb_ctx = cb_ctx; r->stop = stop;
     st = cm_train_run(r);
 out:
     cm_batches_close(train);

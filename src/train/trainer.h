@@ -37,6 +37,10 @@ typedef struct {
     double grad_clip_norm;   /* <= 0 or NaN: off */
     float w_con, w_cls;
     CmLrSchedule sched;
+    int world, rank;         /* data-parallel group (src/dist); 0/0 = a single process */
+    bool openclip_grad;      /* reproduce OpenCLIP DDP's default gradient (no --gather-with-grad):
+                                the contrastive part of the tensors' gradients / world
+                                (docs/distributed.md); default: the exact global-batch gradient */
 } CmTrainerCfg;
 
 typedef struct {
@@ -48,9 +52,12 @@ typedef struct {
     int np;
     int64_t step;            /* optimizer steps done (the schedule index of the next step) */
     int E, K, n_cls;         /* feature dim, accum, classes */
-    float *U, *V, *H;        /* [K*B, E], [K*B, E], [K*B, n_cls] cache / batch outputs */
+    int W, R;                /* ranks, this rank */
+    float *U, *V, *H;        /* [G, E], [G, E], [G, n_cls] cache / batch outputs of the global batch:
+                                G = W*K*B rows, rank r's K*B rows at r*K*B */
+    int32_t *Lg;             /* [G] labels of the global batch */
     float *Uj, *Vj, *Hj;     /* fresh outputs of one micro-batch */
-    float *dU, *dV, *dH;     /* loss gradients over K*B rows */
+    float *dU, *dV, *dH;     /* loss gradients over the G rows */
     float *keep;             /* [B*(2E+n_cls)] cached rows of micro-batch j while swapped out */
 } CmTrainer;
 
