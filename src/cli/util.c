@@ -53,7 +53,8 @@ static void pr_report(Progress *p, double now) {
 static cm_status pr_next(CmBatchSource *s, float *img, int32_t *tok, int32_t *lab, int *got) {
     Progress *p = (Progress *)s;
     cm_status st = p->in->next(p->in, img, tok, lab, got);
-    p->base.skipped = p->in->skipped;
+    p->base.skipped = p->in->skipped;   /* the counters of inner, kept current */
+    p->base.no_json = p->in->no_json;
     if (st) return st;
     p->done += *got;
     double now = cm_now();
@@ -86,6 +87,7 @@ CmBatchSource *cli_progress_source(CmBatchSource *inner, const char *cmd, long l
     p->base.num_batches = inner->num_batches;
     p->base.num_samples = inner->num_samples;
     p->base.skipped = inner->skipped;
+    p->base.no_json = inner->no_json;
     p->base.start_epoch = pr_start;
     p->base.next = pr_next;
     p->base.close = pr_close;
