@@ -18,7 +18,9 @@
 #include "eval/report.h"
 #include "eval/scores.h"
 #include "eval/metrics.h"
-#include "train/train_opts.h"
+#include "cli/train_flags.h"
+#include "../src/cli/args.c"          /* the CLI flag code is not in libclipmod.a */
+#include "../src/cli/train_flags.c"
 
 static const float HS[8] = {0.9f, 0.8f, 0.8f, 0.7f, 0.6f, 0.4f, 0.4f, 0.2f};
 static const uint8_t HP[8] = {1, 1, 0, 1, 0, 1, 0, 0};

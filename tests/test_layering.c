@@ -7,6 +7,9 @@
  *   - layers never point upward: nothing in src/common, kernels, io, model, data includes
  *     train/, eval/ or cli/; src/eval includes no train/; src/api includes no cli/ and its
  *     inference part no train/; the inference commands (embed, eval, predict, info) include no train/.
+ *   - the library never includes the CLI (issue 8 item 4, the reviewer's own command line): the
+ *     flag table lives in src/cli/, the trainer takes a CmTrainConfig, and the CLI's flag types
+ *     (CmTrainOpts, ArgSpec) appear nowhere outside src/cli/.
  * Runs nm and grep through the shell from the repository root.
  */
 #include "testlib.h"
@@ -100,6 +103,18 @@ static void test_api_does_not_include_train_or_cli(void) {
 static void test_inference_commands_do_not_include_train(void) {
     no_includes("src/cli/cmd_embed.c src/cli/cmd_eval.c src/cli/cmd_predict.c src/cli/cmd_info.c", "train",
                 "an inference command includes train/");
+static void test_library_does_not_include_cli(void) {
+    REQUIRE(access("src/cli/args.h", R_OK) == 0, "run from the repository root");
+    int rc = sh("grep -rln '#include \"cli/' src --include=*.c --include=*.h | grep -v '^src/cli/'");
+    CHECK(rc == 1 && !g_buf[0], "library files include the CLI:\n%s", g_buf);
+    /* the check itself can fail: the same grep finds the CLI's own includes */
+    rc = sh("grep -rln '#include \"cli/' src --include=*.c --include=*.h");
+    CHECK(rc == 0 && strstr(g_buf, "src/cli/"), "the grep finds nothing at all: the check is broken");
+}
+
+static void test_flag_types_only_in_cli(void) {
+    int rc = sh("grep -rlnE 'CmTrainOpts|ArgSpec' src --include=*.c --include=*.h | grep -v '^src/cli/'");
+    CHECK(rc == 1 && !g_buf[0], "the CLI's flag types are used in the library:\n%s", g_buf);
 }
 
 int main(void) {
@@ -109,5 +124,7 @@ int main(void) {
     RUN(test_eval_does_not_include_train);
     RUN(test_api_does_not_include_train_or_cli);
     RUN(test_inference_commands_do_not_include_train);
+    RUN(test_library_does_not_include_cli);
+    RUN(test_flag_types_only_in_cli);
     return tl_summary("test_layering");
 }

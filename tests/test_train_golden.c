@@ -71,14 +71,15 @@ static void on_step(void *ctx, int64_t step, const CmStepStats *s) {
     (void)step;
 }
 
-static void base_opts(CmTrainOpts *o) {
-    cm_train_opts_defaults(o);
+static void base_opts(CmTrainConfig *o) {
+    cm_train_config_defaults(o);
     o->train_data = "memory";
     o->model = "tiny";
     o->batch_size = 8; o->epochs = 10; o->warmup = 2; o->lr = 1e-3; o->wd = 0.1;
-    o->precision = "fp32"; o->logs = "none"; o->name = "golden"; o->log_every_n_steps = 1000;
-    o->workers = 0; o->beta1 = 0.9; o->beta2 = 0.98; o->eps = 1e-6;   /* the golden settings ("tiny" gets non-ViT defaults) */
-    CM_ASSERT(cm_train_opts_finalize(o) == CM_OK);
+    o->prec = CM_PREC_FP32; o->logs = "none"; o->name = "golden"; o->log_every_n_steps = 1000;
+    o->workers = 0; o->beta1 = 0.9; o->beta2 = 0.98; o->eps = 1e-6;   /* the golden settings */
+    o->params_txt = "name: golden\n";
+    CM_ASSERT(cm_train_config_check(o) == CM_OK);
 }
 
 static void trajectory_p(CmTrainMode mode, const char *json, const char *final, double tol_loss, double tol_param, bool amp) {
@@ -89,7 +90,7 @@ static void trajectory_p(CmTrainMode mode, const char *json, const char *final, 
     cm_model_set_amp(m, amp);
     CmBatchSource *src;
     REQUIRE_OK(cm_batches_memory(g_images, g_tokens, g_labels, 8, 64, 77, 8, true, 1, &src), "source");
-    CmTrainOpts o;
+    CmTrainConfig o;
     base_opts(&o);
     Traj tr = {0};
     CmRun r = {0};
@@ -259,7 +260,7 @@ static CmModel *run_resume(const char *name, int epochs, const char *resume, int
     CmBatchSource *src, *val;
     cm_batches_memory(g_images, g_tokens, g_labels, 8, 64, 77, 4, true, 4, &src);
     cm_batches_memory(g_images, g_tokens, g_labels, 8, 64, 77, 3, false, 0, &val);
-    CmTrainOpts o;
+    CmTrainConfig o;
     base_opts(&o);
     o.batch_size = 4; o.accum_freq = 2; o.epochs = epochs; o.warmup = 1; o.logs = tmpdir; o.name = name;
     o.resume = resume; o.save_most_recent = true;

@@ -9,7 +9,6 @@
 #define REQUIRE_OK(expr, ...) do { int req_rc_ = (int)(expr); REQUIRE(req_rc_ == 0, __VA_ARGS__); } while (0)
 #include "train/optim.h"
 #include "common/rng.h"
-#include "train/train_opts.h"
 #include "data/wds.h"
 #include <cjson/cJSON.h>
 #include <stdint.h>

@@ -1,14 +1,15 @@
 /*
  * test_train_opts.c — `clipmod train` options: the seed's example command parses with OpenCLIP's
  * names and defaults, params.txt is written as OpenCLIP writes it (sorted, Python str() values),
- * Python float formatting, bad values name the flag. The CLI's table-driven parser is compiled in
- * from src/cli/args.c (it is not part of libclipmod.a).
+ * Python float formatting, bad values name the flag. The CLI's table-driven parser and the train
+ * flag table are compiled in from src/cli/ (they are not part of libclipmod.a).
  */
 #include "testlib.h"
 /* REQUIRE evaluates its condition twice: call once, then check */
 #define REQUIRE_OK(expr, ...) do { int req_rc_ = (int)(expr); REQUIRE(req_rc_ == 0, __VA_ARGS__); } while (0)
-#include "train/train_opts.h"
+#include "cli/train_flags.h"
 #include "../src/cli/args.c"
+#include "../src/cli/train_flags.c"
 #include <unistd.h>
 
 static int parse(CmTrainOpts *o, int argc, const char **argv) {
@@ -42,14 +43,14 @@ static void test_seed_command(void) {
                           "--zeroshot-frequency", "1", "--local-loss", "--gather-with-grad", "--name", "run1", "--logs", "/tmp/x"};
     CmTrainOpts o;
     REQUIRE_OK(parse(&o, (int)(sizeof argv / sizeof argv[0]), argv), "seed command rejected");
-    CHECK(isnan(o.beta2), "beta2 unset before finalize");
+    CHECK(!o.has_beta2 && !o.has_grad_clip_norm && o.has_train_num_samples, "given flags recorded explicitly");
     REQUIRE_OK(cm_train_opts_finalize(&o), "%s", cm_last_error());
     CHECK(o.save_frequency == 5 && o.warmup == 10000 && o.batch_size == 2048 && o.lr == 1e-3 && o.wd == 0.1 &&
           o.epochs == 600 && o.workers == 8 && o.train_num_samples == 128000 && o.dataset_resampled &&
           o.grad_checkpointing && o.accum_freq == 4 && o.enable_lora && o.prec == CM_PREC_AMP_BF16, "values");
     CHECK(o.beta1 == 0.9 && o.beta2 == 0.98 && o.eps == 1e-6, "ViT defaults %g %g %g", o.beta1, o.beta2, o.eps);
     CHECK(o.lora_rank == 4 && o.lora_alpha == 32 && o.contrastive_weight == 1 && o.classification_weight == 1, "seed defaults");
-    CHECK(o.log_every_n_steps == 100 && o.val_frequency == 1 && o.seed == 0 && isnan(o.grad_clip_norm), "OpenCLIP defaults");
+    CHECK(o.log_every_n_steps == 100 && o.val_frequency == 1 && o.seed == 0 && !o.has_grad_clip_norm, "OpenCLIP defaults");
 
     char path[] = "/tmp/cm_test_params_XXXXXX";
     int fd = mkstemp(path);
@@ -89,14 +90,28 @@ static void test_seed_command(void) {
     cm_free(js);
 }
 
+/* a config whose name has no "vit" in it (OpenCLIP's rule for the non-ViT defaults); --model is
+   checked by the parser, so it must exist */
+static const char SMALL_JSON[] =
+    "{\"model_cfg\":{\"embed_dim\":64,\"vision_cfg\":{\"image_size\":32,\"layers\":2,\"width\":64,\"patch_size\":8,"
+    "\"head_width\":32},\"text_cfg\":{\"context_length\":77,\"vocab_size\":49408,\"width\":64,\"heads\":2,\"layers\":2}}}";
+
 static void test_defaults_and_name(void) {
-    const char *argv[] = {"--train-data", "x.tar", "--model", "RN50"};
+    char cfg[64];
+    snprintf(cfg, sizeof cfg, "/tmp/cm_opts_%d.json", (int)getpid());
+    REQUIRE_OK(cm_write_file_atomic(cfg, SMALL_JSON, strlen(SMALL_JSON)), "%s", cm_last_error());
+    const char *argv[] = {"--train-data", "x.tar", "--model", cfg};
     CmTrainOpts o;
     REQUIRE_OK(parse(&o, 4, argv), "parse");
     REQUIRE_OK(cm_train_opts_finalize(&o), "%s", cm_last_error());
     CHECK(o.lr == 5e-4 && o.beta2 == 0.999 && o.eps == 1e-8, "non-ViT defaults");
     CHECK(o.batch_size == 64 && o.epochs == 32 && o.workers == 4 && o.warmup == 10000 && o.wd == 0.2, "OpenCLIP defaults");
-    CHECK(strstr(o.name, "-model_RN50-lr_0.0005-b_64-j_4-p_amp") != NULL && o.name[4] == '_', "auto name '%s'", o.name);
+    char want[96];
+    snprintf(want, sizeof want, "-model_-tmp-cm_opts_%d.json-lr_0.0005-b_64-j_4-p_amp", (int)getpid());
+    CHECK(strstr(o.name, want) != NULL && o.name[4] == '_', "auto name '%s'", o.name);
+    const char *bad_model[] = {"--train-data", "x.tar", "--model", "RN50"};
+    CHECK(parse(&o, 4, bad_model) == 2, "unknown --model accepted by the parser");
+    unlink(cfg);
 }
 
 static void expect_error(const char *what, int argc, const char **argv, const char *flag) {
@@ -133,10 +148,57 @@ static void test_bad_values(void) {
     expect_error("name", 4, a11, "--name");
 }
 
+/* docs/flags.md lists every flag with what it does here: works / no effect / refused, as the table */
+static void test_docs_table(void) {
+    uint8_t *doc; size_t len;
+    REQUIRE_OK(cm_read_file("docs/flags.md", 1 << 20, &doc, &len), "docs/flags.md (run from the repository root)");
+    CmTrainOpts o;
+    cm_train_opts_defaults(&o);
+    ArgSpec specs[CM_TRAIN_MAX_SPECS];
+    int n = cm_train_opts_specs(&o, specs);
+    int refused = 0, noeffect = 0;
+    for (int i = 0; i < n; i++) {
+        char key[96];
+        snprintf(key, sizeof key, "| `%s%s", specs[i].name, specs[i].metavar ? " " : "`");
+        const char *row = strstr((char *)doc, key);
+        CHECK(row, "docs/flags.md does not list %s", specs[i].name);
+        if (!row) continue;
+        const char *end = strchr(row, '\n');
+        int rl = end ? (int)(end - row) : (int)strlen(row);
+        char line[1024];
+        snprintf(line, sizeof line, "%.*s", rl, row);
+        bool says_refused = strstr(line, "**refused**") != NULL, says_noeffect = strstr(line, "no effect (warns once)") != NULL;
+        CHECK(says_refused == (specs[i].refuse != NULL), "%s: docs say refused=%d, the table %d", specs[i].name, says_refused, specs[i].refuse != NULL);
+        CHECK(says_noeffect == (specs[i].noeffect != NULL), "%s: docs say no-effect=%d, the table %d", specs[i].name, says_noeffect, specs[i].noeffect != NULL);
+        refused += specs[i].refuse != NULL;
+        noeffect += specs[i].noeffect != NULL;
+    }
+    CHECK(refused >= 8 && noeffect >= 25, "only %d refused / %d no-effect flags", refused, noeffect);
+    cm_free(doc);
+}
+
+/* one rule set: NaN / inf / negative values never pass the parser, for any numeric train flag */
+static void test_every_numeric_flag_refuses_nan(void) {
+    CmTrainOpts o;
+    cm_train_opts_defaults(&o);
+    ArgSpec specs[CM_TRAIN_MAX_SPECS];
+    int n = cm_train_opts_specs(&o, specs);
+    const char *vals[] = {"nan", "inf", "-inf", "-1", "1e400"};
+    for (int i = 0; i < n; i++) {
+        if (specs[i].type != ARG_INT && specs[i].type != ARG_I64 && specs[i].type != ARG_FLOAT) continue;
+        for (size_t k = 0; k < sizeof vals / sizeof vals[0]; k++) {
+            const char *argv[] = {"--train-data", "x.tar", specs[i].name, vals[k]};
+            CHECK(parse(&o, 4, argv) == 2, "%s %s accepted", specs[i].name, vals[k]);
+        }
+    }
+}
+
 int main(void) {
     RUN(test_py_float);
     RUN(test_seed_command);
     RUN(test_defaults_and_name);
     RUN(test_bad_values);
+    RUN(test_docs_table);
+    RUN(test_every_numeric_flag_refuses_nan);
     return tl_summary("test_train_opts");
 }

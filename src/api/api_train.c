@@ -1,38 +1,45 @@
 /*
  * api_train.c — training through the public API (include/clipmod.h): clipmod_train_params mapped
- * onto the training options of `clipmod train` (train/train_opts.h), then the same entry point
- * (cm_train_main), so that a call and the command give the same run. The one file of src/api
- * that includes src/train.
+ * onto the library's training config (train/train_config.h: what `clipmod train`'s flags map
+ * onto too), then the same entry point (cm_train_main), so that a call and the command give the
+ * same run. The one file of src/api that includes src/train.
  */
 #include "clipmod.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 #include "common/common.h"
 #include "train/checkpoint.h"
 #include "train/train_main.h"
-#include "train/train_opts.h"
+#include "train/train_config.h"
+
+/* `clipmod train`'s defaults where they differ from the library config's (src/cli/train_flags.c) */
+#define CLI_LOGS "./logs/"
+#define CLI_WORKERS 4
 
 clipmod_train_params clipmod_train_default_params(void) {
-    CmTrainOpts o;
-    cm_train_opts_defaults(&o);
+    CmTrainConfig c;
+    cm_train_config_defaults(&c);
     clipmod_train_params p;
     memset(&p, 0, sizeof p);
-    p.model = o.model;
-    p.tokenizer = o.tokenizer;
-    p.logs_dir = o.logs;
-    p.lora_rank = o.lora_rank;
-    p.lora_alpha = (float)o.lora_alpha;
-    p.epochs = o.epochs;
-    p.batch_size = o.batch_size;
-    p.accum_freq = o.accum_freq;
-    p.workers = o.workers;
-    p.threads = o.threads;
+    p.model = c.model;
+    p.tokenizer = c.tokenizer;
+    p.logs_dir = CLI_LOGS;
+    p.lora_rank = c.lora_rank;
+    p.lora_alpha = (float)c.lora_alpha;
+    p.epochs = c.epochs;
+    p.batch_size = c.batch_size;
+    p.accum_freq = c.accum_freq;
+    p.workers = CLI_WORKERS;
+    p.threads = c.threads;
     p.lr = 0;   /* OpenCLIP's default for the model */
-    p.wd = o.wd;
-    p.warmup = o.warmup;
-    p.precision = o.precision;
-    p.seed = o.seed;
+    p.wd = c.wd;
+    p.warmup = c.warmup;
+    p.precision = c.prec == CM_PREC_FP32 ? "fp32" : "amp";
+    p.seed = c.seed;
     return p;
 }
 
@@ -50,8 +57,8 @@ static void on_step(void *ctx, int64_t step, const CmStepStats *s) {
 clipmod_status clipmod_train(clipmod_train_params p, clipmod_train_result *out) {
     if (out) memset(out, 0, sizeof *out);
     if (!p.train_data || !*p.train_data) return cm_error(CM_ERR_ARG, "clipmod_train: train_data (--train-data) is required");
-    CmTrainOpts o;
-    cm_train_opts_defaults(&o);
+    CmTrainConfig o;
+    cm_train_config_defaults(&o);
     o.train_data = p.train_data;
     o.val_data = p.val_data;
     if (p.model) o.model = p.model;
@@ -60,8 +67,7 @@ clipmod_status clipmod_train(clipmod_train_params p, clipmod_train_result *out) 
     o.offline = p.offline;
     o.vocab = p.vocab_path;
     if (p.tokenizer) o.tokenizer = p.tokenizer;
-    if (p.logs_dir) o.logs = p.logs_dir;
-    o.name = p.name;
+    o.logs = p.logs_dir ? p.logs_dir : CLI_LOGS;
     o.enable_lora = p.enable_lora;
     o.lora_rank = p.lora_rank;
     o.lora_alpha = p.lora_alpha;
@@ -74,11 +80,30 @@ clipmod_status clipmod_train(clipmod_train_params p, clipmod_train_result *out) 
     if (p.lr > 0) o.lr = p.lr;
     o.wd = p.wd;
     o.warmup = p.warmup;
-    if (p.precision) o.precision = p.precision;
+    if (p.precision) {
+        if (!strcmp(p.precision, "fp32")) o.prec = CM_PREC_FP32;
+        else if (!strcmp(p.precision, "amp") || !strcmp(p.precision, "amp_bf16")) o.prec = CM_PREC_AMP_BF16;
+        else return cm_error(CM_ERR_ARG, "clipmod_train: precision '%s' (fp32, amp or amp_bf16)", p.precision);
+    }
     o.grad_checkpointing = p.grad_checkpointing;
     o.dataset_resampled = p.dataset_resampled;
     o.seed = p.seed;
-    cm_status st = cm_train_opts_finalize(&o);
+    /* a run name as `clipmod train` makes one when none is given */
+    char name[512];
+    o.name = p.name;
+    if (!o.name && o.logs && strcasecmp(o.logs, "none")) {
+        char date[64], model[128];
+        time_t t = time(NULL);
+        struct tm tmv;
+        localtime_r(&t, &tmv);
+        strftime(date, sizeof date, "%Y_%m_%d-%H_%M_%S", &tmv);
+        snprintf(model, sizeof model, "%s", o.model);
+        for (char *c = model; *c; c++) if (*c == '/') *c = '-';
+        snprintf(name, sizeof name, "%s-model_%s-lr_%g-b_%d-j_%d-p_%s", date, model, o.lr, o.batch_size, o.workers,
+                 o.prec == CM_PREC_FP32 ? "fp32" : "amp");
+        o.name = name;
+    }
+    cm_status st = cm_train_config_check(&o);
     if (st) return st;
     CmRun r;
     Ctx ctx = {&p};

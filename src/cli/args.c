@@ -4,9 +4,12 @@
 #include "cli/args.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "common/common.h"
+#include "model/model.h"
 
 bool args_man_mode = false;
 
@@ -49,7 +52,10 @@ void args_usage(const ArgSpec *specs, int n, const char *cmd, const char *synops
         char left[96];
         snprintf(left, sizeof left, "%s%s%s", specs[i].name, specs[i].metavar ? " " : "",
                  specs[i].metavar ? specs[i].metavar : "");
-        printf("  %-34s %s\n", left, specs[i].help ? specs[i].help : "");
+        const char *h = specs[i].help ? specs[i].help : "";
+        if (specs[i].refuse) printf("  %-34s %s [refused: %s]\n", left, h, specs[i].refuse);
+        else if (specs[i].noeffect) printf("  %-34s %s [no effect here: %s]\n", left, h, specs[i].noeffect);
+        else printf("  %-34s %s\n", left, h);
     }
     printf("  %-34s %s\n", "--help", "show this help");
 }
@@ -64,6 +70,52 @@ static int list_push(ArgList *l, const char *s) {
 
 void args_free(ArgList *l) { free(l->v); l->v = NULL; l->n = 0; }
 
+bool args_check_model_name(const char *val, char *why, size_t n) {
+    CmModelConfig cfg;
+    if (cm_config_load(val, &cfg) == CM_OK) return true;
+    snprintf(why, n, "%s", cm_last_error());
+    return false;
+}
+
+static void fmt_num(double x, char *b, size_t n) {
+    if (isinf(x)) snprintf(b, n, x < 0 ? "-inf" : "inf");
+    else snprintf(b, n, "%.10g", x);
+}
+
+/* The numeric rule: finite and in [lo, hi] (default [0, inf)). */
+static int check_range(const ArgSpec *s, double v, const char *val, const char *cmd) {
+    double lo = s->ranged ? s->lo : 0, hi = s->ranged ? s->hi : INFINITY;
+    if (!isfinite(v)) {
+        fprintf(stderr, "clipmod %s: %s must be a finite number, got '%s'\n", cmd, s->name, val);
+        return 2;
+    }
+    if (v < lo || v > hi) {
+        char a[32], b[32];
+        fmt_num(lo, a, sizeof a);
+        fmt_num(hi, b, sizeof b);
+        if (isinf(hi)) fprintf(stderr, "clipmod %s: %s must be >= %s, got '%s'\n", cmd, s->name, a, val);
+        else fprintf(stderr, "clipmod %s: %s must be in [%s, %s], got '%s'\n", cmd, s->name, a, b, val);
+        return 2;
+    }
+    return 0;
+}
+
+static int check_choice(const ArgSpec *s, const char *val, const char *cmd) {
+    size_t L = strlen(val);
+    for (const char *c = s->choices; *c; ) {
+        const char *bar = strchr(c, '|');
+        size_t k = bar ? (size_t)(bar - c) : strlen(c);
+        if (k == L && !strncmp(c, val, k)) return 0;
+        c += k + (bar ? 1 : 0);
+        if (!bar) break;
+    }
+    char list[256];
+    snprintf(list, sizeof list, "%s", s->choices);
+    for (char *p = list; *p; p++) if (*p == '|') *p = ',';
+    fprintf(stderr, "clipmod %s: %s must be one of %s, got '%s'\n", cmd, s->name, list, val);
+    return 2;
+}
+
 static int parse_value(const ArgSpec *s, const char *val, const char *cmd) {
     char *end;
     errno = 0;
@@ -74,19 +126,31 @@ static int parse_value(const ArgSpec *s, const char *val, const char *cmd) {
             fprintf(stderr, "clipmod %s: %s expects an integer, got '%s'\n", cmd, s->name, val);
             return 2;
         }
+        if (check_range(s, (double)v, val, cmd)) return 2;
         if (s->type == ARG_INT) *(int *)s->dst = (int)v; else *(long long *)s->dst = v;
         return 0;
     }
     case ARG_FLOAT: {
         double v = strtod(val, &end);
-        if (errno || *end || end == val) {
+        if (*end || end == val || (errno && !(errno == ERANGE && v == 0))) {
             fprintf(stderr, "clipmod %s: %s expects a number, got '%s'\n", cmd, s->name, val);
             return 2;
         }
+        if (check_range(s, v, val, cmd)) return 2;
         *(double *)s->dst = v;
         return 0;
     }
-    case ARG_STR: *(const char **)s->dst = val; return 0;
+    case ARG_STR:
+        if (s->choices && check_choice(s, val, cmd)) return 2;
+        if (s->check) {
+            char why[512] = "";
+            if (!s->check(val, why, sizeof why)) {
+                fprintf(stderr, "clipmod %s: %s %s: %s\n", cmd, s->name, val, why);
+                return 2;
+            }
+        }
+        *(const char **)s->dst = val;
+        return 0;
     case ARG_LIST: return list_push((ArgList *)s->dst, val) ? 2 : 0;
     case ARG_FLAG: return 0;
     }
@@ -96,32 +160,54 @@ static int parse_value(const ArgSpec *s, const char *val, const char *cmd) {
 int args_parse(int argc, char **argv, const ArgSpec *specs, int n, const char *cmd,
                const char *synopsis, ArgList *pos) {
     bool only_pos = false;
-    for (int i = 0; i < argc; i++) {
+    unsigned char *seen = calloc((size_t)(n > 0 ? n : 1), 1);
+    int rc = 0;
+    if (!seen) { fprintf(stderr, "clipmod %s: out of memory\n", cmd); return 2; }
+    for (int i = 0; i < argc && !rc; i++) {
         const char *a = argv[i];
         if (only_pos || a[0] != '-' || a[1] != '-' || a[2] == 0) {
             if (!only_pos && !strcmp(a, "--")) { only_pos = true; continue; }
-            if (!pos) { fprintf(stderr, "clipmod %s: unexpected argument '%s' (see --help)\n", cmd, a); return 2; }
-            if (list_push(pos, a)) return 2;
+            if (!pos) { fprintf(stderr, "clipmod %s: unexpected argument '%s' (see --help)\n", cmd, a); rc = 2; break; }
+            if (list_push(pos, a)) rc = 2;
             continue;
         }
-        if (!strcmp(a, "--help")) { args_usage(specs, n, cmd, synopsis); return -1; }
+        if (!strcmp(a, "--help")) { args_usage(specs, n, cmd, synopsis); rc = -1; break; }
         const char *eq = strchr(a, '=');
         size_t nl = eq ? (size_t)(eq - a) : strlen(a);
-        const ArgSpec *s = NULL;
-        for (int k = 0; k < n; k++)
-            if (strlen(specs[k].name) == nl && !strncmp(specs[k].name, a, nl)) { s = &specs[k]; break; }
-        if (!s) { fprintf(stderr, "clipmod %s: unknown option '%.*s' (see --help)\n", cmd, (int)nl, a); return 2; }
+        int k = 0;
+        for (; k < n; k++)
+            if (strlen(specs[k].name) == nl && !strncmp(specs[k].name, a, nl)) break;
+        if (k == n) { fprintf(stderr, "clipmod %s: unknown option '%.*s' (see --help)\n", cmd, (int)nl, a); rc = 2; break; }
+        const ArgSpec *s = &specs[k];
+        seen[k] = 1;
         if (s->type == ARG_FLAG) {
-            if (eq) { fprintf(stderr, "clipmod %s: %s takes no value\n", cmd, s->name); return 2; }
+            if (eq) { fprintf(stderr, "clipmod %s: %s takes no value\n", cmd, s->name); rc = 2; break; }
             *(bool *)s->dst = true;
             continue;
         }
-        if (eq) { if (parse_value(s, eq + 1, cmd)) return 2; continue; }
-        if (i + 1 >= argc) { fprintf(stderr, "clipmod %s: %s needs a value\n", cmd, s->name); return 2; }
-        if (parse_value(s, argv[++i], cmd)) return 2;
+        if (eq) { rc = parse_value(s, eq + 1, cmd); continue; }
+        if (i + 1 >= argc) { fprintf(stderr, "clipmod %s: %s needs a value\n", cmd, s->name); rc = 2; break; }
+        rc = parse_value(s, argv[++i], cmd);
         if (s->type == ARG_LIST) /* several values: take until the next option */
-            while (i + 1 < argc && !(argv[i + 1][0] == '-' && argv[i + 1][1] == '-'))
-                if (parse_value(s, argv[++i], cmd)) return 2;
+            while (!rc && i + 1 < argc && !(argv[i + 1][0] == '-' && argv[i + 1][1] == '-'))
+                rc = parse_value(s, argv[++i], cmd);
     }
-    return 0;
+    /* refused flags first (nothing has been done yet), then one warning per no-effect flag */
+    for (int k = 0; k < n && !rc; k++)
+        if (seen[k] && specs[k].refuse) {
+            fprintf(stderr, "clipmod %s: %s is not supported: %s\n", cmd, specs[k].name, specs[k].refuse);
+            rc = 2;
+        }
+    for (int k = 0; k < n && !rc; k++) {
+        if (!seen[k]) continue;
+        if (specs[k].given) *specs[k].given = true;
+        if (specs[k].noeffect) cm_warn("%s has no effect here: %s", specs[k].name, specs[k].noeffect);
+    }
+    free(seen);
+    if (rc) {   /* error or --help: nothing parsed is used; free the lists (callers may free again) */
+        for (int k = 0; k < n; k++)
+            if (specs[k].type == ARG_LIST) args_free((ArgList *)specs[k].dst);
+        if (pos) args_free(pos);
+    }
+    return rc;
 }

@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/train_flags.h"
 #include "common/common.h"
 #include "data/image.h"
 #include "data/synth.h"
@@ -58,7 +59,7 @@ static void demo_opts(const DemoArgs *a, CmTrainOpts *o, char *cfgpath, char *lo
     o->train_data = train_urls; o->val_data = val_urls;
     o->model = cfgpath; o->pretrained = ""; o->tokenizer = "bytes";
     o->batch_size = a->batch; o->epochs = a->epochs; o->lr = a->lr; o->wd = 0.1; o->warmup = a->warmup;
-    o->beta1 = 0.9; o->beta2 = 0.98; o->eps = 1e-6;
+    o->beta1 = 0.9; o->beta2 = 0.98; o->eps = 1e-6; o->has_beta1 = o->has_beta2 = o->has_eps = o->has_lr = true;
     o->precision = "fp32"; o->workers = 1; o->logs = logs; o->seed = a->seed; o->report_to = a->report_to;
     o->log_every_n_steps = 50; o->save_frequency = 0; o->val_frequency = a->epochs > 4 ? a->epochs / 4 : 1;
     snprintf(name, 64, "demo%s%s", a->ablate ? "-" : "", a->ablate == CM_SYNTH_IMAGE_ONLY ? "image-only" : a->ablate ? "text-only" : "");
@@ -111,8 +112,13 @@ static int demo_body(const DemoArgs *a) {
         if (cm_remove_tree(old)) fprintf(stderr, "clipmod demo: could not remove %s: %s\n", old, cm_last_error());
     }
     if (cm_train_opts_finalize(&o)) return cli_fail("demo");
+    CmTrainConfig cfg;
+    char *params = NULL, *ojson = NULL;
+    if (cm_train_opts_to_config(&o, &cfg, &params, &ojson)) return cli_fail("demo");
     CmRun r;
-    if (cm_train_main(&o, &r, NULL, NULL)) return cli_fail("demo");
+    cm_status tst = cm_train_main(&cfg, &r, NULL, NULL);
+    cm_free(params); cm_free(ojson);
+    if (tst) return cli_fail("demo");
     if (!r.have_val) { fprintf(stderr, "clipmod demo: no validation ran\n"); return 1; }
     double total = cm_now() - t0;
     const int ablate = a->ablate, epochs = a->epochs;
@@ -160,18 +166,18 @@ int cmd_demo(int argc, char **argv) {
     double lr = 2e-3;
     bool keep = false;
     ArgSpec specs[] = {
-        {"--data-dir", ARG_STR, &dir, "DIR", "where the shards, logs and checkpoint go (default: a temporary folder under $TMPDIR or /tmp, removed)"},
-        {"--epochs", ARG_INT, &epochs, "N", "training epochs (default 25)"},
-        {"--train-samples", ARG_INT, &n_train, "N", "training samples (default 7000)"},
-        {"--val-samples", ARG_INT, &n_val, "N", "held-out samples (default 1400)"},
-        {"--batch-size", ARG_INT, &batch, "N", "batch size (default 64)"},
-        {"--lr", ARG_FLOAT, &lr, "LR", "peak learning rate, cosine schedule (default 2e-3)"},
-        {"--warmup", ARG_INT, &warmup, "N", "warmup steps (default 50)"},
-        {"--seed", ARG_I64, &seed, "N", "seed of the data and the training (default 0)"},
-        {"--threads", ARG_INT, &threads, "N", "compute threads (default 1: the demo model is tiny)"},
-        {"--ablate", ARG_STR, &ablate_s, "none|image|text", "train on one modality: image (captions emptied) or text (images blanked)"},
-        {"--keep", ARG_FLAG, &keep, NULL, "keep the temporary folder; print the checkpoint and the eval/predict commands to try"},
-        {"--report-to", ARG_STR, &report_to, "html", "html: the run folder gets report.html (with --data-dir or --keep)"},
+        ARG("--data-dir", ARG_STR, &dir, "DIR", "where the shards, logs and checkpoint go (default: a temporary folder under $TMPDIR or /tmp, removed)"),
+        ARG("--epochs", ARG_INT, &epochs, "N", "training epochs (default 25)"),
+        ARG("--train-samples", ARG_INT, &n_train, "N", "training samples (default 7000)"),
+        ARG("--val-samples", ARG_INT, &n_val, "N", "held-out samples (default 1400)"),
+        ARG("--batch-size", ARG_INT, &batch, "N", "batch size (default 64)"),
+        ARG("--lr", ARG_FLOAT, &lr, "LR", "peak learning rate, cosine schedule (default 2e-3)"),
+        ARG("--warmup", ARG_INT, &warmup, "N", "warmup steps (default 50)"),
+        ARG("--seed", ARG_I64, &seed, "N", "seed of the data and the training (default 0)"),
+        ARG("--threads", ARG_INT, &threads, "N", "compute threads (default 1: the demo model is tiny)"),
+        ARG("--ablate", ARG_STR, &ablate_s, "none|image|text", "train on one modality: image (captions emptied) or text (images blanked)"),
+        ARG("--keep", ARG_FLAG, &keep, NULL, "keep the temporary folder; print the checkpoint and the eval/predict commands to try"),
+        ARG("--report-to", ARG_STR, &report_to, "html", "html: the run folder gets report.html (with --data-dir or --keep)"),
     };
     int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "demo",
                         "[--data-dir DIR] [--epochs N] [--ablate none|image|text] [--keep] ...", NULL);

@@ -47,15 +47,16 @@ int cmd_embed(int argc, char **argv) {
     ArgList images = {0}, texts = {0};
     bool raw = false;
     ArgSpec specs[] = {
-        {"--model", ARG_STR, &model_path, "PATH", "weights: OpenCLIP safetensors/.bin/.pt or a clipmod checkpoint"},
-        {"--model-name", ARG_STR, &model_name, "NAME", "config: ViT-B-32, ViT-B-16, ViT-L-14, *-quickgelu or a JSON file (default: from the file)"},
-        {"--vocab", ARG_STR, &vocab, "PATH", "BPE merges (bpe_simple_vocab_16e6.txt.gz, merges.txt or a folder)"},
-        {"--image", ARG_LIST, &images, "PATH", "an image to embed (repeatable)"},
-        {"--text", ARG_LIST, &texts, "STR", "a text to embed (repeatable)"},
-        {"--raw", ARG_FLAG, &raw, NULL, "print the unnormalised projection output"},
-        {"--precision", ARG_STR, &precision, "P", "fp32 (default), amp|bf16 (bf16 tower products) or int8 (LoRA merged, int8 tower linears)"},
-        {"--base-model", ARG_STR, &base_model, "PATH", "base weights of a LoRA checkpoint (default: found by SHA-256, docs/open.md)"},
-        {"--cache-dir", ARG_STR, &cache_dir, "DIR", "Hugging Face cache searched for the base (default $HF_HOME/hub, ...)"},
+        ARG("--model", ARG_STR, &model_path, "PATH", "weights: OpenCLIP safetensors/.bin/.pt or a clipmod checkpoint"),
+        ARG("--model-name", ARG_STR, &model_name, "NAME", "config: ViT-B-32, ViT-B-16, ViT-L-14, *-quickgelu or a JSON file (default: from the file)",
+            .check = args_check_model_name),
+        ARG("--vocab", ARG_STR, &vocab, "PATH", "BPE merges (bpe_simple_vocab_16e6.txt.gz, merges.txt or a folder)"),
+        ARG("--image", ARG_LIST, &images, "PATH", "an image to embed (repeatable)"),
+        ARG("--text", ARG_LIST, &texts, "STR", "a text to embed (repeatable)"),
+        ARG("--raw", ARG_FLAG, &raw, NULL, "print the unnormalised projection output"),
+        ARG("--precision", ARG_STR, &precision, "P", "fp32 (default), amp|bf16 (bf16 tower products) or int8 (LoRA merged, int8 tower linears)"),
+        ARG("--base-model", ARG_STR, &base_model, "PATH", "base weights of a LoRA checkpoint (default: found by SHA-256, docs/open.md)"),
+        ARG("--cache-dir", ARG_STR, &cache_dir, "DIR", "Hugging Face cache searched for the base (default $HF_HOME/hub, ...)"),
     };
     int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "embed",
                         "--model PATH [--model-name NAME] [--vocab PATH] [--image PATH]... [--text STR]... [--raw]", NULL);

@@ -28,36 +28,44 @@
 #include "eval/val_scores.h"
 #include "model/model.h"
 #include "model/open.h"
+#include "data/wds.h"
 
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *val = NULL, *vocab = NULL, *model_name = NULL, *base_model = NULL, *cache_dir = NULL;
     const char *scores_out = NULL, *html = NULL, *precision = "fp32";
     bool json = false;
     int batch = 64, workers = 1, threads = 0;
-    double w_con = 1.0, w_cls = 1.0;
+    double w_con = 1.0, w_cls = 1.0, progress = 10;
     ArgSpec specs[] = {
-        {"--model", ARG_STR, &model, "CKPT", "clipmod checkpoint or weights file with a head (required)"},
-        {"--val-data", ARG_STR, &val, "URLS", "shards: brace patterns joined by '::' (required)"},
-        {"--json", ARG_FLAG, &json, NULL, "one JSON object instead of the table"},
-        {"--scores-out", ARG_STR, &scores_out, "FILE", "per-sample scores as JSON lines: key, shard url, label, pred, probs"},
-        {"--html", ARG_STR, &html, "FILE", "also write the HTML report of the scores (as clipmod report --eval)"},
-        {"--model-name", ARG_STR, &model_name, "NAME|JSON", "config of a plain weights file"},
-        {"--vocab", ARG_STR, &vocab, "PATH", "BPE vocabulary (default: next to the model, $CLIPMOD_VOCAB, <prefix>/share/clipmod/)"},
-        {"--batch-size", ARG_INT, &batch, "N", "batch size (default 64)"},
-        {"--workers", ARG_INT, &workers, "N", "decode threads (default 1)"},
-        {"--threads", ARG_INT, &threads, "N", "compute threads"},
-        {"--precision", ARG_STR, &precision, "P", "fp32 (default), amp|bf16 (bf16 tower products) or int8 (LoRA merged, int8 tower linears)"},
-        {"--contrastive-weight", ARG_FLOAT, &w_con, "W", "weight of the contrastive loss in val_loss (default 1)"},
-        {"--classification-weight", ARG_FLOAT, &w_cls, "W", "weight of the classification loss in val_loss (default 1)"},
-        {"--base-model", ARG_STR, &base_model, "PATH", "base weights of a LoRA checkpoint (default: found by SHA-256, docs/open.md)"},
-        {"--cache-dir", ARG_STR, &cache_dir, "DIR", "Hugging Face cache searched for the base (default $HF_HOME/hub, ...)"},
+        ARG("--model", ARG_STR, &model, "CKPT", "clipmod checkpoint or weights file with a head (required)"),
+        ARG("--val-data", ARG_STR, &val, "URLS", "shards: brace patterns joined by '::' (required)"),
+        ARG("--json", ARG_FLAG, &json, NULL, "one JSON object instead of the table"),
+        ARG("--scores-out", ARG_STR, &scores_out, "FILE", "per-sample scores as JSON lines: key, shard url, label, pred, probs"),
+        ARG("--html", ARG_STR, &html, "FILE", "also write the HTML report of the scores (as clipmod report --eval)"),
+        ARG("--model-name", ARG_STR, &model_name, "NAME|JSON", "config of a plain weights file", .check = args_check_model_name),
+        ARG("--vocab", ARG_STR, &vocab, "PATH", "BPE vocabulary (default: next to the model, $CLIPMOD_VOCAB, <prefix>/share/clipmod/)"),
+        ARG("--batch-size", ARG_INT, &batch, "N", "batch size (default 64)", ARG_RANGE(1, 65536)),
+        ARG("--workers", ARG_INT, &workers, "N", "decode threads (default 1)", ARG_RANGE(0, 1024)),
+        ARG("--threads", ARG_INT, &threads, "N", "compute threads (more than 4x the cores: clamped)", ARG_RANGE(0, 65536)),
+        ARG("--contrastive-weight", ARG_FLOAT, &w_con, "W", "weight of the contrastive loss in val_loss (default 1)"),
+        ARG("--classification-weight", ARG_FLOAT, &w_cls, "W", "weight of the classification loss in val_loss (default 1)"),
+        ARG("--progress-seconds", ARG_FLOAT, &progress, "S", "progress line on stderr every S seconds when not a terminal (default 10; 0: none)",
+            ARG_RANGE(0, 86400)),
+        ARG("--precision", ARG_STR, &precision, "P", "fp32 (default), amp|bf16 (bf16 tower products) or int8 (LoRA merged, int8 tower linears)"),
+        ARG("--base-model", ARG_STR, &base_model, "PATH", "base weights of a LoRA checkpoint (default: found by SHA-256, docs/open.md)"),
+        ARG("--cache-dir", ARG_STR, &cache_dir, "DIR", "Hugging Face cache searched for the base (default $HF_HOME/hub, ...)"),
     };
     int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "eval", "--model CKPT --val-data URLS [--json] [--scores-out FILE] [--html FILE]", NULL);
     if (rc) return rc < 0 ? 0 : rc;
     if (!model || !val) { fprintf(stderr, "clipmod eval: --model and --val-data are required\n"); return 2; }
-    if (batch < 1 || batch > 65536) { fprintf(stderr, "clipmod eval: --batch-size must be in 1..65536\n"); return 2; }
+    if ((scores_out && !strcmp(scores_out, "-")) || (html && !strcmp(html, "-"))) {
+        fprintf(stderr, "clipmod eval: %s -: written atomically to a file; give a path (stdout carries the metrics)\n",
+                scores_out && !strcmp(scores_out, "-") ? "--scores-out" : "--html");
+        return 2;
+    }
+    if (threads > 0) cm_threads_set(cli_threads("eval", threads));
+    /* from here on every failure is about files or data: exit 1 */
     if (cli_precision_check("eval", precision)) return 2;
-    if (threads > 0) cm_threads_set(threads);
     CmModel *m = NULL;
     CmModelInfo info;
     CmOpenOptions oo = {model_name, base_model, cache_dir};
@@ -82,9 +90,28 @@ int cmd_eval(int argc, char **argv) {
         sc.ctx = m->cfg.text.context_length; sc.te = &te;
         if (cm_batches_shards(&sc, &src)) goto fail;
     }
+    if (progress > 0) {
+        /* the total for the ETA: sizes.json next to the shards when there is one */
+        long long total = 0;
+        CmShardList sl = {0};
+        int64_t t = 0;
+        if (!cm_shardlist_init(&sl, val, NULL, "--val-data") && !cm_dataset_size(&sl.urls, &t)) total = t;
+        cm_shardlist_free(&sl);
+        cm_clear_error();
+        src = cli_progress_source(src, "eval", total, progress);
+    }
     CmMetrics mt;
     double t0 = cm_now();
-    if (cm_validate_ex(m, src, 0, (float)w_con, (float)w_cls, &mt, want_scores ? cm_val_scores_collect : NULL, &sc)) goto fail;
+    if (cm_validate_ex(m, src, 0, (float)w_con, (float)w_cls, &mt, want_scores ? cm_val_scores_collect : NULL, &sc)) {
+        cli_progress_end(src);
+        goto fail;
+    }
+    cli_progress_end(src);
+    long long skipped = (long long)src->skipped;
+    if (mt.n == 0) {
+        cm_error(CM_ERR_IO, "--val-data %s: no sample could be read (%lld bad samples or shards skipped)", val, skipped);
+        goto fail;
+    }
     if (scores_out && cm_scores_write(&sc, scores_out)) goto fail;
     if (html) {
         CmReportOpts ro = cm_report_opts_default();
@@ -95,22 +122,25 @@ int cmd_eval(int argc, char **argv) {
         if (cm_report_html(&ro, html)) goto fail;
         fprintf(stderr, "clipmod eval: report written to %s\n", html);
     }
-    if (src->skipped) cm_warn("%lld bad samples or shards skipped", (long long)src->skipped);
+    if (skipped) cm_warn("--val-data %s: %lld samples evaluated, %lld bad samples or shards skipped", val, (long long)mt.n, skipped);
     if (src->no_json) cm_warn("%lld samples had no .json metadata and were given label 0 (DESIGN §4.2)", (long long)src->no_json);
     if (json) {
-        char *js = cm_metrics_json(&mt, NULL);
+        char extra[64];
+        snprintf(extra, sizeof extra, "\"skipped\":%lld", skipped);
+        char *js = cm_metrics_json(&mt, extra);
         if (!js) goto fail;
         printf("%s\n", js);
         cm_free(js);
     } else {
         printf("model: %s\nval-data: %s\n", model, val);
+        if (skipped) printf("skipped: %lld bad samples or shards\n", skipped);
         cm_metrics_print(&mt, stdout);
         printf("\n%.1f s, %.1f samples/s\n", cm_now() - t0, mt.n / (cm_now() - t0 + 1e-9));
     }
-    status = 0;
+    status = fflush(stdout) == 0 ? 0 : 1;
     goto out;
 fail:
-    status = cm_last_status() == CM_ERR_ARG ? 2 : 1;
+    status = 1;
     fprintf(stderr, "clipmod eval: %s\n", cm_last_error());
 out:
     cm_scores_free(&sc);

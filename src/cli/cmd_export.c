@@ -19,12 +19,13 @@ int cmd_export(int argc, char **argv) {
     const char *model = NULL, *out = NULL, *model_name = NULL, *vocab = NULL;
     bool overwrite = false, peft = false;
     ArgSpec specs[] = {
-        {"--model", ARG_STR, &model, "CKPT", "clipmod checkpoint (LoRA or full), weights file with a head, or an export folder (required)"},
-        {"--out", ARG_STR, &out, "DIR", "output folder; must be absent or empty unless --overwrite (required)"},
-        {"--overwrite", ARG_FLAG, &overwrite, NULL, "replace the export files in an existing non-empty folder"},
-        {"--peft", ARG_FLAG, &peft, NULL, "also write the unmerged LoRA as adapter_model.safetensors + adapter_config.json (PEFT naming)"},
-        {"--vocab", ARG_STR, &vocab, "FILE", "copy this BPE vocabulary (bpe_simple_vocab_16e6.txt.gz or merges.txt) into DIR: a self-contained folder"},
-        {"--model-name", ARG_STR, &model_name, "NAME|JSON", "config of a plain weights file (default: the checkpoint's, or open_clip_config.json beside the weights)"},
+        ARG("--model", ARG_STR, &model, "CKPT", "clipmod checkpoint (LoRA or full), weights file with a head, or an export folder (required)"),
+        ARG("--out", ARG_STR, &out, "DIR", "output folder; must be absent or empty unless --overwrite (required)"),
+        ARG("--overwrite", ARG_FLAG, &overwrite, NULL, "replace the export files in an existing non-empty folder"),
+        ARG("--peft", ARG_FLAG, &peft, NULL, "also write the unmerged LoRA as adapter_model.safetensors + adapter_config.json (PEFT naming)"),
+        ARG("--vocab", ARG_STR, &vocab, "FILE", "copy this BPE vocabulary (bpe_simple_vocab_16e6.txt.gz or merges.txt) into DIR: a self-contained folder"),
+        ARG("--model-name", ARG_STR, &model_name, "NAME|JSON", "config of a plain weights file (default: the checkpoint's, or open_clip_config.json beside the weights)",
+            .check = args_check_model_name),
     };
     int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "export", "--model CKPT --out DIR [--overwrite] [--peft] [--vocab FILE]", NULL);
     if (rc) return rc < 0 ? 0 : rc;

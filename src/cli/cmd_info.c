@@ -27,18 +27,16 @@ int cmd_info(int argc, char **argv) {
     const char *model_path = NULL, *model_name = NULL;
     int lora_rank = 4;
     ArgSpec specs[] = {
-        {"--model", ARG_STR, &model_path, "PATH", "weights file (safetensors / OpenCLIP .bin / .pt): also report what it holds"},
-        {"--model-name", ARG_STR, &model_name, "NAME", "ViT-B-32 (default; with --model: the file's own config), ViT-B-16, ViT-L-14, *-quickgelu, or a JSON config file"},
-        {"--lora-rank", ARG_INT, &lora_rank, "R", "LoRA rank counted in \"lora\" and \"trainable_lora\" (default 4)"},
+        ARG("--model", ARG_STR, &model_path, "PATH", "weights file (safetensors / OpenCLIP .bin / .pt): also report what it holds"),
+        ARG("--model-name", ARG_STR, &model_name, "NAME", "ViT-B-32 (default; with --model: the file's own config), ViT-B-16, ViT-L-14, *-quickgelu, or a JSON config file",
+            .check = args_check_model_name),
+        ARG("--lora-rank", ARG_INT, &lora_rank, "R", "LoRA rank counted in \"lora\" and \"trainable_lora\" (default 4)",
+            ARG_RANGE(1, 4096)),
     };
     int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "info",
                         "[--model PATH] [--model-name NAME] [--lora-rank R]", NULL);
     if (rc == -1) return 0;
     if (rc) return rc;
-    if (lora_rank < 1 || lora_rank > 4096) {
-        fprintf(stderr, "clipmod info: --lora-rank must be in 1..4096, got %d\n", lora_rank);
-        return 2;
-    }
     CmModelConfig cfg;
     char source[4200] = "--model-name";
     if (!model_name && model_path) {   /* the config of the file: metadata, open_clip_config.json beside it, or unambiguous shapes */
@@ -48,8 +46,7 @@ int cmd_info(int argc, char **argv) {
         cm_tensorfile_close(f);
         if (st) return cli_fail("info");
     } else if (cm_config_load(model_name ? model_name : "ViT-B-32", &cfg)) {
-        fprintf(stderr, "clipmod info: --model-name: %s\n", cm_last_error());
-        return cm_last_status() == CM_ERR_ARG ? 2 : 1;
+        return cli_fail("info");   /* the name was checked by the parser: a file problem */
     }
     cfg.lora_rank = lora_rank;
     CmParamCounts c;

@@ -3,8 +3,10 @@
  * {"key":..,"extensions":[..],"sizes":[..],"label":N} (plus "no_json":true when the sample has no
  * .json and so gets label 0, "label_error" when its .json has no usable label — the rule of
  * training and eval, cm_sample_label — and "error" for a sample cut by damage), grouped as
- * webdataset groups them. Samples without .json are counted in a warning per shard. Errors go to stderr; the exit status is 1 when a shard is damaged,
- * after everything readable has been listed.
+ * webdataset groups them. SHARD is read as the training reader reads --train-data/--val-data
+ * (brace patterns, '::'). Samples without .json are counted in a warning per shard. Errors go to
+ * stderr, one message per problem, at most 50 and then a count; the exit status is 1 when a
+ * shard is missing or damaged, after everything readable has been listed.
  */
 #include <stdio.h>
 #include <string.h>
@@ -36,7 +38,7 @@ int cmd_inspect(int argc, char **argv) {
     long long max_member = 0;
     ArgList pos = {0};
     ArgSpec specs[] = {
-        {"--max-member", ARG_I64, &max_member, "BYTES", "skip members larger than this (default 256 MiB)"},
+        ARG("--max-member", ARG_I64, &max_member, "BYTES", "skip members larger than this (default 256 MiB)"),
     };
     int rc = args_parse(argc, argv, specs, 1, "inspect", "SHARD... [options]", &pos);
     if (rc) { args_free(&pos); return rc < 0 ? 0 : rc; }
@@ -45,22 +47,34 @@ int cmd_inspect(int argc, char **argv) {
         args_free(&pos);
         return 2;
     }
-    if (max_member < 0) {
-        fprintf(stderr, "clipmod inspect: --max-member must be >= 0\n");
-        args_free(&pos);
-        return 2;
-    }
     int status = 0;
-    for (int s = 0; s < pos.n; s++) {
+    long long logged = 0, unlogged = 0;
+    for (int a = 0; a < pos.n; a++) {
+      /* the shard list as --train-data/--val-data read it: brace patterns joined by '::' */
+      CmShardList sl = {0};
+      if (cm_shardlist_init(&sl, pos.v[a], NULL, "inspect")) { status = cli_fail("inspect"); continue; }
+      for (int s = 0; s < sl.urls.n; s++) {
+        const char *shard = sl.urls.v[s];
         CmWdsReader *r;
         /* with the data: the .json gives the label */
-        if (cm_wds_open(pos.v[s], true, (uint64_t)max_member, &r)) { status = cli_fail("inspect"); continue; }
+        if (cm_wds_open(shard, true, (uint64_t)max_member, &r)) {
+            status = 1;
+            if (logged++ < CLI_MAX_LOGGED) cli_fail("inspect"); else unlogged++;
+            continue;
+        }
         long long nsamples = 0, nbad = 0, nno_json = 0, nlabel_bad = 0;
+        char last_err[512] = "";
         for (;;) {
             CmWdsSample *smp;
             int k = cm_wds_next(r, &smp);
             if (k == 0) break;
-            if (k < 0) { status = cli_fail("inspect"); break; }
+            if (k < 0) {   /* one message per problem: a damage that already cut a sample is not repeated */
+                status = 1;
+                if (!last_err[0] || strcmp(last_err, cm_last_error())) {
+                    if (logged++ < CLI_MAX_LOGGED) cli_fail("inspect"); else unlogged++;
+                }
+                break;
+            }
             fputs("{\"key\":", stdout);
             put_json_str(stdout, smp->key);
             fputs(",\"extensions\":[", stdout);
@@ -83,7 +97,9 @@ int cmd_inspect(int argc, char **argv) {
             if (smp->error) {
                 fputs(",\"error\":", stdout);
                 put_json_str(stdout, smp->error);
-                fprintf(stderr, "clipmod inspect: %s: sample '%s': %s\n", pos.v[s], smp->key, smp->error);
+                if (logged++ < CLI_MAX_LOGGED) fprintf(stderr, "clipmod inspect: sample '%s': %s\n", smp->key, smp->error);
+                else unlogged++;
+                snprintf(last_err, sizeof last_err, "%s", smp->error);
                 status = 1;
                 nbad++;
             }
@@ -92,14 +108,17 @@ int cmd_inspect(int argc, char **argv) {
             cm_wds_sample_free(smp);
         }
         cm_wds_close(r);
-        if (nbad) fprintf(stderr, "clipmod inspect: %s: %lld samples, %lld damaged\n", pos.v[s], nsamples, nbad);
+        if (nbad) fprintf(stderr, "clipmod inspect: %s: %lld samples, %lld damaged\n", shard, nsamples, nbad);
         if (nno_json)
             fprintf(stderr, "clipmod inspect: warning: %s: %lld of %lld samples have no .json metadata: training and eval give them label 0\n",
-                    pos.v[s], nno_json, nsamples);
+                    shard, nno_json, nsamples);
         if (nlabel_bad)
             fprintf(stderr, "clipmod inspect: warning: %s: %lld samples have a .json without a usable label: training and eval skip them\n",
-                    pos.v[s], nlabel_bad);
+                    shard, nlabel_bad);
+      }
+      cm_shardlist_free(&sl);
     }
+    if (unlogged) fprintf(stderr, "clipmod inspect: %lld more problems not shown (first %d shown)\n", unlogged, CLI_MAX_LOGGED);
     fflush(stdout);
     args_free(&pos);
     return status;

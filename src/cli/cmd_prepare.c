@@ -11,8 +11,9 @@
 #include "data/prepare.h"
 
 static void print_report(const CmPrepareReport *r) {
-    printf("{\"written\":%lld,\"missing_images\":%lld,\"bad_rows\":%lld,\"bad_images\":%lld,\"per_class\":{",
-           (long long)r->written, (long long)r->missing_images, (long long)r->bad_rows, (long long)r->bad_images);
+    printf("{\"written\":%lld,\"missing_images\":%lld,\"bad_rows\":%lld,\"bad_images\":%lld,\"repaired_text\":%lld,\"per_class\":{",
+           (long long)r->written, (long long)r->missing_images, (long long)r->bad_rows, (long long)r->bad_images,
+           (long long)r->repaired_text);
     for (int c = 0; c < 7; c++) printf("%s\"%d\":%lld", c ? "," : "", c, (long long)r->per_class[c]);
     printf("}}\n");
 }
@@ -28,18 +29,18 @@ int cmd_prepare(int argc, char **argv) {
     bool quiet = false, overwrite = false;
     ArgList pos = {0};
     ArgSpec specs[] = {
-        {"--tsv", ARG_STR, &tsv, "FILE", "fakeddit: a multimodal_*.tsv file"},
-        {"--images", ARG_STR, &images, "DIR", "fakeddit: folder of <id>.jpg; coco: folder of the images"},
-        {"--root", ARG_STR, &root, "DIR", "mmhs150k: folder with MMHS150K_GT.json, img_resized/, img_txt/, splits/"},
-        {"--split", ARG_STR, &split, "NAME", "mmhs150k: train, val or test"},
-        {"--captions", ARG_STR, &captions, "FILE", "coco: captions_*.json"},
-        {"--out", ARG_STR, &out, "DIR", "output folder (class_<id>/NNNNN.tar, sizes.json, report.json)"},
-        {"--shard-size", ARG_INT, &shard_size, "N", "samples per shard (default 10000 for train, 1000 otherwise)"},
-        {"--image-size", ARG_INT, &image_size, "N", "letterbox size (default 256)"},
-        {"--jpeg-quality", ARG_INT, &quality, "Q", "JPEG quality 1..100 (default 95)"},
-        {"--limit", ARG_I64, &limit, "N", "stop after N input rows (default: all)"},
-        {"--quiet", ARG_FLAG, &quiet, NULL, "no progress lines"},
-        {"--overwrite", ARG_FLAG, &overwrite, NULL, "replace a non-empty --out holding an earlier prepare's output (atomically)"},
+        ARG("--tsv", ARG_STR, &tsv, "FILE", "fakeddit: a multimodal_*.tsv file"),
+        ARG("--images", ARG_STR, &images, "DIR", "fakeddit: folder of <id>.jpg; coco: folder of the images"),
+        ARG("--root", ARG_STR, &root, "DIR", "mmhs150k: folder with MMHS150K_GT.json, img_resized/, img_txt/, splits/"),
+        ARG("--split", ARG_STR, &split, "NAME", "mmhs150k: train, val or test", .choices = "train|val|test"),
+        ARG("--captions", ARG_STR, &captions, "FILE", "coco: captions_*.json"),
+        ARG("--out", ARG_STR, &out, "DIR", "output folder (class_<id>/NNNNN.tar, sizes.json, report.json)"),
+        ARG("--shard-size", ARG_INT, &shard_size, "N", "samples per shard (default 10000 for train, 1000 otherwise)", ARG_RANGE(0, 1e9)),
+        ARG("--image-size", ARG_INT, &image_size, "N", "letterbox size (default 256)", ARG_RANGE(8, 4096)),
+        ARG("--jpeg-quality", ARG_INT, &quality, "Q", "JPEG quality 1..100 (default 95)", ARG_RANGE(1, 100)),
+        ARG("--limit", ARG_I64, &limit, "N", "stop after N input rows (default: all)"),
+        ARG("--quiet", ARG_FLAG, &quiet, NULL, "no progress lines"),
+        ARG("--overwrite", ARG_FLAG, &overwrite, NULL, "replace a non-empty --out holding an earlier prepare's output (atomically)"),
     };
     int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof *specs), "prepare", synopsis, &pos);
     if (rc) { args_free(&pos); return rc < 0 ? 0 : rc; }
@@ -50,10 +51,6 @@ int cmd_prepare(int argc, char **argv) {
         goto out;
     }
     if (!out) { fprintf(stderr, "clipmod prepare: --out DIR is required\n"); goto out; }
-    if (shard_size < 0 || image_size < 8 || image_size > 4096 || quality < 1 || quality > 100 || limit < 0) {
-        fprintf(stderr, "clipmod prepare: --shard-size, --image-size, --jpeg-quality or --limit out of range\n");
-        goto out;
-    }
     CmPrepareOpts o = {out, shard_size, image_size, quality, limit, quiet, overwrite};
     CmPrepareReport r;
     cm_status st;
@@ -80,9 +77,19 @@ int cmd_prepare(int argc, char **argv) {
         goto out;
     }
     print_report(&r);
-    if (!quiet)
-        fprintf(stderr, "clipmod prepare %s: %lld written, %lld missing images, %lld bad rows, %lld bad images -> %s/report.json\n",
-                what, (long long)r.written, (long long)r.missing_images, (long long)r.bad_rows, (long long)r.bad_images, out);
+    if (r.written == 0) {   /* nothing found where samples were expected: never "done" on nothing */
+        fprintf(stderr, "clipmod prepare %s: no sample written from %s%s%s (%lld missing images, %lld bad rows, %lld bad images)\n",
+                what, tsv ? tsv : root ? root : captions, images ? " and " : "", images ? images : "",
+                (long long)r.missing_images, (long long)r.bad_rows, (long long)r.bad_images);
+        status = 1;
+        goto out;
+    }
+    bool partial = r.missing_images || r.bad_rows || r.bad_images || r.repaired_text;
+    if (!quiet || partial)   /* a partial failure is always a warning with the counts */
+        fprintf(stderr, "clipmod prepare %s: %s%lld written, %lld missing images, %lld bad rows, %lld bad images, "
+                "%lld captions with invalid UTF-8 repaired -> %s/report.json\n",
+                what, partial ? "warning: " : "", (long long)r.written, (long long)r.missing_images, (long long)r.bad_rows,
+                (long long)r.bad_images, (long long)r.repaired_text, out);
     status = 0;
 out:
     args_free(&pos);

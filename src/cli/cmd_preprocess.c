@@ -1,11 +1,13 @@
 /*
  * cmd_preprocess.c — `clipmod preprocess --image PATH --out FILE` (DESIGN §7): decode the image
  * (format from its bytes, converted to RGB right after decoding, DESIGN §5), apply OpenCLIP's
- * ViT-B-32 eval transform and write float32 little-endian [3,224,224] (602,112 bytes) atomically.
+ * ViT-B-32 eval transform and write float32 little-endian [3,224,224] (602,112 bytes) atomically
+ * (--out - writes them to standard output).
  * Exit status: 0 ok, 2 bad usage, 1 failure (one line on stderr naming the file).
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "common/common.h"
@@ -16,10 +18,10 @@ int cmd_preprocess(int argc, char **argv) {
     int size = 224;
     long long max_pixels = (long long)CM_DEFAULT_MAX_PIXELS;
     const ArgSpec specs[] = {
-        {"--image", ARG_STR, &image, "PATH", "input image (JPEG, PNG or WebP; the format is read from the bytes)"},
-        {"--out", ARG_STR, &out, "FILE", "output: float32 little-endian [3,SIZE,SIZE], channel-major"},
-        {"--size", ARG_INT, &size, "N", "output side (default 224, ViT-B-32)"},
-        {"--max-pixels", ARG_I64, &max_pixels, "N", "refuse larger images before decoding (default 67108864 = 64 MP)"},
+        ARG("--image", ARG_STR, &image, "PATH", "input image (JPEG, PNG or WebP; the format is read from the bytes)"),
+        ARG("--out", ARG_STR, &out, "FILE", "output: float32 little-endian [3,SIZE,SIZE], channel-major ('-': standard output)"),
+        ARG("--size", ARG_INT, &size, "N", "output side (default 224, ViT-B-32)", ARG_RANGE(1, 4096)),
+        ARG("--max-pixels", ARG_I64, &max_pixels, "N", "refuse larger images before decoding (default 67108864 = 64 MP)", ARG_RANGE(1, 1e12)),
     };
     const int n = (int)(sizeof specs / sizeof specs[0]);
     int rc = args_parse(argc, argv, specs, n, "preprocess", "--image PATH --out FILE", NULL);
@@ -27,8 +29,6 @@ int cmd_preprocess(int argc, char **argv) {
     if (rc) return rc;
     if (!image) { fprintf(stderr, "clipmod preprocess: --image is required\n"); return 2; }
     if (!out) { fprintf(stderr, "clipmod preprocess: --out is required\n"); return 2; }
-    if (size <= 0 || size > 4096) { fprintf(stderr, "clipmod preprocess: --size %d not in 1..4096\n", size); return 2; }
-    if (max_pixels <= 0) { fprintf(stderr, "clipmod preprocess: --max-pixels must be positive\n"); return 2; }
 
     CmImage img;
     if (cm_image_load(image, (size_t)max_pixels, &img) != CM_OK) return cli_fail("preprocess");
@@ -41,7 +41,10 @@ int cmd_preprocess(int argc, char **argv) {
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "clipmod preprocess writes the host's float32: add a byte swap for big-endian hosts"
 #endif
-        st = cm_write_file_atomic(out, t, count * sizeof(float));
+        if (!strcmp(out, "-")) {   /* '-' is standard output, as for every file a command writes */
+            if (fwrite(t, sizeof(float), count, stdout) != count || fflush(stdout))
+                st = cm_error(CM_ERR_IO, "--out -: cannot write to standard output");
+        } else st = cm_write_file_atomic(out, t, count * sizeof(float));
     }
     cm_free(t);
     return st == CM_OK ? 0 : cli_fail("preprocess");

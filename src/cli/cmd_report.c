@@ -16,11 +16,11 @@ int cmd_report(int argc, char **argv) {
     int mistakes = 12, thumb = 112;
     ArgList pos = {0};
     ArgSpec specs[] = {
-        {"--eval", ARG_STR, &eval, "SCORES", "per-sample scores of `clipmod eval --scores-out` (PR/ROC, calibration, mistakes)"},
-        {"--out", ARG_STR, &out, "FILE", "the HTML file (default: RUN_DIR/report.html)"},
-        {"--title", ARG_STR, &title, "TEXT", "page title (default: clipmod report)"},
-        {"--mistakes", ARG_INT, &mistakes, "N", "most confident mistakes shown with thumbnails (default 12)"},
-        {"--thumb-size", ARG_INT, &thumb, "PX", "thumbnail side in pixels (default 112)"},
+        ARG("--eval", ARG_STR, &eval, "SCORES", "per-sample scores of `clipmod eval --scores-out` (PR/ROC, calibration, mistakes)"),
+        ARG("--out", ARG_STR, &out, "FILE", "the HTML file (default: RUN_DIR/report.html)"),
+        ARG("--title", ARG_STR, &title, "TEXT", "page title (default: clipmod report)"),
+        ARG("--mistakes", ARG_INT, &mistakes, "N", "most confident mistakes shown with thumbnails (default 12)", ARG_RANGE(0, 1000)),
+        ARG("--thumb-size", ARG_INT, &thumb, "PX", "thumbnail side in pixels (default 112)", ARG_RANGE(16, 512)),
     };
     int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "report",
                         "RUN_DIR [--eval SCORES] [--out report.html]", &pos);
@@ -32,6 +32,10 @@ int cmd_report(int argc, char **argv) {
     if (!run && !eval) { fprintf(stderr, "clipmod report: give a RUN_DIR, --eval SCORES, or both\n"); goto out; }
     if (mistakes < 0 || mistakes > 1000) { fprintf(stderr, "clipmod report: --mistakes must be in 0..1000\n"); goto out; }
     if (thumb < 16 || thumb > 512) { fprintf(stderr, "clipmod report: --thumb-size must be in 16..512\n"); goto out; }
+    if (out && !strcmp(out, "-")) {   /* docs/flags.md: '-' is refused where stdout cannot be written */
+        fprintf(stderr, "clipmod report: --out -: the report is a file (written atomically); give a path\n");
+        goto out;
+    }
     if (!out) {
         if (!run) { fprintf(stderr, "clipmod report: --out is required without a RUN_DIR\n"); goto out; }
         snprintf(def_out, sizeof def_out, "%s/report.html", run);

@@ -21,9 +21,9 @@ int cmd_tokenize(int argc, char **argv) {
     bool from_stdin = false;
     ArgList texts = {0};
     const ArgSpec specs[] = {
-        {"--vocab", ARG_STR, &vocab, "PATH", "bpe_simple_vocab_16e6.txt.gz, merges.txt, vocab.json or their folder "
-                                               "(default: $CLIPMOD_VOCAB, then <prefix>/share/clipmod/)"},
-        {"--stdin", ARG_FLAG, &from_stdin, NULL, "also tokenize each line of standard input"},
+        ARG("--vocab", ARG_STR, &vocab, "PATH", "bpe_simple_vocab_16e6.txt.gz, merges.txt, vocab.json or their folder "
+                                                "(default: $CLIPMOD_VOCAB, then <prefix>/share/clipmod/)"),
+        ARG("--stdin", ARG_FLAG, &from_stdin, NULL, "also tokenize each line of standard input"),
     };
     int rc = args_parse(argc, argv, specs, 2, "tokenize", "[--vocab PATH] [--stdin] TEXT...", &texts);
     if (rc == -1) { args_free(&texts); return 0; }

@@ -96,6 +96,9 @@ static int log_level_get(void) {
     return log_level;
 }
 
+void cm_log_set_level(int level) { log_level = level < CM_LOG_ERROR ? CM_LOG_ERROR : level > CM_LOG_DEBUG ? CM_LOG_DEBUG : level; }
+int cm_log_level(void) { return log_level_get(); }
+
 static cm_log_sink_fn log_sink;
 static void *log_sink_ctx;
 void cm_log_set_sink(cm_log_sink_fn fn, void *ctx) { log_sink = fn; log_sink_ctx = ctx; }

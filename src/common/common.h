@@ -43,6 +43,9 @@ void cm_clear_error(void);
    CLIPMOD_LOG=debug|info|warn|error in the environment changes the level. */
 enum { CM_LOG_ERROR = 0, CM_LOG_WARN = 1, CM_LOG_INFO = 2, CM_LOG_DEBUG = 3 };
 void cm_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Set the level (CM_LOG_*; overrides CLIPMOD_LOG); cm_log_level() reads it. */
+void cm_log_set_level(int level);
+int cm_log_level(void);
 /* Every message that passes the level also goes to the sink, when one is set (a training run
    tees its log into <logs>/<name>/out.log this way). NULL removes it. */
 typedef void (*cm_log_sink_fn)(int level, const char *msg, void *ctx);

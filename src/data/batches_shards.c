@@ -35,9 +35,18 @@ typedef struct {
     CmSampleIds ids;          /* keys / shard URLs of the last batch */
 } ShardSource;
 
-static void log_bad(ShardSource *s, const char *shard, const char *key, const char *why) {
+/* Count a bad sample or shard; the first 50 are logged one by one, then one line says the rest
+   are only counted (the count ends up in the command's summary), as the threaded loader does. */
+#define MAX_LOGGED 50
+static bool log_more(ShardSource *s) {
     s->base.skipped++;
-    if (s->logged++ < 20) cm_warn("skipping sample %s in %s: %s", key ? key : "?", shard ? shard : "?", why);
+    int64_t n = s->logged++;
+    if (n == MAX_LOGGED) cm_warn("data: more bad samples/shards: counted, no longer logged one by one");
+    return n < MAX_LOGGED;
+}
+
+static void log_bad(ShardSource *s, const char *shard, const char *key, const char *why) {
+    if (log_more(s)) cm_warn("skipping sample %s in %s: %s", key ? key : "?", shard ? shard : "?", why);
 }
 
 /* Next raw sample from the shard stream; NULL at the end (validation) or on a hopeless stream. */
@@ -51,7 +60,7 @@ static CmWdsSample *raw_next(ShardSource *s) {
                 s->read_this_epoch++;
                 return x;
             }
-            if (r < 0) { s->base.skipped++; cm_warn("shard damaged, moving on: %s", cm_last_error()); }
+            if (r < 0 && log_more(s)) cm_warn("shard damaged, moving on: %s", cm_last_error());
             cm_wds_close(s->rd);
             s->rd = NULL;
         }
@@ -69,8 +78,7 @@ static CmWdsSample *raw_next(ShardSource *s) {
             idx = s->order[s->next_shard++];
         }
         if (cm_wds_open(s->sl.urls.v[idx], true, 0, &s->rd)) {
-            s->base.skipped++;
-            cm_warn("cannot read shard, moving on: %s", cm_last_error());
+            if (log_more(s)) cm_warn("cannot read shard, moving on: %s", cm_last_error());
             s->rd = NULL;
             if (s->cfg.train && s->cfg.resampled && ++s->empty_passes > 100 * (int64_t)n + 100) return NULL;
         }

@@ -347,6 +347,10 @@ cm_status cm_prep_add(Prep *p, char *key, char *caption, char *meta, int cls, ch
     it->key = key; it->caption = caption; it->meta = meta; it->image_path = image_path; it->cls = cls;
     it->dup_of = -1;
     if (!key || !caption || !meta || !image_path) return cm_error(CM_ERR_OOM, "out of memory");
+    bool fixed = false;
+    char *c2 = cm_prep_utf8_repair(caption, &fixed);
+    if (!c2) return cm_error(CM_ERR_OOM, "out of memory");
+    if (fixed) { free(caption); it->caption = c2; p->rep->repaired_text++; }
     if (p->n > 1) {
         const PrepItem *prev = &p->items[p->n - 2];
         if (!strcmp(prev->image_path, image_path)) it->dup_of = prev->dup_of >= 0 ? prev->dup_of : p->n - 2;
@@ -373,9 +377,9 @@ cm_status cm_prep_finish(Prep *p, cm_status st) {
     const CmPrepareReport *r = p->rep;
     int k = snprintf(js, sizeof js,
                      "{\"dataset\": \"%s\", \"written\": %lld, \"missing_images\": %lld, \"bad_rows\": %lld, \"bad_images\": %lld, "
-                     "\"per_class\": {",
+                     "\"repaired_text\": %lld, \"per_class\": {",
                      p->dataset, (long long)r->written, (long long)r->missing_images, (long long)r->bad_rows,
-                     (long long)r->bad_images);
+                     (long long)r->bad_images, (long long)r->repaired_text);
     for (int c = 0; c < 7; c++) k += snprintf(js + k, sizeof js - (size_t)k, "%s\"%d\": %lld", c ? ", " : "", c, (long long)r->per_class[c]);
     k += snprintf(js + k, sizeof js - (size_t)k, "}, \"shard_size\": %d, \"image_size\": %d}\n", p->o.shard_size, p->o.image_size);
     snprintf(path, sizeof path, "%s/report.json", p->o.out_dir);

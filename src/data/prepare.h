@@ -2,7 +2,9 @@
  * prepare.h — `clipmod prepare`: the raw datasets in their published layouts -> class shards
  * (DESIGN §4.3, §7; datasets.md §1-§3):
  *   OUT/class_<id>/00000.tar ... + OUT/class_<id>/sizes.json (only classes that got samples),
- *   OUT/report.json {"written","missing_images","bad_rows","bad_images","per_class":{"0".."6"}}.
+ *   OUT/report.json {"written","missing_images","bad_rows","bad_images","repaired_text","per_class":{"0".."6"}}.
+ *   A caption with invalid UTF-8 (a raw Fakeddit title) is repaired, not dropped: each byte that
+ *   does not start a valid sequence becomes U+FFFD, and the caption is counted in repaired_text.
  * Each sample: <key>.jpg (the image letterboxed onto a white 256x256 canvas, JPEG q95),
  * <key>.txt (caption), <key>.json {"label","dataset","source_label","id",...}.
  *   - Fakeddit: a multimodal_*.tsv (CSV quoting inside TSV, quoted newlines), caption =
@@ -42,6 +44,7 @@ typedef struct {
 
 typedef struct {
     int64_t written, missing_images, bad_rows, bad_images;
+    int64_t repaired_text;   /* captions with invalid UTF-8, written with U+FFFD in place of each bad byte */
     int64_t per_class[7];
 } CmPrepareReport;
 

@@ -254,3 +254,40 @@ done:
     free(ids); free(order); free(start); free(img_of);
     return cm_prep_finish(&p, st);
 }
+
+/* Length of the valid UTF-8 sequence at p (1..4), 0 when p does not start one. */
+static int utf8_len(const unsigned char *p) {
+    unsigned c = p[0];
+    if (c < 0x80) return 1;
+    int n; unsigned cp;
+    if (c >= 0xC2 && c <= 0xDF) { n = 2; cp = c & 0x1F; }
+    else if (c >= 0xE0 && c <= 0xEF) { n = 3; cp = c & 0x0F; }
+    else if (c >= 0xF0 && c <= 0xF4) { n = 4; cp = c & 0x07; }
+    else return 0;
+    for (int i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return n;
+}
+
+char *cm_prep_utf8_repair(char *s, bool *changed) {
+    *changed = false;
+    size_t bad = 0, len = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; ) {
+        int n = utf8_len(p);
+        if (!n) { bad++; p++; len++; } else { p += n; len += (size_t)n; }
+    }
+    if (!bad) return s;
+    char *out = malloc(len + 2 * bad + 1), *o = out;
+    if (!out) return NULL;
+    for (const unsigned char *p = (const unsigned char *)s; *p; ) {
+        int n = utf8_len(p);
+        if (!n) { memcpy(o, "\xEF\xBF\xBD", 3); o += 3; p++; }
+        else { memcpy(o, p, (size_t)n); o += n; p += n; }
+    }
+    *o = 0;
+    *changed = true;
+    return out;
+}

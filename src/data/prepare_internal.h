@@ -40,6 +40,10 @@ cm_status cm_prep_add(Prep *p, char *key, char *caption, char *meta, int cls, ch
 void cm_prep_bad_row(Prep *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Flushes, closes the shard writers (sizes.json) and writes report.json. */
 cm_status cm_prep_finish(Prep *p, cm_status st);
+/* Replace every byte of s that does not start a valid UTF-8 sequence (overlongs, surrogates and
+   code points above U+10FFFF included) by U+FFFD. Returns a malloc'd copy when something was
+   replaced (*changed = true), else s itself; NULL on out of memory. */
+char *cm_prep_utf8_repair(char *s, bool *changed);
 /* strdup that reports OOM through cm_error. */
 char *cm_prep_strdup(const char *s);
 /* Trim ASCII whitespace in place; returns s. */

@@ -18,7 +18,7 @@
  *             "base_model_arch" (--model): how model/open.c finds a moved base; "rng" (JSON: named xoshiro
  *             states as 4 hex words); "optimizer" (JSON: type, lr, betas, eps, weight_decay,
  *             param_groups [{weight_decay, params:[names]}], step:{name: n}); "args" (the
- *             training options as JSON, see train_opts.h); "tokenizer" bpe|bytes.
+ *             training options as JSON, CmTrainConfig.args_json); "tokenizer" bpe|bytes.
  * Resume (cm_checkpoint_load) overlays the checkpoint onto the run's model. Opening one for
  * inference (base model found by SHA-256, metadata reader, CmCkptMeta) is model/open.h's
  * cm_model_open. Tensors under "optimizer." are never model tensors.

@@ -64,7 +64,7 @@ static double avg_get(const Avg *a) { return a->n ? a->sum / a->n : 0; }
 
 static void fill_meta(const CmRun *r, CmTrainer *t, int64_t completed, int64_t epoch_step, const char *base_sha,
                       bool trainable_only, const char *args_json, CmCkptMeta *meta) {
-    const CmTrainOpts *o = r->o;
+    const CmTrainConfig *o = r->o;
     memset(meta, 0, sizeof *meta);
     meta->base_size = meta->base_mtime = -1;
     meta->epoch = completed;
@@ -114,7 +114,7 @@ static void remove_old_step_ckpts(const char *ckdir, int64_t step) {
 /* End-of-epoch checkpoints; *wrote = whether one holding this state was written. */
 static cm_status save_ckpt(CmRun *r, CmTrainer *t, const char *ckdir, int64_t completed, const char *base_sha,
                            bool trainable_only, const char *args_json, bool *wrote) {
-    const CmTrainOpts *o = r->o;
+    const CmTrainConfig *o = r->o;
     CmCkptMeta meta;
     fill_meta(r, t, completed, 0, base_sha, trainable_only, args_json, &meta);
     char path[1200];
@@ -171,11 +171,12 @@ static cm_status save_stop_ckpt(CmRun *r, CmTrainer *t, const char *ckdir, int64
 }
 
 cm_status cm_train_run(CmRun *r) {
-    const CmTrainOpts *o = r->o;
+    const CmTrainConfig *o = r->o;
     CmModel *m = r->m;
     cm_status st = CM_OK;
     FILE *outlog = NULL;
-    char *args_json = NULL, *resume_path = NULL;
+    const char *args_json = o->args_json;
+    char *resume_path = NULL;
     float *img = NULL;
     int32_t *tok = NULL, *lab = NULL;
     CmTrainer t;
@@ -186,10 +187,11 @@ cm_status cm_train_run(CmRun *r) {
     r->stopped = 0;
     r->stop_checkpoint[0] = 0;
     r->run_dir[0] = 0;
+    if ((st = cm_train_config_check(o))) return st;
     const int B = o->batch_size, K = o->accum_freq;
     const int S = m->cfg.vision.image_size, ctx = m->cfg.text.context_length;
     bool save_logs = o->logs && *o->logs && strcasecmp(o->logs, "none");
-    bool html = save_logs && cm_train_opts_report_html(o);
+    bool html = save_logs && o->report_html;
     char ckdir[1100] = "";
 
     if (r->train->batch != B || r->train->image_size != S || r->train->ctx != ctx)
@@ -219,18 +221,17 @@ cm_status cm_train_run(CmRun *r) {
         cm_log_set_sink(outlog_sink, outlog);
         char pp[1200];
         snprintf(pp, sizeof pp, "%s/params.txt", r->run_dir);
-        if ((st = cm_train_opts_write_params(o, pp))) goto done;
+        if (o->params_txt && (st = cm_write_file_atomic(pp, o->params_txt, strlen(o->params_txt)))) goto done;
         snprintf(steps_path, sizeof steps_path, "%s/steps.jsonl", r->run_dir);
         steps_fd = open(steps_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         if (steps_fd < 0) { st = cm_error(CM_ERR_IO, "%s: cannot open: %s", steps_path, strerror(errno)); goto done; }
     }
-    args_json = cm_train_opts_json(o);
 
     /* schedule */
     CmTrainerCfg tc = {0};
     tc.micro_batch = B; tc.accum_freq = K; tc.grad_checkpointing = o->grad_checkpointing; tc.dropout = r->dropout;
     tc.beta1 = o->beta1; tc.beta2 = o->beta2; tc.eps = o->eps; tc.wd = o->wd;
-    tc.grad_clip_norm = isnan(o->grad_clip_norm) ? 0 : o->grad_clip_norm;
+    tc.grad_clip_norm = o->grad_clip_norm > 0 ? o->grad_clip_norm : 0;
     tc.w_con = (float)o->contrastive_weight; tc.w_cls = (float)o->classification_weight;
     if ((st = cm_lr_kind_parse(o->lr_scheduler, &tc.sched.kind))) goto done;
     tc.sched.base_lr = o->lr;
@@ -412,8 +413,14 @@ cm_status cm_train_run(CmRun *r) {
             }
             cm_scores_free(&vs);
             if (st) { cm_error_prefix("validation"); goto done; }
-            r->have_val = true;
             CmMetrics *vm = &r->val_metrics;
+            if (vm->n == 0) {   /* validation was asked for and saw nothing: never report zeros as results */
+                st = cm_error(CM_ERR_IO, "validation: no sample could be read from --val-data (%lld bad samples or shards skipped)",
+                              (long long)r->val->skipped);
+                goto done;
+            }
+            if (r->val->skipped) cm_warn("validation: %lld samples, %lld bad samples or shards skipped", (long long)vm->n, (long long)r->val->skipped);
+            r->have_val = true;
             if (r->val->no_json)
                 cm_warn("validation: %lld samples so far had no .json metadata and were given label 0 (DESIGN §4.2)", (long long)r->val->no_json);
             cm_info("Eval Epoch: %lld clip_val_loss: %.4f\tval_loss: %.4f\ttop1: %.4f\ttop2: %.4f\tmacro_f1: %.4f\tnum_samples: %lld\t(%.1f s)",
@@ -456,11 +463,13 @@ stopped:
     }
 
 done:
+    r->train_skipped = r->train->skipped;
+    r->val_skipped = r->val ? r->val->skipped : 0;
     if (steps_fd >= 0) close(steps_fd);
     if (st && outlog) outlog_sink(CM_LOG_ERROR, cm_last_error(), outlog);
     cm_trainer_free(&t);
     cm_free(img); cm_free(tok); cm_free(lab);
-    cm_free(args_json); cm_free(resume_path);
+    cm_free(resume_path);
     if (outlog) { cm_log_set_sink(NULL, NULL); fclose(outlog); }
     return st;
 }

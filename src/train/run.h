@@ -26,12 +26,12 @@
 #include "model/model.h"
 #include "data/batches.h"
 #include "eval/metrics.h"
-#include "train/train_opts.h"
+#include "train/train_config.h"
 #include "train/trainer.h"
 
 typedef struct {
     /* inputs */
-    const CmTrainOpts *o;
+    const CmTrainConfig *o;
     CmModel *m;                  /* weights loaded, mode set (cm_model_set_mode) */
     CmBatchSource *train;        /* num_batches per epoch already sized (cm_epoch_size, data/wds.h) */
     CmBatchSource *val;          /* NULL: no validation */
@@ -50,6 +50,7 @@ typedef struct {
     CmStepStats last;            /* the last optimizer step */
     int64_t steps_done;
     double train_seconds;
+    int64_t train_skipped, val_skipped;   /* bad samples/shards the sources skipped (cumulative) */
 } CmRun;
 
 cm_status cm_train_run(CmRun *r);

@@ -22,7 +22,7 @@ cm_status cm_resolve_pretrained(const char *model, const char *pretrained, const
     return *out ? CM_OK : CM_ERR_OOM;
 }
 
-cm_status cm_train_build_model(const CmTrainOpts *o, CmModel **out, char **base_path) {
+cm_status cm_train_build_model(const CmTrainConfig *o, CmModel **out, char **base_path) {
     *out = NULL;
     *base_path = NULL;
     CmModelConfig cfg;

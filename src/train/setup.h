@@ -13,7 +13,7 @@
 
 #include <stdbool.h>
 #include "model/model.h"
-#include "train/train_opts.h"
+#include "train/train_config.h"
 
 /* Resolve --pretrained with src/io/hub.h: an existing file is itself; a tag is looked up in the
    Hugging Face cache (--cache-dir, else $HF_HUB_CACHE / $HF_HOME/hub / ~/.cache/huggingface/hub)
@@ -23,6 +23,6 @@ cm_status cm_resolve_pretrained(const char *model, const char *pretrained, const
 
 /* Build, load/initialise and set the training mode. *base_path: the weights file (cm_malloc'd)
    or NULL when initialised from scratch. */
-cm_status cm_train_build_model(const CmTrainOpts *o, CmModel **out, char **base_path);
+cm_status cm_train_build_model(const CmTrainConfig *o, CmModel **out, char **base_path);
 
 #endif

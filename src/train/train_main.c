@@ -13,15 +13,38 @@
 #include "data/shards.h"
 #include "data/textenc.h"
 
-cm_status cm_train_main(CmTrainOpts *o, CmRun *r, void (*on_step)(void *, int64_t, const CmStepStats *), void *cb_ctx) {
+cm_status cm_train_main(const CmTrainConfig *o, CmRun *r, void (*on_step)(void *, int64_t, const CmStepStats *), void *cb_ctx) {
     return cm_train_main_stop(o, r, on_step, cb_ctx, NULL);
 }
 
-cm_status cm_train_main_stop(CmTrainOpts *o, CmRun *r, void (*on_step)(void *, int64_t, const CmStepStats *), void *cb_ctx,
+cm_status cm_train_main_stop(const CmTrainConfig *o, CmRun *r, void (*on_step)(void *, int64_t, const CmStepStats *), void *cb_ctx,
                              volatile sig_atomic_t *stop) {
     memset(r, 0, sizeof *r);
     r->stop = stop;
+    cm_status st0 = cm_train_config_check(o);
+    if (st0) return st0;
     if (o->threads > 0) cm_threads_set(o->threads);
+    /* samples per epoch: --train-num-samples, else sizes.json next to the shards */
+    long long ns = o->train_num_samples;
+    if (ns <= 0) {
+        CmShardList sl = {0};
+        int64_t total = 0;
+        cm_status s2 = cm_shardlist_init(&sl, o->train_data, NULL, "--train-data");
+        if (!s2) s2 = cm_dataset_size(&sl.urls, &total);
+        cm_shardlist_free(&sl);
+        if (s2) return cm_error_prefix("--train-num-samples not given and the shard sizes are unknown");
+        ns = total;
+    }
+    /* more loader workers than batches in an epoch cannot be meant: OpenCLIP's sizing would
+       round the epoch up to one batch per worker (128 samples, --workers 100000: 6.4 M samples) */
+    int workers = o->workers;
+    long long n_batches = (ns + o->batch_size - 1) / o->batch_size;
+    if (n_batches < 1) n_batches = 1;
+    if (workers > n_batches) {
+        cm_warn("--workers %d is more than the %lld batches of an epoch (%lld samples / batch %d): using %lld workers",
+                workers, n_batches, ns, o->batch_size, n_batches);
+        workers = (int)n_batches;
+    }
     CmModel *m = NULL;
     char *base = NULL;
     CmTextEnc te = {0};
@@ -41,7 +64,7 @@ cm_status cm_train_main_stop(CmTrainOpts *o, CmRun *r, void (*on_step)(void *, i
         /* the threaded loader: OpenCLIP's sampling, shuffles and epoch sizing */
         CmLoaderConfig lc = {0};
         lc.urls = o->train_data; lc.upsampling = o->train_data_upsampling_factors; lc.train = true;
-        lc.resampled = o->dataset_resampled; lc.batch_size = o->batch_size; lc.workers = o->workers;
+        lc.resampled = o->dataset_resampled; lc.batch_size = o->batch_size; lc.workers = workers;
         lc.num_samples = o->train_num_samples > 0 ? o->train_num_samples : 0; lc.seed = (uint64_t)o->seed;
         lc.world_size = 1; lc.image_size = m->cfg.vision.image_size; lc.tok = te.bpe;
         if ((st = cm_batches_loader(&lc, &train))) goto out;
@@ -52,18 +75,8 @@ cm_status cm_train_main_stop(CmTrainOpts *o, CmRun *r, void (*on_step)(void *, i
         }
     } else {
         /* byte-level captions (the demo) or a non-77 context: the simple single-thread source */
-        long long ns = o->train_num_samples;
-        if (ns < 0) {
-            CmShardList sl = {0};
-            int64_t total = 0;
-            cm_status s2 = cm_shardlist_init(&sl, o->train_data, NULL, "--train-data");
-            if (!s2) s2 = cm_dataset_size(&sl.urls, &total);
-            cm_shardlist_free(&sl);
-            if (s2) { st = cm_error_prefix("--train-num-samples not given and the shard sizes are unknown"); goto out; }
-            ns = total;
-        }
         CmEpochSize es;
-        if ((st = cm_epoch_size(ns, o->batch_size, 1, o->workers, &es))) goto out;
+        if ((st = cm_epoch_size(ns, o->batch_size, 1, workers, &es))) goto out;
         long long nb = es.num_batches;
         CmShardSourceCfg sc = {0};
         sc.urls = o->train_data; sc.upsampling = o->train_data_upsampling_factors; sc.train = true;

@@ -6,13 +6,13 @@
 #define CM_TRAIN_MAIN_H
 
 #include "train/run.h"
-#include "train/train_opts.h"
+#include "train/train_config.h"
 
-/* o: finalised options. On return r holds the results (val metrics, last step, run folder);
+/* o: a checked configuration (cm_train_config_check runs first). On return r holds the results (val metrics, last step, run folder);
    the model and data sources are freed (r->m etc. are NULL). on_step may be NULL. */
-cm_status cm_train_main(CmTrainOpts *o, CmRun *r, void (*on_step)(void *, int64_t, const CmStepStats *), void *cb_ctx);
+cm_status cm_train_main(const CmTrainConfig *o, CmRun *r, void (*on_step)(void *, int64_t, const CmStepStats *), void *cb_ctx);
 /* The same with a stop flag (CmRun.stop: a signal handler sets it; NULL: none). */
-cm_status cm_train_main_stop(CmTrainOpts *o, CmRun *r, void (*on_step)(void *, int64_t, const CmStepStats *), void *cb_ctx,
+cm_status cm_train_main_stop(const CmTrainConfig *o, CmRun *r, void (*on_step)(void *, int64_t, const CmStepStats *), void *cb_ctx,
                              volatile sig_atomic_t *stop);
 
 #endif

@@ -12,7 +12,7 @@
 
 #include "cli/args.h"
 #include "fuzz_util.h"
-#include "train/train_opts.h"
+#include "cli/train_flags.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) { fz_quiet(); return 0; }
 

@@ -1,30 +1,30 @@
 /*
- * train_opts.h — the options of `clipmod train`: OpenCLIP v2.30's params.py flags with OpenCLIP's
+ * train_flags.h — the flags of `clipmod train` (CLI only; the library's trainer takes a
+ * CmTrainConfig, src/train/train_config.h): OpenCLIP v2.30's params.py flags with OpenCLIP's
  * names and defaults (reference §9), the seed's additions (--enable-lora, --lora-rank,
  * --lora-alpha, loss weights), defaults that depend on the model (ViT: lr 5e-4, betas 0.9/0.98,
- * eps 1e-6), validation, the run name, params.txt written as OpenCLIP writes it, and OpenCLIP's
- * epoch sizing (reference §8).
+ * eps 1e-6), validation, the run name, params.txt written as OpenCLIP writes it.
  *
- * One table (cm_train_opts_specs) declares every flag once; the CLI parses it with args_parse
- * (src/cli/args.h) and --help is generated from it. The flags that only matter for distributed
- * or GPU training, or for integrations we do not have, are accepted so that OpenCLIP command
- * lines run unchanged; their help text says what they do here (usually: nothing, single process).
+ * One table (cm_train_opts_specs) declares every flag once with its rules (src/cli/args.h): the
+ * parser checks every value and --help is generated from it. Every OpenCLIP flag either works,
+ * or warns once that it has no effect here (and why), or is refused (docs/flags.md).
+ * "Not set" is explicit: has_* fields, never a NaN marker.
  * defines: CmTrainOpts, cm_train_opts_*, cm_py_float
  */
-#ifndef CM_TRAIN_OPTS_H
-#define CM_TRAIN_OPTS_H
+#ifndef CM_TRAIN_FLAGS_H
+#define CM_TRAIN_FLAGS_H
 
 #include <stdbool.h>
 #include <stdint.h>
 #include "cli/args.h"
 #include "common/common.h"
-
-typedef enum { CM_PREC_FP32 = 0, CM_PREC_AMP_BF16 } CmPrecision;
+#include "train/train_config.h"
 
 typedef struct {
     /* data */
     const char *train_data, *val_data, *train_data_upsampling_factors, *dataset_type;
-    long long train_num_samples, val_num_samples;     /* -1: not given (None) */
+    long long train_num_samples, val_num_samples;
+    bool has_train_num_samples, has_val_num_samples;
     bool dataset_resampled;
     const char *csv_separator, *csv_img_key, *csv_caption_key, *imagenet_val, *imagenet_v2;
     const char *cache_dir;
@@ -33,8 +33,9 @@ typedef struct {
     bool log_local, save_most_recent, delete_previous_checkpoint, debug, copy_codebase;
     int save_frequency, val_frequency, zeroshot_frequency, log_every_n_steps;
     /* optimisation */
-    int workers, batch_size, epochs, epochs_cooldown, warmup, accum_freq;   /* epochs_cooldown -1: None */
-    double lr, beta1, beta2, eps, wd, momentum, grad_clip_norm;            /* NAN: None */
+    int workers, batch_size, epochs, epochs_cooldown, warmup, accum_freq;
+    double lr, beta1, beta2, eps, wd, momentum, grad_clip_norm;
+    bool has_epochs_cooldown, has_lr, has_beta1, has_beta2, has_eps, has_momentum, has_grad_clip_norm;
     double lr_cooldown_end, lr_cooldown_power;
     const char *opt, *lr_scheduler, *precision;
     bool use_bn_sync, skip_scheduler, grad_checkpointing;
@@ -45,7 +46,8 @@ typedef struct {
     int lock_image_unlocked_groups, lock_text_unlocked_layers;
     ArgList image_mean, image_std, aug_cfg, force_image_size;
     bool force_quick_gelu, force_custom_text, torchscript, torchcompile, trace, siglip;
-    double force_patch_dropout;                                            /* NAN: None */
+    double force_patch_dropout;
+    bool has_force_patch_dropout;
     const char *distill_model, *distill_pretrained, *loss_dist_impl, *use_bnb_linear;
     double coca_caption_loss_weight, coca_contrastive_loss_weight;
     /* distributed (single process here) */
@@ -64,13 +66,19 @@ typedef struct {
     char name_buf[256];
 } CmTrainOpts;
 
-/* OpenCLIP defaults (lr/betas/eps stay NAN until finalize picks the model's defaults). */
+/* OpenCLIP defaults (lr/betas/eps are filled by finalize from the model when not given). */
 void cm_train_opts_defaults(CmTrainOpts *o);
 /* The flag table bound to o; returns the count. specs must hold CM_TRAIN_MAX_SPECS entries. */
 #define CM_TRAIN_MAX_SPECS 128
 int cm_train_opts_specs(CmTrainOpts *o, ArgSpec *specs);
-/* Model defaults, checks, run name. Warnings (ignored flags) go to cm_warn. Errors name the flag. */
+/* Model defaults, cross-flag checks, --debug, run name. Errors name the flag; every error here is
+   a usage error (CM_ERR_ARG or CM_ERR_UNSUPPORTED: exit 2). */
 cm_status cm_train_opts_finalize(CmTrainOpts *o);
+/* The library's configuration from finalised options (points into o; params.txt and the options
+   JSON are cm_malloc'd into *params / *json, freed by the caller). */
+cm_status cm_train_opts_to_config(const CmTrainOpts *o, CmTrainConfig *c, char **params, char **json);
+/* params.txt's text. cm_malloc'd. */
+char *cm_train_opts_params_text(const CmTrainOpts *o);
 /* params.txt as OpenCLIP writes it: "name: value" lines sorted by name, Python str() values. */
 cm_status cm_train_opts_write_params(const CmTrainOpts *o, const char *path);
 /* The options as one JSON object (for checkpoint metadata); cm_malloc'd. */
