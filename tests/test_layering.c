@@ -103,6 +103,8 @@ static void test_api_does_not_include_train_or_cli(void) {
 static void test_inference_commands_do_not_include_train(void) {
     no_includes("src/cli/cmd_embed.c src/cli/cmd_eval.c src/cli/cmd_predict.c src/cli/cmd_info.c", "train",
                 "an inference command includes train/");
+}
+
 static void test_library_does_not_include_cli(void) {
     REQUIRE(access("src/cli/args.h", R_OK) == 0, "run from the repository root");
     int rc = sh("grep -rln '#include \"cli/' src --include=*.c --include=*.h | grep -v '^src/cli/'");

@@ -78,6 +78,13 @@ clipmod_status clipmod_train(clipmod_train_params p, clipmod_train_result *out) 
     o.threads = p.threads;
     if (p.train_num_samples > 0) o.train_num_samples = p.train_num_samples;
     if (p.lr > 0) o.lr = p.lr;
+    /* OpenCLIP's optimizer defaults by model family, as `clipmod train` applies them: ViT models
+       beta2 0.98 / eps 1e-6, others 0.999 / 1e-8 */
+    bool vit = false;
+    for (const char *c = o.model; *c && !vit; c++)
+        vit = (c[0] == 'v' || c[0] == 'V') && (c[1] == 'i' || c[1] == 'I') && (c[2] == 't' || c[2] == 'T');
+    o.beta2 = vit ? 0.98 : 0.999;
+    o.eps = vit ? 1e-6 : 1e-8;
     o.wd = p.wd;
     o.warmup = p.warmup;
     if (p.precision) {
@@ -103,6 +110,10 @@ clipmod_status clipmod_train(clipmod_train_params p, clipmod_train_result *out) 
                  o.prec == CM_PREC_FP32 ? "fp32" : "amp");
         o.name = name;
     }
+    /* the command's flag names in messages: the API's fields are its flags */
+    if (o.batch_size < 1) return cm_error(CM_ERR_ARG, "clipmod_train: batch_size (--batch-size) must be >= 1");
+    if (o.epochs < 1) return cm_error(CM_ERR_ARG, "clipmod_train: epochs (--epochs) must be >= 1");
+    if (o.accum_freq < 1) return cm_error(CM_ERR_ARG, "clipmod_train: accum_freq (--accum-freq) must be >= 1");
     cm_status st = cm_train_config_check(&o);
     if (st) return st;
     CmRun r;

@@ -46,7 +46,7 @@ typedef struct {
     char *image, *text;     /* owned */
     char *key;              /* bulk --images: the file name as in the captions file (owned) */
     char *err;              /* owned; set before scoring (bad input line) or by scoring */
-    bool usage;             /* err is a malformed input line (exit 2) */
+    bool usage;             /* err is a malformed input line (counted apart; exit 1 like any data error) */
 } Item;
 
 static void item_clear(Item *it) {
@@ -481,7 +481,7 @@ int cmd_predict(int argc, char **argv) {
                 int fd = strcmp(jsonl, "-") ? open(jsonl, O_RDONLY | O_CLOEXEC) : 0;
                 if (fd < 0) {
                     fprintf(stderr, "clipmod predict: --jsonl %s: cannot open: %s\n", jsonl, strerror(errno));
-                    status = 2;
+                    status = 1;   /* a data failure (docs/flags.md: exit codes) */
                     if (s.items) free(s.items);
                     goto done;
                 }
@@ -492,13 +492,17 @@ int cmd_predict(int argc, char **argv) {
             free(s.items);
             if (st) { cli_fail("predict"); goto done; }
             if (s.scored + s.failed + s.malformed == 0) {
-                fprintf(stderr, "clipmod predict: nothing to predict (--jsonl %s has no lines)\n", jsonl ? jsonl : "");
-                status = 2;
+                fprintf(stderr, "clipmod predict: nothing to predict: --jsonl %s holds no pair\n", jsonl ? jsonl : "");
+                status = 1;   /* zero samples where samples were expected: a data failure */
                 goto done;
             }
             if (pred_out_close(&out, true)) { out_open = false; cli_fail("predict"); goto done; }
             out_open = false;
-            status = s.malformed ? 2 : s.failed ? 1 : 0;
+            /* a malformed line or an unreadable image is a data failure (exit 1), reported with counts */
+            if (s.failed + s.malformed)
+                fprintf(stderr, "clipmod predict: %lld of %lld pairs failed (%lld malformed lines)\n", (long long)(s.failed + s.malformed),
+                        (long long)(s.scored + s.failed + s.malformed), (long long)s.malformed);
+            status = s.failed + s.malformed ? 1 : 0;
             goto done;
         }
     }
