@@ -126,6 +126,8 @@ if [ -n "$py" ]; then
     out=$(env -u CLIPMOD_LIB PYTHONPATH="$P/lib/python3/dist-packages" "$py" -c \
           "import clipmod; print(clipmod.version(), *clipmod.tokenize('a photo of a cat')[0, :8])" 2>&1); rc=$?
     check "installed Python binding: exit $rc, got: $out" [ "$rc" -eq 0 ] && [ "$out" = "$version 49406 320 1125 539 320 2368 49407 0" ]
+    lp=$(cd / && env -u CLIPMOD_LIB PYTHONPATH="$P/lib/python3/dist-packages" "$py" -c "import clipmod; print(clipmod.library_path())" 2>&1)
+    check "installed Python binding loads the prefix's library, not $lp" [ "$lp" = "$P/lib/libclipmod.so.${version%%.*}" ]
 else
     echo "  (no python3 with numpy: installed binding not checked)"; skip=$((skip + 1))
 fi
