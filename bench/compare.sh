@@ -23,7 +23,7 @@ new="$root/build/bench/bench_model"
 figures() {
     "$1" 2 2>/dev/null | awk '
         /^image encode/ { for (i = 1; i <= NF; i++) if ($i == "images/s") img = $(i-1) }
-        /^text encode/ && /77-token/ { for (i = 1; i <= NF; i++) if ($i == "texts/s") txt = $(i-1) }
+        /^text encode/ && /77-token captions;/ && txt == "" { for (i = 1; i <= NF; i++) if ($i == "texts/s") txt = $(i-1) }
         /^LoRA train step/ { for (i = 1; i <= NF; i++) if ($i == "samples/s") lora = $(i-1) }
         END { printf "%s %s %s\n", img, txt, lora }'
 }
