@@ -154,7 +154,11 @@ static void test_example_matches_predict(void) {
     /* the shared library, when the Makefile builds it: the same program, linked with -lclipmod */
     char so[512];
     snprintf(so, sizeof so, "%s/libclipmod.so", bd);
-    if (access(so, R_OK) == 0) {
+    const char *san = getenv("CLIPMOD_SANITIZED");
+    if (san && *san) {
+        /* an ASan-built libclipmod.so needs the runtime first in a plain program (LD_PRELOAD) */
+        fprintf(stderr, "    sanitizer build: shared-library run skipped\n");
+    } else if (access(so, R_OK) == 0) {
         snprintf(cmd, sizeof cmd, "cc -std=c11 -Iinclude examples/classify.c -L%s -lclipmod -Wl,-rpath,$(pwd)/%s -o %s", bd, bd,
                  tl_tmp("classify_so"));
         rc = sh(cmd, g_out2, sizeof g_out2);
