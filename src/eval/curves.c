@@ -2,6 +2,7 @@
  * curves.c — PR / ROC curves, AP, AUC and ECE as scikit-learn computes them. See curves.h.
  */
 #include "eval/curves.h"
+#include "eval/metrics.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -157,18 +158,7 @@ cm_status cm_calibration(const float *conf, const uint8_t *correct, int64_t n, C
 // ---------------------------------------------------------------------------------------------
 // confusion matrix
 
-void cm_topk_first(const float *row, int K, int k, int *out) {
-    for (int j = 0; j < k; j++) {
-        int best = -1;
-        for (int c = 0; c < K; c++) {
-            bool taken = false;
-            for (int t = 0; t < j; t++) taken |= out[t] == c;
-            if (taken) continue;
-            if (best < 0 || row[c] > row[best] || (isnan(row[best]) && !isnan(row[c]))) best = c;
-        }
-        out[j] = best;
-    }
-}
+void cm_topk_first(const float *row, int K, int k, int *out) { cm_topk(row, K, k, out); }
 
 void cm_confusion_init(CmConfusion *c, int k) {
     memset(c, 0, sizeof *c);
@@ -187,14 +177,8 @@ cm_status cm_confusion_add(CmConfusion *c, const float *scores, int label) {
 }
 
 CmPrf cm_confusion_class(const CmConfusion *c, int cls) {
-    CmPrf s = {0, 0, 0, 0};
-    int64_t tp = c->m[cls][cls], pred = 0, sup = 0;
-    for (int i = 0; i < c->k; i++) { pred += c->m[i][cls]; sup += c->m[cls][i]; }
-    s.support = sup;
-    s.precision = pred ? (double)tp / pred : 0.0;
-    s.recall = sup ? (double)tp / sup : 0.0;
-    s.f1 = s.precision + s.recall > 0 ? 2 * s.precision * s.recall / (s.precision + s.recall) : 0.0;
-    return s;
+    CmClassStats t = cm_class_stats(&c->m[0][0], CM_EVAL_MAX_CLASSES, c->k, cls);
+    return (CmPrf){t.precision, t.recall, t.f1, t.support};
 }
 
 double cm_confusion_macro_f1(const CmConfusion *c) {

@@ -13,7 +13,7 @@
  * One-vs-rest per class: scores = the class's probability, positive = (label == class).
  * Also the confusion-matrix numbers of the report (top-1 / top-2, per-class precision / recall /
  * F1 with zero_division = 0, macro-F1 = unweighted mean over classes), the same definitions as
- * src/train/metrics.c (test_eval_curves checks that they agree; src/eval sits below src/train).
+ * src/eval/metrics.c, whose class statistics and top-k they use (test_eval_curves checks that they agree).
  * defines: CmCurve, CmCalib, CmConfusion, CmPrf, cm_pr_curve, cm_roc_curve, cm_average_precision,
  *          cm_roc_auc, cm_calibration, cm_confusion_*, cm_topk_first, CM_ECE_BINS, CM_EVAL_MAX_CLASSES
  */

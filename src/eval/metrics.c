@@ -64,16 +64,18 @@ void cm_metrics_merge(CmMetrics *a, const CmMetrics *b) {
 double cm_metrics_top1(const CmMetrics *m) { return m->n ? (double)m->top1 / m->n : 0.0; }
 double cm_metrics_top2(const CmMetrics *m) { return m->n ? (double)m->top2 / m->n : 0.0; }
 
-CmClassStats cm_metrics_class(const CmMetrics *m, int c) {
+CmClassStats cm_class_stats(const int64_t *conf, int stride, int k, int c) {
     CmClassStats s = {0, 0, 0, 0};
-    int64_t tp = m->confusion[c][c], pred = 0, sup = 0;
-    for (int i = 0; i < m->k; i++) { pred += m->confusion[i][c]; sup += m->confusion[c][i]; }
+    int64_t tp = conf[(size_t)c * stride + c], pred = 0, sup = 0;
+    for (int i = 0; i < k; i++) { pred += conf[(size_t)i * stride + c]; sup += conf[(size_t)c * stride + i]; }
     s.support = sup;
     s.precision = pred ? (double)tp / pred : 0.0;
     s.recall = sup ? (double)tp / sup : 0.0;
     s.f1 = s.precision + s.recall > 0 ? 2 * s.precision * s.recall / (s.precision + s.recall) : 0.0;
     return s;
 }
+
+CmClassStats cm_metrics_class(const CmMetrics *m, int c) { return cm_class_stats(&m->confusion[0][0], CM_MAX_CLASSES, m->k, c); }
 
 double cm_metrics_macro_f1(const CmMetrics *m) {
     double s = 0;

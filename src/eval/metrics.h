@@ -53,6 +53,9 @@ void cm_topk(const float *row, int K, int k, int *out);
 double cm_metrics_top1(const CmMetrics *m);
 double cm_metrics_top2(const CmMetrics *m);
 CmClassStats cm_metrics_class(const CmMetrics *m, int c);
+/* The same statistics from any confusion matrix conf[true][pred] with row stride `stride`, k classes
+   (precision/recall/F1 with zero_division = 0, support = true count). */
+CmClassStats cm_class_stats(const int64_t *conf, int stride, int k, int c);
 double cm_metrics_macro_f1(const CmMetrics *m);
 
 /* The eval JSON object of DESIGN §7 (one line, no trailing newline); cm_malloc'd, cm_free it.
