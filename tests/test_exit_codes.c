@@ -237,7 +237,7 @@ static void test_every_command_usage(void) {
 static void test_noeffect_and_debug(void) {
     int rc = run(TR " --horovod --horovod --dist-url tcp://x --zeroshot-frequency 1 --torchscript --copy-codebase");
     CHECK(rc == 0, "no-effect flags: exit %d: %s", rc, err_buf);
-    CHECK(count(err_buf, "--horovod has no effect here: single-process build") == 1, "--horovod warned %d times",
+    CHECK(count(err_buf, "--horovod has no effect here: clipmod is data-parallel over MPI") == 1, "--horovod warned %d times",
           count(err_buf, "--horovod has no effect here"));
     CHECK(strstr(err_buf, "--dist-url has no effect here") && strstr(err_buf, "--zeroshot-frequency has no effect here") &&
           strstr(err_buf, "--torchscript has no effect here") && strstr(err_buf, "--copy-codebase has no effect here"),
@@ -249,7 +249,7 @@ static void test_noeffect_and_debug(void) {
     /* --help marks what is refused and what has no effect */
     rc = run("train --help");
     CHECK(rc == 0 && strstr(out_buf, "[refused: distillation is not implemented]") &&
-          strstr(out_buf, "[no effect here: single-process build"), "train --help lacks the markers");
+          strstr(out_buf, "[no effect here: clipmod is data-parallel over MPI"), "train --help lacks the markers");
 }
 
 /* item 2: sizes that cannot be meant are clamped with a warning */

@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "dist/dist.h"
 #include "common/common.h"
 #include "cli/train_flags.h"
 #include "data/wds.h"
@@ -55,6 +56,16 @@ int cmd_train(int argc, char **argv) {
     CmTrainConfig cfg;
     char *params = NULL, *json = NULL;
     if (cm_train_opts_to_config(&o, &cfg, &params, &json)) return cli_fail("train");
+    /* under mpirun / srun: one rank of a data-parallel group (docs/distributed.md); rank 0 alone
+       logs at info level and writes the run folder; any failure ends the whole job */
+    if (cm_dist_init()) return cli_fail("train");
+    cfg.world = cm_dist_size();
+    cfg.rank = cm_dist_rank();
+    if (cfg.world > 1) {
+        if (cfg.rank != 0 && cm_log_level() > CM_LOG_WARN) cm_log_set_level(CM_LOG_WARN);
+        cm_info("data-parallel: %d ranks (MPI), global batch %d x %d x accum %d, %s gradient", cfg.world, cfg.world,
+                cfg.batch_size, cfg.accum_freq, cfg.openclip_grad ? "OpenCLIP DDP's" : "the exact global-batch");
+    }
     cm_debug("options: %s", json);   /* --debug (or CLIPMOD_LOG=debug) */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -69,7 +80,14 @@ int cmd_train(int argc, char **argv) {
     CmRun r;
     st = cm_train_main_stop(&cfg, &r, hook[0] > 0 ? test_hook : NULL, hook, &g_stop);
     cm_free(params); cm_free(json);
+    if (st && cm_dist_active()) {   /* never leave the other ranks waiting in a collective */
+        char msg[1200];
+        snprintf(msg, sizeof msg, "train: %s", cm_last_error());
+        cm_dist_abort(1, msg);
+    }
     if (st) return cli_fail("train");   /* after the flags: every failure is 1 (docs/flags.md) */
+    cm_dist_finalize();
+    if (cfg.rank != 0) return r.stopped ? 128 + r.stopped : 0;   /* rank 0 alone reports */
     if (r.stopped) {
         const char *nm = r.stopped == SIGINT ? "SIGINT" : r.stopped == SIGTERM ? "SIGTERM" : "a signal";
         if (r.stop_checkpoint[0])

@@ -36,12 +36,13 @@ void cm_train_opts_defaults(CmTrainOpts *o) {
     o->lora_rank = 4; o->lora_alpha = 32; o->contrastive_weight = 1.0; o->classification_weight = 1.0;
     o->threads = 0;
     o->tokenizer = "bpe";
+    o->dist_grad = "exact";
 }
 
 /* S(name, type, field, metavar, help, rules...): one flag and its rules (args.h) */
 #define S(nm, ty, field, mv, hp, ...) specs[n++] = (ArgSpec)ARG(nm, ty, &o->field, mv, hp, ##__VA_ARGS__)
 #define GIVEN(f) .given = &o->f, .optional = true
-#define MPI_NOEFFECT "single-process build (it will matter once multi-process training exists)"
+#define MPI_NOEFFECT "clipmod is data-parallel over MPI when launched by mpirun/srun (docs/distributed.md); this flag is not needed there"
 #define INTMAX 2147483647.0
 
 int cm_train_opts_specs(CmTrainOpts *o, ArgSpec *specs) {
@@ -145,8 +146,10 @@ int cm_train_opts_specs(CmTrainOpts *o, ArgSpec *specs) {
     /* distributed: one process here */
     S("--dist-url", ARG_STR, dist_url, "URL", "distributed init URL", .noeffect = MPI_NOEFFECT);
     S("--dist-backend", ARG_STR, dist_backend, "NAME", "distributed backend", .noeffect = MPI_NOEFFECT);
-    S("--local-loss", ARG_FLAG, local_loss, NULL, "loss on local features only", .noeffect = MPI_NOEFFECT);
-    S("--gather-with-grad", ARG_FLAG, gather_with_grad, NULL, "all-gather with gradients", .noeffect = MPI_NOEFFECT);
+    S("--local-loss", ARG_FLAG, local_loss, NULL, "OpenCLIP: loss on the local rows (clipmod: the exact global gradient either way; refused with --dist-grad openclip without --gather-with-grad)");
+    S("--gather-with-grad", ARG_FLAG, gather_with_grad, NULL, "OpenCLIP: all-gather with gradients (clipmod: exact either way; with --dist-grad openclip it selects OpenCLIP's exact gradient)");
+    S("--dist-grad", ARG_STR, dist_grad, "KIND", "under mpirun: exact (default: the single-process global-batch gradient) or openclip (OpenCLIP DDP's gradient for --gather-with-grad; docs/distributed.md)",
+      .choices = "exact|openclip");
     S("--horovod", ARG_FLAG, horovod, NULL, "Horovod", .noeffect = MPI_NOEFFECT);
     S("--ddp-static-graph", ARG_FLAG, ddp_static_graph, NULL, "DDP static graph", .noeffect = MPI_NOEFFECT);
     S("--no-set-device-rank", ARG_FLAG, no_set_device_rank, NULL, "do not pin the device to the rank", .noeffect = MPI_NOEFFECT);
@@ -345,6 +348,9 @@ cm_status cm_train_opts_finalize(CmTrainOpts *o) {
         o->name = o->name_buf;
     }
     if (strchr(o->name, '/')) return bad("--name", "must not contain '/'");
+    if (!strcmp(o->dist_grad, "openclip") && o->local_loss && !o->gather_with_grad)
+        return bad("--local-loss", "without --gather-with-grad under --dist-grad openclip: that gradient drops the terms where a "
+                                  "rank's samples are other ranks' negatives, and is not reproduced (docs/distributed.md)");
     return CM_OK;
 }
 
@@ -491,6 +497,7 @@ cm_status cm_train_opts_to_config(const CmTrainOpts *o, CmTrainConfig *c, char *
     c->save_frequency = o->save_frequency; c->val_frequency = o->val_frequency; c->log_every_n_steps = o->log_every_n_steps;
     c->save_most_recent = o->save_most_recent; c->delete_previous_checkpoint = o->delete_previous_checkpoint;
     c->report_html = cm_train_opts_report_html(o);
+    c->openclip_grad = !strcmp(o->dist_grad, "openclip") && !o->gather_with_grad;
     *params = cm_train_opts_params_text(o);
     *json = cm_train_opts_json(o);
     if (!*params || !*json) { cm_free(*params); cm_free(*json); *params = *json = NULL; return CM_ERR_OOM; }

@@ -53,6 +53,7 @@ typedef struct {
     /* distributed (single process here) */
     const char *dist_url, *dist_backend;
     bool local_loss, gather_with_grad, horovod, ddp_static_graph, no_set_device_rank;
+    const char *dist_grad;                    /* exact | openclip (docs/distributed.md) */
     bool remote_sync_flag; const char *remote_sync, *remote_sync_protocol; int remote_sync_frequency;
     /* seed project / clipmod */
     bool enable_lora;

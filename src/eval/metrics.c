@@ -2,6 +2,7 @@
  * metrics.c — top-k accuracy, confusion matrix, per-class P/R/F1, the eval JSON. See metrics.h.
  */
 #include "eval/metrics.h"
+#include "dist/dist.h"
 #include "data/wds.h"
 
 #include <errno.h>
@@ -59,6 +60,26 @@ void cm_metrics_merge(CmMetrics *a, const CmMetrics *b) {
         for (int j = 0; j < a->k; j++) a->confusion[i][j] += b->confusion[i][j];
     a->clip_loss_sum += b->clip_loss_sum; a->clip_loss_n += b->clip_loss_n;
     a->loss_sum += b->loss_sum; a->loss_n += b->loss_n;
+}
+
+cm_status cm_metrics_allreduce(CmMetrics *m) {
+    if (!cm_dist_active()) return CM_OK;
+    int64_t c[3 + CM_MAX_CLASSES * CM_MAX_CLASSES + 2];
+    double d[2] = {m->clip_loss_sum, m->loss_sum};
+    c[0] = m->n; c[1] = m->top1; c[2] = m->top2;
+    memcpy(c + 3, m->confusion, sizeof m->confusion);
+    c[3 + CM_MAX_CLASSES * CM_MAX_CLASSES] = m->clip_loss_n;
+    c[4 + CM_MAX_CLASSES * CM_MAX_CLASSES] = m->loss_n;
+    cm_status st = cm_dist_allreduce_i64(c, sizeof c / sizeof c[0]);
+    if (!st) st = cm_dist_allreduce_f64(d, 2);
+    if (st) return st;
+    m->n = c[0]; m->top1 = c[1]; m->top2 = c[2];
+    memcpy(m->confusion, c + 3, sizeof m->confusion);
+    m->clip_loss_n = c[3 + CM_MAX_CLASSES * CM_MAX_CLASSES];
+    m->loss_n = c[4 + CM_MAX_CLASSES * CM_MAX_CLASSES];
+    m->clip_loss_sum = d[0];
+    m->loss_sum = d[1];
+    return CM_OK;
 }
 
 double cm_metrics_top1(const CmMetrics *m) { return m->n ? (double)m->top1 / m->n : 0.0; }

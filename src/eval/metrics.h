@@ -46,6 +46,8 @@ cm_status cm_metrics_add(CmMetrics *m, const float *logits, const int32_t *label
 /* Add one batch's CLIP validation loss (weighted by its size, as OpenCLIP's clip_val_loss). */
 void cm_metrics_add_clip_loss(CmMetrics *m, double loss, int B);
 void cm_metrics_add_loss(CmMetrics *m, double loss, int B);
+/* Sum the counts of every rank of the data-parallel group into m (a no-op for one process). */
+cm_status cm_metrics_allreduce(CmMetrics *m);
 /* Merge b into a (same class count). */
 void cm_metrics_merge(CmMetrics *a, const CmMetrics *b);
 /* Top-k indices of one row (k <= K), best first; ties -> lower index first. */

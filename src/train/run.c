@@ -3,6 +3,7 @@
  * validation + results.jsonl, checkpoints. See run.h.
  */
 #include "train/run.h"
+#include "dist/dist.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -143,6 +144,16 @@ static cm_status save_ckpt(CmRun *r, CmTrainer *t, const char *ckdir, int64_t co
     return CM_OK;
 }
 
+/* Whether the run stops here: the signal flag, agreed by every rank of a data-parallel group (the
+   largest signal number any rank saw) so that all ranks stop at the same step boundary and the
+   saved checkpoint is consistent (one small all-reduce per step under MPI). */
+static bool stop_agreed(CmRun *r) {
+    if (!r->stop) return false;
+    int64_t v = *r->stop;
+    if (r->o->world > 1 && cm_dist_allreduce_max_i64(&v, 1) == CM_OK && v && !*r->stop) *r->stop = (int)v;
+    return v != 0;
+}
+
 /* The run was asked to stop (signal): write step_<N>.safetensors unless the state is already
    saved (saved > 0) or nothing was trained in this run (saved < 0). */
 static cm_status save_stop_ckpt(CmRun *r, CmTrainer *t, const char *ckdir, int64_t epoch, int64_t epoch_step,
@@ -155,7 +166,8 @@ static cm_status save_stop_ckpt(CmRun *r, CmTrainer *t, const char *ckdir, int64
     }
     if (!ckdir[0]) {
         r->stop_checkpoint[0] = 0;
-        cm_warn("stopped by signal %d after step %lld; --logs none: no checkpoint written", r->stopped, (long long)t->step);
+        if (r->o->rank == 0)   /* under MPI the other ranks never write: rank 0 saves */
+            cm_warn("stopped by signal %d after step %lld; --logs none: no checkpoint written", r->stopped, (long long)t->step);
         return CM_OK;
     }
     if (!saved) {
@@ -190,7 +202,8 @@ cm_status cm_train_run(CmRun *r) {
     if ((st = cm_train_config_check(o))) return st;
     const int B = o->batch_size, K = o->accum_freq;
     const int S = m->cfg.vision.image_size, ctx = m->cfg.text.context_length;
-    bool save_logs = o->logs && *o->logs && strcasecmp(o->logs, "none");
+    /* under MPI rank 0 alone writes the run folder (docs/distributed.md) */
+    bool save_logs = o->logs && *o->logs && strcasecmp(o->logs, "none") && o->rank == 0;
     bool html = save_logs && o->report_html;
     char ckdir[1100] = "";
 
@@ -233,6 +246,7 @@ cm_status cm_train_run(CmRun *r) {
     tc.beta1 = o->beta1; tc.beta2 = o->beta2; tc.eps = o->eps; tc.wd = o->wd;
     tc.grad_clip_norm = o->grad_clip_norm > 0 ? o->grad_clip_norm : 0;
     tc.w_con = (float)o->contrastive_weight; tc.w_cls = (float)o->classification_weight;
+    tc.world = o->world > 1 ? o->world : 0; tc.rank = o->world > 1 ? o->rank : 0; tc.openclip_grad = o->openclip_grad;
     if ((st = cm_lr_kind_parse(o->lr_scheduler, &tc.sched.kind))) goto done;
     tc.sched.base_lr = o->lr;
     tc.sched.warmup = o->skip_scheduler ? 0 : o->warmup;
@@ -340,7 +354,7 @@ cm_status cm_train_run(CmRun *r) {
         double t_last = cm_now(), data_time = 0;
         for (int64_t i = i0; i < r->train->num_batches; i++) {
             int slot = (int)(i % K);
-            if (slot == 0 && r->stop && *r->stop && (i > i0 || steps_this_run == 0) && i / K < steps_per_epoch) {
+            if (slot == 0 && stop_agreed(r) && (i > i0 || steps_this_run == 0) && i / K < steps_per_epoch) {
                 if ((st = save_stop_ckpt(r, &t, ckdir, epoch, i / K, base_sha, trainable_only, args_json, steps_this_run ? 0 : -1)))
                     goto done;
                 goto stopped;
@@ -412,6 +426,7 @@ cm_status cm_train_run(CmRun *r) {
                 st = cm_scores_write(&vs, vp);
             }
             cm_scores_free(&vs);
+            if (!st) st = cm_metrics_allreduce(&r->val_metrics);   /* every rank saw its share */
             if (st) { cm_error_prefix("validation"); goto done; }
             CmMetrics *vm = &r->val_metrics;
             if (vm->n == 0) {   /* validation was asked for and saw nothing: never report zeros as results */
@@ -440,7 +455,7 @@ cm_status cm_train_run(CmRun *r) {
         }
         bool saved = false;
         if (save_logs && (st = save_ckpt(r, &t, ckdir, completed, base_sha, trainable_only, args_json, &saved))) goto done;
-        if (r->stop && *r->stop && completed < o->epochs) {
+        if (stop_agreed(r) && completed < o->epochs) {
             if ((st = save_stop_ckpt(r, &t, ckdir, completed, 0, base_sha, trainable_only, args_json, saved ? 1 : 0))) goto done;
             goto stopped;
         }

@@ -56,6 +56,9 @@ typedef struct {
     bool report_html;                         /* <run>/report.html at the end (docs/report.md) */
     const char *params_txt;                   /* written as <run>/params.txt when not NULL */
     const char *args_json;                    /* checkpoint "args" metadata (may be NULL) */
+    /* data-parallel group (src/dist; docs/distributed.md): 0/0 = one process */
+    int world, rank;
+    bool openclip_grad;                       /* OpenCLIP DDP's default gradient (contrastive / world) */
 } CmTrainConfig;
 
 /* OpenCLIP's defaults for a ViT (lr 5e-4, betas 0.9/0.98, eps 1e-6, wd 0.2, batch 64, 32 epochs,

@@ -66,7 +66,8 @@ cm_status cm_train_main_stop(const CmTrainConfig *o, CmRun *r, void (*on_step)(v
         lc.urls = o->train_data; lc.upsampling = o->train_data_upsampling_factors; lc.train = true;
         lc.resampled = o->dataset_resampled; lc.batch_size = o->batch_size; lc.workers = workers;
         lc.num_samples = o->train_num_samples > 0 ? o->train_num_samples : 0; lc.seed = (uint64_t)o->seed;
-        lc.world_size = 1; lc.image_size = m->cfg.vision.image_size; lc.tok = te.bpe;
+        lc.world_size = o->world > 1 ? o->world : 1; lc.rank = o->world > 1 ? o->rank : 0;
+        lc.image_size = m->cfg.vision.image_size; lc.tok = te.bpe;
         if ((st = cm_batches_loader(&lc, &train))) goto out;
         if (o->val_data && *o->val_data) {
             CmLoaderConfig vc = lc;
@@ -75,6 +76,11 @@ cm_status cm_train_main_stop(const CmTrainConfig *o, CmRun *r, void (*on_step)(v
         }
     } else {
         /* byte-level captions (the demo) or a non-77 context: the simple single-thread source */
+        if (o->world > 1) {
+            st = cm_error(CM_ERR_UNSUPPORTED, "data-parallel training reads shards through the BPE loader: --tokenizer bytes or a "
+                                             "context other than 77 is single-process only");
+            goto out;
+        }
         CmEpochSize es;
         if ((st = cm_epoch_size(ns, o->batch_size, 1, workers, &es))) goto out;
         long long nb = es.num_batches;
