@@ -36,9 +36,8 @@ static void sample(int i, float *img, int32_t *tok, int32_t *lab);
 typedef struct { int accum; bool ckpt; } Case;
 static const Case CASES[] = {{1, false}, {2, false}, {2, true}};
 
-/* one gradient (no step) of the contrastive loss alone (w_cls = 0), exact or OpenCLIP's DDP
-   default (openclip_grad); written as the model's gradient buffers */
-static CmModel *con_grads(int W, int R, bool openclip) {
+/* the small random LoRA + head model every run of this test starts from (same seeds) */
+static CmModel *tiny_lora_model(void) {
     CmModelConfig cfg;
     if (cm_config_from_json(TINY, strlen(TINY), "tiny", &cfg)) return NULL;
     cfg.has_lora = true;
@@ -47,6 +46,14 @@ static CmModel *con_grads(int W, int R, bool openclip) {
     if (cm_model_create(&cfg, &m)) return NULL;
     cm_model_init(m, 3);
     cm_model_init_lora_head(m, 4);
+    return m;
+}
+
+/* one gradient (no step) of the contrastive loss alone (w_cls = 0), exact or OpenCLIP's DDP
+   default (openclip_grad); written as the model's gradient buffers */
+static CmModel *con_grads(int W, int R, bool openclip) {
+    CmModel *m = tiny_lora_model();
+    if (!m) return NULL;
     for (int i = 0; i < m->n_params; i++)   /* LoRA B != 0: the A gradients are not trivially 0 */
         if (strstr(m->params[i].name, "lora_B"))
             for (size_t k = 0; k < (size_t)m->params[i].numel; k++) m->params[i].data[k] = 0.01f * (float)((k * 7) % 13) - 0.06f;
@@ -84,14 +91,8 @@ static void sample(int i, float *img, int32_t *tok, int32_t *lab) {
 
 /* trains STEPS steps as rank R of W with micro-batch B = GB / (W * accum); returns the model */
 static CmModel *train(const Case *c, int W, int R) {
-    CmModelConfig cfg;
-    if (cm_config_from_json(TINY, strlen(TINY), "tiny", &cfg)) return NULL;
-    cfg.has_lora = true;
-    cfg.has_head = true;
-    CmModel *m = NULL;
-    if (cm_model_create(&cfg, &m)) return NULL;
-    cm_model_init(m, 3);
-    cm_model_init_lora_head(m, 4);
+    CmModel *m = tiny_lora_model();
+    if (!m) return NULL;
     if (cm_model_set_mode(m, CM_TRAIN_LORA, false, false)) { cm_model_free(m); return NULL; }
     int K = c->accum, B = GB / (W * K);
     CmTrainerCfg tc = {0};
