@@ -27,7 +27,7 @@ void cm_mm_key_init(CmMatmulKey *k, int nd) {
 }
 
 static dnnl_data_type_t dnnl_dt(int dt) {
-    return dt == CM_DT_BF16 ? dnnl_bf16 : dt == CM_DT_S8 ? dnnl_s8 : dt == CM_DT_S32 ? dnnl_s32 : dnnl_f32;
+    return dt == CM_DT_BF16 ? dnnl_bf16 : dt == CM_DT_S8 ? dnnl_s8 : dt == CM_DT_U8 ? dnnl_u8 : dt == CM_DT_S32 ? dnnl_s32 : dnnl_f32;
 }
 
 static void strides_of(const CmMatmulDesc *t, int nd, dnnl_dims_t d, dnnl_dims_t s) {

@@ -12,7 +12,7 @@ void cm_softmax_row(float *y, const float *x, int n);
 /* oneDNN matmul primitive cache (dnnl_matmul.c): dst (+)= scale * src @ wei (+ bias), batched over
    the leading dims (nd = 2..4), every operand a strided view of data type dt (f32 dst for
    f32/bf16 products, s32 dst for s8 x s8). */
-enum { CM_DT_F32 = 0, CM_DT_BF16 = 1, CM_DT_S8 = 2, CM_DT_S32 = 3 };
+enum { CM_DT_F32 = 0, CM_DT_BF16 = 1, CM_DT_S8 = 2, CM_DT_S32 = 3, CM_DT_U8 = 4 };
 typedef struct { int64_t dims[4], strides[4]; int dt; } CmMatmulDesc;
 typedef struct {
     int nd;

@@ -25,6 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* max without libm's fmaxf (NaN rules keep GCC from inlining it: a call per element) */
+static inline float maxf(float a, float b) { return a > b ? a : b; }
+
 static inline int8_t q8(float v, float inv) {
     float r = nearbyintf(v * inv);
     return (int8_t)(r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r);
@@ -43,7 +46,7 @@ cm_status cm_int8_weights_init(CmInt8Weights *q, const float *W, int OC, int C) 
     for (int n = 0; n < OC; n++) {
         const float *w = W + (size_t)n * C;
         float mx = 0.0f;
-        for (int c = 0; c < C; c++) mx = fmaxf(mx, fabsf(w[c]));
+        for (int c = 0; c < C; c++) mx = maxf(mx, fabsf(w[c]));
         float s = mx > 0.0f ? mx / 127.0f : 1.0f, inv = 1.0f / s;
         q->w_scale[n] = s;
         for (int c = 0; c < C; c++) q->w[(size_t)n * C + c] = q8(w[c], inv);
@@ -83,21 +86,35 @@ static int cmp_float(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* column maxima of |x| over the rows: w->colmax[c]; parallel over blocks of 64 columns (each
+   thread owns its columns) */
+CM_HOT static void column_max(const float *x, int M, int C, float *colmax) {
+    int nblk = (C + 63) / 64;
+    #pragma omp parallel for if ((size_t)M * C > CM_OMP_MIN)
+    for (int bk = 0; bk < nblk; bk++) {
+        int c0 = bk * 64, n = c0 + 64 < C ? 64 : C - c0;
+        float mx[64];
+        for (int c = 0; c < 64; c++) mx[c] = 0.0f;
+        if (n == 64) {
+            for (int i = 0; i < M; i++) {
+                const float *r = x + (size_t)i * C + c0;
+                #pragma omp simd
+                for (int c = 0; c < 64; c++) mx[c] = maxf(mx[c], fabsf(r[c]));
+            }
+        } else {
+            for (int i = 0; i < M; i++) {
+                const float *r = x + (size_t)i * C + c0;
+                for (int c = 0; c < n; c++) mx[c] = maxf(mx[c], fabsf(r[c]));
+            }
+        }
+        for (int c = 0; c < n; c++) colmax[c0 + c] = mx[c];
+    }
+}
+
 /* outlier columns of x[M,C]: indices into w->idx, count returned; w->colmax[c] becomes the
    column's keep factor (1 inlier, 0 outlier) */
 static int find_outliers(const float *x, int M, int C, Ws *w) {
-    int nblk = (C + 63) / 64;
-    #pragma omp parallel for if ((size_t)M * C > CM_OMP_MIN)
-    for (int bk = 0; bk < nblk; bk++) {   /* column blocks: each thread owns its columns */
-        int c0 = bk * 64, c1 = c0 + 64 < C ? c0 + 64 : C;
-        float mx[64] = {0};
-        for (int i = 0; i < M; i++) {
-            const float *r = x + (size_t)i * C;
-            #pragma omp simd
-            for (int c = c0; c < c1; c++) mx[c - c0] = fmaxf(mx[c - c0], fabsf(r[c]));
-        }
-        for (int c = c0; c < c1; c++) w->colmax[c] = mx[c - c0];
-    }
+    column_max(x, M, C, w->colmax);
     memcpy(w->sorted, w->colmax, (size_t)C * sizeof(float));
     qsort(w->sorted, (size_t)C, sizeof(float), cmp_float);
     float med = w->sorted[C / 2], thr = CM_INT8_OUTLIER_RATIO * med;
@@ -113,25 +130,73 @@ static int find_outliers(const float *x, int M, int C, Ws *w) {
     return n;
 }
 
-void cm_linear_forward_int8(float *out, const float *x, const CmInt8Weights *q, const float *b, const float *res,
-                            int M, void *workspace) {
+/* xq[i,:] = round(x[i,:] * keep / xs[i]), xs[i] = max_c |x[i,c] * keep[c]| / 127 (keep == NULL:
+   every column) */
+CM_HOT static void quantise_rows(int8_t *xq, float *xs, const float *x, const float *keep, int M, int C) {
+    #pragma omp parallel for if ((size_t)M * C > CM_OMP_MIN)
+    for (int i = 0; i < M; i++) {
+        const float *r = x + (size_t)i * C;
+        int8_t *o = xq + (size_t)i * C;
+        float mx = 0.0f;
+        if (keep) {
+            #pragma omp simd reduction(max:mx)
+            for (int c = 0; c < C; c++) mx = maxf(mx, fabsf(r[c]) * keep[c]);
+        } else {
+            #pragma omp simd reduction(max:mx)
+            for (int c = 0; c < C; c++) mx = maxf(mx, fabsf(r[c]));
+        }
+        float s = mx > 0.0f ? mx / 127.0f : 1.0f, inv = 1.0f / s;
+        xs[i] = s;
+        if (keep) {
+            #pragma omp simd
+            for (int c = 0; c < C; c++) o[c] = q8(r[c] * keep[c], inv);
+        } else {
+            #pragma omp simd
+            for (int c = 0; c < C; c++) o[c] = q8(r[c], inv);
+        }
+    }
+}
+
+/* out[i,n] = acc[i,n] * xs[i] * ws[n] (+ b[n]) (+ res[i,n]) (GELU when gelu); res may be out */
+CM_HOT static void dequantise(float *out, const int32_t *acc, const float *xs, const float *ws, const float *b,
+                              const float *res, int M, int OC, int gelu) {
+    #pragma omp parallel for if ((size_t)M * OC > CM_OMP_MIN)
+    for (int i = 0; i < M; i++) {
+        const int32_t *a = acc + (size_t)i * OC;
+        float *o = out + (size_t)i * OC, s = xs[i];
+        if (res) {
+            const float *rr = res + (size_t)i * OC;
+            if (b) {
+                #pragma omp simd
+                for (int n = 0; n < OC; n++) o[n] = (float)a[n] * (s * ws[n]) + b[n] + rr[n];
+            } else {
+                #pragma omp simd
+                for (int n = 0; n < OC; n++) o[n] = (float)a[n] * (s * ws[n]) + rr[n];
+            }
+        } else if (b) {
+            #pragma omp simd
+            for (int n = 0; n < OC; n++) o[n] = (float)a[n] * (s * ws[n]) + b[n];
+        } else {
+            #pragma omp simd
+            for (int n = 0; n < OC; n++) o[n] = (float)a[n] * (s * ws[n]);
+        }
+        if (gelu == 1) {
+            #pragma omp simd
+            for (int n = 0; n < OC; n++) o[n] = 0.5f * o[n] * (1.0f + erff(o[n] * 0.70710678118654752f));
+        } else if (gelu == 2) {
+            #pragma omp simd
+            for (int n = 0; n < OC; n++) o[n] = o[n] / (1.0f + expf(-1.702f * o[n]));
+        }
+    }
+}
+
+static void forward(float *out, const float *x, const CmInt8Weights *q, const float *b, const float *res, int M,
+                    void *workspace, int gelu) {
     const int C = q->C, OC = q->OC;
     Ws w;
     layout(&w, workspace, M, C, OC);
     int no = find_outliers(x, M, C, &w);
-    const float *keep = w.colmax;
-    #pragma omp parallel for if ((size_t)M * C > CM_OMP_MIN)
-    for (int i = 0; i < M; i++) {
-        const float *r = x + (size_t)i * C;
-        int8_t *o = w.xq + (size_t)i * C;
-        float mx = 0.0f;
-        #pragma omp simd reduction(max:mx)
-        for (int c = 0; c < C; c++) mx = fmaxf(mx, fabsf(r[c]) * keep[c]);
-        float s = mx > 0.0f ? mx / 127.0f : 1.0f, inv = 1.0f / s;
-        w.xs[i] = s;
-        #pragma omp simd
-        for (int c = 0; c < C; c++) o[c] = q8(r[c] * keep[c], inv);
-    }
+    quantise_rows(w.xq, w.xs, x, no > 0 ? w.colmax : NULL, M, C);
     /* acc[M,OC] = xq[M,C] @ Wq^T: Wq [OC,C] seen as [C,OC] */
     CmMatmulKey k;
     cm_mm_key_init(&k, 2);
@@ -148,20 +213,27 @@ void cm_linear_forward_int8(float *out, const float *x, const CmInt8Weights *q, 
                 w.acc[(size_t)i * OC + n] = s;
             }
     }
-    #pragma omp parallel for if ((size_t)M * OC > CM_OMP_MIN)
-    for (int i = 0; i < M; i++) {
-        const int32_t *a = w.acc + (size_t)i * OC;
-        const float *rr = res ? res + (size_t)i * OC : NULL;
-        float *o = out + (size_t)i * OC, xs = w.xs[i];
-        #pragma omp simd
-        for (int n = 0; n < OC; n++)
-            o[n] = (float)a[n] * (xs * q->w_scale[n]) + (b ? b[n] : 0.0f) + (rr ? rr[n] : 0.0f);
+    if (no == 0) {
+        dequantise(out, w.acc, w.xs, q->w_scale, b, res, M, OC, gelu);
+        return;
     }
-    if (no > 0) {   /* out += x[:, O] @ W[:, O]^T in fp32 */
-        for (int i = 0; i < M; i++)
-            for (int k2 = 0; k2 < no; k2++) w.xo[(size_t)i * no + k2] = x[(size_t)i * C + w.idx[k2]];
-        for (int n = 0; n < OC; n++)
-            for (int k2 = 0; k2 < no; k2++) w.wo[(size_t)n * no + k2] = q->w_f32[(size_t)n * C + w.idx[k2]];
-        cm_matmul(false, true, M, OC, no, 1.0f, w.xo, no, w.wo, no, 1.0f, out, OC);
-    }
+    dequantise(out, w.acc, w.xs, q->w_scale, b, res, M, OC, 0);
+    /* out += x[:, O] @ W[:, O]^T in fp32 */
+    for (int i = 0; i < M; i++)
+        for (int k2 = 0; k2 < no; k2++) w.xo[(size_t)i * no + k2] = x[(size_t)i * C + w.idx[k2]];
+    for (int n = 0; n < OC; n++)
+        for (int k2 = 0; k2 < no; k2++) w.wo[(size_t)n * no + k2] = q->w_f32[(size_t)n * C + w.idx[k2]];
+    cm_matmul(false, true, M, OC, no, 1.0f, w.xo, no, w.wo, no, 1.0f, out, OC);
+    if (gelu == 1) cm_gelu_forward(out, out, (size_t)M * OC);
+    else if (gelu == 2) cm_quickgelu_forward(out, out, (size_t)M * OC);
+}
+
+void cm_linear_forward_int8(float *out, const float *x, const CmInt8Weights *q, const float *b, const float *res,
+                            int M, void *workspace) {
+    forward(out, x, q, b, res, M, workspace, 0);
+}
+
+void cm_linear_gelu_forward_int8(float *out, const float *x, const CmInt8Weights *q, const float *b, bool quick,
+                                 int M, void *workspace) {
+    forward(out, x, q, b, NULL, M, workspace, quick ? 2 : 1);
 }

@@ -134,6 +134,10 @@ size_t cm_linear_int8_workspace(int M, int C, int OC);
    (outlier columns in fp32); b may be NULL. */
 void cm_linear_forward_int8(float *out, const float *x, const CmInt8Weights *q, const float *b, const float *res,
                             int M, void *workspace);
+/* out = gelu(x W^T + b) (quick: x sigmoid(1.702 x)), the activation applied in the
+   dequantisation pass; same numbers as cm_linear_forward_int8 then cm_(quick)gelu_forward. */
+void cm_linear_gelu_forward_int8(float *out, const float *x, const CmInt8Weights *q, const float *b, bool quick,
+                                 int M, void *workspace);
 
 // ---------------------------------------------------------------------------------------------
 // softmax and attention

@@ -257,6 +257,20 @@ static inline void LIN_B(const CmModel *m, float *dx, float *dW, float *db, cons
     if (m->amp_bf16) cm_linear_backward_bf16(dx, dW, db, dout, x, W, M, C, OC);
     else cm_linear_backward(dx, dW, db, dout, x, W, M, C, OC);
 }
+/* act = gelu(x W^T + b) (fc gets the pre-activation; int8 fuses the GELU into its dequantisation
+   pass and leaves fc unwritten: inference only, nothing reads it) */
+static void mlp_up(const CmModel *m, const TowerSpec *s, const TowerActs *ta, float *fc, float *act, const float *x,
+                   int wi, const float *b, int M, int D, int H) {
+    const CmInt8Weights *q = Q8(m, ta, wi);
+    if (q) {
+        cm_linear_gelu_forward_int8(act, x, q, b, s->quick_gelu, M, ta->i8ws);
+        return;
+    }
+    LIN_F(m, ta, fc, x, wi, b, M, D, H);
+    if (s->quick_gelu) cm_quickgelu_forward(act, fc, (size_t)M * H);
+    else cm_gelu_forward(act, fc, (size_t)M * H);
+}
+
 /* dst = res + (x W^T + b [+ LoRA]) : fp32 fuses the residual into the GEMM (beta = 1); int8 adds
    the dequantised product to it in the same pass; amp runs the bf16 linear and then adds (bias
    and LoRA terms as in fp32). */
@@ -264,7 +278,11 @@ static void linear_residual(const CmModel *m, const TowerActs *ta, float *dst, c
                             const float *b, const float *lt, const float *Bw, int r, float s, int M, int C, int D) {
     const float *W = P_(m, wi);
     const CmInt8Weights *q = Q8(m, ta, wi);
-    if (q) {
+    if (q) {   /* bias and residual in the dequantisation pass; LoRA (unmerged) first */
+        if (!lt) {
+            cm_linear_forward_int8(dst, x, q, b, res, M, ta->i8ws);
+            return;
+        }
         residual_init(dst, res, b, lt, Bw, r, s, M, D, ta->lora_bt);
         cm_linear_forward_int8(dst, x, q, NULL, dst, M, ta->i8ws);
         return;
@@ -309,9 +327,7 @@ static void block_forward(const CmModel *m, const TowerSpec *s, const TowerActs 
     linear_residual(m, ta, a->x_mid, a->x_in, a->ao, k->out_w, P_(m, k->out_b), s->r ? a->lt : NULL,
                     P_(m, k->lora_B), s->r, s->lora_scale, M, D, D);
     cm_layernorm_forward(a->ln2, a->m2, a->r2, a->x_mid, P_(m, k->ln2_w), P_(m, k->ln2_b), M, D);
-    LIN_F(m, ta, a->fc, a->ln2, k->fc_w, P_(m, k->fc_b), M, D, H);                          // [M,H]
-    if (s->quick_gelu) cm_quickgelu_forward(a->act, a->fc, (size_t)M * H);
-    else cm_gelu_forward(a->act, a->fc, (size_t)M * H);
+    mlp_up(m, s, ta, a->fc, a->act, a->ln2, k->fc_w, P_(m, k->fc_b), M, D, H);               // [M,H]
     if (!out) return;
     // out = x_mid + (act Wp^T + bp)
     linear_residual(m, ta, out, a->x_mid, a->act, k->proj_w, P_(m, k->proj_b), NULL, NULL, 0, 0.0f, M, H, D);
@@ -338,9 +354,7 @@ static void block_forward_pooled(const CmModel *m, const TowerSpec *s, const Tow
     linear_residual(m, ta, midP, xP, aoP, k->out_w, P_(m, k->out_b), s->r ? ltP : NULL, P_(m, k->lora_B), s->r,
                     s->lora_scale, B, D, D);
     cm_layernorm_forward(ln2P, a->m2, a->r2, midP, P_(m, k->ln2_w), P_(m, k->ln2_b), B, D);
-    LIN_F(m, ta, fcP, ln2P, k->fc_w, P_(m, k->fc_b), B, D, H);
-    if (s->quick_gelu) cm_quickgelu_forward(actP, fcP, (size_t)B * H);
-    else cm_gelu_forward(actP, fcP, (size_t)B * H);
+    mlp_up(m, s, ta, fcP, actP, ln2P, k->fc_w, P_(m, k->fc_b), B, D, H);
     linear_residual(m, ta, pooled, midP, actP, k->proj_w, P_(m, k->proj_b), NULL, NULL, 0, 0.0f, B, H, D);
 }
 
