@@ -75,6 +75,9 @@ static void test_varlen_attention(void) {
     varlen_case(64, 2, true);     /* hs 32 (the tiny text tower) */
     varlen_case(128, 2, true);    /* hs 64 (every ViT text tower) */
     varlen_case(128, 2, false);
+    varlen_case(512, 2, true);    /* hs 256: the plain loops (the vectorised path takes hs 32, 64, 128) */
+    varlen_case(256, 2, false);   /* hs 128 */
+    varlen_case(96, 2, true);     /* hs 48: plain loops */
 }
 
 static void test_embedding_rows(void) {
