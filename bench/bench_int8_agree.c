@@ -1,7 +1,7 @@
 /*
  * bench_int8_agree.c — `--precision int8` against fp32 on a trained checkpoint with a head:
  * every sample of the given shards through both (the fp32 model as opened; the int8 one as the
- * commands build it: LoRA merged, then cm_model_set_int8), and per sample the cosine of the
+ * commands build it: cm_model_set_int8 on the model as opened, LoRA kept in fp32), and per sample the cosine of the
  * image and text embeddings and whether the head's top-1 class agrees. Prints the set size, the
  * worst and mean cosines, how many samples fall below the issue's 0.995 bar, the top-1
  * agreement and both models' top-1 accuracy against the labels.
@@ -61,12 +61,6 @@ int main(int argc, char **argv) {
     CmBatchSource *src = NULL;
     if (cm_model_open(argv[1], &oo, &m, &info) || cm_model_open(argv[1], &oo, &q, NULL)) goto fail;
     if (!m->cfg.has_head) { cm_error(CM_ERR_ARG, "%s has no classification head", argv[1]); goto fail; }
-    if (q->cfg.has_lora) {   /* as the commands do (src/cli/precision.c) */
-        CmModel *merged = NULL;
-        if (cm_model_merge_lora(q, &merged)) goto fail;
-        cm_model_free(q);
-        q = merged;
-    }
     if (cm_model_set_int8(q, true)) goto fail;
     if (cm_textenc_open(&te, info.tokenizer == CM_TOKENIZER_BYTES ? "bytes" : "bpe", NULL, info.weights)) goto fail;
     CmShardSourceCfg sc = {0};

@@ -642,8 +642,8 @@ static void test_web_page(void) {
     cJSON_Delete(api);
 }
 
-/* --precision bf16 (bf16 products in the tower linears) and int8 (LoRA merged, int8 tower
-   linears): probabilities near fp32's. bf16 keeps 8 bits of mantissa and int8 127 levels per row
+/* --precision bf16 (bf16 products in the tower linears) and int8 (int8 tower linears, LoRA in
+   fp32): probabilities near fp32's. bf16 keeps 8 bits of mantissa and int8 127 levels per row
    and channel (~1% relative per product): features move by ~1e-2 relative, the tiny head's
    probabilities by less: 2e-2 */
 static void precision_case(const char *prec) {

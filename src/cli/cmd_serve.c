@@ -20,12 +20,13 @@
 #include "data/textenc.h"
 
 /* The one place serve opens a model: the opening of every command (cm_model_open, model/open.h),
-   then LoRA merged into attn.out_proj once so the batch worker runs plain towers. */
-static cm_status serve_open_model(const char *path, const CmOpenOptions *oo, CmModel **out, CmModelInfo *info) {
+   then LoRA merged into attn.out_proj once so the batch worker runs plain towers (not for int8,
+   which keeps LoRA as an fp32 term beside the int8 out_proj: src/cli/precision.c). */
+static cm_status serve_open_model(const char *path, const CmOpenOptions *oo, bool merge, CmModel **out, CmModelInfo *info) {
     CmModel *m = NULL;
     cm_status st = cm_model_open(path, oo, &m, info);
     if (st) return st;
-    if (m->cfg.has_lora) {
+    if (merge && m->cfg.has_lora) {
         CmModel *merged = NULL;
         st = cm_model_merge_lora(m, &merged);
         cm_model_free(m);
@@ -88,7 +89,7 @@ int cmd_serve(int argc, char **argv) {
     double t0 = cm_now();
     CmModelInfo info;
     CmOpenOptions oo = {model_name, base_model, cache_dir};
-    if (serve_open_model(model, &oo, &m, &info)) { status = cli_fail("serve"); goto out; }
+    if (serve_open_model(model, &oo, strcmp(precision, "int8") != 0, &m, &info)) { status = cli_fail("serve"); goto out; }
     int n_classes = m->cfg.has_head ? m->cfg.head.n_classes : 0;
     for (int i = 0; i < thr.n; i++)
         if (cm_thresholds_add(&rules, thr.v[i], n_classes)) { fprintf(stderr, "clipmod serve: %s\n", cm_last_error()); status = 2; goto out; }

@@ -2,9 +2,10 @@
  * precision.c — `--precision` of the inference commands (embed, eval, predict, serve):
  *   fp32 (default)            the numbers of OpenCLIP;
  *   amp | amp_bf16 | bf16     bf16 products in the tower linears (fp32 accumulation);
- *   int8                      LoRA merged into the weights first, then the tower linears in int8
- *                             (per-channel weights, per-row activations, fp32 outlier columns;
- *                             docs/model.md).
+ *   int8                      the tower linears in int8 (per-channel weights, per-row activations,
+ *                             fp32 outlier columns); LoRA stays an fp32 rank-r term beside the int8
+ *                             out_proj, not merged first: merged, the int8 error scales with
+ *                             |W + (alpha/r) B A| (docs/model.md, measured).
  */
 #include "cli/precision.h"
 #include <stdio.h>
@@ -22,12 +23,6 @@ int cli_apply_precision(const char *cmd, const char *prec, CmModel **m) {
     if (cli_precision_check(cmd, prec)) return 2;
     if (!prec || !strcmp(prec, "fp32")) return 0;
     if (strcmp(prec, "int8")) { cm_model_set_amp(*m, true); return 0; }
-    if ((*m)->cfg.has_lora) {   /* quantise W + (alpha/r) B A, not W */
-        CmModel *merged = NULL;
-        if (cm_model_merge_lora(*m, &merged)) return cli_fail(cmd);
-        cm_model_free(*m);
-        *m = merged;
-    }
     if (cm_model_set_int8(*m, true)) return cli_fail(cmd);
     return 0;
 }
