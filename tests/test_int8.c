@@ -1,8 +1,10 @@
 /*
  * test_int8.c — int8 inference linears (--precision int8) and the int8 model path.
  *   - the int8 linear against fp32 on Gaussian data: relative L2 error within the quantisation
- *     bound (127 levels per row / per output channel: each factor carries ~ max/127/sqrt(12)
- *     relative RMS error, ~1% for Gaussian rows; bound 3%), bias and residual terms exact;
+ *     bound (255 levels per row over [min, max] / 127 per output channel: each factor carries
+ *     ~ step/sqrt(12) relative RMS error, ~1% for Gaussian rows; bound 3%), bias and residual
+ *     terms exact; one-sided rows (GELU outputs) clearly better than symmetric per-row s8 (the
+ *     zero point is used and compensated right);
  *   - injected outlier channels (4 of 256 columns x 50, as real CLIP residual streams have): the
  *     fp32 decomposition keeps the error within the same bound, while plain per-row quantisation
  *     (emulated here) is several times worse — the test fails if the decomposition stops working;
@@ -87,6 +89,22 @@ static void test_linear_int8(void) {
             }
         CHECK(worst <= 8 * FLT_EPSILON, "bias/residual terms: relative error %.3g", worst);
     }
+    /* one-sided rows (GELU outputs: >= -0.17): the per-row zero point spends all 255 steps on
+       [min, max], about half the step of symmetric s8 over [-max, max]. The weights are put on
+       their int8 grid first (W = q * scale exactly), so only the activations' error remains and
+       the expected ratio is ~0.5 */
+    fill(x, M * C, 1.0, 11);
+    for (int i = 0; i < M * C; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678f));
+    for (int n = 0; n < OC; n++)
+        for (int c = 0; c < C; c++) W[n * C + c] = q.w[n * C + c] * q.w_scale[n];
+    cm_linear_forward(ref, x, W, b, M, C, OC);
+    cm_linear_forward_int8(got, x, &q, b, NULL, M, ws);
+    naive_int8(naive, x, W);
+    for (int i = 0; i < M; i++)
+        for (int n = 0; n < OC; n++) naive[i * OC + n] += b[n];
+    double e = rel_l2(got, ref, M * OC), en = rel_l2(naive, ref, M * OC);
+    fprintf(stderr, "    one-sided (GELU) rows: int8 relative L2 error %.4f (symmetric per-row %.4f)\n", e, en);
+    CHECK(e <= 0.7 * en, "one-sided rows: %.4f is not clearly below symmetric quantisation's %.4f", e, en);
     cm_free(ws);
     cm_int8_weights_free(&q);
 }

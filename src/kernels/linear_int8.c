@@ -1,16 +1,19 @@
 /*
  * linear_int8.c — int8 inference linears (`--precision int8`):
  *   weights: per-output-channel symmetric int8, w_scale[n] = max_c |W[n,c]| / 127, quantised once;
- *   activations: per-row symmetric int8 at run time, x_scale[i] = max_c |x[i,c]| / 127 over the
- *     inlier columns;
+ *   activations: per-row asymmetric u8 at run time over the inlier columns (and 0):
+ *     x_scale[i] = (max - min) / 255, zero point z[i] = round(-min / x_scale[i]), so a row uses all
+ *     255 steps even when it is one-sided (GELU outputs: twice the resolution of symmetric s8);
+ *     the zero point comes out as acc - z[i] * sum_c Wq[n,c] (w_sum, kept with the weights);
  *   outliers: activation columns whose largest |value| over the rows exceeds CM_INT8_OUTLIER_RATIO
  *     x the median column maximum (at most C/16 of them, the largest first) are taken out of the
  *     int8 product and multiplied in fp32 against the matching fp32 weight columns (the
  *     mixed-precision decomposition of LLM.int8(), Dettmers et al. 2022). Real CLIP checkpoints
  *     have a few residual-stream channels tens of times larger than the rest; with one scale per
  *     row they would leave the other channels a handful of int8 levels;
- *   product: s8 x s8 -> s32 through a cached oneDNN matmul (VNNI / AMX kernels), then one pass
- *     out[i,n] = acc[i,n] * x_scale[i] * w_scale[n] + b[n] (+ res[i,n]) (+ the fp32 outlier part).
+ *   product: u8 x s8 -> s32 through a cached oneDNN matmul (VNNI's native operand types; AMX),
+ *     then one pass out[i,n] = (acc[i,n] - z[i] w_sum[n]) * x_scale[i] * w_scale[n] + b[n]
+ *     (+ res[i,n]) (GELU when fused) (+ the fp32 outlier part).
  * LayerNorm, softmax, GELU and everything outside the linears stay fp32. Kernels do not allocate:
  * the caller passes a workspace of cm_linear_int8_workspace(M, C, OC) bytes.
  * Fallback when oneDNN cannot build an int8 primitive: the same integer products with plain loops
@@ -37,11 +40,12 @@ cm_status cm_int8_weights_init(CmInt8Weights *q, const float *W, int OC, int C) 
     memset(q, 0, sizeof *q);
     if (OC < 1 || C < 1) return cm_error(CM_ERR_ARG, "int8 weights: bad shape [%d,%d]", OC, C);
     q->w = cm_malloc((size_t)OC * C, "int8 weights");
-    q->w_scale = cm_malloc((size_t)OC * sizeof(float), "int8 weight scales");
+    q->w_scale = cm_malloc((size_t)OC * (sizeof(float) + sizeof(int32_t)), "int8 weight scales");   /* + w_sum */
     if (!q->w || !q->w_scale) { cm_int8_weights_free(q); return CM_ERR_OOM; }
     q->OC = OC;
     q->C = C;
     q->w_f32 = W;
+    q->w_sum = (int32_t *)(q->w_scale + OC);
     #pragma omp parallel for if ((size_t)OC * C > CM_OMP_MIN)
     for (int n = 0; n < OC; n++) {
         const float *w = W + (size_t)n * C;
@@ -49,7 +53,9 @@ cm_status cm_int8_weights_init(CmInt8Weights *q, const float *W, int OC, int C) 
         for (int c = 0; c < C; c++) mx = maxf(mx, fabsf(w[c]));
         float s = mx > 0.0f ? mx / 127.0f : 1.0f, inv = 1.0f / s;
         q->w_scale[n] = s;
-        for (int c = 0; c < C; c++) q->w[(size_t)n * C + c] = q8(w[c], inv);
+        int32_t sum = 0;
+        for (int c = 0; c < C; c++) sum += q->w[(size_t)n * C + c] = q8(w[c], inv);
+        q->w_sum[n] = sum;
     }
     return CM_OK;
 }
@@ -62,17 +68,17 @@ void cm_int8_weights_free(CmInt8Weights *q) {
 }
 
 /* workspace layout (each part 64-byte aligned) */
-typedef struct { int8_t *xq; float *xs; int32_t *acc; float *colmax, *sorted; int *idx; float *xo, *wo; } Ws;
+typedef struct { uint8_t *xq; float *xs; int32_t *acc; float *colmax, *sorted; int *idx; float *xo, *wo; int32_t *xz; } Ws;
 static size_t al(size_t n) { return (n + 63) & ~(size_t)63; }
 static size_t layout(Ws *w, void *base, int M, int C, int OC) {
     int no = C / 16 > 0 ? C / 16 : 1;
-    size_t sz[8] = {al((size_t)M * C), al((size_t)M * 4), al((size_t)M * OC * 4), al((size_t)C * 4), al((size_t)C * 4),
-                    al((size_t)C * sizeof(int)), al((size_t)M * no * 4), al((size_t)OC * no * 4)};
+    size_t sz[9] = {al((size_t)M * C), al((size_t)M * 4), al((size_t)M * OC * 4), al((size_t)C * 4), al((size_t)C * 4),
+                    al((size_t)C * sizeof(int)), al((size_t)M * no * 4), al((size_t)OC * no * 4), al((size_t)M * 4)};
     size_t off = 0;
     char *b = base;
-    void **slot[8] = {(void **)&w->xq, (void **)&w->xs, (void **)&w->acc, (void **)&w->colmax, (void **)&w->sorted,
-                      (void **)&w->idx, (void **)&w->xo, (void **)&w->wo};
-    for (int i = 0; i < 8; i++) {
+    void **slot[9] = {(void **)&w->xq, (void **)&w->xs, (void **)&w->acc, (void **)&w->colmax, (void **)&w->sorted,
+                      (void **)&w->idx, (void **)&w->xo, (void **)&w->wo, (void **)&w->xz};
+    for (int i = 0; i < 9; i++) {
         if (w) *slot[i] = b ? b + off : NULL;
         off += sz[i];
     }
@@ -130,55 +136,65 @@ static int find_outliers(const float *x, int M, int C, Ws *w) {
     return n;
 }
 
-/* xq[i,:] = round(x[i,:] * keep / xs[i]), xs[i] = max_c |x[i,c] * keep[c]| / 127 (keep == NULL:
-   every column) */
-CM_HOT static void quantise_rows(int8_t *xq, float *xs, const float *x, const float *keep, int M, int C) {
+/* xq[i,:] = clamp(round(x[i,:] * keep / xs[i]) + xz[i], 0, 255): per row the range [min, max]
+   of x * keep, widened to hold 0 (keep == NULL: every column) */
+static inline uint8_t qu8(float v, float inv, float z) {
+    float r = nearbyintf(v * inv) + z;
+    return (uint8_t)(r > 255.0f ? 255.0f : r < 0.0f ? 0.0f : r);
+}
+static inline float minf(float a, float b) { return a < b ? a : b; }
+CM_HOT static void quantise_rows(uint8_t *xq, float *xs, int32_t *xz, const float *x, const float *keep, int M, int C) {
     #pragma omp parallel for if ((size_t)M * C > CM_OMP_MIN)
     for (int i = 0; i < M; i++) {
         const float *r = x + (size_t)i * C;
-        int8_t *o = xq + (size_t)i * C;
-        float mx = 0.0f;
+        uint8_t *o = xq + (size_t)i * C;
+        float mx = 0.0f, mn = 0.0f;
         if (keep) {
-            #pragma omp simd reduction(max:mx)
-            for (int c = 0; c < C; c++) mx = maxf(mx, fabsf(r[c]) * keep[c]);
+            #pragma omp simd reduction(max:mx) reduction(min:mn)
+            for (int c = 0; c < C; c++) { mx = maxf(mx, r[c] * keep[c]); mn = minf(mn, r[c] * keep[c]); }
         } else {
-            #pragma omp simd reduction(max:mx)
-            for (int c = 0; c < C; c++) mx = maxf(mx, fabsf(r[c]));
+            #pragma omp simd reduction(max:mx) reduction(min:mn)
+            for (int c = 0; c < C; c++) { mx = maxf(mx, r[c]); mn = minf(mn, r[c]); }
         }
-        float s = mx > 0.0f ? mx / 127.0f : 1.0f, inv = 1.0f / s;
+        float s = mx > mn ? (mx - mn) / 255.0f : 1.0f, inv = 1.0f / s;
+        float z = nearbyintf(-mn * inv);
+        z = z < 0.0f ? 0.0f : z > 255.0f ? 255.0f : z;
         xs[i] = s;
+        xz[i] = (int32_t)z;
         if (keep) {
             #pragma omp simd
-            for (int c = 0; c < C; c++) o[c] = q8(r[c] * keep[c], inv);
+            for (int c = 0; c < C; c++) o[c] = qu8(r[c] * keep[c], inv, z);
         } else {
             #pragma omp simd
-            for (int c = 0; c < C; c++) o[c] = q8(r[c], inv);
+            for (int c = 0; c < C; c++) o[c] = qu8(r[c], inv, z);
         }
     }
 }
 
-/* out[i,n] = acc[i,n] * xs[i] * ws[n] (+ b[n]) (+ res[i,n]) (GELU when gelu); res may be out */
-CM_HOT static void dequantise(float *out, const int32_t *acc, const float *xs, const float *ws, const float *b,
-                              const float *res, int M, int OC, int gelu) {
+/* out[i,n] = (acc[i,n] - xz[i] ws_sum[n]) * xs[i] * ws[n] (+ b[n]) (+ res[i,n]) (GELU when gelu);
+   res may be out */
+CM_HOT static void dequantise(float *out, const int32_t *acc, const float *xs, const int32_t *xz, const float *ws,
+                              const int32_t *wsum, const float *b, const float *res, int M, int OC, int gelu) {
     #pragma omp parallel for if ((size_t)M * OC > CM_OMP_MIN)
     for (int i = 0; i < M; i++) {
         const int32_t *a = acc + (size_t)i * OC;
         float *o = out + (size_t)i * OC, s = xs[i];
+        int32_t z = xz[i];
         if (res) {
             const float *rr = res + (size_t)i * OC;
             if (b) {
                 #pragma omp simd
-                for (int n = 0; n < OC; n++) o[n] = (float)a[n] * (s * ws[n]) + b[n] + rr[n];
+                for (int n = 0; n < OC; n++) o[n] = (float)(a[n] - z * wsum[n]) * (s * ws[n]) + b[n] + rr[n];
             } else {
                 #pragma omp simd
-                for (int n = 0; n < OC; n++) o[n] = (float)a[n] * (s * ws[n]) + rr[n];
+                for (int n = 0; n < OC; n++) o[n] = (float)(a[n] - z * wsum[n]) * (s * ws[n]) + rr[n];
             }
         } else if (b) {
             #pragma omp simd
-            for (int n = 0; n < OC; n++) o[n] = (float)a[n] * (s * ws[n]) + b[n];
+            for (int n = 0; n < OC; n++) o[n] = (float)(a[n] - z * wsum[n]) * (s * ws[n]) + b[n];
         } else {
             #pragma omp simd
-            for (int n = 0; n < OC; n++) o[n] = (float)a[n] * (s * ws[n]);
+            for (int n = 0; n < OC; n++) o[n] = (float)(a[n] - z * wsum[n]) * (s * ws[n]);
         }
         if (gelu == 1) {
             #pragma omp simd
@@ -196,28 +212,29 @@ static void forward(float *out, const float *x, const CmInt8Weights *q, const fl
     Ws w;
     layout(&w, workspace, M, C, OC);
     int no = find_outliers(x, M, C, &w);
-    quantise_rows(w.xq, w.xs, x, no > 0 ? w.colmax : NULL, M, C);
-    /* acc[M,OC] = xq[M,C] @ Wq^T: Wq [OC,C] seen as [C,OC] */
+    quantise_rows(w.xq, w.xs, w.xz, x, no > 0 ? w.colmax : NULL, M, C);
+    /* acc[M,OC] = xq[M,C] @ Wq^T (u8 x s8): Wq [OC,C] seen as [C,OC] */
     CmMatmulKey k;
     cm_mm_key_init(&k, 2);
-    k.src = (CmMatmulDesc){{M, C}, {C, 1}, CM_DT_S8};
+    k.src = (CmMatmulDesc){{M, C}, {C, 1}, CM_DT_U8};
     k.wei = (CmMatmulDesc){{C, OC}, {1, C}, CM_DT_S8};
     k.dst = (CmMatmulDesc){{M, OC}, {OC, 1}, CM_DT_S32};
     if (!cm_mm_run(&k, w.xq, q->w, NULL, w.acc)) {
         #pragma omp parallel for if ((size_t)M * OC > 4096)
         for (int i = 0; i < M; i++)
             for (int n = 0; n < OC; n++) {
-                const int8_t *a = w.xq + (size_t)i * C, *bw = q->w + (size_t)n * C;
+                const uint8_t *a = w.xq + (size_t)i * C;
+                const int8_t *bw = q->w + (size_t)n * C;
                 int32_t s = 0;
                 for (int c = 0; c < C; c++) s += (int32_t)a[c] * bw[c];
                 w.acc[(size_t)i * OC + n] = s;
             }
     }
     if (no == 0) {
-        dequantise(out, w.acc, w.xs, q->w_scale, b, res, M, OC, gelu);
+        dequantise(out, w.acc, w.xs, w.xz, q->w_scale, q->w_sum, b, res, M, OC, gelu);
         return;
     }
-    dequantise(out, w.acc, w.xs, q->w_scale, b, res, M, OC, 0);
+    dequantise(out, w.acc, w.xs, w.xz, q->w_scale, q->w_sum, b, res, M, OC, 0);
     /* out += x[:, O] @ W[:, O]^T in fp32 */
     for (int i = 0; i < M; i++)
         for (int k2 = 0; k2 < no; k2++) w.xo[(size_t)i * no + k2] = x[(size_t)i * C + w.idx[k2]];

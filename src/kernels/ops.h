@@ -123,6 +123,7 @@ typedef struct CmInt8Weights {
     int OC, C;
     int8_t *w;            /* [OC,C] round(W / w_scale[n]) */
     float *w_scale;       /* [OC] max_c |W[n,c]| / 127 */
+    int32_t *w_sum;       /* [OC] sum_c w[n,c] (the activations' zero points; same block as w_scale) */
     const float *w_f32;   /* the fp32 weights [OC,C] (outlier columns; not owned) */
 } CmInt8Weights;
 /* Quantises W [OC,C] per output channel; keeps a pointer to W (it must outlive q). */
@@ -131,7 +132,7 @@ void cm_int8_weights_free(CmInt8Weights *q);
 /* Bytes of workspace cm_linear_forward_int8 needs for M rows. */
 size_t cm_linear_int8_workspace(int M, int C, int OC);
 /* out[M,OC] = x[M,C] W^T + b (+ res, may be NULL or equal to out) with x quantised per row
-   (outlier columns in fp32); b may be NULL. */
+   (asymmetric u8; outlier columns in fp32); b may be NULL. */
 void cm_linear_forward_int8(float *out, const float *x, const CmInt8Weights *q, const float *b, const float *res,
                             int M, void *workspace);
 /* out = gelu(x W^T + b) (quick: x sigmoid(1.702 x)), the activation applied in the
