@@ -109,6 +109,29 @@ static void test_linear_int8(void) {
     cm_int8_weights_free(&q);
 }
 
+/* M past 64 runs as a multiple of 64 rows (the cached-primitive buckets): the extra rows must not
+   change anything. Without outlier columns each row's result depends on that row only, so the
+   first 64 of 100 rows equal the 64-row call bit for bit. */
+static void test_row_buckets(void) {
+    enum { M2 = 100 };
+    static float x[M2 * C], W[OC * C], out64[64 * OC], out100[M2 * OC];
+    fill(x, M2 * C, 1.0, 21);
+    fill(W, OC * C, 0.05, 22);
+    CmInt8Weights q;
+    REQ_OK(cm_int8_weights_init(&q, W, OC, C));
+    void *ws = cm_malloc(cm_linear_int8_workspace(M2, C, OC), "ws");
+    REQUIRE(ws, "alloc");
+    memset(ws, 0xff, cm_linear_int8_workspace(M2, C, OC));   /* stale bytes in the padding rows */
+    cm_linear_forward_int8(out100, x, &q, NULL, NULL, M2, ws);
+    cm_linear_forward_int8(out64, x, &q, NULL, NULL, 64, ws);
+    CHECK(memcmp(out64, out100, sizeof out64) == 0, "rows 0..63 differ between M = 64 and M = 100");
+    static float ref[M2 * OC];
+    cm_linear_forward(ref, x, W, NULL, M2, C, OC);
+    CHECK(rel_l2(out100 + 64 * OC, ref + 64 * OC, (M2 - 64) * OC) <= 0.03, "rows 64..99");
+    cm_free(ws);
+    cm_int8_weights_free(&q);
+}
+
 /* per-channel weight quantisation: every |q| <= 127, the largest of each row is +-127, and
    q * scale reproduces W within half a step */
 static void test_weights(void) {
@@ -236,6 +259,7 @@ static void test_cli_precision(void) {
 
 int main(void) {
     RUN(test_weights);
+    RUN(test_row_buckets);
     RUN(test_linear_int8);
     RUN(test_model_int8);
     RUN(test_cli_precision);

@@ -131,6 +131,9 @@ cm_status cm_int8_weights_init(CmInt8Weights *q, const float *W, int OC, int C);
 void cm_int8_weights_free(CmInt8Weights *q);
 /* Bytes of workspace cm_linear_forward_int8 needs for M rows. */
 size_t cm_linear_int8_workspace(int M, int C, int OC);
+/* Creates (and caches) the oneDNN product for M rows ahead of the first call, e.g. when a session
+   is planned; false when oneDNN cannot provide it (the kernel then runs plain loops). */
+bool cm_linear_int8_prepare(int M, int C, int OC);
 /* out[M,OC] = x[M,C] W^T + b (+ res, may be NULL or equal to out) with x quantised per row
    (asymmetric u8; outlier columns in fp32); b may be NULL. */
 void cm_linear_forward_int8(float *out, const float *x, const CmInt8Weights *q, const float *b, const float *res,

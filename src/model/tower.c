@@ -139,6 +139,17 @@ cm_status cm_tower_acts_alloc(TowerActs *ta, const TowerSpec *s, int maxB, TaMod
         }
         ta->i8ws = cm_malloc(w, "int8 workspace");
         if (!ta->i8ws) { cm_tower_acts_free(ta); return CM_ERR_OOM; }
+        /* the full batch's products (text: at full length; shorter packed batches use other row
+           buckets, created on first use), created now rather than in the first call. A false
+           return is not an error here: the kernel then runs its plain loops. */
+        if (s->vision) cm_linear_int8_prepare(maxB * s->NP, 3 * s->P * s->P, D);
+        int rows[2] = {M, maxB};   /* every token; the last block's pooled rows */
+        for (int i = 0; i < 2; i++) {
+            cm_linear_int8_prepare(rows[i], D, 3 * D);
+            cm_linear_int8_prepare(rows[i], D, D);
+            cm_linear_int8_prepare(rows[i], D, H);
+            cm_linear_int8_prepare(rows[i], H, D);
+        }
     }
     Bump b = {NULL, 0};
     tower_plan(ta, &b, s, maxB);
