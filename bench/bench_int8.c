@@ -4,6 +4,8 @@
  * run), and the agreement with fp32 on real data: the shared Fakeddit + COCO images (eval
  * transform) and their captions — per-sample embedding cosine (minimum reported; the bar is
  * >= 0.995) and top-1 agreement of the classification head on the (image, caption) pairs.
+ * A third line: packed text encode on the first `batch` Fakeddit titles (the real length mix:
+ * fewer, varying rows per call), fp32 vs int8 in the same run.
  * Usage: build/bench/bench_int8 [batch (default 32)] [iterations (default 2)]. Runs with
  * OMP_WAIT_POLICY=passive unless the variable is set (see bench_model.c).
  */
@@ -66,6 +68,26 @@ static int load_real(CmTokenizer *tk, float *img, int32_t *tok, int *n_out) {
     return n > 0;
 }
 
+/* the first n titles of the shared Fakeddit TSV (the real caption-length mix), 0 when absent */
+static int load_titles(CmTokenizer *tk, int32_t *tok, int n) {
+    const char *root = getenv("CLIPMOD_SHARED");
+    if (!root || !*root) root = "../shared";
+    char path[1024], line[8192];
+    snprintf(path, sizeof path, "%s/data/fakeddit/multimodal_train.tsv", root);
+    FILE *f = tk ? fopen(path, "r") : NULL;
+    if (!f) return 0;
+    int k = 0;
+    if (fgets(line, sizeof line, f))
+        while (k < n && fgets(line, sizeof line, f)) {
+            char *a = strchr(line, '\t'), *b = a ? strchr(a + 1, '\t') : NULL;   /* column 2: clean_title */
+            if (!b || b == a + 1) continue;
+            if (cm_tokenize(tk, a + 1, (size_t)(b - a - 1), tok + (size_t)k * 77, 77)) continue;
+            k++;
+        }
+    fclose(f);
+    return k == n ? n : 0;
+}
+
 int main(int argc, char **argv) {
     if (!getenv("OMP_WAIT_POLICY")) {
         setenv("OMP_WAIT_POLICY", "passive", 1);
@@ -114,6 +136,23 @@ int main(int argc, char **argv) {
             t[q][0] += t1 - t0;
             t[q][1] += cm_now() - t1;
         }
+    /* packed text with the real caption-length mix: the first B Fakeddit titles */
+    CmTokenizer *tk0 = NULL;
+    if (cm_tokenizer_load(NULL, &tk0)) tk0 = NULL;
+    int32_t *ftok = cm_malloc((size_t)B * 77 * 4, "titles");
+    int have_titles = ftok && load_titles(tk0, ftok, B);
+    double tr[2] = {0, 0};
+    if (have_titles) {
+        for (int q = 1; q >= 0; q--) { CHK(cm_model_set_int8(m, q)); CHK(cm_infer_encode_text(ses, ftok, B, NULL, fa)); }
+        for (int i = 0; i < iters; i++)
+            for (int q0 = 0; q0 <= 1; q0++) {
+                int q = (i & 1) ? 1 - q0 : q0;
+                CHK(cm_model_set_int8(m, q));
+                double t0 = cm_now();
+                for (int r = 0; r < 4; r++) CHK(cm_infer_encode_text(ses, ftok, B, NULL, fa));
+                tr[q] += cm_now() - t0;
+            }
+    }
     cm_infer_free(ses);
     printf("OMP_WAIT_POLICY=%s threads %d; ViT-B-32 formula weights, batch %d, %d iterations\n", getenv("OMP_WAIT_POLICY"),
            cm_threads_get(), B, iters);
@@ -121,6 +160,21 @@ int main(int argc, char **argv) {
            B * iters / t[1][0], t[0][0] / t[1][0]);
     printf("text encode (77 tokens): fp32 %7.2f texts/s, int8 %7.2f texts/s: %.2fx (target >= 1.8x)\n", B * iters / t[0][1],
            B * iters / t[1][1], t[0][1] / t[1][1]);
+
+    if (have_titles) {
+        long ntok = 0;
+        for (int b = 0; b < B; b++) {
+            int L = 0;
+            for (int t = 0; t < 77; t++) if (ftok[b * 77 + t] == 49407) { L = t + 1; break; }
+            ntok += L;
+        }
+        printf("text encode (first %d Fakeddit titles, packed, mean %.1f tokens): fp32 %7.2f texts/s, int8 %7.2f texts/s: "
+               "%.2fx\n", B, (double)ntok / B, 4.0 * B * iters / tr[0], 4.0 * B * iters / tr[1], tr[0] / tr[1]);
+    } else {
+        printf("text encode (Fakeddit titles): SKIPPED (no ../shared TSV or vocabulary: set CLIPMOD_SHARED)\n");
+    }
+    if (tk0) cm_tokenizer_free(tk0);
+    cm_free(ftok);
 
     /* agreement on real images and captions */
     CmTokenizer *tk = NULL;
