@@ -9,7 +9,8 @@
  *     fp32 decomposition keeps the error within the same bound, while plain per-row quantisation
  *     (emulated here) is several times worse — the test fails if the decomposition stops working;
  *   - the model: image and text features of a small random model in int8 vs fp32 (cosine >= 0.995
- *     per sample, the issue's bar), with LoRA unmerged and merged, and packed text.
+ *     per sample, the issue's bar), with LoRA unmerged and merged, and packed text; and with
+ *     outlier channels injected through the LayerNorm gains of every block.
  */
 #include <float.h>
 #include <math.h>
@@ -223,6 +224,49 @@ static void test_model_int8(void) {
     cm_model_free(m);
 }
 
+/* outlier channels at model level: a few LayerNorm gain channels x40 in every block of both
+   towers make the in_proj and c_fc inputs carry columns tens of times larger than the rest (as
+   real CLIP checkpoints do); int8 must still keep every sample's embedding at cosine >= 0.995 */
+static void test_model_outliers(void) {
+    CmModelConfig c;
+    REQ_OK(cm_config_from_json(TINY, strlen(TINY), "tiny", &c));
+    c.has_lora = false;
+    c.has_head = false;
+    CmModel *m = NULL;
+    REQ_OK(cm_model_create(&c, &m));
+    cm_model_init(m, 13);
+    int scaled = 0;
+    for (int i = 0; i < m->n_params; i++)
+        if (strstr(m->params[i].name, "ln_1.weight") || strstr(m->params[i].name, "ln_2.weight")) {
+            m->params[i].data[5] *= 40.0f;
+            m->params[i].data[17] *= -40.0f;
+            m->params[i].data[40] *= 40.0f;
+            scaled++;
+        }
+    REQUIRE(scaled == 8, "%d LayerNorm gains found (2 per block, 2 blocks per tower)", scaled);
+    static float img[NB * 3 * 64 * 64];
+    fill(img, NB * 3 * 64 * 64, 1.0, 14);
+    int32_t tok[NB * 77] = {0};
+    CmRng r;
+    cm_rng_seed(&r, 15);
+    for (int b = 0; b < NB; b++) {
+        int L = 3 + 9 * b;
+        tok[b * 77] = 49406;
+        for (int t = 1; t < L - 1; t++) tok[b * 77 + t] = (int32_t)cm_rng_below(&r, 49000);
+        tok[b * 77 + L - 1] = 49407;
+    }
+    float fi[NB * 32], ft[NB * 32], qi[NB * 32], qt[NB * 32];
+    REQ_OK(cm_encode_image(m, img, NB, NULL, fi));
+    REQ_OK(cm_encode_text(m, tok, NB, NULL, ft));
+    REQ_OK(cm_model_set_int8(m, true));
+    REQ_OK(cm_encode_image(m, img, NB, NULL, qi));
+    REQ_OK(cm_encode_text(m, tok, NB, NULL, qt));
+    double ci = min_cos(qi, fi, NB, 32), ct = min_cos(qt, ft, NB, 32);
+    fprintf(stderr, "    LayerNorm outlier channels x40: int8 vs fp32 worst cosine image %.5f text %.5f\n", ci, ct);
+    CHECK(ci >= 0.995 && ct >= 0.995, "outlier channels: cosine image %.5f text %.5f < 0.995", ci, ct);
+    cm_model_free(m);
+}
+
 /* the commands: --precision int8 for embed and predict (eval and serve share cli_apply_precision;
    serve's is tested in test_serve): near fp32, not bit-identical, bad values are usage errors */
 static void probs_of(const char *out, double *p) {
@@ -262,6 +306,7 @@ int main(void) {
     RUN(test_row_buckets);
     RUN(test_linear_int8);
     RUN(test_model_int8);
+    RUN(test_model_outliers);
     RUN(test_cli_precision);
     return tl_summary("test_int8");
 }
