@@ -3,7 +3,12 @@
 #   - a 2-rank run trains, validates on both ranks' shares (the counts are summed: n = every
 #     validation sample once), rank 0 alone writes the run folder and prints the summary line;
 #   - a rank killed with SIGKILL mid-run ends the whole job with a non-zero status within 30 s;
-#   - SIGTERM to mpirun: every rank stops at the same step boundary and rank 0 saves step_N.
+#   - SIGTERM to mpirun: every rank stops at the same step boundary and rank 0 saves step_N;
+#   - resume under MPI: a 2-rank run stopped mid-epoch (a signal on rank 1 only, agreed at the next
+#     step) and resumed from a checkpoint that only rank 0 can open (a relative path, rank 1 in
+#     another folder: rank 0 reads it and broadcasts it) ends bit-identical (tensor bytes of the
+#     final checkpoint, optimizer moments included) to the uninterrupted 2-rank run; a resume with
+#     another number of ranks warns and carries the optimizer steps on.
 # Needs ../shared (COCO images for the shards, the tiny model) and mpirun; says SKIPPED without
 # them (under CI a missing one is a failure). Skipped under the sanitizer build (Open MPI's leaks).
 set -u
@@ -19,6 +24,7 @@ if ! command -v mpirun >/dev/null 2>&1 || [ ! -d "$SH/golden/tiny" ]; then
     if [ -n "${CI:-}" ] && [ "${CI:-}" != false ]; then bad "mpirun or $SH missing under CI"; summary; fi
     echo "  SKIPPED: mpirun or $SH/golden missing"; skip=1; summary
 fi
+SH=$(cd "$SH" && pwd); B=$(cd "$(dirname "$B")" && pwd)/clipmod   # absolute: the resume case runs ranks in other folders
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader OMPI_MCA_rmaps_base_oversubscribe=1
 T=$(mktemp -d "${TMPDIR:-/tmp}/cm_test_dist_cli.XXXXXX")
 trap 'rm -rf "$T"' EXIT
@@ -37,6 +43,34 @@ lines=$(grep -c '"epochs":2' "$T/out")
 if [ $rc -eq 0 ] && [ "$lines" -eq 1 ] && [ -f "$T/logs/r2/checkpoints/epoch_2.safetensors" ] && grep -q '"n":2,' "$T/out" \
    && grep -q "data-parallel: 2 ranks" "$T/err"; then ok "2 ranks train; validation counts summed (n=2); one summary line"
 else bad "2-rank run: rc $rc, $lines summary lines; $(tail -3 "$T/err")"; fi
+
+# 1b. resume under MPI (docs/distributed.md "Resume"): same flags as r2, rank 1 raises SIGINT after
+#     step 3 (mid-epoch 1 of 2 steps per epoch); every rank stops before step 4, rank 0 saves step_3
+data() { n=$(od -An -tu8 -N8 "$1" | tr -d ' '); tail -c +$((9 + n)) "$1"; }   # safetensors tensor bytes
+$mp sh -c 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then export CLIPMOD_TEST_SIGNAL_AT_STEP=3; fi; exec "$@"' sh \
+    $B train $common --epochs 2 --name part >"$T/outp" 2>"$T/errp"
+rc=$?
+mkdir -p "$T/rank0" "$T/elsewhere"
+if [ $rc -eq 130 ] && [ -f "$T/logs/part/checkpoints/step_3.safetensors" ]; then
+    cp "$T/logs/part/checkpoints/step_3.safetensors" "$T/rank0/ck.safetensors"
+    # rank 1 runs in a folder without ck.safetensors: it must not open it
+    $mp sh -c 'if [ "$OMPI_COMM_WORLD_RANK" = 0 ]; then cd "$0/rank0"; else cd "$0/elsewhere"; fi; exec "$@"' "$T" \
+        $B train $common --epochs 2 --name part --resume ck.safetensors >"$T/outr" 2>"$T/errr"
+    rc=$?
+    a=$(data "$T/logs/r2/checkpoints/epoch_2.safetensors" | cksum); b=$(data "$T/logs/part/checkpoints/epoch_2.safetensors" 2>/dev/null | cksum)
+    if [ $rc -eq 0 ] && [ "$a" = "$b" ] && grep -q "1 of 2 steps done" "$T/errr"; then
+        ok "2 ranks stopped after step 3, resumed from a checkpoint only rank 0 can read: bit-identical to the uninterrupted run"
+    else bad "MPI resume: status $rc, tensors $a vs $b; $(tail -3 "$T/errr")"; fi
+    # another number of ranks: one process, the same global batch, warned; the steps carry on
+    CLIPMOD_THREADS=1 $B train $(echo "$common" | sed 's/--batch-size 2/--batch-size 4/') --epochs 2 --name np1 \
+        --resume "$T/rank0/ck.safetensors" >"$T/out1" 2>"$T/err1"
+    rc=$?
+    hd=$(head -c 65536 "$T/logs/np1/checkpoints/epoch_2.safetensors" 2>/dev/null | tr -d '\\')
+    if [ $rc -eq 0 ] && grep -q "trained by 2 ranks, this run has 1" "$T/err1" && echo "$hd" | grep -q '"step":"4"' \
+       && echo "$hd" | grep -q '"world_size":"1"' && echo "$hd" | grep -q 'lora_A.weight":4,'; then
+        ok "a 2-rank checkpoint resumed by 1 process: warned, optimizer steps carry on (4)"
+    else bad "resume with another N: status $rc; $(grep -i warn "$T/err1" | tail -2)"; fi
+else bad "stop at step 3 under MPI: status $rc; $(tail -3 "$T/errp")"; fi
 
 # 2. SIGKILL of one rank: the job ends, non-zero, in under 30 s
 $mp $B train $common --epochs 100000 --name kill >"$T/out2" 2>"$T/err2" &

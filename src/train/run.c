@@ -20,6 +20,8 @@
 #include "eval/scores.h"
 #include "train/checkpoint.h"
 #include "eval/val_scores.h"
+#include "io/tensorfile.h"
+#include "model/open.h"
 
 /* ---- out.log: OpenCLIP's "%(asctime)s | %(levelname)s | %(message)s" ---- */
 static void outlog_sink(int level, const char *msg, void *ctx) {
@@ -88,6 +90,7 @@ static void fill_meta(const CmRun *r, CmTrainer *t, int64_t completed, int64_t e
     meta->lock_image = r->m->lock_image;
     meta->lock_text = r->m->lock_text;
     meta->trainable_only = trainable_only;
+    meta->world = o->world > 1 ? o->world : 1;
     meta->n_rng = 0;   /* dropout masks are a function of (seed, step, sample): nothing to save */
     meta->args_json = args_json;
     snprintf(meta->tokenizer, sizeof meta->tokenizer, "%s", r->tokenizer ? r->tokenizer : "bpe");
@@ -189,6 +192,8 @@ cm_status cm_train_run(CmRun *r) {
     FILE *outlog = NULL;
     const char *args_json = o->args_json;
     char *resume_path = NULL;
+    uint8_t *resume_bytes = NULL;   /* under MPI: the checkpoint rank 0 read and broadcast */
+    size_t resume_len = 0;
     float *img = NULL;
     int32_t *tok = NULL, *lab = NULL;
     CmTrainer t;
@@ -273,26 +278,66 @@ cm_status cm_train_run(CmRun *r) {
     /* resume */
     int64_t start_epoch = 0, skip_steps = 0;
     if (o->resume && *o->resume) {
+        const bool group = o->world > 1;
         if (!strcmp(o->resume, "latest")) {
-            if (!save_logs) { st = cm_error(CM_ERR_ARG, "--resume latest needs --logs (the run folder holds the checkpoints)"); goto done; }
-            if (cm_checkpoint_find_latest(ckdir, &resume_path)) {
-                cm_info("No latest resume checkpoint found in %s.", ckdir);
-                resume_path = NULL;
-            } else cm_info("Found latest resume checkpoint at %s.", resume_path);
-        } else {
+            if (o->rank == 0) {   /* under MPI rank 0 alone looks (its run folder) */
+                if (!save_logs) { st = cm_error(CM_ERR_ARG, "--resume latest needs --logs (the run folder holds the checkpoints)"); goto done; }
+                if (cm_checkpoint_find_latest(ckdir, &resume_path)) {
+                    cm_info("No latest resume checkpoint found in %s.", ckdir);
+                    resume_path = NULL;
+                } else cm_info("Found latest resume checkpoint at %s.", resume_path);
+            }
+        } else if (o->rank == 0 || !group) {
             resume_path = cm_malloc(strlen(o->resume) + 1, "resume path");
             if (!resume_path) { st = CM_ERR_OOM; goto done; }
             strcpy(resume_path, o->resume);
         }
-        if (resume_path) {
+        CmTensorFile *ckf = NULL;
+        if (group) {
+            /* rank 0 alone reads the checkpoint and broadcasts its bytes, then its path (for
+               messages); no shared file system is assumed. A length of UINT64_MAX says rank 0
+               failed: every rank stops (rank 0 with the reason). */
+            cm_status rst = CM_OK;
+            if (o->rank == 0 && resume_path && (rst = cm_read_file(resume_path, SIZE_MAX, &resume_bytes, &resume_len)))
+                cm_error_prefix("--resume");
+            uint64_t hdr[2] = {rst ? UINT64_MAX : (uint64_t)resume_len, resume_path ? strlen(resume_path) : 0};
+            if ((st = cm_dist_bcast(hdr, sizeof hdr, 0))) goto done;
+            if (hdr[0] == UINT64_MAX) {
+                st = o->rank == 0 ? rst : cm_error(CM_ERR_IO, "--resume: rank 0 could not read the checkpoint");
+                goto done;
+            }
+            if (o->rank != 0 && hdr[1]) {
+                resume_path = cm_calloc(hdr[1] + 1, 1, "resume path");
+                if (!resume_path) { st = CM_ERR_OOM; goto done; }
+            }
+            if (hdr[1] && (st = cm_dist_bcast(resume_path, hdr[1], 0))) goto done;
+            if (hdr[1]) {
+                void *b = resume_bytes;
+                size_t len = resume_len;
+                if ((st = cm_dist_bcast_blob(&b, &len, 0))) goto done;
+                resume_bytes = b; resume_len = len;
+                if ((st = cm_tensorfile_open_memory(resume_bytes, resume_len, resume_path, &ckf))) { cm_error_prefix("--resume"); goto done; }
+            }
+        } else if (resume_path && (st = cm_tensorfile_open(resume_path, &ckf))) { cm_error_prefix("--resume"); goto done; }
+        if (ckf) {
             CmCkptMeta meta;
-            if ((st = cm_checkpoint_read_meta(resume_path, &meta, NULL))) { cm_error_prefix("--resume"); goto done; }
+            if ((st = cm_ckpt_meta_read(ckf, resume_path, &meta, NULL))) { cm_tensorfile_close(ckf); cm_error_prefix("--resume"); goto done; }
             if (meta.trainable_only && meta.base_sha256[0] && base_sha[0] && strcmp(meta.base_sha256, base_sha)) {
                 st = cm_error(CM_ERR_ARG, "--resume %s: trained on a base model with SHA-256 %.12s..., --pretrained %s is %.12s...",
                               resume_path, meta.base_sha256, r->base_model, base_sha);
+                cm_tensorfile_close(ckf);
                 goto done;
             }
-            if ((st = cm_checkpoint_load(resume_path, m, &t.opt, &meta))) { cm_error_prefix("--resume"); goto done; }
+            st = cm_checkpoint_load_file(ckf, resume_path, m, &t.opt, &meta);
+            cm_tensorfile_close(ckf);
+            cm_free(resume_bytes);
+            resume_bytes = NULL;
+            if (st) { cm_error_prefix("--resume"); goto done; }
+            int world = o->world > 1 ? o->world : 1;
+            if (meta.world > 0 && meta.world != world)
+                cm_warn("--resume %s: the checkpoint was trained by %d rank%s, this run has %d: the data order from here on differs "
+                        "from an uninterrupted run (global batch %d x %d x accum %d); weights, optimizer state and step carry on",
+                        resume_path, meta.world, meta.world == 1 ? "" : "s", world, world, B, K);
             start_epoch = meta.epoch;
             t.step = meta.step;
             skip_steps = meta.epoch_step;
@@ -485,6 +530,7 @@ done:
     cm_trainer_free(&t);
     cm_free(img); cm_free(tok); cm_free(lab);
     cm_free(resume_path);
+    cm_free(resume_bytes);
     if (outlog) { cm_log_set_sink(NULL, NULL); fclose(outlog); }
     return st;
 }
