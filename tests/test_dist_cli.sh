@@ -8,7 +8,10 @@
 #     step) and resumed from a checkpoint that only rank 0 can open (a relative path, rank 1 in
 #     another folder: rank 0 reads it and broadcasts it) ends bit-identical (tensor bytes of the
 #     final checkpoint, optimizer moments included) to the uninterrupted 2-rank run; a resume with
-#     another number of ranks warns and carries the optimizer steps on.
+#     another number of ranks warns and carries the optimizer steps on;
+#   - ranks started with different configurations (--lr on rank 1) stop at start, status 1, the
+#     message naming rank 1 and --lr; per-machine differences (--threads, the path of the same
+#     --pretrained weights) are allowed.
 # Needs ../shared (COCO images for the shards, the tiny model) and mpirun; says SKIPPED without
 # them (under CI a missing one is a failure). Skipped under the sanitizer build (Open MPI's leaks).
 set -u
@@ -71,6 +74,21 @@ if [ $rc -eq 130 ] && [ -f "$T/logs/part/checkpoints/step_3.safetensors" ]; then
         ok "a 2-rank checkpoint resumed by 1 process: warned, optimizer steps carry on (4)"
     else bad "resume with another N: status $rc; $(grep -i warn "$T/err1" | tail -2)"; fi
 else bad "stop at step 3 under MPI: status $rc; $(tail -3 "$T/errp")"; fi
+
+# 1c. a configuration that differs between ranks is refused at start, naming the rank and the flag
+cm=$(echo "$common" | sed 's/--lr 1e-3//')
+$mp sh -c 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then lr=2e-3; else lr=1e-3; fi; exec "$@" --lr $lr' sh \
+    $B train $cm --epochs 1 --name mism >"$T/outm" 2>"$T/errm"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "rank 1 of 2 was started with another configuration than rank 0: --lr differs" "$T/errm" && [ ! -d "$T/logs/mism" ]; then
+    ok "--lr differing on rank 1: refused at start (status 1) naming rank 1 and --lr"
+else bad "config mismatch: status $rc; $(grep clipmod "$T/errm" | tail -2)"; fi
+cp "$SH/golden/tiny/model.safetensors" "$T/base_copy.safetensors"
+$mp sh -c 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then exec "$@" --threads 2 --pretrained "$0"; fi; exec "$@"' "$T/base_copy.safetensors" \
+    $B train $common --epochs 1 --name samejob >"$T/outs" 2>"$T/errs"
+rc=$?
+if [ $rc -eq 0 ] && grep -q "world_size: 2" "$T/logs/samejob/params.txt"; then ok "per-machine differences (--threads, path of the same weights) accepted; params.txt says world_size 2"
+else bad "per-machine differences: status $rc; $(grep clipmod "$T/errs" | tail -2)"; fi
 
 # 2. SIGKILL of one rank: the job ends, non-zero, in under 30 s
 $mp $B train $common --epochs 100000 --name kill >"$T/out2" 2>"$T/err2" &

@@ -53,12 +53,13 @@ int cmd_train(int argc, char **argv) {
     /* every error up to here is about the command line: usage (2); after it, a failure is 1 */
     cm_status st = cm_train_opts_finalize(&o);
     if (st) { fprintf(stderr, "clipmod train: %s\n", cm_last_error()); return 2; }
+    /* under mpirun / srun: one rank of a data-parallel group (docs/distributed.md); rank 0 alone
+       logs at info level and writes the run folder; any failure ends the whole job. Initialised
+       first: params.txt and the checkpoints' "args" say world_size / rank. */
+    if (cm_dist_init()) return cli_fail("train");
     CmTrainConfig cfg;
     char *params = NULL, *json = NULL;
     if (cm_train_opts_to_config(&o, &cfg, &params, &json)) return cli_fail("train");
-    /* under mpirun / srun: one rank of a data-parallel group (docs/distributed.md); rank 0 alone
-       logs at info level and writes the run folder; any failure ends the whole job */
-    if (cm_dist_init()) return cli_fail("train");
     cfg.world = cm_dist_size();
     cfg.rank = cm_dist_rank();
     if (cfg.world > 1) {

@@ -273,7 +273,10 @@ cm_status cm_train_run(CmRun *r) {
     char base_sha[65] = "";
     if (r->base_model)
         for (int i = 0; i < m->n_params; i++) trainable_only |= !m->params[i].trainable;
-    if (save_logs && trainable_only && (st = cm_sha256_file(r->base_model, base_sha))) goto done;
+    if (save_logs && trainable_only) {
+        if (r->base_sha256[0]) memcpy(base_sha, r->base_sha256, sizeof base_sha);
+        else if ((st = cm_sha256_file(r->base_model, base_sha))) goto done;
+    }
 
     /* resume */
     int64_t start_epoch = 0, skip_steps = 0;
