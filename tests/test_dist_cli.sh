@@ -11,7 +11,13 @@
 #     another number of ranks warns and carries the optimizer steps on;
 #   - ranks started with different configurations (--lr on rank 1) stop at start, status 1, the
 #     message naming rank 1 and --lr; per-machine differences (--threads, the path of the same
-#     --pretrained weights) are allowed.
+#     --pretrained weights) are allowed;
+#   - `mpirun -np 2 clipmod eval` on the 50 labelled Fakeddit samples (16 shards, 6 classes, batch 3:
+#     partial batches) prints one JSON line equal to the 1-process one in n, top1, top2, macro F1,
+#     per class and confusion (exactly; clip_val_loss/val_loss are per-batch figures and batches
+#     differ: not compared), and --scores-out writes the rows in the 1-process order (key, url,
+#     label, pred exactly; probabilities within 1e-5: fp32 rounding of other batch compositions);
+#   - validation inside train (--lr 0: the same weights) from 2 ranks == 1 rank, exactly as above.
 # Needs ../shared (COCO images for the shards, the tiny model) and mpirun; says SKIPPED without
 # them (under CI a missing one is a failure). Skipped under the sanitizer build (Open MPI's leaks).
 set -u
@@ -89,6 +95,32 @@ $mp sh -c 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then exec "$@" --threads 2 --pret
 rc=$?
 if [ $rc -eq 0 ] && grep -q "world_size: 2" "$T/logs/samejob/params.txt"; then ok "per-machine differences (--threads, path of the same weights) accepted; params.txt says world_size 2"
 else bad "per-machine differences: status $rc; $(grep clipmod "$T/errs" | tail -2)"; fi
+
+# 1d. eval and validation split across 2 ranks: the counts of one process (Fakeddit: several classes)
+FK=$SH/data/fakeddit
+if [ -f "$FK/multimodal_train.tsv" ]; then
+    $B prepare fakeddit --tsv "$FK/multimodal_train.tsv" --images "$FK/images" --out "$T/fk" --shard-size 4 --quiet >/dev/null 2>&1
+    V="$T/fk/class_0/{00000..00006}.tar::$T/fk/class_1/00000.tar::$T/fk/class_2/00000.tar::$T/fk/class_3/00000.tar"
+    V="$V::$T/fk/class_4/{00000..00001}.tar::$T/fk/class_5/{00000..00003}.tar"
+    nolossf() { tail -n 1 "$1" | sed 's/.*"n":/"n":/; s/"clip_val_loss":[^,]*,"val_loss":[^,]*,//'; }
+    E="$B eval --model $T/logs/r2/checkpoints/epoch_2.safetensors --val-data $V --batch-size 3 --json --progress-seconds 0"
+    CLIPMOD_THREADS=1 $E --scores-out "$T/s1.jsonl" >"$T/j1" 2>"$T/je1"; rc1=$?
+    $mp $E --scores-out "$T/s2.jsonl" >"$T/j2" 2>"$T/je2"; rc2=$?
+    same_rows=$( [ "$(sed 's/"probs".*//' "$T/s1.jsonl")" = "$(sed 's/"probs".*//' "$T/s2.jsonl")" ] && echo 1)
+    worst=$(paste -d'|' "$T/s1.jsonl" "$T/s2.jsonl" | sed 's/[^|]*"probs":\[\([^]]*\)\][^|]*/\1/g' | tr '|' ' ' | tr ',' ' ' |
+            awk '{ h = NF / 2; for (i = 1; i <= h; i++) { d = $i - $(i + h); if (d < 0) d = -d; if (d > w) w = d } } END { printf "%g", w + 0 }')
+    if [ $rc1 -eq 0 ] && [ $rc2 -eq 0 ] && [ "$(wc -l <"$T/j2")" -eq 1 ] && grep -q '"n":50,' "$T/j1" && [ "$(nolossf "$T/j1")" = "$(nolossf "$T/j2")" ] \
+       && [ "$same_rows" = 1 ] && [ "$(wc -l <"$T/s2.jsonl")" -eq 50 ] && awk "BEGIN { exit !($worst <= 1e-5) }"; then
+        ok "mpirun -np 2 eval == 1 process (n 50, top1/top2, per class, confusion exactly; 50 scores in the same order, probs within $worst)"
+    else bad "2-rank eval: status $rc1/$rc2, rows same '$same_rows', probs diff $worst; $(diff "$T/j1" "$T/j2" | head -c 600)"; fi
+    tv="--val-data $V --lr 0 --logs none --epochs 1"
+    cv=$(echo "$common" | sed 's/--val-data [^ ]*//; s/--lr 1e-3//; s/--logs [^ ]*//; s/--batch-size 2//')
+    $mp $B train $cv $tv --batch-size 2 >"$T/v2" 2>"$T/ve2"; rc2=$?
+    CLIPMOD_THREADS=1 $B train $cv $tv --batch-size 4 >"$T/v1" 2>"$T/ve1"; rc1=$?
+    if [ $rc1 -eq 0 ] && [ $rc2 -eq 0 ] && grep -q '"n":50,' "$T/v1" && [ "$(nolossf "$T/v1")" = "$(nolossf "$T/v2")" ]; then
+        ok "validation inside train: 2 ranks == 1 process on the same shards (n 50, exactly)"
+    else bad "validation 2 ranks vs 1: status $rc1/$rc2; $(diff "$T/v1" "$T/v2" | head -c 600)"; fi
+else echo "  SKIPPED eval split: $FK missing"; skip=$((skip + 1)); fi
 
 # 2. SIGKILL of one rank: the job ends, non-zero, in under 30 s
 $mp $B train $common --epochs 100000 --name kill >"$T/out2" 2>"$T/err2" &
