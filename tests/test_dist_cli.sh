@@ -2,6 +2,7 @@
 # test_dist_cli.sh — `mpirun -np 2 build/clipmod train` on loopback (docs/distributed.md):
 #   - a 2-rank run trains, validates on both ranks' shares (the counts are summed: n = every
 #     validation sample once), rank 0 alone writes the run folder and prints the summary line;
+#     the progress line carries Comm (t) and steps.jsonl comm_time / comm_bytes;
 #   - a rank killed with SIGKILL mid-run ends the whole job with a non-zero status within 30 s;
 #   - SIGTERM to mpirun: every rank stops at the same step boundary and rank 0 saves step_N;
 #   - resume under MPI: a 2-rank run stopped mid-epoch (a signal on rank 1 only, agreed at the next
@@ -52,6 +53,11 @@ lines=$(grep -c '"epochs":2' "$T/out")
 if [ $rc -eq 0 ] && [ "$lines" -eq 1 ] && [ -f "$T/logs/r2/checkpoints/epoch_2.safetensors" ] && grep -q '"n":2,' "$T/out" \
    && grep -q "data-parallel: 2 ranks" "$T/err"; then ok "2 ranks train; validation counts summed (n=2); one summary line"
 else bad "2-rank run: rc $rc, $lines summary lines; $(tail -3 "$T/err")"; fi
+# Comm (t) beside Data (t) / Batch (t), and per-step communication time and bytes in steps.jsonl
+nb=$(sed -n 's/.*"comm_bytes":\([0-9]*\).*/\1/p' "$T/logs/r2/steps.jsonl" | sort -u)
+if grep -q "Data (t): [0-9.]* Batch (t): [0-9.]* Comm (t): [0-9.]* ([0-9.]* MB)" "$T/logs/r2/out.log" && [ "$(grep -c '"comm_time":' "$T/logs/r2/steps.jsonl")" -eq 4 ] \
+   && [ "$(echo "$nb" | wc -l)" -eq 1 ] && [ "${nb:-0}" -gt 0 ]; then ok "Comm (t) in the progress line; comm_time / comm_bytes ($nb per step) in steps.jsonl"
+else bad "Comm (t): $(grep -m1 'Train Epoch' "$T/logs/r2/out.log"); bytes '$nb'"; fi
 
 # 1b. resume under MPI (docs/distributed.md "Resume"): same flags as r2, rank 1 raises SIGINT after
 #     step 3 (mid-epoch 1 of 2 steps per epoch); every rank stops before step 4, rank 0 saves step_3

@@ -47,7 +47,7 @@ static void fmt_eta(double s, char *buf, size_t n) {
    leave a cut last line, which readers skip; a resumed run appends the steps it redoes again
    (readers keep the last occurrence of a step). */
 static cm_status write_step_line(int fd, const char *path, int64_t step, int64_t epoch, int64_t batch,
-                                 const CmStepStats *s, double sps, double data_t, double batch_t) {
+                                 const CmStepStats *s, double sps, double data_t, double batch_t, const CmDistStats *comm) {
     char line[640];
     int n = snprintf(line, sizeof line,
                      "{\"step\":%lld,\"epoch\":%lld,\"batch\":%lld,\"loss\":%.7g,\"contrastive\":%.7g,\"classification\":%.7g,"
@@ -55,6 +55,8 @@ static cm_status write_step_line(int fd, const char *path, int64_t step, int64_t
                      (long long)step, (long long)epoch, (long long)batch, (double)s->loss, (double)s->loss_con,
                      (double)s->loss_cls, s->lr, (double)s->logit_scale, sps, data_t, batch_t);
     if (isfinite(s->grad_norm)) n += snprintf(line + n, sizeof line - n, ",\"grad_norm\":%.7g", s->grad_norm);
+    if (comm)   /* under MPI: this step's communication (all-gather, all-reduce, stop agreement) */
+        n += snprintf(line + n, sizeof line - n, ",\"comm_time\":%.5g,\"comm_bytes\":%llu", comm->seconds, (unsigned long long)comm->bytes);
     n += snprintf(line + n, sizeof line - n, "}\n");
     /* the values are finite here: a non-finite loss ends the step with an error first */
     if (write(fd, line, (size_t)n) != n) return cm_error(CM_ERR_IO, "%s: write failed: %s", path, strerror(errno));
@@ -375,13 +377,14 @@ cm_status cm_train_run(CmRun *r) {
     int64_t steps_this_run = 0;
     const uint64_t seed = (uint64_t)o->seed;
     char digits_buf[32];
-    int sample_digits = snprintf(digits_buf, sizeof digits_buf, "%lld", (long long)(r->train->num_batches * B));
+    int sample_digits = snprintf(digits_buf, sizeof digits_buf, "%lld", (long long)(r->train->num_batches * B) * (o->world > 1 ? o->world : 1));
 
     for (int64_t epoch = start_epoch; epoch < o->epochs; epoch++) {
         cm_info("Start epoch %lld", (long long)epoch);
         cm_acts_seed(t.acts, cm_epoch_seed(seed, 0, 1));   /* masks vary with the step, not the epoch */
         if ((st = r->train->start_epoch(r->train, epoch))) goto done;
-        Avg a_loss = {0}, a_con = {0}, a_cls = {0}, a_data = {0}, a_batch = {0};
+        Avg a_loss = {0}, a_con = {0}, a_cls = {0}, a_data = {0}, a_batch = {0}, a_comm = {0}, a_cbytes = {0};
+        const bool group = o->world > 1;
         int64_t i0 = 0;
         if (epoch == start_epoch && skip_steps > 0) {
             /* mid-epoch resume: the source restarted from (seed, epoch); replay the batches the
@@ -400,6 +403,7 @@ cm_status cm_train_run(CmRun *r) {
                     cm_now() - tr);
         }
         double t_last = cm_now(), data_time = 0;
+        cm_dist_stats(true);   /* Comm (t): what the steps of this epoch communicate */
         for (int64_t i = i0; i < r->train->num_batches; i++) {
             int slot = (int)(i % K);
             if (slot == 0 && stop_agreed(r) && (i > i0 || steps_this_run == 0) && i / K < steps_per_epoch) {
@@ -430,10 +434,13 @@ cm_status cm_train_run(CmRun *r) {
             if (r->on_step) r->on_step(r->cb_ctx, t.step - 1, &s);
             steps_this_run++;
             double now = cm_now();
+            CmDistStats comm = cm_dist_stats(true);
             if (steps_fd >= 0 &&
                 (st = write_step_line(steps_fd, steps_path, t.step, epoch, i_accum + 1, &s, (double)B * K / (now - t_last + 1e-12),
-                                      data_time, now - t_last)))
+                                      data_time, now - t_last, group ? &comm : NULL)))
                 goto done;
+            avg_add(&a_comm, comm.seconds);
+            avg_add(&a_cbytes, (double)comm.bytes);
             avg_add(&a_batch, now - t_last);
             avg_add(&a_data, data_time);
             t_last = now; data_time = 0;
@@ -445,12 +452,17 @@ cm_status cm_train_run(CmRun *r) {
                 double remaining = (double)(tc.sched.total_steps - t.step) * ((cm_now() - t_run0) / (double)steps_this_run);
                 char eta[32];
                 fmt_eta(remaining, eta, sizeof eta);
-                cm_info("Train Epoch: %lld [%*lld/%lld (%.0f%%)] Data (t): %.3f Batch (t): %.3f, %#g/s, %#g/s/gpu LR: %5f "
+                /* under MPI: samples of the whole job (OpenCLIP: batch x world), per-rank rate in /s/gpu,
+                   and Comm (t) (seconds and MB this rank communicated per step) beside Data / Batch */
+                int W = group ? o->world : 1;
+                char comm_s[64] = "";
+                if (group) snprintf(comm_s, sizeof comm_s, " Comm (t): %.3f (%.2f MB)", avg_get(&a_comm), avg_get(&a_cbytes) / 1e6);
+                cm_info("Train Epoch: %lld [%*lld/%lld (%.0f%%)] Data (t): %.3f Batch (t): %.3f%s, %#g/s, %#g/s/gpu LR: %5f "
                         "Logit Scale: %.3f Contrastive_loss: %#.5g (%#.5g) Classification_loss: %#.5g (%#.5g) Loss: %#.5g (%#.5g) ETA: %s",
-                        (long long)epoch, sample_digits, (long long)num_samples, (long long)(r->train->num_batches * B),
-                        100.0 * batch_count / steps_per_epoch, avg_get(&a_data), avg_get(&a_batch), sps, sps, s.lr,
+                        (long long)epoch, sample_digits, (long long)num_samples * W, (long long)(r->train->num_batches * B) * W,
+                        100.0 * batch_count / steps_per_epoch, avg_get(&a_data), avg_get(&a_batch), comm_s, sps * W, sps, s.lr,
                         s.logit_scale, s.loss_con, avg_get(&a_con), s.loss_cls, avg_get(&a_cls), s.loss, avg_get(&a_loss), eta);
-                a_data = (Avg){0}; a_batch = (Avg){0};
+                a_data = (Avg){0}; a_batch = (Avg){0}; a_comm = (Avg){0}; a_cbytes = (Avg){0};
             }
         }
         int64_t completed = epoch + 1;
