@@ -119,13 +119,29 @@ if [ -f "$FK/multimodal_train.tsv" ]; then
        && [ "$same_rows" = 1 ] && [ "$(wc -l <"$T/s2.jsonl")" -eq 50 ] && awk "BEGIN { exit !($worst <= 1e-5) }"; then
         ok "mpirun -np 2 eval == 1 process (n 50, top1/top2, per class, confusion exactly; 50 scores in the same order, probs within $worst)"
     else bad "2-rank eval: status $rc1/$rc2, rows same '$same_rows', probs diff $worst; $(diff "$T/j1" "$T/j2" | head -c 600)"; fi
+    # an empty share is not an error (one shard, two ranks): the job's total counts
+    $mp $B eval --model $T/logs/r2/checkpoints/epoch_2.safetensors --val-data "$T/fk/class_1/00000.tar" --json --progress-seconds 0 >"$T/j3" 2>"$T/je3"
+    rc=$?
+    if [ $rc -eq 0 ] && grep -q '"n":2,' "$T/j3"; then ok "eval of 1 shard on 2 ranks: rank 1's empty share is no error (n 2)"
+    else bad "eval, empty share: status $rc; $(grep clipmod "$T/je3" | tail -2)"; fi
+    # a rank whose data run out mid-epoch (its machine's shards hold fewer samples) ends the job
+    # with its message instead of leaving rank 0 in the next step's all-gather
+    $B prepare fakeddit --tsv "$FK/multimodal_train.tsv" --images "$FK/images" --out "$T/fk1" --shard-size 1 --quiet >/dev/null 2>&1
+    mkdir -p "$T/d0" "$T/d1"; ln -s "$T/fk" "$T/d0/sh"; ln -s "$T/fk1" "$T/d1/sh"
+    cr=$(echo "$common" | sed 's/--train-data [^ ]*//; s/--val-data [^ ]*//; s/--train-num-samples 8//; s/--logs [^ ]*//')
+    $mp sh -c 'cd "$0/d$OMPI_COMM_WORLD_RANK" && exec "$@"' "$T" $B train --train-data 'sh/class_0/{00000..00003}.tar' $cr \
+        --train-num-samples 16 --logs none --epochs 1 >"$T/outd" 2>"$T/errd"
+    rc=$?
+    if [ $rc -eq 1 ] && grep -q "rank 1 of 2: train: --train-data: epoch 0: this rank.s share of the data ran out after [0-9]* of 4 batches" "$T/errd"; then
+        ok "rank 1's data run out mid-epoch: the job ends (status 1) with rank 1's message"
+    else bad "uneven data: status $rc; $(grep clipmod "$T/errd" | tail -2)"; fi
     tv="--val-data $V --lr 0 --logs none --epochs 1"
     cv=$(echo "$common" | sed 's/--val-data [^ ]*//; s/--lr 1e-3//; s/--logs [^ ]*//; s/--batch-size 2//')
     $mp $B train $cv $tv --batch-size 2 >"$T/v2" 2>"$T/ve2"; rc2=$?
     CLIPMOD_THREADS=1 $B train $cv $tv --batch-size 4 >"$T/v1" 2>"$T/ve1"; rc1=$?
     if [ $rc1 -eq 0 ] && [ $rc2 -eq 0 ] && grep -q '"n":50,' "$T/v1" && [ "$(nolossf "$T/v1")" = "$(nolossf "$T/v2")" ]; then
         ok "validation inside train: 2 ranks == 1 process on the same shards (n 50, exactly)"
-    else bad "validation 2 ranks vs 1: status $rc1/$rc2; $(diff "$T/v1" "$T/v2" | head -c 600)"; fi
+    else bad "validation 2 ranks vs 1: status $rc1/$rc2; $(grep clipmod "$T/ve2" | tail -2); $(diff "$T/v1" "$T/v2" | head -c 600)"; fi
 else echo "  SKIPPED eval split: $FK missing"; skip=$((skip + 1)); fi
 
 # 2. SIGKILL of one rank: the job ends, non-zero, in under 30 s
@@ -139,7 +155,8 @@ t0=$(date +%s)
 wait $mpid
 rc=$?
 dt=$(( $(date +%s) - t0 ))
-if [ -n "$victim" ] && [ $rc -ne 0 ] && [ $dt -lt 30 ]; then ok "a killed rank ends the job (status $rc after ${dt} s)"
+if [ -n "$victim" ] && [ $rc -ne 0 ] && [ $dt -lt 30 ] && grep -q "process rank [01] .* exited on signal 9" "$T/err2"; then
+    ok "a killed rank ends the job (status $rc after ${dt} s; mpirun: $(grep -o 'process rank [01] .* exited on signal 9' "$T/err2"))"
 else bad "killed rank: victim '$victim', status $rc after ${dt} s"; fi
 pkill -9 -f "clipmod train .*--name kill" 2>/dev/null
 

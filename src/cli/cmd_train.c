@@ -42,6 +42,32 @@ static void test_hook(void *ctx, int64_t step, const CmStepStats *s) {
         for (int k = 0; k < at[1]; k++) raise(SIGINT);
 }
 
+/* rank 0's report at the end of a run: the interruption message or the summary JSON line; the exit status */
+static int report(const CmTrainOpts *o, const CmRun *r) {
+    if (r->stopped) {
+        const char *nm = r->stopped == SIGINT ? "SIGINT" : r->stopped == SIGTERM ? "SIGTERM" : "a signal";
+        if (r->stop_checkpoint[0])
+            fprintf(stderr, "clipmod train: interrupted by %s after step %lld; saved %s\n"
+                    "clipmod train: to continue exactly where it stopped, run the same command with --resume latest\n",
+                    nm, (long long)r->steps_done, r->stop_checkpoint);
+        else fprintf(stderr, "clipmod train: interrupted by %s at step %lld; no new checkpoint (nothing trained yet in this run, or --logs none)\n",
+                     nm, (long long)r->steps_done);
+        return 128 + r->stopped;
+    }
+    char extra[512];
+    snprintf(extra, sizeof extra, "\"epochs\":%d,\"steps\":%lld,\"loss\":%.6g,\"loss_con\":%.6g,\"loss_cls\":%.6g,\"train_seconds\":%.1f,"
+             "\"train_skipped\":%lld,\"val_skipped\":%lld",
+             o->epochs, (long long)r->steps_done, (double)r->last.loss, (double)r->last.loss_con, (double)r->last.loss_cls, r->train_seconds,
+             (long long)r->train_skipped, (long long)r->val_skipped);
+    if (r->train_skipped || r->val_skipped)   /* a partial failure: a warning with the counts */
+        cm_warn("%lld training and %lld validation samples/shards were skipped as bad", (long long)r->train_skipped, (long long)r->val_skipped);
+    if (r->have_val) {
+        char *js = cm_metrics_json(&r->val_metrics, extra);
+        if (js) { printf("%s\n", js); cm_free(js); }
+    } else printf("{%s}\n", extra);
+    return 0;
+}
+
 int cmd_train(int argc, char **argv) {
     CmTrainOpts o;
     ArgSpec specs[CM_TRAIN_MAX_SPECS];
@@ -87,28 +113,14 @@ int cmd_train(int argc, char **argv) {
         cm_dist_abort(1, msg);
     }
     if (st) return cli_fail("train");   /* after the flags: every failure is 1 (docs/flags.md) */
-    cm_dist_finalize();
-    if (cfg.rank != 0) return r.stopped ? 128 + r.stopped : 0;   /* rank 0 alone reports */
-    if (r.stopped) {
-        const char *nm = r.stopped == SIGINT ? "SIGINT" : r.stopped == SIGTERM ? "SIGTERM" : "a signal";
-        if (r.stop_checkpoint[0])
-            fprintf(stderr, "clipmod train: interrupted by %s after step %lld; saved %s\n"
-                    "clipmod train: to continue exactly where it stopped, run the same command with --resume latest\n",
-                    nm, (long long)r.steps_done, r.stop_checkpoint);
-        else fprintf(stderr, "clipmod train: interrupted by %s at step %lld; no new checkpoint (nothing trained yet in this run, or --logs none)\n",
-                     nm, (long long)r.steps_done);
-        return 128 + r.stopped;
+    int code = cfg.rank == 0 ? report(&o, &r) : (r.stopped ? 128 + r.stopped : 0);   /* rank 0 alone reports */
+    /* every rank waits for rank 0's report: under mpirun a rank that ends first with a non-zero
+       status (128 + signal) makes the launcher kill the others, cutting rank 0's last lines */
+    if (cfg.world > 1) {
+        fflush(stdout);
+        fflush(stderr);
+        cm_dist_barrier();
     }
-    char extra[512];
-    snprintf(extra, sizeof extra, "\"epochs\":%d,\"steps\":%lld,\"loss\":%.6g,\"loss_con\":%.6g,\"loss_cls\":%.6g,\"train_seconds\":%.1f,"
-             "\"train_skipped\":%lld,\"val_skipped\":%lld",
-             o.epochs, (long long)r.steps_done, (double)r.last.loss, (double)r.last.loss_con, (double)r.last.loss_cls, r.train_seconds,
-             (long long)r.train_skipped, (long long)r.val_skipped);
-    if (r.train_skipped || r.val_skipped)   /* a partial failure: a warning with the counts */
-        cm_warn("%lld training and %lld validation samples/shards were skipped as bad", (long long)r.train_skipped, (long long)r.val_skipped);
-    if (r.have_val) {
-        char *js = cm_metrics_json(&r.val_metrics, extra);
-        if (js) { printf("%s\n", js); cm_free(js); }
-    } else printf("{%s}\n", extra);
-    return 0;
+    cm_dist_finalize();
+    return code;
 }

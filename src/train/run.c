@@ -422,6 +422,13 @@ cm_status cm_train_run(CmRun *r) {
                                   (long long)epoch, (long long)r->train->skipped);
                     goto done;
                 }
+                if (got == 0 && o->world > 1) {   /* the other ranks would wait in the next step's all-gather */
+                    st = cm_error(CM_ERR_IO, "--train-data: epoch %lld: this rank's share of the data ran out after %lld of %lld batches "
+                                  "(%lld bad samples/shards skipped); every rank must make the same steps (fewer samples than "
+                                  "--train-num-samples says?)", (long long)epoch, (long long)i, (long long)r->train->num_batches,
+                                  (long long)r->train->skipped);
+                    goto done;
+                }
                 if (got == 0) { cm_warn("epoch %lld: the data ran out after %lld of %lld batches", (long long)epoch, (long long)i, (long long)r->train->num_batches); break; }
                 st = cm_error(CM_ERR_ARG, "training data: a partial batch of %d (batch size %d)", got, B);
                 goto done;
