@@ -12,7 +12,8 @@
 #     another number of ranks warns and carries the optimizer steps on;
 #   - ranks started with different configurations (--lr on rank 1) stop at start, status 1, the
 #     message naming rank 1 and --lr; per-machine differences (--threads, the path of the same
-#     --pretrained weights) are allowed;
+#     --pretrained weights) are allowed; --horovod / --dist-url / --gather-with-grad give one line
+#     each (from rank 0), never silence;
 #   - `mpirun -np 2 clipmod eval` on the 50 labelled Fakeddit samples (16 shards, 6 classes, batch 3:
 #     partial batches) prints one JSON line equal to the 1-process one in n, top1, top2, macro F1,
 #     per class and confusion (exactly; clip_val_loss/val_loss are per-batch figures and batches
@@ -90,11 +91,17 @@ else bad "stop at step 3 under MPI: status $rc; $(tail -3 "$T/errp")"; fi
 # 1c. a configuration that differs between ranks is refused at start, naming the rank and the flag
 cm=$(echo "$common" | sed 's/--lr 1e-3//')
 $mp sh -c 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then lr=2e-3; else lr=1e-3; fi; exec "$@" --lr $lr' sh \
-    $B train $cm --epochs 1 --name mism >"$T/outm" 2>"$T/errm"
+    $B train $cm --epochs 1 --name mism --horovod --dist-url tcp://10.0.0.1:23456 --gather-with-grad >"$T/outm" 2>"$T/errm"
 rc=$?
 if [ $rc -eq 1 ] && grep -q "rank 1 of 2 was started with another configuration than rank 0: --lr differs" "$T/errm" && [ ! -d "$T/logs/mism" ]; then
     ok "--lr differing on rank 1: refused at start (status 1) naming rank 1 and --lr"
 else bad "config mismatch: status $rc; $(grep clipmod "$T/errm" | tail -2)"; fi
+# OpenCLIP's distributed flags: one line each for the job (rank 0), never silent
+if [ "$(grep -c -- '--horovod has no effect here: clipmod is data-parallel over MPI' "$T/errm")" -eq 1 ] \
+   && [ "$(grep -c -- '--dist-url has no effect here' "$T/errm")" -eq 1 ] \
+   && [ "$(grep -c -- '--gather-with-grad: clipmod computes the exact global-batch gradient' "$T/errm")" -eq 1 ]; then
+    ok "--horovod / --dist-url / --gather-with-grad under mpirun: one line each"
+else bad "distributed flags' lines: $(grep -c 'no effect here' "$T/errm") no-effect lines; $(grep -- '--gather-with-grad' "$T/errm")"; fi
 cp "$SH/golden/tiny/model.safetensors" "$T/base_copy.safetensors"
 $mp sh -c 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then exec "$@" --threads 2 --pretrained "$0"; fi; exec "$@"' "$T/base_copy.safetensors" \
     $B train $common --epochs 1 --name samejob >"$T/outs" 2>"$T/errs"

@@ -73,25 +73,39 @@ int cmd_train(int argc, char **argv) {
     ArgSpec specs[CM_TRAIN_MAX_SPECS];
     cm_train_opts_defaults(&o);
     int n = cm_train_opts_specs(&o, specs);
+    /* under mpirun / srun: one rank of a data-parallel group (docs/distributed.md); rank 0 alone
+       logs at info level and writes the run folder; any failure ends the whole job. Initialised
+       first: the command line's warnings ("--horovod has no effect here", ...) come once, from
+       rank 0 (every rank runs the same command: checked at start), and params.txt and the
+       checkpoints' "args" say world_size / rank. */
+    if (cm_dist_init()) return cli_fail("train");
+    int level = cm_log_level();
+    if (cm_dist_rank() != 0) cm_log_set_level(CM_LOG_ERROR);
     int rc = args_parse(argc, argv, specs, n, "train", "--train-data URLS [OpenCLIP flags] [--enable-lora]", NULL);
     if (rc < 0) return 0;
     if (rc) return rc;
     /* every error up to here is about the command line: usage (2); after it, a failure is 1 */
     cm_status st = cm_train_opts_finalize(&o);
     if (st) { fprintf(stderr, "clipmod train: %s\n", cm_last_error()); return 2; }
-    /* under mpirun / srun: one rank of a data-parallel group (docs/distributed.md); rank 0 alone
-       logs at info level and writes the run folder; any failure ends the whole job. Initialised
-       first: params.txt and the checkpoints' "args" say world_size / rank. */
-    if (cm_dist_init()) return cli_fail("train");
+    if (cm_dist_rank() != 0) cm_log_set_level(level > CM_LOG_WARN ? CM_LOG_WARN : level);
     CmTrainConfig cfg;
     char *params = NULL, *json = NULL;
     if (cm_train_opts_to_config(&o, &cfg, &params, &json)) return cli_fail("train");
     cfg.world = cm_dist_size();
     cfg.rank = cm_dist_rank();
     if (cfg.world > 1) {
-        if (cfg.rank != 0 && cm_log_level() > CM_LOG_WARN) cm_log_set_level(CM_LOG_WARN);
         cm_info("data-parallel: %d ranks (MPI), global batch %d x %d x accum %d, %s gradient", cfg.world, cfg.world,
                 cfg.batch_size, cfg.accum_freq, cfg.openclip_grad ? "OpenCLIP DDP's" : "the exact global-batch");
+    }
+    /* OpenCLIP's two loss-distribution flags choose how torch spends memory to get a gradient;
+       clipmod computes it one way (docs/distributed.md): say what they do here, once */
+    if (o.local_loss || o.gather_with_grad) {
+        const char *fl = o.local_loss && o.gather_with_grad ? "--local-loss --gather-with-grad" : o.local_loss ? "--local-loss" : "--gather-with-grad";
+        if (cfg.world <= 1) cm_info("%s: one process, nothing is gathered: no effect", fl);
+        else if (!strcmp(o.dist_grad, "openclip"))
+            cm_info("%s under --dist-grad openclip: %s", fl, cfg.openclip_grad ? "OpenCLIP's default gradient (contrastive part / ranks)"
+                                                                                : "OpenCLIP's gathered-with-gradient result: the exact global-batch gradient");
+        else cm_info("%s: clipmod computes the exact global-batch gradient whatever these say (docs/distributed.md)", fl);
     }
     cm_debug("options: %s", json);   /* --debug (or CLIPMOD_LOG=debug) */
     struct sigaction sa;
