@@ -67,7 +67,7 @@ int cm_train_opts_specs(CmTrainOpts *o, ArgSpec *specs) {
     S("--cache-dir", ARG_STR, cache_dir, "DIR", "Hugging Face cache folder for --pretrained tags");
     /* run and logging */
     S("--logs", ARG_STR, logs, "DIR", "where run folders go (default ./logs/); 'none' disables logs and checkpoints");
-    S("--log-local", ARG_FLAG, log_local, NULL, "log on every rank", .noeffect = "single process: every log is local");
+    S("--log-local", ARG_FLAG, log_local, NULL, "log on every rank", .noeffect = "one process logs everything; under mpirun ranks other than 0 log warnings and errors only");
     S("--name", ARG_STR, name, "NAME", "run folder name (default: date-model_M-lr_LR-b_BS-j_W-p_PREC)");
     S("--resume", ARG_STR, resume, "PATH|latest", "continue from a checkpoint (latest: newest in this run)");
     S("--save-frequency", ARG_INT, save_frequency, "N", "write epoch_N every N epochs and at the end (0: only at the end)");
