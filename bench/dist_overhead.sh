@@ -35,6 +35,10 @@ while [ $i -le "$rounds" ]; do
         --name np2_$i >/dev/null 2>"$T/e2_$i" || { tail -3 "$T/e2_$i"; exit 1; }
     a=$(med "$T/logs/np1_$i/steps.jsonl" batch_time); b=$(med "$T/logs/np2_$i/steps.jsonl" batch_time)
     c=$(med "$T/logs/np2_$i/steps.jsonl" comm_time); m=$(med "$T/logs/np2_$i/steps.jsonl" comm_bytes)
-    awk -v r=$i -v a="$a" -v b="$b" -v c="$c" -v m="$m" 'BEGIN { printf "%-6s %12.3f %12.3f %14.3f %12.2f %9.1f%%\n", r, a, b, c, m / 1e6, 100 * (b / a - 1) }'
+    awk -v r=$i -v a="$a" -v b="$b" -v c="$c" -v m="$m" 'BEGIN { printf "%-6s %12.3f %12.3f %14.3f %12.2f %9.1f%%\n", r, a, b, c, m / 1e6, 100 * (b / a - 1) }' |
+        tee -a "$T/rounds"
     i=$((i + 1))
 done
+# over the rounds: the median of the per-round overheads (each round's two runs saw similar load)
+sort -k6 -g "$T/rounds" | awk '{ o[NR] = $6 + 0; c[NR] = $4 } END { printf "median overhead np2/np1 - 1 over %d rounds: %.1f%%\n", NR, (NR % 2) ? o[(NR + 1) / 2] : (o[NR / 2] + o[NR / 2 + 1]) / 2 }'
+echo "load after: $(uptime | sed 's/.*load average: //')"
