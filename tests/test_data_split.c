@@ -10,7 +10,7 @@
  *   - --dataset-resampled is unaffected (no split, no warning: each worker draws whole shards);
  *   - a single-shard dataset (one train tar, one val tar) trains and validates through the CLI with
  *     the default --workers (the demo's byte-level model: no ../shared needed), and `clipmod eval`
- *     reads the same val tar.
+ *     reads the same val tar; the same under `mpirun -np 2` (1 shard for 4 workers x 2 ranks).
  * Captions go through the byte-level text encoder, so no vocabulary is needed.
  */
 #include "testlib.h"
@@ -363,6 +363,51 @@ static void test_cli_single_shard_default_workers(void) {
     cJSON_Delete(j);
 }
 
+/* The same single-shard dataset under `mpirun -np 2` (the byte tokenizer is no longer refused
+   under MPI): 1 shard for 4 workers x 2 ranks, split by sample; 64 samples / (8 x 2) = 4 steps;
+   validation (1 val tar, split by sample across the ranks, counts summed) sees all 24. */
+static void test_mpi_single_shard(void) {
+    CLIPMOD_BIN_OR_SKIP();
+    const char *san = getenv("CLIPMOD_SANITIZED");
+    if (san && *san) {   /* Open MPI's own allocations are reported by LeakSanitizer */
+        fprintf(stderr, "  SKIPPED %s: mpirun under the sanitizer build\n", tl_case);
+        tl_skip++;
+        return;
+    }
+    if (system("command -v mpirun >/dev/null 2>&1") != 0) {
+        const char *ci = getenv("CI");
+        if (ci && *ci && strcmp(ci, "false")) { CHECK(0, "mpirun is missing (scripts/install-deps.sh installs openmpi-bin)"); return; }
+        fprintf(stderr, "  SKIPPED %s: mpirun not installed (openmpi-bin)\n", tl_case);
+        tl_skip++;
+        return;
+    }
+    REQUIRE(cm_file_exists(tl_tmp("synth/train/00000.tar")), "the previous case writes the shards");
+    static char out[1 << 14], err[1 << 16];
+    char cmd[4000], ef[600];
+    snprintf(ef, sizeof ef, "%s/mpi.err", tl_tmpdir);
+    snprintf(cmd, sizeof cmd,
+             "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader OMPI_MCA_rmaps_base_oversubscribe=1 "
+             "timeout 120 mpirun -np 2 --oversubscribe --bind-to none -x CLIPMOD_THREADS=1 %s train "
+             "--train-data %s/synth/train/00000.tar --val-data %s/synth/val/00000.tar --model %s/model.json --tokenizer bytes "
+             "--batch-size 8 --epochs 1 --warmup 1 --lr 1e-3 --logs %s/logs --name mpi --precision fp32 2>%s",
+             tl_clipmod_bin(), tl_tmpdir, tl_tmpdir, tl_tmpdir, tl_tmpdir, ef);
+    FILE *p = popen(cmd, "r");
+    REQUIRE(p, "popen");
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    int rc = pclose(p);
+    tl_slurp_(ef, err, sizeof err);
+    REQUIRE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "mpirun -np 2 train on one shard: status %d: %s", rc, err);
+    CHECK(strstr(err, "data-parallel: 2 ranks"), "not data-parallel: %s", err);
+    CHECK(count_of(err, "1 shard for 4 workers x 2 processes") == 1, "one split warning (rank 0) expected: %s", err);
+    CHECK(!strstr(err, "ran out"), "a rank ran out of data: %s", err);
+    cJSON *j = cJSON_Parse(out);
+    cJSON *nn = cJSON_GetObjectItem(j, "n"), *steps = cJSON_GetObjectItem(j, "steps");
+    CHECK(cJSON_IsNumber(nn) && nn->valueint == 24, "validation n %d, want 24 (summed over ranks)", cJSON_IsNumber(nn) ? nn->valueint : -1);
+    CHECK(cJSON_IsNumber(steps) && steps->valueint == 4, "steps %d, want 4", cJSON_IsNumber(steps) ? steps->valueint : -1);
+    cJSON_Delete(j);
+}
+
 int main(void) {
     if (!tl_tmpdir_make("split")) { perror("mkdtemp"); return 1; }
     RUN(test_split_by_shard_3x2);
@@ -373,6 +418,7 @@ int main(void) {
     RUN(test_validation_split);
     RUN(test_resampled_unaffected);
     RUN(test_cli_single_shard_default_workers);
+    RUN(test_mpi_single_shard);
     tl_tmpdir_remove();
     return tl_summary("test_data_split");
 }

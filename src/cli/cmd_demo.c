@@ -61,6 +61,9 @@ static void demo_opts(const DemoArgs *a, CmTrainOpts *o, char *cfgpath, char *lo
     o->batch_size = a->batch; o->epochs = a->epochs; o->lr = a->lr; o->wd = 0.1; o->warmup = a->warmup;
     o->beta1 = 0.9; o->beta2 = 0.98; o->eps = 1e-6; o->has_beta1 = o->has_beta2 = o->has_eps = o->has_lr = true;
     o->precision = "fp32"; o->workers = 1; o->logs = logs; o->seed = a->seed; o->report_to = a->report_to;
+    /* an epoch = the full batches the shards hold (OpenCLIP's sizing rounds up: 7000 / 64 would
+       ask for 110 batches of the 109 there are, and the epoch would end early with a warning) */
+    o->train_num_samples = (long long)(a->n_train / a->batch) * a->batch; o->has_train_num_samples = true;
     o->log_every_n_steps = 50; o->save_frequency = 0; o->val_frequency = a->epochs > 4 ? a->epochs / 4 : 1;
     snprintf(name, 64, "demo%s%s", a->ablate ? "-" : "", a->ablate == CM_SYNTH_IMAGE_ONLY ? "image-only" : a->ablate ? "text-only" : "");
     o->name = name;
