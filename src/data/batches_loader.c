@@ -27,6 +27,10 @@ static cm_status ls_next(CmBatchSource *b, float *images, int32_t *tokens, int32
     cm_sample_ids_clear(&s->ids);
     CmBatch *bt = NULL;
     int r = cm_loader_next(s->l, &bt);
+    /* the counts also when the epoch ends or fails (every shard missing: the summary says how many) */
+    CmLoaderStats ls = cm_loader_stats(s->l);
+    b->skipped = ls.bad_samples + ls.bad_shards;
+    b->no_json = ls.no_json;
     if (r < 0) return cm_last_status() ? cm_last_status() : CM_ERR_IO;
     if (r == 0) return CM_OK;
     if (bt->n > b->batch || bt->image_size != b->image_size || bt->context_len != b->ctx) {
@@ -44,9 +48,6 @@ static cm_status ls_next(CmBatchSource *b, float *images, int32_t *tokens, int32
         if (st) { cm_batch_free(bt); return st; }
     }
     cm_batch_free(bt);
-    CmLoaderStats st = cm_loader_stats(s->l);
-    b->skipped = st.bad_samples + st.bad_shards;
-    b->no_json = st.no_json;
     return CM_OK;
 }
 
