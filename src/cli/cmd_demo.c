@@ -166,7 +166,7 @@ int cmd_demo(int argc, char **argv) {
     const char *dir = NULL, *ablate_s = "none", *report_to = "";
     int epochs = 25, n_train = 7000, n_val = 1400, threads = 0, batch = 64, warmup = 50;
     long long seed = 0;
-    double lr = 2e-3;
+    double lr = 1e-3;
     bool keep = false;
     ArgSpec specs[] = {
         ARG("--data-dir", ARG_STR, &dir, "DIR", "where the shards, logs and checkpoint go (default: a temporary folder under $TMPDIR or /tmp, removed)"),
@@ -174,7 +174,7 @@ int cmd_demo(int argc, char **argv) {
         ARG("--train-samples", ARG_INT, &n_train, "N", "training samples (default 7000)"),
         ARG("--val-samples", ARG_INT, &n_val, "N", "held-out samples (default 1400)"),
         ARG("--batch-size", ARG_INT, &batch, "N", "batch size (default 64)"),
-        ARG("--lr", ARG_FLOAT, &lr, "LR", "peak learning rate, cosine schedule (default 2e-3)"),
+        ARG("--lr", ARG_FLOAT, &lr, "LR", "peak learning rate, cosine schedule (default 1e-3)"),
         ARG("--warmup", ARG_INT, &warmup, "N", "warmup steps (default 50)"),
         ARG("--seed", ARG_I64, &seed, "N", "seed of the data and the training (default 0)"),
         ARG("--threads", ARG_INT, &threads, "N", "compute threads (default 1: the demo model is tiny)"),
