@@ -10,7 +10,8 @@
  *   - --dataset-resampled is unaffected (no split, no warning: each worker draws whole shards);
  *   - a single-shard dataset (one train tar, one val tar) trains and validates through the CLI with
  *     the default --workers (the demo's byte-level model: no ../shared needed), and `clipmod eval`
- *     reads the same val tar; the same under `mpirun -np 2` (1 shard for 4 workers x 2 ranks).
+ *     reads the same val tar; the same under `mpirun -np 2` (1 shard for 4 workers x 2 ranks), and
+ *     `mpirun -np 2 clipmod eval --scores-out` on the one val tar lists the rows in the one-process order.
  * Captions go through the byte-level text encoder, so no vocabulary is needed.
  */
 #include "testlib.h"
@@ -22,6 +23,7 @@
 #include "data/tar.h"
 #include "data/textenc.h"
 #include "data/wds.h"
+#include "eval/scores.h"
 
 #define MAXS 256   /* samples in all shards of one case */
 
@@ -406,6 +408,32 @@ static void test_mpi_single_shard(void) {
     CHECK(cJSON_IsNumber(nn) && nn->valueint == 24, "validation n %d, want 24 (summed over ranks)", cJSON_IsNumber(nn) ? nn->valueint : -1);
     CHECK(cJSON_IsNumber(steps) && steps->valueint == 4, "steps %d, want 4", cJSON_IsNumber(steps) ? steps->valueint : -1);
     cJSON_Delete(j);
+    /* `mpirun -np 2 clipmod eval --scores-out` on the one val tar (each rank every other sample):
+       the rows come back in the one-process order */
+    char ck[600], one[600], two[600];
+    snprintf(ck, sizeof ck, "%s/logs/mpi/checkpoints/epoch_1.safetensors", tl_tmpdir);
+    snprintf(one, sizeof one, "%s/scores1.jsonl", tl_tmpdir);
+    snprintf(two, sizeof two, "%s/scores2.jsonl", tl_tmpdir);
+    snprintf(cmd, sizeof cmd, "eval --model %s --val-data %s/synth/val/00000.tar --json --batch-size 5 --scores-out %s", ck, tl_tmpdir, one);
+    rc = tl_run_clipmod(cmd, out, sizeof out, err, sizeof err);
+    REQUIRE(rc == 0, "eval: exit %d: %s", rc, err);
+    snprintf(cmd, sizeof cmd,
+             "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader OMPI_MCA_rmaps_base_oversubscribe=1 "
+             "timeout 120 mpirun -np 2 --oversubscribe --bind-to none -x CLIPMOD_THREADS=1 %s eval --model %s "
+             "--val-data %s/synth/val/00000.tar --json --batch-size 5 --scores-out %s >/dev/null 2>%s",
+             tl_clipmod_bin(), ck, tl_tmpdir, two, ef);
+    rc = system(cmd);
+    tl_slurp_(ef, err, sizeof err);
+    REQUIRE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "mpirun -np 2 eval: status %d: %s", rc, err);
+    CmScores a, b;
+    cm_scores_init(&a, 0);
+    cm_scores_init(&b, 0);
+    REQUIRE(cm_scores_read(one, &a) == CM_OK && cm_scores_read(two, &b) == CM_OK, "%s", cm_last_error());
+    int same = a.n == 24 && b.n == a.n;
+    for (int64_t i = 0; same && i < a.n; i++) same = !strcmp(a.key[i], b.key[i]) && a.label[i] == b.label[i];
+    CHECK(same, "2-rank scores (%lld rows) not in the one-process order (%lld rows)", (long long)b.n, (long long)a.n);
+    cm_scores_free(&a);
+    cm_scores_free(&b);
 }
 
 int main(void) {
