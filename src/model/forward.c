@@ -65,7 +65,7 @@ const float *cm_acts_image_raw(const CmActs *a) { return a->fwd_ok ? a->vis.raw 
 const float *cm_acts_text_raw(const CmActs *a) { return a->fwd_ok ? a->txt.raw : NULL; }
 
 static cm_status ensure_tower(TowerActs *ta, bool *alloc, const TowerSpec *s, int maxB, TaMode mode) {
-    if (*alloc && ta->mode == mode) return CM_OK;
+    if (*alloc && ta->mode == mode && ta->amp == s->amp) return CM_OK;
     if (*alloc) { cm_tower_acts_free(ta); *alloc = false; }
     cm_status st = cm_tower_acts_alloc(ta, s, maxB, mode);
     if (st) return st;
@@ -102,6 +102,7 @@ cm_status cm_model_forward(const CmModel *m, CmActs *a, const float *images, con
     bool need_v = cm_tower_has_trainable(m, &a->vs), need_t = cm_tower_has_trainable(m, &a->ts);
     TaMode tv = need_v ? (a->ckpt ? TA_CKPT : TA_SAVE) : TA_NONE;
     TaMode tt = need_t ? (a->ckpt ? TA_CKPT : TA_SAVE) : TA_NONE;
+    a->vs.amp = a->ts.amp = m->amp_bf16;   /* the precision now (plans again when it changed) */
     if ((st = ensure_tower(&a->vis, &a->vis_alloc, &a->vs, a->maxB, tv))) return st;
     if ((st = ensure_tower(&a->txt, &a->txt_alloc, &a->ts, a->maxB, tt))) return st;
     cm_tower_forward(m, &a->vs, &a->vis, images, NULL, B);
@@ -190,7 +191,11 @@ cm_status cm_loss(const float *U, const float *V, const float *head_logits, cons
     float *p_img = cm_malloc((size_t)N * N * sizeof(float), "contrastive probabilities");
     float *p_txt = cm_malloc((size_t)N * N * sizeof(float), "contrastive probabilities");
     float *probs = head_logits ? cm_malloc((size_t)N * K * sizeof(float), "class probabilities") : NULL;
-    if (!p_img || !p_txt || (head_logits && !probs)) { cm_free(p_img); cm_free(p_txt); cm_free(probs); return CM_ERR_OOM; }
+    void *ws = cm_malloc(cm_contrastive_backward_workspace(N), "contrastive workspace");
+    if (!p_img || !p_txt || !ws || (head_logits && !probs)) {
+        cm_free(p_img); cm_free(p_txt); cm_free(probs); cm_free(ws);
+        return CM_ERR_OOM;
+    }
     float con = cm_contrastive_forward(p_img, p_txt, U, V, s, labels, N, E);
     float cls = head_logits ? cm_crossentropy_forward(probs, head_logits, labels, N, K) : 0.0f;
     CmLossValues lv = {w_con * con + w_cls * cls, con, cls};
@@ -199,7 +204,7 @@ cm_status cm_loss(const float *U, const float *V, const float *head_logits, cons
     if (dV) memset(dV, 0, (size_t)N * E * sizeof(float));
     if (dU || dV || d_logit_scale) {
         float dscale = 0.0f;
-        cm_contrastive_backward(dU, dV, &dscale, p_img, p_txt, U, V, s, labels, N, E, w_con);
+        cm_contrastive_backward(dU, dV, &dscale, p_img, p_txt, U, V, s, labels, N, E, w_con, ws);
         if (d_logit_scale) {
             /* d loss / d logit_scale = s * dL/ds. The logits s*u_i.v_j are bilinear in U and V, so
                s * dL/ds = sum_i U_i . dU_i = sum_j V_j . dV_j exactly; summed in double from the
@@ -220,5 +225,6 @@ cm_status cm_loss(const float *U, const float *V, const float *head_logits, cons
     cm_free(p_img);
     cm_free(p_txt);
     cm_free(probs);
+    cm_free(ws);
     return CM_OK;
 }

@@ -363,14 +363,16 @@ static cm_status quantise(CmModel *m, int wi) {
     CmParam *p = &m->params[wi];
     int OC = (int)p->shape[0];
     int C = (int)(p->numel / (size_t)OC);   /* conv1 [D,3,P,P] is the linear [D, 3PP] */
-    cm_status st = cm_int8_weights_init(&m->q8[wi], p->data, OC, C);
-    if (st) return cm_error(st, "int8: %s: %s", p->name, cm_last_error());
+    void *mem = cm_malloc(cm_int8_weights_bytes(OC, C), "int8 weights");
+    if (!mem) return cm_error(CM_ERR_OOM, "int8: %s: %s", p->name, cm_last_error());
+    cm_status st = cm_int8_weights_init(&m->q8[wi], p->data, OC, C, mem);
+    if (st) { cm_free(mem); return cm_error(st, "int8: %s: %s", p->name, cm_last_error()); }
     return CM_OK;
 }
 
 cm_status cm_model_set_int8(CmModel *m, bool on) {
     if (m->q8) {
-        for (int i = 0; i < m->n_params; i++) cm_int8_weights_free(&m->q8[i]);
+        for (int i = 0; i < m->n_params; i++) cm_free(m->q8[i].w);   /* the block given to cm_int8_weights_init */
         cm_free(m->q8);
         m->q8 = NULL;
     }

@@ -31,6 +31,7 @@ void cm_tower_spec(const CmModel *m, bool vision, TowerSpec *s) {
     s->lora_scale = c->has_lora ? c->lora_alpha / (float)c->lora_rank : 0.0f;
     s->quick_gelu = c->quick_gelu;
     s->int8 = m->q8 != NULL;
+    s->amp = m->amp_bf16;
     if (vision) {
         s->L = c->vision.layers;
         s->D = c->vision.width;
@@ -127,18 +128,39 @@ cm_status cm_tower_acts_alloc(TowerActs *ta, const TowerSpec *s, int maxB, TaMod
     ta->att_off = s->vision ? NULL : cm_calloc((size_t)maxB + 1, sizeof(int64_t), "attention offsets");
     if (!ta->blk || !ta->xin || !ta->pool || !ta->pool_row ||
         (!s->vision && (!ta->ids || !ta->row_pos || !ta->seq_off || !ta->att_off))) { cm_tower_acts_free(ta); return CM_ERR_OOM; }
-    if (s->int8 && mode == TA_NONE) {   /* the largest int8 linear of the tower at maxB samples */
-        int M = maxB * s->T, D = s->D, H = s->H;
-        size_t w = cm_linear_int8_workspace(M, D, 3 * D), w2 = cm_linear_int8_workspace(M, D, H),
-               w3 = cm_linear_int8_workspace(M, H, D);
-        if (w2 > w) w = w2;
-        if (w3 > w) w = w3;
-        if (s->vision) {
-            size_t w4 = cm_linear_int8_workspace(maxB * s->NP, 3 * s->P * s->P, D);
-            if (w4 > w) w = w4;
+    /* one workspace for the kernels' scratch (kernels never allocate): the largest need of the
+       tower's int8 linears (inference), bf16 linears (amp) and attention backward (training) */
+    int M = maxB * s->T, D = s->D, H = s->H, PP3 = 3 * s->P * s->P, NPr = maxB * s->NP;
+    const int lin[5][3] = {{M, D, 3 * D}, {M, D, D}, {M, D, H}, {M, H, D}, {NPr, PP3, D}};
+    int nlin = s->vision ? 5 : 4;
+    size_t ws = 0;
+    ta->amp = s->amp;
+    for (int i = 0; i < nlin; i++) {
+        size_t w = 0;
+        if (s->int8 && mode == TA_NONE) w = cm_linear_int8_workspace(lin[i][0], lin[i][1], lin[i][2]);
+        if (s->amp) {
+            size_t wb = cm_linear_bf16_workspace(lin[i][0], lin[i][1], lin[i][2]);
+            if (wb > w) w = wb;
         }
-        ta->i8ws = cm_malloc(w, "int8 workspace");
-        if (!ta->i8ws) { cm_tower_acts_free(ta); return CM_ERR_OOM; }
+        if (w > ws) ws = w;
+    }
+    if (mode != TA_NONE) {
+        size_t wa = cm_attention_backward_workspace(maxB, s->T, s->NH);
+        if (wa > ws) ws = wa;
+    }
+    if (ws) {
+        ta->ws = cm_malloc(ws, s->vision ? "vision tower workspace" : "text tower workspace");
+        if (!ta->ws) { cm_tower_acts_free(ta); return CM_ERR_OOM; }
+        ta->i8ws = s->int8 && mode == TA_NONE ? ta->ws : NULL;
+    }
+    /* oneDNN primitives of the shapes known now (the vision tower's; text shapes follow the
+       captions' lengths and are created on first use) */
+    if (s->vision) {
+        bool bwd = mode != TA_NONE;
+        cm_attention_prepare(maxB, s->T, D, s->NH, bwd);
+        if (s->amp && !(s->int8 && mode == TA_NONE))
+            for (int i = 0; i < nlin; i++)   /* in_proj and c_fc carry their bias; out_proj, c_proj, conv1 do not */
+                cm_linear_bf16_prepare(lin[i][0], lin[i][1], lin[i][2], i == 0 || i == 2, bwd);
     }
     Bump b = {NULL, 0};
     tower_plan(ta, &b, s, maxB);
@@ -159,7 +181,7 @@ void cm_tower_acts_free(TowerActs *ta) {
     cm_free(ta->row_pos);
     cm_free(ta->seq_off);
     cm_free(ta->att_off);
-    cm_free(ta->i8ws);
+    cm_free(ta->ws);
     memset(ta, 0, sizeof *ta);
 }
 
@@ -249,12 +271,12 @@ static inline void LIN_F(const CmModel *m, const TowerActs *ta, float *out, cons
                          int C, int OC) {
     const CmInt8Weights *q = Q8(m, ta, wi);
     if (q) cm_linear_forward_int8(out, x, q, b, NULL, M, ta->i8ws);
-    else if (m->amp_bf16) cm_linear_forward_bf16(out, x, P_(m, wi), b, M, C, OC);
+    else if (ta->amp) cm_linear_forward_bf16(out, x, P_(m, wi), b, M, C, OC, ta->ws);
     else cm_linear_forward(out, x, P_(m, wi), b, M, C, OC);
 }
-static inline void LIN_B(const CmModel *m, float *dx, float *dW, float *db, const float *dout, const float *x, const float *W,
+static inline void LIN_B(const TowerActs *ta, float *dx, float *dW, float *db, const float *dout, const float *x, const float *W,
                          int M, int C, int OC) {
-    if (m->amp_bf16) cm_linear_backward_bf16(dx, dW, db, dout, x, W, M, C, OC);
+    if (ta->amp) cm_linear_backward_bf16(dx, dW, db, dout, x, W, M, C, OC, ta->ws);
     else cm_linear_backward(dx, dW, db, dout, x, W, M, C, OC);
 }
 /* dst = res + (x W^T + b [+ LoRA]) : fp32 fuses the residual into the GEMM (beta = 1); int8 adds
@@ -269,17 +291,15 @@ static void linear_residual(const CmModel *m, const TowerActs *ta, float *dst, c
         cm_linear_forward_int8(dst, x, q, NULL, dst, M, ta->i8ws);
         return;
     }
-    if (!m->amp_bf16) {
+    if (!ta->amp) {
         residual_init(dst, res, b, lt, Bw, r, s, M, D, ta->lora_bt);
         cm_matmul(false, true, M, D, C, 1.0f, x, C, W, C, 1.0f, dst, D);
         return;
     }
-    cm_linear_forward_bf16(dst, x, W, NULL, M, C, D);
-    float *tmp = cm_malloc((size_t)M * D * sizeof(float), "residual");
-    CM_ASSERT(tmp != NULL);
+    cm_linear_forward_bf16(dst, x, W, NULL, M, C, D, ta->ws);
+    float *tmp = ta->ws;   /* [M,D]: the workspace is free again once the product is done */
     residual_init(tmp, res, b, lt, Bw, r, s, M, D, ta->lora_bt);
     cm_add_forward(dst, dst, tmp, (size_t)M * D);
-    cm_free(tmp);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -291,7 +311,7 @@ static void attn_forward(const TowerSpec *s, const TowerActs *ta, BlockActs *a) 
 }
 static void attn_backward(const TowerSpec *s, const TowerActs *ta, const BlockActs *a, float *dqkv, const float *dao) {
     if (ta->packed) cm_attention_backward_varlen(dqkv, dao, a->qkv, a->att, ta->seq_off, ta->att_off, ta->B, s->D, s->NH, s->causal);
-    else cm_attention_backward(dqkv, dao, a->qkv, a->att, ta->B, ta->T, s->D, s->NH, s->causal);
+    else cm_attention_backward(dqkv, dao, a->qkv, a->att, ta->B, ta->T, s->D, s->NH, s->causal, ta->ws);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -364,7 +384,7 @@ static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, 
     // --- MLP branch: y = x_mid + act @ Wp^T + bp
     bool need_dact = tr(m, k->fc_w) || tr(m, k->fc_b) || ln2_tr || need_attn;
     if (need_dact) memset(ta->dact, 0, M * H * sizeof(float));
-    LIN_B(m, need_dact ? ta->dact : NULL, G_(m, k->proj_w), G_(m, k->proj_b), dres, a->act,
+    LIN_B(ta, need_dact ? ta->dact : NULL, G_(m, k->proj_w), G_(m, k->proj_b), dres, a->act,
                     P_(m, k->proj_w), (int)M, (int)H, (int)D);
     if (need_dact) {
         memset(ta->dfc, 0, M * H * sizeof(float));
@@ -372,7 +392,7 @@ static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, 
         else cm_gelu_backward(ta->dfc, a->fc, ta->dact, M * H);
         bool need_dln2 = ln2_tr || need_attn;
         if (need_dln2) memset(ta->dln, 0, M * D * sizeof(float));
-        LIN_B(m, need_dln2 ? ta->dln : NULL, G_(m, k->fc_w), G_(m, k->fc_b), ta->dfc, a->ln2,
+        LIN_B(ta, need_dln2 ? ta->dln : NULL, G_(m, k->fc_w), G_(m, k->fc_b), ta->dfc, a->ln2,
                         P_(m, k->fc_w), (int)M, (int)D, (int)H);
         if (need_dln2)
             cm_layernorm_backward(need_attn ? dres : NULL, G_(m, k->ln2_w), G_(m, k->ln2_b), ta->dln, a->x_mid,
@@ -382,7 +402,7 @@ static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, 
     // --- attention branch: x_mid = x_in + ao Wo^T + bo + s (ao A^T) B^T ; dres = d x_mid
     bool need_dao = need_dx || tr(m, k->ln1_w) || tr(m, k->ln1_b) || tr(m, k->in_w) || tr(m, k->in_b);
     if (need_dao) memset(ta->dao, 0, M * D * sizeof(float));
-    LIN_B(m, need_dao ? ta->dao : NULL, G_(m, k->out_w), G_(m, k->out_b), dres, a->ao, P_(m, k->out_w),
+    LIN_B(ta, need_dao ? ta->dao : NULL, G_(m, k->out_w), G_(m, k->out_b), dres, a->ao, P_(m, k->out_w),
                     (int)M, (int)D, (int)D);
     if (s->r) {
         float *gA = G_(m, k->lora_A), *gB = G_(m, k->lora_B);
@@ -422,7 +442,7 @@ static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, 
     attn_backward(s, ta, a, ta->dqkv, ta->dao);
     bool need_dln1 = need_dx || tr(m, k->ln1_w) || tr(m, k->ln1_b);
     if (need_dln1) memset(ta->dln, 0, M * D * sizeof(float));
-    LIN_B(m, need_dln1 ? ta->dln : NULL, G_(m, k->in_w), G_(m, k->in_b), ta->dqkv, a->ln1, P_(m, k->in_w),
+    LIN_B(ta, need_dln1 ? ta->dln : NULL, G_(m, k->in_w), G_(m, k->in_b), ta->dqkv, a->ln1, P_(m, k->in_w),
                     (int)M, (int)D, 3 * (int)D);
     if (need_dln1)
         cm_layernorm_backward(need_dx ? dres : NULL, G_(m, k->ln1_w), G_(m, k->ln1_b), ta->dln, a->x_in, P_(m, k->ln1_w),
