@@ -23,7 +23,8 @@
  *     known shapes are created by the *_prepare(...) calls at the same time.
  * defines (every name prefixed cm_): linear_* (fp32 and _bf16), matmul, bf16_*, layernorm_*, gelu_*,
  *          quickgelu_*, relu_*, softmax_*, attention_*, l2norm_*, crossentropy_*, contrastive_*, dropout_*,
- *          embedding_*, im2patch, add_*
+ *          embedding_*, im2patch, add_*, lora_*, residual_init, gather/scatter_rows, cls_pos_*, scale,
+ *          adamw, sumsq
  */
 #ifndef CM_OPS_H
 #define CM_OPS_H
@@ -199,5 +200,43 @@ size_t cm_contrastive_backward_workspace(int N);
 void cm_contrastive_backward(float *dU, float *dV, float *dscale, const float *p_img, const float *p_txt,
                           const float *U, const float *V, float s, const int32_t *labels, int N, int D,
                           float dloss, void *ws);
+
+// ---------------------------------------------------------------------------------------------
+// LoRA and fused residual (lora.c): any rank r >= 1, no allocation
+
+/* lt[M,r] = x[M,D] @ A[r,D]^T */
+void cm_lora_down(float *lt, const float *x, const float *A, int M, int D, int r);
+/* out[r,D] += alpha * a[M,r]^T @ X[M,D]   (dA = dlt^T x; dB^T = s lt^T dres) */
+void cm_lora_tn(float *out, const float *a, const float *X, int M, int D, int r, float alpha);
+/* y[M,D] += l[M,r] @ A[r,D] */
+void cm_lora_up_acc(float *y, const float *l, const float *A, int M, int D, int r);
+/* dst[M,D] = res[M,D] + b[D] (+ lt[M,r] @ Bt[r,D] when lt): the residual, bias and LoRA terms
+   of a linear with a residual, before the product adds x W^T (beta = 1). */
+void cm_residual_init(float *dst, const float *res, const float *b, const float *lt, const float *Bt, int r,
+                      int M, int D);
+/* dst[cols,rows] = s * src[rows,cols]^T */
+void cm_transpose_scaled(float *dst, const float *src, int rows, int cols, float s);
+
+// ---------------------------------------------------------------------------------------------
+// rows and stems (rows.c)
+
+/* dst[b,:] = src[rows[b],:] for b < n (C columns) / dst[rows[b],:] = src[b,:] */
+void cm_gather_rows(float *dst, const float *src, const int *rows, int n, int C);
+void cm_scatter_rows(float *dst, const float *src, const int *rows, int n, int C);
+/* vision stem: x[B,NP+1,C] = [cls; emb[B,NP,C]] + pos[NP+1,C]. Backward: dcls[C] += sum_b dx[b,0],
+   dpos += sum_b dx[b], demb[B,NP,C] = dx[b,1:] (written); any may be NULL. */
+void cm_cls_pos_forward(float *x, const float *emb, const float *cls, const float *pos, int B, int NP, int C);
+void cm_cls_pos_backward(float *dcls, float *dpos, float *demb, const float *dx, int B, int NP, int C);
+/* x[0..n) *= a */
+void cm_scale(float *x, float a, size_t n);
+
+// ---------------------------------------------------------------------------------------------
+// optimizer (adamw.c)
+
+/* torch AdamW on one buffer at optimizer step `step` (1-based) with weight decay wd (0: none) */
+typedef struct { int64_t step; double lr, wd, beta1, beta2, eps; } CmAdamWArgs;
+void cm_adamw(float *p, const float *g, float *m, float *v, size_t n, const CmAdamWArgs *h);
+/* sum of squares in double over fixed 4096-element blocks (deterministic) */
+double cm_sumsq(const float *g, size_t n);
 
 #endif
