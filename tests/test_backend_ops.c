@@ -39,6 +39,7 @@ struct Case {
     int32_t *ids, *ids2;
     int *off;
     int64_t *aoff;
+    float *mask;          /* attention dropout: the mask the backend drew (a pure function of the key) */
     fwd_fn fwd;
     bwd_fn bwd;
     ref_fn ref;
@@ -549,24 +550,56 @@ static void test_dropout(void) {
 // ---------------------------------------------------------------------------------------------
 // attention
 
+static const CmDropoutKey g_att_key = {.seed = 99, .step = 3, .sample_base = 10};
+
+/* p[4]: dropout on the probabilities with p = f[0] (c->mask keeps the mask for the reference) */
 static void att_f(const CmBackend *be, Case *c, float **in, float *out) {
     int B = c->p[0], T = c->p[1], C = c->p[2], NH = c->p[3];
-    float *att = fbuf((size_t)B * NH * T * T);
+    size_t na = (size_t)B * NH * T * T;
+    float *att = fbuf(na), *attd = fbuf(na);
+    CmAttnDropout dr = {c->f[0], &g_att_key, 7, attd, c->mask};
     be->prepare_attention(B, T, C, NH, true);
-    be->attention_forward(out, att, in[0], B, T, C, NH, c->flag);
-    be->free(att);
+    be->attention_forward(out, att, in[0], B, T, C, NH, c->flag, c->p[4] ? &dr : NULL);
+    be->free(att); be->free(attd);
 }
 static void att_b(const CmBackend *be, Case *c, float **in, const float *dout, float **din) {
     int B = c->p[0], T = c->p[1], C = c->p[2], NH = c->p[3];
-    float *att = fbuf((size_t)B * NH * T * T), *y = fbuf((size_t)B * T * C);
+    size_t na = (size_t)B * NH * T * T;
+    float *att = fbuf(na), *attd = fbuf(na), *mask = fbuf(na), *y = fbuf((size_t)B * T * C);
+    CmAttnDropout dr = {c->f[0], &g_att_key, 7, attd, mask};
     void *ws = be->alloc(be->attention_workspace(B, T, NH) + 1, "attention workspace");
-    be->attention_forward(y, att, in[0], B, T, C, NH, c->flag);
-    be->attention_backward(din[0], dout, in[0], att, B, T, C, NH, c->flag, ws);
-    be->free(att); be->free(y); be->free(ws);
+    be->attention_forward(y, att, in[0], B, T, C, NH, c->flag, c->p[4] ? &dr : NULL);
+    be->attention_backward(din[0], dout, in[0], att, B, T, C, NH, c->flag, c->p[4] ? &dr : NULL, ws);
+    be->free(att); be->free(attd); be->free(mask); be->free(y); be->free(ws);
 }
 static void att_r(const Case *c, double **in, double *out) {
-    int B = c->p[0], T = c->p[1], C = c->p[2], NH = c->p[3];
-    for (int b = 0; b < B; b++) d_attention_seq(out + (size_t)b * T * C, in[0] + (size_t)b * T * 3 * C, T, C, NH, c->flag);
+    int B = c->p[0], T = c->p[1], C = c->p[2], NH = c->p[3], hs = C / NH;
+    if (!c->p[4]) {
+        for (int b = 0; b < B; b++) d_attention_seq(out + (size_t)b * T * C, in[0] + (size_t)b * T * 3 * C, T, C, NH, c->flag);
+        return;
+    }
+    double *s = dbuf(T), *a = dbuf(T);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            for (int i = 0; i < T; i++) {
+                const double *qkv = in[0] + (size_t)b * T * 3 * C;
+                int n = c->flag ? i + 1 : T;
+                for (int j = 0; j < T; j++) a[j] = 0;
+                for (int j = 0; j < n; j++) {
+                    double d = 0;
+                    for (int e = 0; e < hs; e++) d += qkv[(size_t)i * 3 * C + h * hs + e] * qkv[(size_t)j * 3 * C + C + h * hs + e];
+                    s[j] = d / sqrt((double)hs);
+                }
+                d_softmax_row(a, s, n);
+                const float *mk = c->mask + (((size_t)b * NH + h) * T + i) * T;
+                for (int e = 0; e < hs; e++) {
+                    double o = 0;
+                    for (int j = 0; j < n; j++) o += a[j] * mk[j] * qkv[(size_t)j * 3 * C + 2 * C + h * hs + e];
+                    out[((size_t)b * T + i) * C + h * hs + e] = o;
+                }
+            }
+    free(s);
+    free(a);
 }
 
 static void attv_f(const CmBackend *be, Case *c, float **in, float *out) {
@@ -600,6 +633,12 @@ static void test_attention(void) {
             c.Kf = c.Kb = T + C / NH;
             c.fwd = att_f; c.bwd = att_b; c.ref = att_r;
             run_case(&c);
+            /* with dropout p = 0.25 on the probabilities (the head's attention in training) */
+            c.p[4] = 1; c.f[0] = 0.25f;
+            c.mask = fbuf((size_t)B * NH * T * T);
+            snprintf(c.name, sizeof c.name, "attention+dropout B%d T%d C%d NH%d causal%d", B, T, C, NH, causal);
+            run_case(&c);
+            g_be->free(c.mask);
         }
     const int lens[] = {3, 1, 9, 5};
     int off[5] = {0};

@@ -112,48 +112,79 @@ bool cm_attention_prepare(int B, int T, int C, int NH, bool backward) {
     return ok;
 }
 
-void cm_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal) {
+/* P = the probabilities multiplied with v: att, or its dropped-out copy (dr) */
+static const float *attn_dropout(float *att, int B, int T, int NH, const CmAttnDropout *dr) {
+    if (!dr) return att;
+    cm_dropout_forward(dr->attd, dr->mask, att, dr->p, (size_t)NH * T * T, B, dr->key, dr->site);
+    return dr->attd;
+}
+
+// in place over dA: the gradient through the dropout of the probabilities
+static void attn_dropout_backward(float *dA, const float *mask, size_t n) {
+    #pragma omp parallel for simd if (n > CM_OMP_MIN)
+    for (size_t i = 0; i < n; i++) dA[i] *= mask[i];
+}
+
+static void blas_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal,
+                         const CmAttnDropout *dr);
+static void blas_backward(float *dqkv, const float *dout, const float *qkv, const float *att, const float *P,
+                          const float *mask, int B, int T, int C, int NH, bool causal, void *ws);
+
+void cm_attention_forward_dropout(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal,
+                                  const CmAttnDropout *dr) {
     CM_ASSERT(NH > 0 && C % NH == 0);
     if (B <= 0 || T <= 0) return;
     CmMatmulKey k1, k2;
     fwd_keys(&k1, &k2, B, T, C, NH);
     if (!cm_mm_prepare(&k1) || !cm_mm_prepare(&k2)) {
-        cm_attention_forward_blas(out, att, qkv, B, T, C, NH, causal);
+        blas_forward(out, att, qkv, B, T, C, NH, causal, dr);
         return;
     }
     cm_mm_run(&k1, qkv, qkv + C, NULL, att);
     att_softmax(att, (size_t)B * NH * T, T, causal);
-    cm_mm_run(&k2, att, qkv + 2 * C, NULL, out);
+    cm_mm_run(&k2, attn_dropout(att, B, T, NH, dr), qkv + 2 * C, NULL, out);
+}
+
+void cm_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal) {
+    cm_attention_forward_dropout(out, att, qkv, B, T, C, NH, causal, NULL);
 }
 
 size_t cm_attention_backward_workspace(int B, int T, int NH) {
     return sizeof(float) * (size_t)(B > 0 ? B : 0) * (size_t)(NH > 0 ? NH : 0) * (size_t)(T > 0 ? T : 0) * (T > 0 ? T : 0);
 }
 
-void cm_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
-                        int B, int T, int C, int NH, bool causal, void *ws) {
+void cm_attention_backward_dropout(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
+                                   int C, int NH, bool causal, const CmAttnDropout *dr, void *ws) {
     CM_ASSERT(NH > 0 && C % NH == 0);
     if (B <= 0 || T <= 0) return;
+    const float *P = dr ? dr->attd : att, *mask = dr ? dr->mask : NULL;
     CmMatmulKey kA, kV, kQ, kK;
     bwd_keys(&kA, &kV, &kQ, &kK, B, T, C, NH);
     if (!cm_mm_prepare(&kA) || !cm_mm_prepare(&kV) || !cm_mm_prepare(&kQ) || !cm_mm_prepare(&kK)) {
-        cm_attention_backward_blas(dqkv, dout, qkv, att, B, T, C, NH, causal, ws);
+        blas_backward(dqkv, dout, qkv, att, P, mask, B, T, C, NH, causal, ws);
         return;
     }
     size_t rows = (size_t)B * NH * T;
     float *dA = ws;   /* [B,NH,T,T]: cm_attention_backward_workspace bytes */
     cm_mm_run(&kA, dout, qkv + 2 * C, NULL, dA);
-    cm_mm_run(&kV, att, dout, NULL, dqkv + 2 * C);
+    cm_mm_run(&kV, P, dout, NULL, dqkv + 2 * C);
+    if (mask) attn_dropout_backward(dA, mask, rows * T);
     att_softmax_backward(dA, att, rows, T, causal);
     cm_mm_run(&kQ, dA, qkv + C, NULL, dqkv);
     cm_mm_run(&kK, dA, qkv, NULL, dqkv + C);
 }
 
+void cm_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
+                        int B, int T, int C, int NH, bool causal, void *ws) {
+    cm_attention_backward_dropout(dqkv, dout, qkv, att, B, T, C, NH, causal, NULL, ws);
+}
+
 // ---------------------------------------------------------------------------------------------
 // fallback: per-(b,h) sgemm through cm_matmul() (serial calls; BLAS threads itself)
 
-// forward: att[b,h] = softmax(scale * Q K^T) ; out[b,:,h] = att[b,h] @ V
-void cm_attention_forward_blas(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal) {
+// forward: att[b,h] = softmax(scale * Q K^T) ; out[b,:,h] = P[b,h] @ V (P = att or its dropout)
+static void blas_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal,
+                         const CmAttnDropout *dr) {
     CM_ASSERT(NH > 0 && C % NH == 0);
     int hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
@@ -164,19 +195,24 @@ void cm_attention_forward_blas(float *out, float *att, const float *qkv, int B, 
             cm_matmul(false, true, T, T, hs, scale, q, C3, k, C3, 0.0f, att + ((size_t)b * NH + h) * TT, T);
         }
     att_softmax(att, (size_t)B * NH * T, T, causal);
+    const float *P = attn_dropout(att, B, T, NH, dr);
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
             const float *v = qkv + (size_t)b * T * C3 + 2 * C + h * hs;
-            cm_matmul(false, false, T, hs, T, 1.0f, att + ((size_t)b * NH + h) * TT, T, v, C3, 0.0f,
+            cm_matmul(false, false, T, hs, T, 1.0f, P + ((size_t)b * NH + h) * TT, T, v, C3, 0.0f,
                    out + (size_t)b * T * C + h * hs, C);
         }
 }
 
+void cm_attention_forward_blas(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal) {
+    blas_forward(out, att, qkv, B, T, C, NH, causal, NULL);
+}
+
 // backward, per (b,h), with dO = dout[b,:,h]:
-//   dA = dO V^T ; dV += A^T dO ; dS = A * (dA - rowsum(dA*A)) ; dQ += scale dS K ; dK += scale dS^T Q
+//   dA = (dO V^T) [* mask] ; dV += P^T dO ; dS = A * (dA - rowsum(dA*A)) ; dQ += scale dS K ; dK += scale dS^T Q
 // Masked entries have A = 0, so dS = 0 there without special-casing.
-void cm_attention_backward_blas(float *dqkv, const float *dout, const float *qkv, const float *att,
-                                int B, int T, int C, int NH, bool causal, void *ws) {
+static void blas_backward(float *dqkv, const float *dout, const float *qkv, const float *att, const float *P,
+                          const float *mask, int B, int T, int C, int NH, bool causal, void *ws) {
     CM_ASSERT(NH > 0 && C % NH == 0);
     int hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
@@ -186,11 +222,12 @@ void cm_attention_backward_blas(float *dqkv, const float *dout, const float *qkv
         for (int h = 0; h < NH; h++) {
             const float *v = qkv + (size_t)b * T * C3 + 2 * C + h * hs;
             const float *dO = dout + (size_t)b * T * C + h * hs;
-            const float *A = att + ((size_t)b * NH + h) * TT;
+            const float *A = P + ((size_t)b * NH + h) * TT;
             float *dv = dqkv + (size_t)b * T * C3 + 2 * C + h * hs;
             cm_matmul(false, true, T, T, hs, 1.0f, dO, C, v, C3, 0.0f, dA + ((size_t)b * NH + h) * TT, T);
             cm_matmul(true, false, T, hs, T, 1.0f, A, T, dO, C, 1.0f, dv, C3);
         }
+    if (mask) attn_dropout_backward(dA, mask, rows * T);
     att_softmax_backward(dA, att, rows, T, causal);
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
@@ -200,6 +237,11 @@ void cm_attention_backward_blas(float *dqkv, const float *dout, const float *qkv
             cm_matmul(false, false, T, hs, T, scale, dS, T, k, C3, 1.0f, dq, C3);
             cm_matmul(true, false, T, hs, T, scale, dS, T, q, C3, 1.0f, dk, C3);
         }
+}
+
+void cm_attention_backward_blas(float *dqkv, const float *dout, const float *qkv, const float *att,
+                                int B, int T, int C, int NH, bool causal, void *ws) {
+    blas_backward(dqkv, dout, qkv, att, att, NULL, B, T, C, NH, causal, ws);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -83,10 +83,12 @@ typedef struct CmBackend {
     // --- softmax and attention --------------------------------------------------------------------
     void (*softmax_forward)(float *out, const float *inp, int M, int N);
     void (*softmax_backward)(float *dinp, const float *out, const float *dout, int M, int N);
-    void (*attention_forward)(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal);
-    /* ws: attention_workspace(B, T, NH) */
+    /* drop: dropout on the probabilities (ops.h CmAttnDropout), NULL for none; ws (backward):
+       attention_workspace(B, T, NH) */
+    void (*attention_forward)(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal,
+                              const CmAttnDropout *drop);
     void (*attention_backward)(float *dqkv, const float *dout, const float *qkv, const float *att,
-                               int B, int T, int C, int NH, bool causal, void *ws);
+                               int B, int T, int C, int NH, bool causal, const CmAttnDropout *drop, void *ws);
     void (*attention_forward_varlen)(float *out, float *att, const float *qkv, const int *off,
                                      const int64_t *att_off, int B, int C, int NH, bool causal);
     void (*attention_backward_varlen)(float *dqkv, const float *dout, const float *qkv, const float *att,

@@ -144,6 +144,14 @@ void cm_softmax_backward(float *dinp, const float *out, const float *dout, int M
    Backward: dqkv[B,T,3C] += ...; ws: cm_attention_backward_workspace(B, T, NH) bytes.
    cm_attention_prepare creates the oneDNN products of a shape ahead (false: the BLAS fallback). */
 bool cm_attention_prepare(int B, int T, int C, int NH, bool backward);
+/* Optional dropout on the probabilities (torch nn.MultiheadAttention in training): the forward
+   keeps att (softmax) and writes attd = dropout(att) with its mask [B,NH,T,T] (cm_dropout_forward
+   with n = NH*T*T per sample, the given key and site), and out = attd v; the backward reads them. */
+typedef struct { float p; const CmDropoutKey *key; uint32_t site; float *attd, *mask; } CmAttnDropout;
+void cm_attention_forward_dropout(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal,
+                                  const CmAttnDropout *dr);
+void cm_attention_backward_dropout(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
+                                   int C, int NH, bool causal, const CmAttnDropout *dr, void *ws);
 size_t cm_attention_backward_workspace(int B, int T, int NH);
 void cm_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal);
 void cm_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att,

@@ -94,6 +94,8 @@ typedef struct {
     float *e, *c0, *g, *gd, *gmask, *logits;     /* [B,d] x4, [B,d], [B,K] */
     /* backward scratch */
     float *dx, *dtmp, *dqkv, *dff, *dh, *datt, *de, *dg, *dc0;
+    float *att_ws;            /* attention backward workspace */
+    int *tok_row;             /* [2*maxB]: rows 2b (u_b) for b < maxB, then rows 2b+1 (v_b) */
 } HeadActs;
 
 cm_status cm_head_acts_alloc(HeadActs *ha, const CmModel *m, int maxB);

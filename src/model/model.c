@@ -4,6 +4,7 @@
  * (OpenCLIP / torch default inits, facts §3 and §11) and the golden/full/WEIGHTS.md formula.
  */
 #include "model/model.h"
+#include "kernels/backend.h"
 #include "kernels/ops.h"
 
 #include <math.h>
@@ -45,6 +46,7 @@ cm_status cm_model_create(const CmModelConfig *cfg, CmModel **out) {
     CmModel *m = cm_calloc(1, sizeof *m, "model");
     if (!m) return CM_ERR_OOM;
     m->cfg = *cfg;
+    m->be = cm_backend_cpu();
     cm_status st = cm_param_table(cfg, &m->params, &m->n_params);
     if (st) { cm_free(m); return st; }
     size_t total = 0;

@@ -142,8 +142,10 @@ typedef struct {
     int in_w, in_b, out_w, out_b, l1_w, l1_b, l2_w, l2_b, n1_w, n1_b, n2_w, n2_b;
 } CmHeadLayerIdx;
 
+struct CmBackend;
 typedef struct CmModel {
     CmModelConfig cfg;
+    const struct CmBackend *be;   /* the compute backend every op goes through (cm_backend_cpu() by default) */
     CmParam *params;     /* n_params entries, state-dict order */
     int n_params;
     float *arena;        /* all parameter data */

@@ -82,13 +82,6 @@ static inline void adam_elem(float *p, float g, float *m, float *v, const AdamSc
     *p = pv + (s->neg_step * mv) / denom;
 }
 
-void cm_adamw_update_ref(float *p, const float *g, float *m, float *v, size_t n, int64_t step,
-                         double lr, double wd, double beta1, double beta2, double eps) {
-    AdamScalars s = adam_scalars(step, lr, wd, beta1, beta2, eps);
-    bool decay = wd != 0.0;
-    for (size_t i = 0; i < n; i++) adam_elem(&p[i], g[i], &m[i], &v[i], &s, decay);
-}
-
 void cm_adamw_step(CmAdamW *o, double lr) {
     o->lr = lr;
     for (int i = 0; i < o->n; i++) {
