@@ -76,6 +76,7 @@ typedef struct CmBackend {
     void (*relu_backward)(float *dinp, const float *inp, const float *dout, size_t n);
     void (*add)(float *out, const float *a, const float *b, size_t n);
     void (*scale)(float *x, float a, size_t n);
+    double (*dot)(const float *a, const float *b, size_t n);   /* double accumulation, in order */
     void (*dropout_forward)(float *out, float *mask, const float *inp, float p, size_t n, int B,
                             const CmDropoutKey *key, uint32_t site);
     void (*dropout_backward)(float *dinp, const float *dout, const float *mask, size_t n);

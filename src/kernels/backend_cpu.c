@@ -66,6 +66,7 @@ static const CmBackend g_cpu = {
     .relu_backward = cm_relu_backward,
     .add = cm_add_forward,
     .scale = cm_scale,
+    .dot = cm_dot,
     .dropout_forward = cm_dropout_forward,
     .dropout_backward = cm_dropout_backward,
     .softmax_forward = cm_softmax_forward,

@@ -237,6 +237,8 @@ void cm_cls_pos_forward(float *x, const float *emb, const float *cls, const floa
 void cm_cls_pos_backward(float *dcls, float *dpos, float *demb, const float *dx, int B, int NP, int C);
 /* x[0..n) *= a */
 void cm_scale(float *x, float a, size_t n);
+/* sum_k a[k] b[k] accumulated in double, in order (deterministic) */
+double cm_dot(const float *a, const float *b, size_t n);
 
 // ---------------------------------------------------------------------------------------------
 // optimizer (adamw.c)

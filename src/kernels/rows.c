@@ -44,3 +44,9 @@ void cm_scale(float *x, float a, size_t n) {
     #pragma omp parallel for simd if (n > CM_OMP_MIN)
     for (size_t i = 0; i < n; i++) x[i] *= a;
 }
+
+double cm_dot(const float *a, const float *b, size_t n) {
+    double acc = 0;
+    for (size_t k = 0; k < n; k++) acc += (double)a[k] * b[k];
+    return acc;
+}

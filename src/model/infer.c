@@ -4,6 +4,7 @@
  */
 #include "model/infer.h"
 #include "model/internal.h"
+#include "kernels/backend.h"
 
 #include <string.h>
 
@@ -58,8 +59,8 @@ static cm_status run_tower(CmInfer *s, bool vision, const float *images, const i
     for (int b0 = 0; b0 < B; b0 += s->maxB) {
         int nb = B - b0 < s->maxB ? B - b0 : s->maxB;
         cm_tower_forward(s->m, sp, ta, vision ? images + b0 * img : NULL, vision ? NULL : tokens + (size_t)b0 * sp->T, nb);
-        if (raw) memcpy(raw + b0 * E, ta->raw, nb * E * sizeof(float));
-        if (feat) memcpy(feat + b0 * E, ta->feat, nb * E * sizeof(float));
+        if (raw) s->m->be->copy(raw + b0 * E, ta->raw, nb * E * sizeof(float));
+        if (feat) s->m->be->copy(feat + b0 * E, ta->feat, nb * E * sizeof(float));
     }
     return CM_OK;
 }
@@ -101,8 +102,8 @@ cm_status cm_infer_classify(CmInfer *s, const float *images, const int32_t *toke
         cm_tower_forward(s->m, &s->vs, &s->vis, images + b0 * img, NULL, nb);
         cm_tower_forward(s->m, &s->ts, &s->txt, NULL, tokens + (size_t)b0 * s->ts.T, nb);
         cm_head_net_forward(s->m, &s->head, s->vis.feat, s->txt.feat, nb, NULL, logits + b0 * K);
-        if (U) memcpy(U + b0 * E, s->vis.feat, nb * E * sizeof(float));
-        if (V) memcpy(V + b0 * E, s->txt.feat, nb * E * sizeof(float));
+        if (U) s->m->be->copy(U + b0 * E, s->vis.feat, nb * E * sizeof(float));
+        if (V) s->m->be->copy(V + b0 * E, s->txt.feat, nb * E * sizeof(float));
     }
     return CM_OK;
 }

@@ -46,6 +46,7 @@ typedef struct {
     CmOptParam *p;                  /* [n] copy of the table given at init */
     float **m, **v;                 /* [n][numel] exp_avg, exp_avg_sq */
     int64_t *step;                  /* [n] torch's per-parameter `step` */
+    const struct CmBackend *be;     /* computes the update (cm_backend_cpu() when NULL) */
 } CmAdamW;
 
 /* Allocates zero state for the n params (copied; names must outlive the optimizer). */
