@@ -35,6 +35,7 @@ typedef struct {
     bool text_padded;               /* text: [B, max length] padded rows instead of packed sequences (comparisons) */
     bool int8;                      /* the model has int8 weights (inference towers use them) */
     bool amp;                       /* bf16 products in the linears (cm_model_set_amp when planned) */
+    const struct CmBackend *be;     /* the model's backend */
     const CmBlockIdx *blk;
 } TowerSpec;
 
@@ -51,6 +52,7 @@ typedef struct {
     void *i8ws;               /* int8 linear workspace (TA_NONE with int8 weights; == ws) */
     void *ws;                 /* the kernels' workspace (int8 / bf16 linears, attention backward) */
     bool amp;                 /* planned for bf16 linears (TowerSpec.amp at planning time) */
+    const struct CmBackend *be;   /* the backend that owns mem and ws */
     float *mem;
     BlockActs *blk;           /* L (SAVE) or 1 scratch (NONE, CKPT) */
     float **xin;              /* L block-input pointers */
