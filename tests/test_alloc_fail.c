@@ -66,7 +66,7 @@ static cm_status train_once(CmTrainMode mode, bool amp) {
         cm_model_zero_grad(m);
         st = cm_model_forward(m, a, img, tok, B, true, U, V, hl);
     }
-    if (!st) st = cm_loss(U, V, hl, lab, B, E, K, m->params[m->logit_scale].data[0], 1, 1, NULL, dU, dV, dh, NULL);
+    if (!st) st = cm_loss(U, V, hl, lab, B, E, K, m->logit_scale.data[0], 1, 1, NULL, dU, dV, dh, NULL);
     if (!st) st = cm_model_backward(m, a, dU, dV, dh);
     if (!st) cm_adamw_step(&opt, 1e-3);
     if (opt_ok) cm_adamw_free(&opt);

@@ -177,7 +177,7 @@ static int step(CmModel *m, bool ckpt, const float *img, const int32_t *tok, con
     float U[NB * 32], dU[NB * 32], dV[NB * 32], hl[NB * 7], dh[NB * 7];
     cm_model_zero_grad(m);
     int rc = cm_model_forward(m, a, img, tok, NB, false, U, V, hl) ||
-             cm_loss(U, V, hl, lab, NB, 32, 7, m->params[m->logit_scale].data[0], 1, 1, NULL, dU, dV, dh, NULL) ||
+             cm_loss(U, V, hl, lab, NB, 32, 7, m->logit_scale.data[0], 1, 1, NULL, dU, dV, dh, NULL) ||
              cm_model_backward(m, a, dU, dV, dh);
     cm_acts_free(a);
     return rc;

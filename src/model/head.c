@@ -18,9 +18,6 @@
 #include <math.h>
 #include <string.h>
 
-static inline const float *P_(const CmModel *m, int i) { return i >= 0 ? m->params[i].data : NULL; }
-static inline float *G_(const CmModel *m, int i) { return i >= 0 ? m->params[i].grad : NULL; }
-
 static void head_plan(HeadActs *ha, Bump *b, const CmModel *m, int maxB) {
     const CmHeadConfig *h = &m->cfg.head;
     size_t R = 2 * (size_t)maxB, d = h->d, ff = h->ff, B = maxB, A = B * h->heads * 4;
@@ -150,23 +147,23 @@ void cm_head_net_forward(const CmModel *m, HeadActs *ha, const float *U, const f
     be->scatter_rows(ha->x0, V, odd, B, d);
     const float *x = ha->x0;
     for (int l = 0; l < hc->layers; l++) {
-        const CmHeadLayerIdx *k = &m->hlayers[l];
+        const CmHeadLayerParams *k = &m->head.layers[l];
         HeadLayerActs *a = &ha->lay[l];
         be->copy(a->x_in, x, (size_t)R * d * sizeof(float));
-        cm_linear_forward(a->qkv, a->x_in, P_(m, k->in_w), P_(m, k->in_b), R, d, 3 * d);      // [R,3d]
+        be->linear_forward(CM_MM_F32, a->qkv, a->x_in, k->in_w.data, k->in_b.data, R, d, 3 * d, NULL);      // [R,3d]
         head_attn_forward(be, a, B, d, hc->heads, p, dk, 4u * l + SITE_ATT);                                    // [R,d]
-        cm_linear_forward(a->sa, a->ao, P_(m, k->out_w), P_(m, k->out_b), R, d, d);
+        be->linear_forward(CM_MM_F32, a->sa, a->ao, k->out_w.data, k->out_b.data, R, d, d, NULL);
         maybe_dropout(be, a->sa, a->samask, (size_t)2 * d, B, p, dk, 4u * l + SITE_SA);
         be->add(a->x1pre, a->x_in, a->sa, (size_t)R * d);
-        cm_layernorm_forward(a->x1, a->n1m, a->n1r, a->x1pre, P_(m, k->n1_w), P_(m, k->n1_b), R, d);
-        cm_linear_forward(a->h, a->x1, P_(m, k->l1_w), P_(m, k->l1_b), R, d, ff);              // [R,ff]
+        be->layernorm_forward(a->x1, a->n1m, a->n1r, a->x1pre, k->n1_w.data, k->n1_b.data, R, d);
+        be->linear_forward(CM_MM_F32, a->h, a->x1, k->l1_w.data, k->l1_b.data, R, d, ff, NULL);              // [R,ff]
         be->relu_forward(a->hr, a->h, (size_t)R * ff);
         be->copy(a->hrd, a->hr, (size_t)R * ff * sizeof(float));
         maybe_dropout(be, a->hrd, a->hmask, (size_t)2 * ff, B, p, dk, 4u * l + SITE_RELU);
-        cm_linear_forward(a->ff, a->hrd, P_(m, k->l2_w), P_(m, k->l2_b), R, ff, d);            // [R,d]
+        be->linear_forward(CM_MM_F32, a->ff, a->hrd, k->l2_w.data, k->l2_b.data, R, ff, d, NULL);            // [R,d]
         maybe_dropout(be, a->ff, a->ffmask, (size_t)2 * d, B, p, dk, 4u * l + SITE_FF);
         be->add(a->x2pre, a->x1, a->ff, (size_t)R * d);
-        cm_layernorm_forward(a->x2, a->n2m, a->n2r, a->x2pre, P_(m, k->n2_w), P_(m, k->n2_b), R, d);
+        be->layernorm_forward(a->x2, a->n2m, a->n2r, a->x2pre, k->n2_w.data, k->n2_b.data, R, d);
         x = a->x2;
     }
     /* e = mean of the two tokens: (x[2b] + x[2b+1]) * 0.5 (== / 2 exactly); ha->g is free until the GELU */
@@ -174,11 +171,11 @@ void cm_head_net_forward(const CmModel *m, HeadActs *ha, const float *U, const f
     be->gather_rows(ha->g, x, odd, B, d);
     be->add(ha->e, ha->e, ha->g, (size_t)B * d);
     be->scale(ha->e, 0.5f, (size_t)B * d);
-    cm_linear_forward(ha->c0, ha->e, P_(m, m->h_c0_w), P_(m, m->h_c0_b), B, d, d);
+    be->linear_forward(CM_MM_F32, ha->c0, ha->e, m->head.c0_w.data, m->head.c0_b.data, B, d, d, NULL);
     be->gelu_forward(ha->g, ha->c0, (size_t)B * d);
     be->copy(ha->gd, ha->g, (size_t)B * d * sizeof(float));
     maybe_dropout(be, ha->gd, ha->gmask, (size_t)d, B, hc->cls_dropout, dk, CLS_SITE);
-    cm_linear_forward(ha->logits, ha->gd, P_(m, m->h_c3_w), P_(m, m->h_c3_b), B, d, K);
+    be->linear_forward(CM_MM_F32, ha->logits, ha->gd, m->head.c3_w.data, m->head.c3_b.data, B, d, K, NULL);
     if (logits) be->copy(logits, ha->logits, (size_t)B * K * sizeof(float));
 }
 
@@ -190,7 +187,7 @@ void cm_head_net_backward(CmModel *m, HeadActs *ha, const float *dlogits, float 
     const int *even = ha->tok_row, *odd = ha->tok_row + ha->maxB;
     // classifier: logits = gd C3^T + c3 ; gd = drop(gelu(c0)) ; c0 = e C0^T + c0b
     be->zero(ha->dg, (size_t)B * d * sizeof(float));
-    cm_linear_backward(ha->dg, G_(m, m->h_c3_w), G_(m, m->h_c3_b), dlogits, ha->gd, P_(m, m->h_c3_w), B, d, K);
+    be->linear_backward(CM_MM_F32, ha->dg, m->head.c3_w.grad, m->head.c3_b.grad, dlogits, ha->gd, m->head.c3_w.data, B, d, K, NULL);
     if (dpc) {   /* dg *= gmask, through dc0 (free until the GELU backward) */
         dropout_grad(be, ha->dc0, ha->dg, ha->gmask, (size_t)B * d, true);
         be->copy(ha->dg, ha->dc0, (size_t)B * d * sizeof(float));
@@ -198,22 +195,22 @@ void cm_head_net_backward(CmModel *m, HeadActs *ha, const float *dlogits, float 
     be->zero(ha->dc0, (size_t)B * d * sizeof(float));
     be->gelu_backward(ha->dc0, ha->c0, ha->dg, (size_t)B * d);
     be->zero(ha->de, (size_t)B * d * sizeof(float));
-    cm_linear_backward(ha->de, G_(m, m->h_c0_w), G_(m, m->h_c0_b), ha->dc0, ha->e, P_(m, m->h_c0_w), B, d, d);
+    be->linear_backward(CM_MM_F32, ha->de, m->head.c0_w.grad, m->head.c0_b.grad, ha->dc0, ha->e, m->head.c0_w.data, B, d, d, NULL);
     be->scale(ha->de, 0.5f, (size_t)B * d);   /* d mean: half to each token */
     be->scatter_rows(ha->dx, ha->de, even, B, d);
     be->scatter_rows(ha->dx, ha->de, odd, B, d);
     float *dh = ha->dh, *dh2 = ha->dh + (size_t)R * ff;
     for (int l = hc->layers - 1; l >= 0; l--) {
-        const CmHeadLayerIdx *k = &m->hlayers[l];
+        const CmHeadLayerParams *k = &m->head.layers[l];
         HeadLayerActs *a = &ha->lay[l];
         bool need_dx = l > 0 || dU || dV;
         // x2 = norm2(x2pre): dtmp = d x2pre
         be->zero(ha->dtmp, (size_t)R * d * sizeof(float));
-        cm_layernorm_backward(ha->dtmp, G_(m, k->n2_w), G_(m, k->n2_b), ha->dx, a->x2pre, P_(m, k->n2_w), a->n2m, a->n2r, R, d);
+        be->layernorm_backward(ha->dtmp, k->n2_w.grad, k->n2_b.grad, ha->dx, a->x2pre, k->n2_w.data, a->n2m, a->n2r, R, d);
         // x2pre = x1 + drop(ff): d x1 = dtmp (residual) + FF branch
         dropout_grad(be, ha->dff, ha->dtmp, a->ffmask, (size_t)R * d, dp);
         be->zero(dh, (size_t)R * ff * sizeof(float));
-        cm_linear_backward(dh, G_(m, k->l2_w), G_(m, k->l2_b), ha->dff, a->hrd, P_(m, k->l2_w), R, ff, d);
+        be->linear_backward(CM_MM_F32, dh, k->l2_w.grad, k->l2_b.grad, ha->dff, a->hrd, k->l2_w.data, R, ff, d, NULL);
         // hrd = drop(relu(h)): dh2 = relu'(h) * (dh * hmask)
         if (dp) {
             dropout_grad(be, dh2, dh, a->hmask, (size_t)R * ff, true);
@@ -221,16 +218,16 @@ void cm_head_net_backward(CmModel *m, HeadActs *ha, const float *dlogits, float 
         }
         be->zero(dh2, (size_t)R * ff * sizeof(float));
         be->relu_backward(dh2, a->h, dh, (size_t)R * ff);
-        cm_linear_backward(ha->dtmp, G_(m, k->l1_w), G_(m, k->l1_b), dh2, a->x1, P_(m, k->l1_w), R, d, ff);
+        be->linear_backward(CM_MM_F32, ha->dtmp, k->l1_w.grad, k->l1_b.grad, dh2, a->x1, k->l1_w.data, R, d, ff, NULL);
         // x1 = norm1(x1pre): dx = d x1pre
         be->zero(ha->dx, (size_t)R * d * sizeof(float));
-        cm_layernorm_backward(ha->dx, G_(m, k->n1_w), G_(m, k->n1_b), ha->dtmp, a->x1pre, P_(m, k->n1_w), a->n1m, a->n1r, R, d);
+        be->layernorm_backward(ha->dx, k->n1_w.grad, k->n1_b.grad, ha->dtmp, a->x1pre, k->n1_w.data, a->n1m, a->n1r, R, d);
         // x1pre = x_in + drop(sa): dx stays as the residual part of d x_in
         dropout_grad(be, ha->dff, ha->dx, a->samask, (size_t)R * d, dp);
         be->zero(ha->datt, (size_t)R * d * sizeof(float));
-        cm_linear_backward(ha->datt, G_(m, k->out_w), G_(m, k->out_b), ha->dff, a->ao, P_(m, k->out_w), R, d, d);
+        be->linear_backward(CM_MM_F32, ha->datt, k->out_w.grad, k->out_b.grad, ha->dff, a->ao, k->out_w.data, R, d, d, NULL);
         head_attn_backward(be, a, ha->dqkv, ha->datt, B, d, hc->heads, dp, ha->att_ws);
-        cm_linear_backward(need_dx ? ha->dx : NULL, G_(m, k->in_w), G_(m, k->in_b), ha->dqkv, a->x_in, P_(m, k->in_w), R, d, 3 * d);
+        be->linear_backward(CM_MM_F32, need_dx ? ha->dx : NULL, k->in_w.grad, k->in_b.grad, ha->dqkv, a->x_in, k->in_w.data, R, d, 3 * d, NULL);
         if (!need_dx) return;
     }
     /* dU += dx[even rows], dV += dx[odd rows] (through de, free now) */

@@ -36,7 +36,7 @@ typedef struct {
     bool int8;                      /* the model has int8 weights (inference towers use them) */
     bool amp;                       /* bf16 products in the linears (cm_model_set_amp when planned) */
     const struct CmBackend *be;     /* the model's backend */
-    const CmBlockIdx *blk;
+    const CmTowerParams *tp;       /* the tower's parameters (m->visual or m->text) */
 } TowerSpec;
 
 typedef struct {
