@@ -23,8 +23,8 @@
  *     known shapes are created by the *_prepare(...) calls at the same time.
  * defines (every name prefixed cm_): linear_* (fp32 and _bf16), matmul, bf16_*, layernorm_*, gelu_*,
  *          quickgelu_*, relu_*, softmax_*, attention_*, l2norm_*, crossentropy_*, contrastive_*, dropout_*,
- *          embedding_*, im2patch, add_*, lora_*, residual_init, gather/scatter_rows, cls_pos_*, scale,
- *          adamw, sumsq
+ *          embedding_*, im2patch, add_*, lora_*, residual_init, transpose_scaled, gather/scatter_rows,
+ *          cls_pos_*, scale, dot, adamw, sumsq, int8_*
  */
 #ifndef CM_OPS_H
 #define CM_OPS_H
