@@ -62,7 +62,7 @@ static void head_plan(HeadActs *ha, Bump *b, const CmModel *m, int maxB) {
     ha->de = bump(b, B * d);
     ha->dg = bump(b, B * d);
     ha->dc0 = bump(b, B * d);
-    ha->att_ws = bump(b, B * h->heads * 4);   /* attention backward workspace: [B,NH,2,2] floats */
+    ha->att_ws = bump(b, (m->be->attention_workspace((int)B, 2, h->heads) + sizeof(float) - 1) / sizeof(float));
 }
 
 cm_status cm_head_acts_alloc(HeadActs *ha, const CmModel *m, int maxB) {
