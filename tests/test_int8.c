@@ -57,7 +57,7 @@ static void test_linear_int8(void) {
     fill(b, OC, 0.1, 3);
     fill(res, M * OC, 1.0, 4);
     CmInt8Weights q;
-    REQ_OK(cm_int8_weights_init(&q, W, OC, C));
+    REQ_OK(cm_int8_weights_init(&q, W, OC, C, cm_malloc(cm_int8_weights_bytes(OC, C), "int8 weights")));
     void *ws = cm_malloc(cm_linear_int8_workspace(M, C, OC), "ws");
     REQUIRE(ws, "alloc");
     for (int outliers = 0; outliers <= 1; outliers++) {
@@ -88,7 +88,7 @@ static void test_linear_int8(void) {
         CHECK(worst <= 8 * FLT_EPSILON, "bias/residual terms: relative error %.3g", worst);
     }
     cm_free(ws);
-    cm_int8_weights_free(&q);
+    cm_free(q.w);
 }
 
 /* per-channel weight quantisation: every |q| <= 127, the largest of each row is +-127, and
@@ -98,7 +98,7 @@ static void test_weights(void) {
     fill(W, OC * C, 0.05, 9);
     memset(W + 5 * C, 0, C * sizeof(float));   /* an all-zero channel must not divide by 0 */
     CmInt8Weights q;
-    REQ_OK(cm_int8_weights_init(&q, W, OC, C));
+    REQ_OK(cm_int8_weights_init(&q, W, OC, C, cm_malloc(cm_int8_weights_bytes(OC, C), "int8 weights")));
     for (int n = 0; n < OC; n++) {
         int big = 0;
         for (int c = 0; c < C; c++) {
@@ -108,7 +108,7 @@ static void test_weights(void) {
         }
         CHECK(n == 5 ? big == 0 : big == 127, "channel %d: largest |q| %d", n, big);
     }
-    cm_int8_weights_free(&q);
+    cm_free(q.w);
 }
 
 // ---------------------------------------------------------------------------------------------
