@@ -106,9 +106,13 @@ $(BUILD)/libclipmod.so: $(BUILD)/libclipmod.so.$(VERSION)
 $(BUILD)/clipmod: $(CLI_OBJ) $(BUILD)/libclipmod.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/testlib.h $(BUILD)/libclipmod.a
+# the kernel lab (tests/kernel_lab/*.c: the double-precision references) is linked into every test
+# and benchmark, never into the library
+LAB_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard tests/kernel_lab/*.c)))
+
+$(BUILD)/tests/%: tests/%.c tests/testlib.h $(BUILD)/libclipmod.a $(LAB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libclipmod.a $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(LAB_OBJ) $(BUILD)/libclipmod.a $(LDLIBS)
 
 # test_session_alloc counts the library's allocations through the linker's --wrap.
 $(BUILD)/tests/test_session_alloc: LDLIBS := -Wl,--wrap=cm_malloc -Wl,--wrap=cm_calloc $(LDLIBS)
@@ -118,9 +122,9 @@ $(BUILD)/examples/%: examples/%.c include/clipmod.h $(BUILD)/libclipmod.a
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) $(MARCH) -g $(EXTRA) -std=c11 -Wall -Wextra -Iinclude -o $@ $< $(BUILD)/libclipmod.a $(LDLIBS)
 
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libclipmod.a
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libclipmod.a $(LAB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libclipmod.a $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(LAB_OBJ) $(BUILD)/libclipmod.a $(LDLIBS)
 
 # The test runner needs build/clipmod too (CLI tests call it as outside tests do). tests/test_*.sh
 # are shell tests (run with sh; they get BUILD, MARCH, OPT and CC from here).
@@ -245,4 +249,4 @@ fuzz: fuzz-build
 	    tail -n 40 $(FUZZ_BUILD)/fuzz_$$n.log; failed="$$failed $$n"; fi; done; \
 	if [ -n "$$failed" ]; then echo "fuzz: crashes in:$$failed"; exit 1; fi; echo "fuzz: no crashes"
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(FUZZ_LIBOBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(LAB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(FUZZ_LIBOBJ:.o=.d)

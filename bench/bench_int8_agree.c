@@ -20,7 +20,7 @@
 #include <unistd.h>
 #include "common/common.h"
 #include "data/batches.h"
-#include "data/shards.h"
+#include "data/loader_source.h"
 #include "data/textenc.h"
 #include "model/model.h"
 #include "model/open.h"
@@ -63,10 +63,9 @@ int main(int argc, char **argv) {
     if (!m->cfg.has_head) { cm_error(CM_ERR_ARG, "%s has no classification head", argv[1]); goto fail; }
     if (cm_model_set_int8(q, true)) goto fail;
     if (cm_textenc_open(&te, info.tokenizer == CM_TOKENIZER_BYTES ? "bytes" : "bpe", NULL, info.weights)) goto fail;
-    CmShardSourceCfg sc = {0};
-    sc.urls = argv[2]; sc.batch = B; sc.image_size = m->cfg.vision.image_size; sc.ctx = m->cfg.text.context_length;
-    sc.te = &te;
-    if (cm_batches_shards(&sc, &src) || src->start_epoch(src, 0)) goto fail;
+    CmBatchesConfig sc = {.urls = argv[2], .train = false, .batch_size = B, .workers = 1,
+                          .image_size = m->cfg.vision.image_size, .context_len = m->cfg.text.context_length, .te = &te};
+    if (cm_batches_open(&sc, &src) || src->start_epoch(src, 0)) goto fail;
     int S = m->cfg.vision.image_size, ctx = m->cfg.text.context_length, E = m->cfg.embed_dim, K = m->cfg.head.n_classes;
     float *img = cm_malloc((size_t)B * 3 * S * S * 4, "images"), *U = cm_malloc((size_t)B * E * 4, "U"),
           *V = cm_malloc((size_t)B * E * 4, "V"), *U8 = cm_malloc((size_t)B * E * 4, "U"),

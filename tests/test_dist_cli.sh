@@ -126,10 +126,10 @@ if [ -f "$FK/multimodal_train.tsv" ]; then
        && [ "$same_rows" = 1 ] && [ "$(wc -l <"$T/s2.jsonl")" -eq 50 ] && awk "BEGIN { exit !($worst <= 1e-5) }"; then
         ok "mpirun -np 2 eval == 1 process (n 50, top1/top2, per class, confusion exactly; 50 scores in the same order, probs within $worst)"
     else bad "2-rank eval: status $rc1/$rc2, rows same '$same_rows', probs diff $worst; $(diff "$T/j1" "$T/j2" | head -c 600)"; fi
-    # an empty share is not an error (one shard, two ranks): the job's total counts
+    # one shard, two ranks: split by sample (docs/data.md), the job's total counts
     $mp $B eval --model $T/logs/r2/checkpoints/epoch_2.safetensors --val-data "$T/fk/class_1/00000.tar" --json --progress-seconds 0 >"$T/j3" 2>"$T/je3"
     rc=$?
-    if [ $rc -eq 0 ] && grep -q '"n":2,' "$T/j3"; then ok "eval of 1 shard on 2 ranks: rank 1's empty share is no error (n 2)"
+    if [ $rc -eq 0 ] && grep -q '"n":2,' "$T/j3"; then ok "eval of 1 shard on 2 ranks: split by sample, the job's total (n 2)"
     else bad "eval, empty share: status $rc; $(grep clipmod "$T/je3" | tail -2)"; fi
     # a rank whose data run out mid-epoch (its machine's shards hold fewer samples) ends the job
     # with its message instead of leaving rank 0 in the next step's all-gather

@@ -60,7 +60,7 @@ static void test_linear_int8(void) {
     fill(b, OC, 0.1, 3);
     fill(res, M * OC, 1.0, 4);
     CmInt8Weights q;
-    REQ_OK(cm_int8_weights_init(&q, W, OC, C));
+    REQ_OK(cm_int8_weights_init(&q, W, OC, C, cm_malloc(cm_int8_weights_bytes(OC, C), "int8 weights")));
     void *ws = cm_malloc(cm_linear_int8_workspace(M, C, OC), "ws");
     REQUIRE(ws, "alloc");
     for (int outliers = 0; outliers <= 1; outliers++) {
@@ -107,7 +107,7 @@ static void test_linear_int8(void) {
     fprintf(stderr, "    one-sided (GELU) rows: int8 relative L2 error %.4f (symmetric per-row %.4f)\n", e, en);
     CHECK(e <= 0.7 * en, "one-sided rows: %.4f is not clearly below symmetric quantisation's %.4f", e, en);
     cm_free(ws);
-    cm_int8_weights_free(&q);
+    cm_free(q.w);   /* the block given to cm_int8_weights_init */
 }
 
 /* M past 64 runs as a multiple of 64 rows (the cached-primitive buckets): the extra rows must not
@@ -119,7 +119,7 @@ static void test_row_buckets(void) {
     fill(x, M2 * C, 1.0, 21);
     fill(W, OC * C, 0.05, 22);
     CmInt8Weights q;
-    REQ_OK(cm_int8_weights_init(&q, W, OC, C));
+    REQ_OK(cm_int8_weights_init(&q, W, OC, C, cm_malloc(cm_int8_weights_bytes(OC, C), "int8 weights")));
     void *ws = cm_malloc(cm_linear_int8_workspace(M2, C, OC), "ws");
     REQUIRE(ws, "alloc");
     memset(ws, 0xff, cm_linear_int8_workspace(M2, C, OC));   /* stale bytes in the padding rows */
@@ -130,7 +130,7 @@ static void test_row_buckets(void) {
     cm_linear_forward(ref, x, W, NULL, M2, C, OC);
     CHECK(rel_l2(out100 + 64 * OC, ref + 64 * OC, (M2 - 64) * OC) <= 0.03, "rows 64..99");
     cm_free(ws);
-    cm_int8_weights_free(&q);
+    cm_free(q.w);
 }
 
 /* per-channel weight quantisation: every |q| <= 127, the largest of each row is +-127, and
@@ -140,7 +140,7 @@ static void test_weights(void) {
     fill(W, OC * C, 0.05, 9);
     memset(W + 5 * C, 0, C * sizeof(float));   /* an all-zero channel must not divide by 0 */
     CmInt8Weights q;
-    REQ_OK(cm_int8_weights_init(&q, W, OC, C));
+    REQ_OK(cm_int8_weights_init(&q, W, OC, C, cm_malloc(cm_int8_weights_bytes(OC, C), "int8 weights")));
     for (int n = 0; n < OC; n++) {
         int big = 0;
         for (int c = 0; c < C; c++) {
@@ -150,7 +150,7 @@ static void test_weights(void) {
         }
         CHECK(n == 5 ? big == 0 : big == 127, "channel %d: largest |q| %d", n, big);
     }
-    cm_int8_weights_free(&q);
+    cm_free(q.w);
 }
 
 // ---------------------------------------------------------------------------------------------

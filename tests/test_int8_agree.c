@@ -1,7 +1,9 @@
 /*
  * test_int8_agree.c — `--precision int8` against fp32 on a checkpoint TRAINED here (docs/model.md):
  * `clipmod demo` trains the demo model from scratch for a few epochs (a LoRA-free model with a
- * trained head and towers, byte tokenizer), then every one of its 1000 held-out samples goes
+ * trained head and towers, byte tokenizer; at lr 2e-3, the demo's former default: 3 epochs at
+ * today's 1e-3 leave more held-out samples with nearly tied logits, 994/1000 agreement at the same
+ * embedding cosines), then every one of its 1000 held-out samples goes
  * through the checkpoint as opened (fp32) and as the commands build the int8 model
  * (cm_model_set_int8; LoRA, when present, stays fp32), read by the shard batch source that eval uses. Bars of the
  * issue: embedding cosine >= 0.995 for every sample (image and text) and head top-1 agreement
@@ -11,7 +13,7 @@
 #include <math.h>
 #include "testlib.h"
 #include "data/batches.h"
-#include "data/shards.h"
+#include "data/loader_source.h"
 #include "data/textenc.h"
 #include "model/model.h"
 #include "model/open.h"
@@ -33,7 +35,7 @@ static void test_trained_checkpoint(void) {
     CLIPMOD_BIN_OR_SKIP();
     REQUIRE(tl_tmpdir_make("int8agree"), "mkdtemp");
     char args[1024], err[4096];
-    snprintf(args, sizeof args, "demo --data-dir %s --epochs 3 --train-samples 1408 --val-samples %d --threads 2",
+    snprintf(args, sizeof args, "demo --data-dir %s --epochs 3 --lr 2e-3 --train-samples 1408 --val-samples %d --threads 2",
              tl_tmp("d"), NVAL);
     int rc = tl_run_clipmod(args, NULL, 0, err, sizeof err);
     REQUIRE(rc == 0, "demo exit %d: %s", rc, err);
@@ -47,18 +49,17 @@ static void test_trained_checkpoint(void) {
     REQ_OK(cm_model_set_int8(q, true));
     CmTextEnc te = {0};
     REQ_OK(cm_textenc_open(&te, "bytes", NULL, NULL));
-    CmShardSourceCfg sc = {0};
     enum { B = 100 };
-    sc.urls = tl_tmp("d/val/00000.tar");
-    sc.batch = B; sc.image_size = m->cfg.vision.image_size; sc.ctx = m->cfg.text.context_length; sc.te = &te;
+    CmBatchesConfig sc = {.urls = tl_tmp("d/val/00000.tar"), .train = false, .batch_size = B, .workers = 1,
+                          .image_size = m->cfg.vision.image_size, .context_len = m->cfg.text.context_length, .te = &te};
     CmBatchSource *src = NULL;
-    REQ_OK(cm_batches_shards(&sc, &src));
+    REQ_OK(cm_batches_open(&sc, &src));
     REQ_OK(src->start_epoch(src, 0));
     int S = sc.image_size, E = m->cfg.embed_dim, K = m->cfg.head.n_classes;
     float *img = cm_malloc((size_t)B * 3 * S * S * 4, "img"), *U = cm_malloc((size_t)B * E * 4, "U"),
           *V = cm_malloc((size_t)B * E * 4, "V"), *U8 = cm_malloc((size_t)B * E * 4, "U8"),
           *V8 = cm_malloc((size_t)B * E * 4, "V8"), *l = cm_malloc((size_t)B * K * 4, "l"), *l8 = cm_malloc((size_t)B * K * 4, "l8");
-    int32_t *tok = cm_malloc((size_t)B * sc.ctx * 4, "tok"), lab[B];
+    int32_t *tok = cm_malloc((size_t)B * sc.context_len * 4, "tok"), lab[B];
     REQUIRE(img && U && V && U8 && V8 && l && l8 && tok, "alloc");
     int n = 0, agree = 0, below = 0, identical = 1;
     double ci_min = 1, ct_min = 1;

@@ -10,6 +10,7 @@
 #include "testlib.h"
 #include "kernels/ops.h"
 #include "kernels/kernels_internal.h"
+#include "kernel_lab/ref_ops.h"
 #include "common/common.h"
 #include "common/rng.h"
 
@@ -325,7 +326,8 @@ static void att_case(int B, int T, int C, int NH, bool causal) {
         CHECK(bad == 0, "%d masked probabilities not zero", bad);
     }
     for (size_t i = 0; i < nq; i++) d1[i] = d2[i] = 0.25f;
-    cm_attention_backward(d1, R, qkv, a2, B, T, C, NH, causal);
+    void *aws = malloc(cm_attention_backward_workspace(B, T, NH) + 1);
+    cm_attention_backward(d1, R, qkv, a2, B, T, C, NH, causal, aws);
     cm_attention_backward_ref(d2, R, qkv, a2, B, T, C, NH, causal);
     CHECK_REL(d1, d2, nq, 1e-5, lab);
     // the per-head BLAS fallback (used when oneDNN is unavailable)
@@ -334,7 +336,8 @@ static void att_case(int B, int T, int C, int NH, bool causal) {
     CHECK_CLOSE(a3, a2, na, 1e-6, "blas fallback att");
     CHECK_REL(o3, o2, no, 1e-5, "blas fallback out");
     for (size_t i = 0; i < nq; i++) d3[i] = 0.25f;
-    cm_attention_backward_blas(d3, R, qkv, a2, B, T, C, NH, causal);
+    cm_attention_backward_blas(d3, R, qkv, a2, B, T, C, NH, causal, aws);
+    free(aws);
     CHECK_REL(d3, d2, nq, 1e-5, "blas fallback dqkv");
     free(o3); free(a3); free(d3);
     for (size_t i = 0; i < nq; i++) d2[i] -= 0.25f;
@@ -410,7 +413,8 @@ static void co_case(const int32_t *lab, int N, int D) {
     CHECK_CLOSE(pi1, pi2, nn, 1e-6, "p_img");
     CHECK_CLOSE(pt1, pt2, nn, 1e-6, "p_txt");
     float *dU1 = zeros(nf), *dV1 = zeros(nf), ds1 = 0, *dU2 = zeros(nf), *dV2 = zeros(nf), ds2 = 0;
-    cm_contrastive_backward(dU1, dV1, &ds1, pi1, pt1, U, V, s, lab, N, D, 1.0f);
+    void *cws = malloc(cm_contrastive_backward_workspace(N) + 1);
+    cm_contrastive_backward(dU1, dV1, &ds1, pi1, pt1, U, V, s, lab, N, D, 1.0f, cws);
     cm_contrastive_backward_ref(dU2, dV2, &ds2, pi2, pt2, U, V, s, lab, N, D, 1.0f);
     CHECK_REL(dU1, dU2, nf, 1e-5, "contrastive dU fast vs ref");
     CHECK_REL(dV1, dV2, nf, 1e-5, "contrastive dV fast vs ref");
@@ -426,7 +430,8 @@ static void co_case(const int32_t *lab, int N, int D) {
     }
     // NULL gradients: dU alone gives the same dU
     float *dU3 = zeros(nf);
-    cm_contrastive_backward(dU3, NULL, NULL, pi1, pt1, U, V, s, lab, N, D, 1.0f);
+    cm_contrastive_backward(dU3, NULL, NULL, pi1, pt1, U, V, s, lab, N, D, 1.0f, cws);
+    free(cws);
     CHECK_CLOSE(dU3, dU1, nf, 0, "dU with NULL dV/dscale");
     free(U); free(V); free(pi1); free(pt1); free(pi2); free(pt2); free(dU1); free(dV1); free(dU2); free(dV2); free(dU3);
 }

@@ -10,6 +10,10 @@
  *   - the library never includes the CLI (issue 8 item 4, the reviewer's own command line): the
  *     flag table lives in src/cli/, the trainer takes a CmTrainConfig, and the CLI's flag types
  *     (CmTrainOpts, ArgSpec) appear nowhere outside src/cli/.
+ *   - kernels never allocate (issue 8 item 1): no malloc/calloc/realloc/free/aligned_alloc/cm_malloc/
+ *     cm_calloc/cm_free call in src/kernels/ (backend_cpu.c aside: the table's alloc/free buffer
+ *     ops are the one place the CPU backend owns memory), and no CM_ASSERT anywhere in src/ on the
+ *     same line as, or the line after, an allocation (a failed allocation is a status).
  * Runs nm and grep through the shell from the repository root.
  */
 #include "testlib.h"
@@ -119,7 +123,39 @@ static void test_flag_types_only_in_cli(void) {
     CHECK(rc == 1 && !g_buf[0], "the CLI's flag types are used in the library:\n%s", g_buf);
 }
 
+#define ALLOC_RE "\\b(malloc|calloc|realloc|free|aligned_alloc|posix_memalign|strdup|cm_malloc|cm_calloc|cm_free)[[:space:]]*\\("
+
+static void test_kernels_do_not_allocate(void) {
+    REQUIRE(access("src/kernels/ops.h", R_OK) == 0, "run from the repository root");
+    int rc = sh("grep -rnE '" ALLOC_RE "' src/kernels --include=*.c --include=*.h | grep -v '^src/kernels/backend_cpu.c:'");
+    CHECK(rc == 1 && !g_buf[0], "src/kernels allocates (scratch must come from the caller's workspace):\n%s", g_buf);
+    /* the grep itself works: it finds the allocator's own definition in src/common */
+    rc = sh("grep -rnE '" ALLOC_RE "' src/common/common.c");
+    CHECK(rc == 0 && strstr(g_buf, "cm_malloc"), "the allocation grep finds nothing in src/common: the check is broken");
+}
+
+/* awk over every source file: a CM_ASSERT on an allocation's line or the line after it */
+#define ASSERT_AFTER_ALLOC_AWK \
+    "awk 'FNR==1{prev=\"\"} /CM_ASSERT\\(/ && (prev ~ /(malloc|calloc|realloc|strdup|_alloc)\\(/ || " \
+    "$0 ~ /(malloc|calloc|realloc|strdup|_alloc)\\(/) {print FILENAME \":\" FNR \": \" $0} {prev=$0}' "
+
+static void test_no_assert_on_allocation(void) {
+    int rc = sh(ASSERT_AFTER_ALLOC_AWK "$(find src -name '*.[ch]')");
+    CHECK(rc == 0 && !g_buf[0], "CM_ASSERT on an allocation result (return CM_ERR_OOM instead):\n%s", g_buf);
+    /* the check can fail: it flags a planted example */
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/cm_layering_%d.c", (int)getpid());
+    tl_write_text(path, "void f(void) {\n    float *p = malloc(4);\n    CM_ASSERT(p != NULL);\n}\n");
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, ASSERT_AFTER_ALLOC_AWK "'%s'", path);
+    rc = sh(cmd);
+    unlink(path);
+    CHECK(rc == 0 && strstr(g_buf, "CM_ASSERT"), "the awk check misses a planted CM_ASSERT after malloc: %s", g_buf);
+}
+
 int main(void) {
+    RUN(test_kernels_do_not_allocate);
+    RUN(test_no_assert_on_allocation);
     RUN(test_static_lib_symbols);
     RUN(test_shared_lib_exports);
     RUN(test_lower_layers_do_not_include_upper);

@@ -20,6 +20,7 @@
 #include "testlib.h"
 #include "common/rng.h"
 #include "kernels/ops.h"
+#include "kernel_lab/ref_ops.h"
 #include "model/model.h"
 
 // ---------------------------------------------------------------------------------------------

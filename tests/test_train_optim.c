@@ -8,6 +8,7 @@
 /* REQUIRE evaluates its condition twice: call once, then check */
 #define REQUIRE_OK(expr, ...) do { int req_rc_ = (int)(expr); REQUIRE(req_rc_ == 0, __VA_ARGS__); } while (0)
 #include "train/optim.h"
+#include "kernels/ops.h"
 #include "common/rng.h"
 #include "data/wds.h"
 #include <cjson/cJSON.h>
@@ -67,18 +68,18 @@ static void test_adamw_matches_formula(void) {
     CHECK(o.step[0] == STEPS && o.step[1] == 0, "steps %lld %lld", (long long)o.step[0], (long long)o.step[1]);
     /* first step with wd 0 moves every element by ~lr*sign(g) (|g| >> eps) */
     float a[3] = {1, 1, 1}, ga[3] = {0.5f, -2.0f, 1e-3f}, m[3] = {0}, v[3] = {0};
-    cm_adamw_update_ref(a, ga, m, v, 3, 1, 1e-2, 0.0, 0.9, 0.98, 1e-6);
+    cm_adamw(a, ga, m, v, 3, &(CmAdamWArgs){1, 1e-2, 0.0, 0.9, 0.98, 1e-6});
     CHECK(fabsf(a[0] - 0.99f) < 1e-6f && fabsf(a[1] - 1.01f) < 1e-6f && fabsf(a[2] - (1 - 1e-2f * 1e-3f / (1e-3f + 1e-6f))) < 1e-6f,
           "first step %.8g %.8g %.8g", a[0], a[1], a[2]);
     /* decoupled decay with zero grad: p *= 1 - lr*wd exactly */
     float z = 2.0f, gz = 0, mz = 0, vz = 0;
-    cm_adamw_update_ref(&z, &gz, &mz, &vz, 1, 1, 0.5, 0.1, 0.9, 0.98, 1e-6);
+    cm_adamw(&z, &gz, &mz, &vz, 1, &(CmAdamWArgs){1, 0.5, 0.1, 0.9, 0.98, 1e-6});
     CHECK(z == 2.0f * (float)(1 - 0.05), "zero-grad decay %.9g", z);
     double pdbl = 1.0, gdbl[2] = {0.3, -0.1};
     adamw_double(&pdbl, gdbl, 2, 1e-3, 0.0, 0.9, 0.98, 1e-6);
     float pf = 1.0f, gf, mf = 0, vf = 0;
-    gf = 0.3f; cm_adamw_update_ref(&pf, &gf, &mf, &vf, 1, 1, 1e-3, 0.0, 0.9, 0.98, 1e-6);
-    gf = -0.1f; cm_adamw_update_ref(&pf, &gf, &mf, &vf, 1, 2, 1e-3, 0.0, 0.9, 0.98, 1e-6);
+    gf = 0.3f; cm_adamw(&pf, &gf, &mf, &vf, 1, &(CmAdamWArgs){1, 1e-3, 0.0, 0.9, 0.98, 1e-6});
+    gf = -0.1f; cm_adamw(&pf, &gf, &mf, &vf, 1, &(CmAdamWArgs){2, 1e-3, 0.0, 0.9, 0.98, 1e-6});
     CHECK(fabs(pf - pdbl) < 1e-7, "two steps %.9g vs %.9g", pf, pdbl);
     CHECK(cm_adamw_find(&o, "w.bias") == 1 && cm_adamw_find(&o, "nope") == -1, "find");
     cm_adamw_free(&o);

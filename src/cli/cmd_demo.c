@@ -61,6 +61,9 @@ static void demo_opts(const DemoArgs *a, CmTrainOpts *o, char *cfgpath, char *lo
     o->batch_size = a->batch; o->epochs = a->epochs; o->lr = a->lr; o->wd = 0.1; o->warmup = a->warmup;
     o->beta1 = 0.9; o->beta2 = 0.98; o->eps = 1e-6; o->has_beta1 = o->has_beta2 = o->has_eps = o->has_lr = true;
     o->precision = "fp32"; o->workers = 1; o->logs = logs; o->seed = a->seed; o->report_to = a->report_to;
+    /* an epoch = the full batches the shards hold (OpenCLIP's sizing rounds up: 7000 / 64 would
+       ask for 110 batches of the 109 there are, and the epoch would end early with a warning) */
+    o->train_num_samples = (long long)(a->n_train / a->batch) * a->batch; o->has_train_num_samples = true;
     o->log_every_n_steps = 50; o->save_frequency = 0; o->val_frequency = a->epochs > 4 ? a->epochs / 4 : 1;
     snprintf(name, 64, "demo%s%s", a->ablate ? "-" : "", a->ablate == CM_SYNTH_IMAGE_ONLY ? "image-only" : a->ablate ? "text-only" : "");
     o->name = name;
@@ -163,7 +166,7 @@ int cmd_demo(int argc, char **argv) {
     const char *dir = NULL, *ablate_s = "none", *report_to = "";
     int epochs = 25, n_train = 7000, n_val = 1400, threads = 0, batch = 64, warmup = 50;
     long long seed = 0;
-    double lr = 2e-3;
+    double lr = 1e-3;
     bool keep = false;
     ArgSpec specs[] = {
         ARG("--data-dir", ARG_STR, &dir, "DIR", "where the shards, logs and checkpoint go (default: a temporary folder under $TMPDIR or /tmp, removed)"),
@@ -171,7 +174,7 @@ int cmd_demo(int argc, char **argv) {
         ARG("--train-samples", ARG_INT, &n_train, "N", "training samples (default 7000)"),
         ARG("--val-samples", ARG_INT, &n_val, "N", "held-out samples (default 1400)"),
         ARG("--batch-size", ARG_INT, &batch, "N", "batch size (default 64)"),
-        ARG("--lr", ARG_FLOAT, &lr, "LR", "peak learning rate, cosine schedule (default 2e-3)"),
+        ARG("--lr", ARG_FLOAT, &lr, "LR", "peak learning rate, cosine schedule (default 1e-3)"),
         ARG("--warmup", ARG_INT, &warmup, "N", "warmup steps (default 50)"),
         ARG("--seed", ARG_I64, &seed, "N", "seed of the data and the training (default 0)"),
         ARG("--threads", ARG_INT, &threads, "N", "compute threads (default 1: the demo model is tiny)"),

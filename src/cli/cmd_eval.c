@@ -22,7 +22,6 @@
 #include "cli/precision.h"
 #include "common/common.h"
 #include "data/loader_source.h"
-#include "data/shards.h"
 #include "data/textenc.h"
 #include "eval/eval.h"
 #include "eval/metrics.h"
@@ -90,18 +89,9 @@ int cmd_eval(int argc, char **argv) {
     if (!m->cfg.has_head) { cm_error(CM_ERR_ARG, "%s has no classification head", model); goto fail; }
     if (cli_apply_precision("eval", precision, &m)) goto fail;
     if (cm_textenc_open(&te, info.tokenizer == CM_TOKENIZER_BYTES ? "bytes" : "bpe", vocab, info.weights)) goto fail;
-    if (!te.bytes && m->cfg.text.context_length == 77) {
-        CmLoaderConfig lc = {0};
-        lc.urls = val; lc.train = false; lc.batch_size = batch; lc.workers = workers; lc.world_size = world; lc.rank = rank;
-        lc.image_size = m->cfg.vision.image_size; lc.tok = te.bpe;
-        if (cm_batches_loader(&lc, &src)) goto fail;
-    } else {
-        if (world > 1) { cm_error(CM_ERR_UNSUPPORTED, "under mpirun eval reads shards through the BPE loader: the byte tokenizer or a context other than 77 is single-process only"); goto fail; }
-        CmShardSourceCfg sc = {0};
-        sc.urls = val; sc.train = false; sc.batch = batch; sc.image_size = m->cfg.vision.image_size;
-        sc.ctx = m->cfg.text.context_length; sc.te = &te;
-        if (cm_batches_shards(&sc, &src)) goto fail;
-    }
+    CmBatchesConfig dc = {.urls = val, .train = false, .batch_size = batch, .workers = workers, .rank = rank, .world_size = world,
+                          .image_size = m->cfg.vision.image_size, .context_len = m->cfg.text.context_length, .te = &te};
+    if (cm_batches_open(&dc, &src)) goto fail;
     if (progress > 0 && rank == 0) {
         /* the total for the ETA: sizes.json next to the shards when there is one */
         long long total = 0;

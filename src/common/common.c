@@ -118,7 +118,20 @@ void cm_log(int level, const char *fmt, ...) {
 // ----------------------------------------------------------------------------
 // memory
 
+static cm_alloc_hook_fn g_alloc_hook;
+static void *g_alloc_hook_ctx;
+
+void cm_set_alloc_hook(cm_alloc_hook_fn fn, void *ctx) {
+    g_alloc_hook_ctx = ctx;
+    __atomic_store_n(&g_alloc_hook, fn, __ATOMIC_RELEASE);
+}
+
 void *cm_malloc(size_t n, const char *what) {
+    cm_alloc_hook_fn hook = __atomic_load_n(&g_alloc_hook, __ATOMIC_ACQUIRE);
+    if (hook && !hook(n, what, g_alloc_hook_ctx)) {
+        cm_error(CM_ERR_OOM, "%s: cannot allocate %zu bytes (allocation hook)", what, n);
+        return NULL;
+    }
     if (n == 0) n = 1;
     size_t rounded = (n + 63) & ~(size_t)63;
     if (rounded < n) { cm_error(CM_ERR_OOM, "%s: size overflow", what); return NULL; }

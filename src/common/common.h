@@ -8,7 +8,7 @@
  *     tensor, flag or sample at fault. The message is thread-local: read it with cm_last_error()
  *     (public: clipmod_last_error()). A caller that adds context uses cm_error_prefix().
  *   - library code never exits; only src/cli/ does.
- * defines: cm_status, cm_error, cm_last_error, cm_log*, cm_malloc/calloc, cm_read_file,
+ * defines: cm_status, cm_error, cm_last_error, cm_log*, cm_malloc/calloc, cm_set_alloc_hook, cm_read_file,
  *          cm_write_file_atomic, cm_now, cm_threads_*
  */
 #ifndef CM_COMMON_H
@@ -63,6 +63,11 @@ void cm_assert_fail(const char *expr, const char *file, int line) __attribute__(
 void *cm_malloc(size_t n, const char *what);
 void *cm_calloc(size_t count, size_t size, const char *what);
 void cm_free(void *p);
+/* Test hook (fault injection): when set, every cm_malloc/cm_calloc first calls fn(bytes, what,
+   ctx); false makes that allocation fail as if the system were out of memory (NULL + CM_ERR_OOM).
+   NULL removes the hook. Process-wide; set it while no other thread allocates. */
+typedef bool (*cm_alloc_hook_fn)(size_t bytes, const char *what, void *ctx);
+void cm_set_alloc_hook(cm_alloc_hook_fn fn, void *ctx);
 /* a*b with overflow check; returns false on overflow. */
 static inline bool cm_mul_ok(size_t a, size_t b, size_t *out) { return !__builtin_mul_overflow(a, b, out); }
 

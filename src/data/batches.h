@@ -1,14 +1,16 @@
 /*
  * batches.h — where the training loop and evaluation get their host batches from: a small
- * interface with three implementations, WebDataset shards through the threaded loader
- * (batches_loader.c), a simple single-threaded shard reader (batches_shards.c) and memory
- * (batches_mem.c: fixed tensors, for tests and the golden trajectories, so that the loop runs
- * without shards).
+ * interface with two implementations, WebDataset shards through the threaded loader
+ * (batches_loader.c, opened with cm_batches_open of loader_source.h: the only shard path) and
+ * memory (batches_mem.c: fixed tensors, for tests and the golden trajectories, so that the loop
+ * runs without shards).
  *
  * A source yields batches of `batch` samples: images [b,3,S,S] float32 (already transformed),
- * tokens [b,ctx] int32, labels [b] int32 in 0..6. A training source delivers exactly
- * num_batches full batches per epoch (OpenCLIP drops the partial last batch in training); a
- * validation source delivers every sample once, the last batch possibly partial.
+ * tokens [b,ctx] int32, labels [b] int32 in 0..6. A training source delivers at most
+ * num_batches full batches per epoch (OpenCLIP drops each worker's partial last batch, and its
+ * rounded-up epoch sizing can ask for more samples than the shards hold: then the epoch ends
+ * early, as in OpenCLIP); a validation source delivers every sample once, the last batch
+ * possibly partial.
  * defines: CmBatchSource, cm_batches_*
  */
 #ifndef CM_DATA_BATCHES_H

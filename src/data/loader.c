@@ -34,6 +34,8 @@ typedef struct Job {
 typedef struct {
     int id;
     int *shards, nshards, next_shard;   /* not resampled: this worker's shards, in order */
+    int stride, offset;         /* split by sample: of each shard take samples offset, offset+stride, ... */
+    int64_t pos;                /* raw samples read from the current shard */
     CmRng rng_shard, rng_shuf;
     CmWdsReader *rd;
     bool got_in_shard;
@@ -128,26 +130,33 @@ static CmWdsSample *raw_next(CmLoader *l, VWorker *w) {
                 idx = w->shards[w->next_shard++];
             }
             const char *url = l->sl.urls.v[idx];
-            pthread_mutex_lock(&l->mu);
-            l->st.shards++;
-            pthread_mutex_unlock(&l->mu);
+            /* a shard shared by several workers (split by sample) is counted and its errors
+               logged by the first of them only */
+            bool first = w->offset == 0;
+            if (first) {
+                pthread_mutex_lock(&l->mu);
+                l->st.shards++;
+                pthread_mutex_unlock(&l->mu);
+            }
             if (cm_wds_open(url, true, l->cfg.max_member, &w->rd)) {
-                log_bad(l, url, NULL, cm_last_error(), true);
+                if (first) log_bad(l, url, NULL, cm_last_error(), true);
                 w->rd = NULL;
                 w->empty_run++;
                 continue;
             }
             w->got_in_shard = false;
+            w->pos = 0;
         }
         CmWdsSample *s;
         int rc = cm_wds_next(w->rd, &s);
         if (rc == 1) {
+            if (w->pos++ % w->stride != w->offset) { cm_wds_sample_free(s); continue; }   /* another worker's sample */
             if (s->error) { log_bad(l, s->url, s->key, s->error, false); cm_wds_sample_free(s); continue; }
             w->got_in_shard = true;
             w->empty_run = 0;
             return s;
         }
-        if (rc < 0) log_bad(l, cm_wds_path(w->rd), NULL, cm_last_error(), true);
+        if (rc < 0 && w->offset == 0) log_bad(l, cm_wds_path(w->rd), NULL, cm_last_error(), true);
         if (!w->got_in_shard) w->empty_run++;
         cm_wds_close(w->rd);
         w->rd = NULL;
@@ -525,18 +534,34 @@ cm_status cm_loader_start_epoch(CmLoader *l, int epoch) {
         cm_rng_seed(&r, l->cfg.seed + (uint64_t)epoch);   /* detshuffle2: seed + epoch, same on every rank */
         cm_shuffle_ints(order, n, &r);
     }
+    const int world = l->cfg.world_size, P = world * l->V;
     for (int i = 0; i < l->V; i++) {
         VWorker *w = &l->vw[i];
         w->id = i;
         w->nshards = 0;
         w->next_shard = 0;
+        w->stride = 1;
+        w->offset = 0;
         w->src_eof = w->done = false;
         w->batches = w->planned = w->counter = 0;
         w->empty_run = 0;
-        /* split_by_node then split_by_worker: shards[rank::world][worker::V] */
-        for (int k = 0, m = 0; k < n; k++) {
-            if (k % l->cfg.world_size != l->cfg.rank) continue;
-            if (m++ % l->V == i) w->shards[w->nshards++] = order[k];
+        if (l->cfg.train && l->cfg.resampled) {
+            /* every worker draws from all shards */
+        } else if (n >= P) {
+            /* split_by_node then split_by_worker: shards[rank::world][worker::V] */
+            for (int k = 0, m = 0; k < n; k++) {
+                if (k % world != l->cfg.rank) continue;
+                if (m++ % l->V == i) w->shards[w->nshards++] = order[k];
+            }
+        } else {
+            /* fewer shards than workers x processes (docs/data.md, the one rule): worker g (the
+               same numbering as above: shard k goes to g = k mod P) reads shard g mod n, shared by
+               the workers g' = g (mod n), and takes every stride-th sample of it from offset g / n:
+               every worker has samples, each sample is read by exactly one worker */
+            int g = l->cfg.rank + world * i, s = g % n;
+            w->shards[w->nshards++] = order[s];
+            w->stride = (P - 1 - s) / n + 1;
+            w->offset = g / n;
         }
         uint64_t ws = mix(mix(l->cfg.seed, (uint64_t)epoch), (uint64_t)(i + 1000 * l->cfg.rank));
         cm_rng_seed(&w->rng_shard, ws);
@@ -604,10 +629,11 @@ cm_status cm_loader_open(const CmLoaderConfig *cfg, CmLoader **out) {
     pthread_cond_init(&l->cv_batch, NULL);
     cm_status st = cm_shardlist_init(&l->sl, cfg->urls, cfg->train ? cfg->upsampling : NULL, flag);
     if (st) goto fail;
-    if (cfg->train && !cfg->resampled && l->sl.urls.n < l->V * world) {
-        st = cm_error(CM_ERR_ARG, "%s: %d shards for %d workers x %d processes: need at least one shard each (or --dataset-resampled)",
-                      flag, l->sl.urls.n, l->V, world);
-        goto fail;
+    if (!(cfg->train && cfg->resampled) && l->sl.urls.n < l->V * world && l->cfg.rank == 0) {
+        int n = l->sl.urls.n, P = l->V * world;
+        cm_warn("%s: %d shard%s for %d worker%s x %d process%s: split by sample instead (each shard is shared by up to %d "
+                "workers, each taking every k-th of its samples, k = the workers sharing it; docs/data.md)",
+                flag, n, n == 1 ? "" : "s", l->V, l->V == 1 ? "" : "s", world, world == 1 ? "" : "es", (P + n - 1) / n);
     }
     if (cfg->train) {
         int64_t n = cfg->num_samples;

@@ -1,16 +1,20 @@
 /*
  * loader.h — the training / validation data loader (DESIGN §4.1, facts §8): WebDataset shards
- * -> batches of images [B,3,S,S] float32, tokens [B,77] int32 and labels [B] int32.
+ * -> batches of images [B,3,S,S] float32, tokens [B,ctx] int32 (77 unless configured) and labels
+ * [B] int32. The only shard reader of training and evaluation (loader_source.h's cm_batches_open
+ * wraps it as a batch source).
  *
  * Structure (mirrors OpenCLIP's get_wds_dataset, with threads instead of processes):
  *   - V = max(1, workers) "virtual workers" each own a deterministic sample stream: resampled
  *     (shards drawn with replacement by upsampling weight, RNG seeded by seed/epoch/worker) or
- *     not (shard list shuffled per epoch with seed+epoch, split by rank then by worker); each
- *     stream goes through webdataset's shuffle buffer (train: 5000, initial 1000). Batch k comes
+ *     not (shard list shuffled per epoch with seed+epoch, split by rank then by worker; with
+ *     fewer shards than workers x ranks, split by sample instead: the k workers sharing a shard
+ *     each take every k-th sample, one warning, docs/data.md); each stream goes through
+ *     webdataset's shuffle buffer (train: 5000, initial 1000). Batch k comes
  *     from worker k mod V, as torch's DataLoader interleaves workers; each worker yields at most
  *     num_worker_batches batches per epoch (OpenCLIP's epoch sizing), full batches only.
- *   - Validation: one stream over the shards in order (split by rank), no shuffle, the last
- *     partial batch kept.
+ *   - Validation: one stream over the shards in order (split by rank, by sample when there are
+ *     fewer shards than ranks), no shuffle, the last partial batch kept.
  *   - `workers` decode threads (at least one) decode the image (RGB), apply the train or eval
  *     transform, tokenize the caption and read the label, feeding a bounded queue; one
  *     assembler thread takes results in stream order, so batches are identical for a given seed

@@ -51,8 +51,11 @@ static int row_cmp(const void *a, const void *b) {
     const Row *x = a, *y = b;
     uint32_t sx = (uint32_t)x->shard, sy = (uint32_t)y->shard;   /* -1 (unknown) sorts last */
     if (sx != sy) return sx < sy ? -1 : 1;
-    if (x->rank != y->rank) return x->rank < y->rank ? -1 : 1;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
+    /* then the row's index in its rank's share, then the rank: a shard read by one rank keeps its
+       order; one shared by k ranks split by sample (fewer shards than ranks, docs/data.md: rank
+       order = offset order, every k-th sample) interleaves back to the shard's order */
+    if (x->seq != y->seq) return x->seq < y->seq ? -1 : 1;
+    return x->rank < y->rank ? -1 : x->rank > y->rank;
 }
 
 cm_status cm_scores_gather_ordered(CmScoresOrder *o) {

@@ -2,7 +2,7 @@
  * activation.c — elementwise ops, forward and backward side by side: exact GELU
  * (0.5 x (1 + erf(x/sqrt2))), QuickGELU (x sigmoid(1.702 x)), ReLU, add, inverted dropout.
  * Fast paths are `#pragma omp parallel for simd` loops that GCC vectorises with libmvec's
- * erff/expf (see vecmath.h); the *_ref versions use scalar double-precision libm.
+ * erff/expf (see vecmath.h); the double-precision references are in tests/kernel_lab/ref_ops.c.
  * Backward accumulates: dinp += f'(inp) * dout.
  */
 #include "kernels/ops.h"
@@ -30,21 +30,6 @@ CM_HOT void cm_gelu_backward(float *dinp, const float *inp, const float *dout, s
     }
 }
 
-void cm_gelu_forward_ref(float *out, const float *inp, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        double x = inp[i];
-        out[i] = (float)(0.5 * x * (1.0 + erf(x / sqrt(2.0))));
-    }
-}
-
-void cm_gelu_backward_ref(float *dinp, const float *inp, const float *dout, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        double x = inp[i];
-        double d = 0.5 * (1.0 + erf(x / sqrt(2.0))) + x * exp(-0.5 * x * x) / sqrt(2.0 * M_PI);
-        dinp[i] += (float)(d * dout[i]);
-    }
-}
-
 CM_HOT void cm_quickgelu_forward(float *out, const float *inp, size_t n) {
     #pragma omp parallel for simd if (n > CM_OMP_MIN)
     for (size_t i = 0; i < n; i++) {
@@ -60,20 +45,6 @@ CM_HOT void cm_quickgelu_backward(float *dinp, const float *inp, const float *do
         float x = inp[i];
         float s = 1.0f / (1.0f + expf(-QG_K * x));
         dinp[i] += (s + QG_K * x * s * (1.0f - s)) * dout[i];
-    }
-}
-
-void cm_quickgelu_forward_ref(float *out, const float *inp, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        double x = inp[i];
-        out[i] = (float)(x / (1.0 + exp(-1.702 * x)));
-    }
-}
-
-void cm_quickgelu_backward_ref(float *dinp, const float *inp, const float *dout, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        double x = inp[i], s = 1.0 / (1.0 + exp(-1.702 * x));
-        dinp[i] += (float)((s + 1.702 * x * s * (1.0 - s)) * dout[i]);
     }
 }
 

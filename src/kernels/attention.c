@@ -9,14 +9,14 @@
  * ~2x the per-head loop, which runs single-threaded in OpenBLAS at these sizes), and the
  * softmax / softmax-backward run over all B*NH*T rows in one OpenMP loop. Fallback when oneDNN
  * is unavailable: per-(b,h) sgemm through cm_matmul() (serial calls: no OpenMP region around BLAS).
- * The reference is plain loops in double.
+ * The backward's dA scratch [B,NH,T,T] is the caller's workspace (cm_attention_backward_workspace):
+ * kernels never allocate. The double-precision reference lives in tests/kernel_lab/.
  */
 #include "kernels/ops.h"
 #include "kernels/vecmath.h"
 #include "kernels/kernels_internal.h"
 #include "common/common.h"
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 // in place over rows of att[rows,T]: softmax of the visible keys (0..i when causal), 0 elsewhere
@@ -69,71 +69,123 @@ static void v_att(CmMatmulDesc *d, int B, int T, int NH, bool tr) {    // att (o
     view4(d, B, NH, T, T, (int64_t)NH * T * T, (int64_t)T * T, tr ? 1 : T, tr ? T : 1);
 }
 
-void cm_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal) {
+static void fwd_keys(CmMatmulKey *k1, CmMatmulKey *k2, int B, int T, int C, int NH) {
+    cm_mm_key_init(k1, 4);                   // att = scale * q @ k^T
+    v_qkv(&k1->src, B, T, C, NH);
+    v_qkv_t(&k1->wei, B, T, C, NH);
+    v_att(&k1->dst, B, T, NH, false);
+    k1->scale = 1.0f / sqrtf((float)(C / NH));
+    cm_mm_key_init(k2, 4);                   // out = att @ v
+    v_att(&k2->src, B, T, NH, false);
+    v_qkv(&k2->wei, B, T, C, NH);
+    v_out(&k2->dst, B, T, C, NH);
+}
+
+static void bwd_keys(CmMatmulKey *kA, CmMatmulKey *kV, CmMatmulKey *kQ, CmMatmulKey *kK, int B, int T, int C, int NH) {
+    cm_mm_key_init(kA, 4);                   // dA = dout @ v^T
+    v_out(&kA->src, B, T, C, NH);
+    v_qkv_t(&kA->wei, B, T, C, NH);
+    v_att(&kA->dst, B, T, NH, false);
+    cm_mm_key_init(kV, 4);                   // dv += att^T @ dout
+    v_att(&kV->src, B, T, NH, true);
+    v_out(&kV->wei, B, T, C, NH);
+    v_qkv(&kV->dst, B, T, C, NH);
+    kV->acc = 1;
+    cm_mm_key_init(kQ, 4);                   // dq += scale * dS @ k
+    v_att(&kQ->src, B, T, NH, false);
+    v_qkv(&kQ->wei, B, T, C, NH);
+    v_qkv(&kQ->dst, B, T, C, NH);
+    kQ->acc = 1;
+    kQ->scale = 1.0f / sqrtf((float)(C / NH));
+    *kK = *kQ;                               // dk += scale * dS^T @ q
+    v_att(&kK->src, B, T, NH, true);
+}
+
+bool cm_attention_prepare(int B, int T, int C, int NH, bool backward) {
+    if (B <= 0 || T <= 0 || NH <= 0 || C % NH) return false;
+    CmMatmulKey k1, k2, kA, kV, kQ, kK;
+    fwd_keys(&k1, &k2, B, T, C, NH);
+    bool ok = cm_mm_prepare(&k1) && cm_mm_prepare(&k2);
+    if (ok && backward) {
+        bwd_keys(&kA, &kV, &kQ, &kK, B, T, C, NH);
+        ok = cm_mm_prepare(&kA) && cm_mm_prepare(&kV) && cm_mm_prepare(&kQ) && cm_mm_prepare(&kK);
+    }
+    return ok;
+}
+
+/* P = the probabilities multiplied with v: att, or its dropped-out copy (dr) */
+static const float *attn_dropout(float *att, int B, int T, int NH, const CmAttnDropout *dr) {
+    if (!dr) return att;
+    cm_dropout_forward(dr->attd, dr->mask, att, dr->p, (size_t)NH * T * T, B, dr->key, dr->site);
+    return dr->attd;
+}
+
+// in place over dA: the gradient through the dropout of the probabilities
+static void attn_dropout_backward(float *dA, const float *mask, size_t n) {
+    #pragma omp parallel for simd if (n > CM_OMP_MIN)
+    for (size_t i = 0; i < n; i++) dA[i] *= mask[i];
+}
+
+static void blas_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal,
+                         const CmAttnDropout *dr);
+static void blas_backward(float *dqkv, const float *dout, const float *qkv, const float *att, const float *P,
+                          const float *mask, int B, int T, int C, int NH, bool causal, void *ws);
+
+void cm_attention_forward_dropout(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal,
+                                  const CmAttnDropout *dr) {
     CM_ASSERT(NH > 0 && C % NH == 0);
     if (B <= 0 || T <= 0) return;
     CmMatmulKey k1, k2;
-    cm_mm_key_init(&k1, 4);                  // att = scale * q @ k^T
-    v_qkv(&k1.src, B, T, C, NH);
-    v_qkv_t(&k1.wei, B, T, C, NH);
-    v_att(&k1.dst, B, T, NH, false);
-    k1.scale = 1.0f / sqrtf((float)(C / NH));
-    cm_mm_key_init(&k2, 4);                  // out = att @ v
-    v_att(&k2.src, B, T, NH, false);
-    v_qkv(&k2.wei, B, T, C, NH);
-    v_out(&k2.dst, B, T, C, NH);
+    fwd_keys(&k1, &k2, B, T, C, NH);
     if (!cm_mm_prepare(&k1) || !cm_mm_prepare(&k2)) {
-        cm_attention_forward_blas(out, att, qkv, B, T, C, NH, causal);
+        blas_forward(out, att, qkv, B, T, C, NH, causal, dr);
         return;
     }
     cm_mm_run(&k1, qkv, qkv + C, NULL, att);
     att_softmax(att, (size_t)B * NH * T, T, causal);
-    cm_mm_run(&k2, att, qkv + 2 * C, NULL, out);
+    cm_mm_run(&k2, attn_dropout(att, B, T, NH, dr), qkv + 2 * C, NULL, out);
 }
 
-void cm_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
-                        int B, int T, int C, int NH, bool causal) {
+void cm_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal) {
+    cm_attention_forward_dropout(out, att, qkv, B, T, C, NH, causal, NULL);
+}
+
+size_t cm_attention_backward_workspace(int B, int T, int NH) {
+    return sizeof(float) * (size_t)(B > 0 ? B : 0) * (size_t)(NH > 0 ? NH : 0) * (size_t)(T > 0 ? T : 0) * (T > 0 ? T : 0);
+}
+
+void cm_attention_backward_dropout(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
+                                   int C, int NH, bool causal, const CmAttnDropout *dr, void *ws) {
     CM_ASSERT(NH > 0 && C % NH == 0);
     if (B <= 0 || T <= 0) return;
-    float scale = 1.0f / sqrtf((float)(C / NH));
+    const float *P = dr ? dr->attd : att, *mask = dr ? dr->mask : NULL;
     CmMatmulKey kA, kV, kQ, kK;
-    cm_mm_key_init(&kA, 4);                  // dA = dout @ v^T
-    v_out(&kA.src, B, T, C, NH);
-    v_qkv_t(&kA.wei, B, T, C, NH);
-    v_att(&kA.dst, B, T, NH, false);
-    cm_mm_key_init(&kV, 4);                  // dv += att^T @ dout
-    v_att(&kV.src, B, T, NH, true);
-    v_out(&kV.wei, B, T, C, NH);
-    v_qkv(&kV.dst, B, T, C, NH);
-    kV.acc = 1;
-    cm_mm_key_init(&kQ, 4);                  // dq += scale * dS @ k
-    v_att(&kQ.src, B, T, NH, false);
-    v_qkv(&kQ.wei, B, T, C, NH);
-    v_qkv(&kQ.dst, B, T, C, NH);
-    kQ.acc = 1;
-    kQ.scale = scale;
-    kK = kQ;                                 // dk += scale * dS^T @ q
-    v_att(&kK.src, B, T, NH, true);
+    bwd_keys(&kA, &kV, &kQ, &kK, B, T, C, NH);
     if (!cm_mm_prepare(&kA) || !cm_mm_prepare(&kV) || !cm_mm_prepare(&kQ) || !cm_mm_prepare(&kK)) {
-        cm_attention_backward_blas(dqkv, dout, qkv, att, B, T, C, NH, causal);
+        blas_backward(dqkv, dout, qkv, att, P, mask, B, T, C, NH, causal, ws);
         return;
     }
     size_t rows = (size_t)B * NH * T;
-    float *dA = malloc(sizeof(float) * rows * T);
-    CM_ASSERT(dA != NULL);
+    float *dA = ws;   /* [B,NH,T,T]: cm_attention_backward_workspace bytes */
     cm_mm_run(&kA, dout, qkv + 2 * C, NULL, dA);
-    cm_mm_run(&kV, att, dout, NULL, dqkv + 2 * C);
+    cm_mm_run(&kV, P, dout, NULL, dqkv + 2 * C);
+    if (mask) attn_dropout_backward(dA, mask, rows * T);
     att_softmax_backward(dA, att, rows, T, causal);
     cm_mm_run(&kQ, dA, qkv + C, NULL, dqkv);
     cm_mm_run(&kK, dA, qkv, NULL, dqkv + C);
-    free(dA);
+}
+
+void cm_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
+                        int B, int T, int C, int NH, bool causal, void *ws) {
+    cm_attention_backward_dropout(dqkv, dout, qkv, att, B, T, C, NH, causal, NULL, ws);
 }
 
 // ---------------------------------------------------------------------------------------------
 // fallback: per-(b,h) sgemm through cm_matmul() (serial calls; BLAS threads itself)
 
-// forward: att[b,h] = softmax(scale * Q K^T) ; out[b,:,h] = att[b,h] @ V
-void cm_attention_forward_blas(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal) {
+// forward: att[b,h] = softmax(scale * Q K^T) ; out[b,:,h] = P[b,h] @ V (P = att or its dropout)
+static void blas_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal,
+                         const CmAttnDropout *dr) {
     CM_ASSERT(NH > 0 && C % NH == 0);
     int hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
@@ -144,34 +196,39 @@ void cm_attention_forward_blas(float *out, float *att, const float *qkv, int B, 
             cm_matmul(false, true, T, T, hs, scale, q, C3, k, C3, 0.0f, att + ((size_t)b * NH + h) * TT, T);
         }
     att_softmax(att, (size_t)B * NH * T, T, causal);
+    const float *P = attn_dropout(att, B, T, NH, dr);
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
             const float *v = qkv + (size_t)b * T * C3 + 2 * C + h * hs;
-            cm_matmul(false, false, T, hs, T, 1.0f, att + ((size_t)b * NH + h) * TT, T, v, C3, 0.0f,
+            cm_matmul(false, false, T, hs, T, 1.0f, P + ((size_t)b * NH + h) * TT, T, v, C3, 0.0f,
                    out + (size_t)b * T * C + h * hs, C);
         }
 }
 
+void cm_attention_forward_blas(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal) {
+    blas_forward(out, att, qkv, B, T, C, NH, causal, NULL);
+}
+
 // backward, per (b,h), with dO = dout[b,:,h]:
-//   dA = dO V^T ; dV += A^T dO ; dS = A * (dA - rowsum(dA*A)) ; dQ += scale dS K ; dK += scale dS^T Q
+//   dA = (dO V^T) [* mask] ; dV += P^T dO ; dS = A * (dA - rowsum(dA*A)) ; dQ += scale dS K ; dK += scale dS^T Q
 // Masked entries have A = 0, so dS = 0 there without special-casing.
-void cm_attention_backward_blas(float *dqkv, const float *dout, const float *qkv, const float *att,
-                                int B, int T, int C, int NH, bool causal) {
+static void blas_backward(float *dqkv, const float *dout, const float *qkv, const float *att, const float *P,
+                          const float *mask, int B, int T, int C, int NH, bool causal, void *ws) {
     CM_ASSERT(NH > 0 && C % NH == 0);
     int hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
     size_t TT = (size_t)T * T, rows = (size_t)B * NH * T;
-    float *dA = malloc(sizeof(float) * rows * T);
-    CM_ASSERT(dA != NULL);
+    float *dA = ws;
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
             const float *v = qkv + (size_t)b * T * C3 + 2 * C + h * hs;
             const float *dO = dout + (size_t)b * T * C + h * hs;
-            const float *A = att + ((size_t)b * NH + h) * TT;
+            const float *A = P + ((size_t)b * NH + h) * TT;
             float *dv = dqkv + (size_t)b * T * C3 + 2 * C + h * hs;
             cm_matmul(false, true, T, T, hs, 1.0f, dO, C, v, C3, 0.0f, dA + ((size_t)b * NH + h) * TT, T);
             cm_matmul(true, false, T, hs, T, 1.0f, A, T, dO, C, 1.0f, dv, C3);
         }
+    if (mask) attn_dropout_backward(dA, mask, rows * T);
     att_softmax_backward(dA, att, rows, T, causal);
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
@@ -181,72 +238,11 @@ void cm_attention_backward_blas(float *dqkv, const float *dout, const float *qkv
             cm_matmul(false, false, T, hs, T, scale, dS, T, k, C3, 1.0f, dq, C3);
             cm_matmul(true, false, T, hs, T, scale, dS, T, q, C3, 1.0f, dk, C3);
         }
-    free(dA);
 }
 
-void cm_attention_forward_ref(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal) {
-    CM_ASSERT(NH > 0 && C % NH == 0);
-    int hs = C / NH, C3 = 3 * C;
-    double scale = 1.0 / sqrt((double)hs);
-    double *s = malloc(sizeof(double) * (T > 0 ? T : 1));
-    CM_ASSERT(s != NULL);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++)
-            for (int i = 0; i < T; i++) {
-                const float *q = qkv + ((size_t)b * T + i) * C3 + h * hs;
-                double mx = -INFINITY, sum = 0;
-                for (int j = 0; j < T; j++) {
-                    if (causal && j > i) { s[j] = -INFINITY; continue; }
-                    const float *k = qkv + ((size_t)b * T + j) * C3 + C + h * hs;
-                    double d = 0;
-                    for (int e = 0; e < hs; e++) d += (double)q[e] * k[e];
-                    s[j] = d * scale;
-                    if (s[j] > mx) mx = s[j];
-                }
-                for (int j = 0; j < T; j++) { s[j] = exp(s[j] - mx); sum += s[j]; }
-                float *a = att + (((size_t)b * NH + h) * T + i) * T;
-                for (int j = 0; j < T; j++) { s[j] /= sum; a[j] = (float)s[j]; }
-                for (int e = 0; e < hs; e++) {
-                    double o = 0;
-                    for (int j = 0; j < T; j++) o += s[j] * qkv[((size_t)b * T + j) * C3 + 2 * C + h * hs + e];
-                    out[((size_t)b * T + i) * C + h * hs + e] = (float)o;
-                }
-            }
-    free(s);
-}
-
-void cm_attention_backward_ref(float *dqkv, const float *dout, const float *qkv, const float *att,
-                            int B, int T, int C, int NH, bool causal) {
-    CM_ASSERT(NH > 0 && C % NH == 0);
-    int hs = C / NH, C3 = 3 * C;
-    double scale = 1.0 / sqrt((double)hs);
-    double *dA = malloc(sizeof(double) * (T > 0 ? T : 1));
-    CM_ASSERT(dA != NULL);
-#define QKV(b, t, part, e) ((((size_t)(b) * T + (t)) * C3) + (part) * C + h * hs + (e))
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++)
-            for (int i = 0; i < T; i++) {
-                const float *a = att + (((size_t)b * NH + h) * T + i) * T;
-                const float *dO = dout + ((size_t)b * T + i) * C + h * hs;
-                double dot = 0;
-                for (int j = 0; j < T; j++) {
-                    double d = 0;
-                    for (int e = 0; e < hs; e++) d += (double)dO[e] * qkv[QKV(b, j, 2, e)];
-                    dA[j] = d;
-                    dot += d * a[j];
-                    for (int e = 0; e < hs; e++) dqkv[QKV(b, j, 2, e)] += (float)((double)a[j] * dO[e]);
-                }
-                for (int j = 0; j < T; j++) {
-                    if (causal && j > i) continue;
-                    double ds = a[j] * (dA[j] - dot) * scale;
-                    for (int e = 0; e < hs; e++) {
-                        dqkv[QKV(b, i, 0, e)] += (float)(ds * qkv[QKV(b, j, 1, e)]);
-                        dqkv[QKV(b, j, 1, e)] += (float)(ds * qkv[QKV(b, i, 0, e)]);
-                    }
-                }
-            }
-#undef QKV
-    free(dA);
+void cm_attention_backward_blas(float *dqkv, const float *dout, const float *qkv, const float *att,
+                                int B, int T, int C, int NH, bool causal, void *ws) {
+    blas_backward(dqkv, dout, qkv, att, att, NULL, B, T, C, NH, causal, ws);
 }
 
 // ---------------------------------------------------------------------------------------------

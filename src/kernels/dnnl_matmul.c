@@ -3,22 +3,30 @@
  * linear layers and the batched attention products. A primitive is described by a CmMatmulKey
  * (dims and strides of src/weights/dst, data types, bias, output scale, accumulate) and created
  * once (oneDNN: ~ms to tens of ms), then reused; the cache is protected by a mutex, so kernels may
- * be called from several threads. Primitives run with oneDNN's OpenMP threading (the same OpenMP
+ * be called from several threads. The cache is a fixed table (no allocation of ours; oneDNN
+ * allocates the primitives themselves): planning code creates the primitives of the shapes it
+ * knows (cm_mm_prepare through cm_linear_bf16_prepare / cm_attention_prepare); shapes met later
+ * (a smaller last batch, packed text rows) are created on first use; a full table evicts the least
+ * recently used idle entry. Primitives run with oneDNN's OpenMP threading (the same OpenMP
  * runtime as OpenBLAS and our loops); they are never called from inside our parallel regions.
  */
 #include "kernels/kernels_internal.h"
 #include "common/common.h"
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
-#include <stdlib.h>
 #include <string.h>
 
-typedef struct Entry { CmMatmulKey key; dnnl_primitive_t prim; struct Entry *next; } Entry;
+/* A fixed table (kernels never allocate): when it is full, the least recently used entry that no
+   thread is running is destroyed and replaced; if every entry is running, the caller falls back. */
+#define CM_MM_CACHE 1024
+typedef struct { CmMatmulKey key; dnnl_primitive_t prim; int users; uint64_t last; } Entry;
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static dnnl_engine_t g_engine;
 static int g_state;  // 0 untried, 1 ready, -1 unavailable
-static Entry *g_cache;
+static Entry g_cache[CM_MM_CACHE];
+static int g_n;
+static uint64_t g_tick;
 
 void cm_mm_key_init(CmMatmulKey *k, int nd) {
     memset(k, 0, sizeof *k);  // padding too: keys are compared with memcmp
@@ -74,36 +82,50 @@ static dnnl_primitive_t create_locked(const CmMatmulKey *k) {
 
 static int g_warned;
 
-/* the cached primitive for k, created on first use; NULL when oneDNN cannot provide it */
-static dnnl_primitive_t get_prim(const CmMatmulKey *k) {
+/* the cached primitive for k, created on first use (with users+1 when `use`); NULL when oneDNN
+   cannot provide it */
+static Entry *get_entry(const CmMatmulKey *k, bool use) {
     pthread_mutex_lock(&g_lock);
-    dnnl_primitive_t prim = NULL;
-    for (Entry *e = g_cache; e; e = e->next)
-        if (!memcmp(&e->key, k, sizeof *k)) { prim = e->prim; break; }
-    if (!prim) {
-        prim = create_locked(k);
+    Entry *hit = NULL;
+    for (int i = 0; i < g_n; i++)
+        if (!memcmp(&g_cache[i].key, k, sizeof *k)) { hit = &g_cache[i]; break; }
+    if (!hit) {
+        dnnl_primitive_t prim = create_locked(k);
         if (prim) {
-            Entry *e = calloc(1, sizeof *e);
-            CM_ASSERT(e != NULL);
-            e->key = *k;
-            e->prim = prim;
-            e->next = g_cache;
-            g_cache = e;
+            if (g_n < CM_MM_CACHE) hit = &g_cache[g_n++];
+            else
+                for (int i = 0; i < g_n; i++)   /* evict the least recently used idle entry */
+                    if (!g_cache[i].users && (!hit || g_cache[i].last < hit->last)) hit = &g_cache[i];
+            if (hit && hit->prim) dnnl_primitive_destroy(hit->prim);   /* an evicted entry */
+            if (hit) {
+                hit->key = *k;
+                hit->prim = prim;
+                hit->users = 0;
+            } else {
+                dnnl_primitive_destroy(prim);
+            }
         } else if (!g_warned) {
             g_warned = 1;
             cm_debug("oneDNN matmul unavailable for a %dD %s product; using the BLAS fallback",
-                     k->nd, k->src.dt == CM_DT_BF16 ? "bf16" : k->src.dt == CM_DT_S8 ? "int8" : "fp32");
+                     k->nd, k->src.dt == CM_DT_BF16                            ? "bf16"
+                            : k->src.dt == CM_DT_S8 || k->src.dt == CM_DT_U8 ? "int8"
+                                                                             : "fp32");
         }
     }
+    if (hit) {
+        hit->last = ++g_tick;
+        if (use) hit->users++;
+    }
     pthread_mutex_unlock(&g_lock);
-    return prim;
+    return hit;
 }
 
-bool cm_mm_prepare(const CmMatmulKey *k) { return get_prim(k) != NULL; }
+bool cm_mm_prepare(const CmMatmulKey *k) { return get_entry(k, false) != NULL; }
 
 bool cm_mm_run(const CmMatmulKey *k, const void *src, const void *wei, const float *bias, void *dst) {
-    dnnl_primitive_t prim = get_prim(k);
-    if (!prim) return false;
+    Entry *e = get_entry(k, true);
+    if (!e) return false;
+    dnnl_primitive_t prim = e->prim;
     const_dnnl_primitive_desc_t pd;
     dnnl_memory_t ms = NULL, mw = NULL, mb = NULL, md = NULL;
     dnnl_stream_t st = NULL;
@@ -122,19 +144,25 @@ bool cm_mm_run(const CmMatmulKey *k, const void *src, const void *wei, const flo
     if (mw) dnnl_memory_destroy(mw);
     if (mb) dnnl_memory_destroy(mb);
     if (md) dnnl_memory_destroy(md);
+    pthread_mutex_lock(&g_lock);
+    e->users--;
+    pthread_mutex_unlock(&g_lock);
     CM_ASSERT(ok);  // a primitive that was created must run on the buffers it describes
     return true;
 }
 
 void cm_mm_release(void) {
     pthread_mutex_lock(&g_lock);
-    while (g_cache) {
-        Entry *e = g_cache;
-        g_cache = e->next;
-        dnnl_primitive_destroy(e->prim);
-        free(e);
+    int kept = 0;   /* entries another thread is running stay where they are (and so does the engine) */
+    for (int i = 0; i < g_n; i++) {
+        if (g_cache[i].users) { kept++; continue; }
+        if (g_cache[i].prim) dnnl_primitive_destroy(g_cache[i].prim);
+        memset(&g_cache[i], 0, sizeof g_cache[i]);   /* a hole: its zero key matches no product */
     }
-    if (g_state == 1) dnnl_engine_destroy(g_engine);
-    g_state = 0;
+    if (kept == 0) g_n = 0;
+    if (g_state == 1 && kept == 0) {
+        dnnl_engine_destroy(g_engine);
+        g_state = 0;
+    }
     pthread_mutex_unlock(&g_lock);
 }

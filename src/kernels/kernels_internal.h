@@ -31,6 +31,6 @@ void cm_mm_release(void);
 /* The per-head BLAS versions of attention (used when oneDNN is unavailable; tested directly). */
 void cm_attention_forward_blas(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal);
 void cm_attention_backward_blas(float *dqkv, const float *dout, const float *qkv, const float *att,
-                                int B, int T, int C, int NH, bool causal);
+                                int B, int T, int C, int NH, bool causal, void *ws);
 
 #endif

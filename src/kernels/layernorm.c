@@ -2,7 +2,7 @@
  * layernorm.c — LayerNorm (torch semantics: eps 1e-5, biased variance) and the row L2
  * normalisation of F.normalize (eps 1e-12 clamps the norm), forward and backward side by side.
  * Fast paths: OpenMP over rows (and over column blocks for the dw/db reductions), two-pass
- * float statistics; the *_ref versions accumulate in double.
+ * float statistics; the references (tests/kernel_lab/ref_ops.c) accumulate in double.
  */
 #include "kernels/ops.h"
 #include "kernels/vecmath.h"
@@ -76,43 +76,6 @@ CM_HOT void cm_layernorm_backward(float *dinp, float *dw, float *db, const float
                 if (db) db[c] += ab[c - c0];
             }
         }
-    }
-}
-
-void cm_layernorm_forward_ref(float *out, float *mean, float *rstd, const float *inp, const float *w,
-                           const float *b, int M, int C) {
-    for (int i = 0; i < M; i++) {
-        const float *x = inp + (size_t)i * C;
-        double s = 0, v = 0;
-        for (int c = 0; c < C; c++) s += x[c];
-        double m = s / C;
-        for (int c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m);
-        double r = 1.0 / sqrt(v / C + 1e-5);
-        for (int c = 0; c < C; c++) out[(size_t)i * C + c] = (float)((x[c] - m) * r * w[c] + b[c]);
-        mean[i] = (float)m;
-        rstd[i] = (float)r;
-    }
-}
-
-void cm_layernorm_backward_ref(float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                            const float *w, const float *mean, const float *rstd, int M, int C) {
-    for (int i = 0; i < M; i++) {
-        const float *x = inp + (size_t)i * C, *dy = dout + (size_t)i * C;
-        double m = mean[i], r = rstd[i], sg = 0, sgx = 0;
-        for (int c = 0; c < C; c++) {
-            double xh = (x[c] - m) * r, g = (double)dy[c] * w[c];
-            sg += g;
-            sgx += g * xh;
-            if (dw) dw[c] += (float)(dy[c] * xh);
-            if (db) db[c] += dy[c];
-        }
-        sg /= C;
-        sgx /= C;
-        if (dinp)
-            for (int c = 0; c < C; c++) {
-                double xh = (x[c] - m) * r;
-                dinp[(size_t)i * C + c] += (float)(r * ((double)dy[c] * w[c] - sg - xh * sgx));
-            }
     }
 }
 

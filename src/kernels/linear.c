@@ -1,6 +1,6 @@
 /*
  * linear.c — matrix products: `cm_matmul` (the one place cblas_sgemm of OpenBLAS-openmp is called)
- * and the nn.Linear layer forward/backward built on it, each beside a plain triple-loop reference.
+ * and the nn.Linear layer forward/backward built on it (references: tests/kernel_lab/ref_ops.c).
  * BLAS threads itself; no OpenMP region is ever opened around a BLAS call.
  */
 #include "kernels/ops.h"
@@ -52,35 +52,3 @@ void cm_linear_backward(float *dinp, float *dW, float *db, const float *dout, co
     }
 }
 
-void cm_linear_forward_ref(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC) {
-    for (int i = 0; i < M; i++)
-        for (int o = 0; o < OC; o++) {
-            double s = b ? b[o] : 0.0;
-            for (int c = 0; c < C; c++) s += (double)inp[(size_t)i * C + c] * W[(size_t)o * C + c];
-            out[(size_t)i * OC + o] = (float)s;
-        }
-}
-
-void cm_linear_backward_ref(float *dinp, float *dW, float *db, const float *dout, const float *inp,
-                         const float *W, int M, int C, int OC) {
-    if (dinp)
-        for (int i = 0; i < M; i++)
-            for (int c = 0; c < C; c++) {
-                double s = 0;
-                for (int o = 0; o < OC; o++) s += (double)dout[(size_t)i * OC + o] * W[(size_t)o * C + c];
-                dinp[(size_t)i * C + c] += (float)s;
-            }
-    if (dW)
-        for (int o = 0; o < OC; o++)
-            for (int c = 0; c < C; c++) {
-                double s = 0;
-                for (int i = 0; i < M; i++) s += (double)dout[(size_t)i * OC + o] * inp[(size_t)i * C + c];
-                dW[(size_t)o * C + c] += (float)s;
-            }
-    if (db)
-        for (int o = 0; o < OC; o++) {
-            double s = 0;
-            for (int i = 0; i < M; i++) s += dout[(size_t)i * OC + o];
-            db[o] += (float)s;
-        }
-}

@@ -36,12 +36,19 @@ static inline int8_t q8(float v, float inv) {
     return (int8_t)(r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r);
 }
 
-cm_status cm_int8_weights_init(CmInt8Weights *q, const float *W, int OC, int C) {
+static size_t int8_w_bytes(int OC, int C) { return ((size_t)OC * C + 63) & ~(size_t)63; }
+
+size_t cm_int8_weights_bytes(int OC, int C) {
+    if (OC < 1 || C < 1) return 0;
+    return int8_w_bytes(OC, C) + (size_t)OC * (sizeof(float) + sizeof(int32_t));   /* w_scale, w_sum */
+}
+
+cm_status cm_int8_weights_init(CmInt8Weights *q, const float *W, int OC, int C, void *mem) {
     memset(q, 0, sizeof *q);
     if (OC < 1 || C < 1) return cm_error(CM_ERR_ARG, "int8 weights: bad shape [%d,%d]", OC, C);
-    q->w = cm_malloc((size_t)OC * C, "int8 weights");
-    q->w_scale = cm_malloc((size_t)OC * (sizeof(float) + sizeof(int32_t)), "int8 weight scales");   /* + w_sum */
-    if (!q->w || !q->w_scale) { cm_int8_weights_free(q); return CM_ERR_OOM; }
+    if (!mem) return cm_error(CM_ERR_ARG, "int8 weights: no memory given");
+    q->w = mem;
+    q->w_scale = (float *)((char *)mem + int8_w_bytes(OC, C));
     q->OC = OC;
     q->C = C;
     q->w_f32 = W;
@@ -58,13 +65,6 @@ cm_status cm_int8_weights_init(CmInt8Weights *q, const float *W, int OC, int C) 
         q->w_sum[n] = sum;
     }
     return CM_OK;
-}
-
-void cm_int8_weights_free(CmInt8Weights *q) {
-    if (!q) return;
-    cm_free(q->w);
-    cm_free(q->w_scale);
-    memset(q, 0, sizeof *q);
 }
 
 /* Rows of the int8 product: M itself up to 64, else M rounded up to a multiple of 64 (the rows

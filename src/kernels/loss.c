@@ -7,13 +7,13 @@
  *   G[i,j] = c (m_i (p_img[i,j] - [i==j]) + m_j (p_txt[j,i] - [i==j]))
  * and dU += s G V, dV += s G^T U, dscale += sum_ij G[i,j] (U V^T)[i,j].
  * The losses themselves are computed as logsumexp - target logit in double.
- * Fast paths use cm_matmul (BLAS) for the N x N x D products; the references in tests use loops.
+ * Fast paths use cm_matmul (BLAS) for the N x N x D products; the double-precision references live
+ * in tests/kernel_lab/. The backward's G [N,N] is the caller's workspace (kernels never allocate).
  */
 #include "kernels/ops.h"
 #include "kernels/vecmath.h"
 #include "kernels/kernels_internal.h"
 #include "common/common.h"
-#include <stdlib.h>
 
 // -log softmax(x)[t] in double
 static double row_nll(const float *x, int n, int stride, int t) {
@@ -69,16 +69,17 @@ float cm_contrastive_forward(float *p_img, float *p_txt, const float *U, const f
     return cnt ? (float)(total / (2.0 * cnt)) : 0.0f;
 }
 
+size_t cm_contrastive_backward_workspace(int N) { return sizeof(float) * (size_t)(N > 0 ? N : 0) * (N > 0 ? N : 0); }
+
 void cm_contrastive_backward(float *dU, float *dV, float *dscale, const float *p_img, const float *p_txt,
                           const float *U, const float *V, float s, const int32_t *labels, int N, int D,
-                          float dloss) {
+                          float dloss, void *ws) {
     int cnt = 0;
     for (int i = 0; i < N; i++) cnt += labels[i] == 0;
     if (cnt == 0 || N <= 0) return;
     if (!dU && !dV && !dscale) return;
     float c = dloss / (2.0f * cnt);
-    float *G = malloc(sizeof(float) * (size_t)N * N);
-    CM_ASSERT(G != NULL);
+    float *G = ws;   /* [N,N]: cm_contrastive_backward_workspace bytes */
     for (int i = 0; i < N; i++) {
         float mi = labels[i] == 0 ? c : 0.0f;
         for (int j = 0; j < N; j++) {
@@ -101,65 +102,4 @@ void cm_contrastive_backward(float *dU, float *dV, float *dscale, const float *p
             }
         *dscale += (float)acc;
     }
-    free(G);
-}
-
-// ---------------------------------------------------------------------------------------------
-// references: plain loops in double
-
-float cm_contrastive_forward_ref(float *p_img, float *p_txt, const float *U, const float *V, float s,
-                             const int32_t *labels, int N, int D) {
-    if (N <= 0) return 0.0f;
-    double *S = malloc(sizeof(double) * (size_t)N * N);
-    CM_ASSERT(S != NULL);
-    for (int i = 0; i < N; i++)
-        for (int j = 0; j < N; j++) {
-            double d = 0;
-            for (int e = 0; e < D; e++) d += (double)U[(size_t)i * D + e] * V[(size_t)j * D + e];
-            S[(size_t)i * N + j] = (double)s * d;
-        }
-    double total = 0;
-    int cnt = 0;
-    for (int pass = 0; pass < 2; pass++) {  // pass 0: rows of S (image), pass 1: rows of S^T (text)
-        float *P = pass ? p_txt : p_img;
-        for (int i = 0; i < N; i++) {
-            double m = -INFINITY, z = 0;
-            for (int j = 0; j < N; j++) {
-                double x = pass ? S[(size_t)j * N + i] : S[(size_t)i * N + j];
-                if (x > m) m = x;
-            }
-            for (int j = 0; j < N; j++) z += exp((pass ? S[(size_t)j * N + i] : S[(size_t)i * N + j]) - m);
-            for (int j = 0; j < N; j++)
-                P[(size_t)i * N + j] = (float)(exp((pass ? S[(size_t)j * N + i] : S[(size_t)i * N + j]) - m) / z);
-            if (labels[i] == 0) {
-                total += m + log(z) - S[(size_t)i * N + i];
-                cnt += pass == 0;
-            }
-        }
-    }
-    free(S);
-    return cnt ? (float)(total / (2.0 * cnt)) : 0.0f;
-}
-
-void cm_contrastive_backward_ref(float *dU, float *dV, float *dscale, const float *p_img, const float *p_txt,
-                              const float *U, const float *V, float s, const int32_t *labels, int N, int D,
-                              float dloss) {
-    int cnt = 0;
-    for (int i = 0; i < N; i++) cnt += labels[i] == 0;
-    if (cnt == 0) return;
-    double c = (double)dloss / (2.0 * cnt), ds = 0;
-    for (int i = 0; i < N; i++)
-        for (int j = 0; j < N; j++) {
-            double eye = i == j, g = 0;
-            if (labels[i] == 0) g += c * (p_img[(size_t)i * N + j] - eye);
-            if (labels[j] == 0) g += c * (p_txt[(size_t)j * N + i] - eye);
-            double d = 0;
-            for (int e = 0; e < D; e++) {
-                d += (double)U[(size_t)i * D + e] * V[(size_t)j * D + e];
-                if (dU) dU[(size_t)i * D + e] += (float)(s * g * V[(size_t)j * D + e]);
-                if (dV) dV[(size_t)j * D + e] += (float)(s * g * U[(size_t)i * D + e]);
-            }
-            ds += g * d;
-        }
-    if (dscale) *dscale += (float)ds;
 }

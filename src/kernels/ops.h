@@ -1,9 +1,9 @@
 /*
  * ops.h — the compute kernels: every layer's forward and backward side by side, on plain float*
- * host buffers, with a plain reference implementation (`*_ref`) beside each fast path.
- *
- * This header is the single kernel interface the model code calls (DESIGN §8: a CUDA backend
- * will implement the same functions). Model code never assumes more than "a float* of n elements".
+ * host buffers: the CPU backend's implementation. The model reaches them through the backend table
+ * (kernels/backend.h, CmBackend), the interface a second backend (CUDA) implements; this header is
+ * the CPU backend's own. The double-precision references (`*_ref`) the tests hold these to live in
+ * tests/kernel_lab/ref_ops.[ch], not in the library.
  *
  * Dimension legend
  *   M   rows (= B*T for token activations)     B   batch        T   tokens per sequence
@@ -18,9 +18,13 @@
  *   - Threading: fast paths use OpenMP on outer loops and the OpenMP build of OpenBLAS; no kernel
  *     nests its own parallel region around a BLAS call.
  *   - Weights use torch nn.Linear layout W[OC,C]: y = x W^T + b.
+ *   - Kernels never allocate: scratch is the caller's workspace (`void *ws`), sized by the
+ *     matching *_workspace(...) query when the caller plans its activations; oneDNN primitives of
+ *     known shapes are created by the *_prepare(...) calls at the same time.
  * defines (every name prefixed cm_): linear_* (fp32 and _bf16), matmul, bf16_*, layernorm_*, gelu_*,
  *          quickgelu_*, relu_*, softmax_*, attention_*, l2norm_*, crossentropy_*, contrastive_*, dropout_*,
- *          embedding_*, im2patch, add_*
+ *          embedding_*, im2patch, add_*, lora_*, residual_init, transpose_scaled, gather/scatter_rows,
+ *          cls_pos_*, scale, dot, adamw, sumsq, int8_*
  */
 #ifndef CM_OPS_H
 #define CM_OPS_H
@@ -32,31 +36,29 @@
 #include "common/common.h"
 
 // ---------------------------------------------------------------------------------------------
-// matrix products (BLAS sgemm; *_ref are plain triple loops)
+// matrix products (BLAS sgemm)
 
 /* out[M,OC] = inp[M,C] @ W[OC,C]^T + b[OC]   (b may be NULL) */
 void cm_linear_forward(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC);
 /* dinp[M,C] += dout[M,OC] @ W ; dW[OC,C] += dout^T @ inp ; db[OC] += colsum(dout). Any may be NULL. */
 void cm_linear_backward(float *dinp, float *dW, float *db, const float *dout, const float *inp,
                      const float *W, int M, int C, int OC);
-void cm_linear_forward_ref(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC);
-void cm_linear_backward_ref(float *dinp, float *dW, float *db, const float *dout, const float *inp,
-                         const float *W, int M, int C, int OC);
 
 /* bf16 products for `--precision amp` (oneDNN matmul, AMX/AVX512-BF16): inputs rounded to bf16
    (nearest even), fp32 accumulation and outputs; same contract as cm_linear_forward/backward
-   (db is an fp32 column sum). Primitives are created once per shape and cached (thread-safe).
-   Without oneDNN bf16 support: bf16-rounded inputs through fp32 sgemm (same numbers up to
-   summation order). *_ref: round, then plain loops in double. */
-void cm_linear_forward_bf16(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC);
+   (db is an fp32 column sum). ws: cm_linear_bf16_workspace(M, C, OC) bytes (64-byte aligned).
+   Primitives are created once per shape and cached (thread-safe); cm_linear_bf16_prepare creates
+   them ahead (forward with or without bias; backward: the dinp and dW products); false when oneDNN
+   has no bf16 matmul here. Without oneDNN bf16 support: bf16-rounded inputs through fp32 sgemm
+   (same numbers up to summation order). */
+size_t cm_linear_bf16_workspace(int M, int C, int OC);
+bool cm_linear_bf16_prepare(int M, int C, int OC, bool bias, bool backward);
+void cm_linear_forward_bf16(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC, void *ws);
 void cm_linear_backward_bf16(float *dinp, float *dW, float *db, const float *dout, const float *inp,
-                          const float *W, int M, int C, int OC);
-void cm_linear_forward_bf16_ref(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC);
-void cm_linear_backward_bf16_ref(float *dinp, float *dW, float *db, const float *dout, const float *inp,
-                              const float *W, int M, int C, int OC);
+                          const float *W, int M, int C, int OC, void *ws);
 float cm_bf16_round(float x);   /* fp32 -> nearest-even bf16 -> fp32 */
 bool cm_bf16_native(void);      /* true when oneDNN provides bf16 matmul on this CPU */
-void cm_bf16_release(void);     /* frees the primitive cache and this thread's bf16 scratch */
+void cm_bf16_release(void);     /* destroys the cached oneDNN primitives (none may be running) */
 
 /* Plain row-major sgemm: C[M,N] = alpha * op(A) op(B) + beta * C, op = transpose when tA/tB.
    lda/ldb/ldc are row strides. The one place BLAS is called. */
@@ -73,10 +75,6 @@ void cm_layernorm_forward(float *out, float *mean, float *rstd, const float *inp
 /* dinp[M,C] += ..., dw[C] += ..., db[C] += ...   (dw/db may be NULL) */
 void cm_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                         const float *w, const float *mean, const float *rstd, int M, int C);
-void cm_layernorm_forward_ref(float *out, float *mean, float *rstd, const float *inp, const float *w,
-                           const float *b, int M, int C);
-void cm_layernorm_backward_ref(float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                            const float *w, const float *mean, const float *rstd, int M, int C);
 
 /* out[M,C] = inp / max(||inp||_2, 1e-12) row-wise (F.normalize); caches norm[M] (the unclamped
    norm). dinp[M,C] += d/dinp given dout and the forward's out and norm. */
@@ -92,10 +90,6 @@ void cm_quickgelu_forward(float *out, const float *inp, size_t n);   /* x * sigm
 void cm_quickgelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
 void cm_relu_forward(float *out, const float *inp, size_t n);
 void cm_relu_backward(float *dinp, const float *inp, const float *dout, size_t n);
-void cm_gelu_forward_ref(float *out, const float *inp, size_t n);
-void cm_gelu_backward_ref(float *dinp, const float *inp, const float *dout, size_t n);
-void cm_quickgelu_forward_ref(float *out, const float *inp, size_t n);
-void cm_quickgelu_backward_ref(float *dinp, const float *inp, const float *dout, size_t n);
 
 /* out = a + b (n elements); may alias out == a */
 void cm_add_forward(float *out, const float *a, const float *b, size_t n);
@@ -126,9 +120,10 @@ typedef struct CmInt8Weights {
     int32_t *w_sum;       /* [OC] sum_c w[n,c] (the activations' zero points; same block as w_scale) */
     const float *w_f32;   /* the fp32 weights [OC,C] (outlier columns; not owned) */
 } CmInt8Weights;
-/* Quantises W [OC,C] per output channel; keeps a pointer to W (it must outlive q). */
-cm_status cm_int8_weights_init(CmInt8Weights *q, const float *W, int OC, int C);
-void cm_int8_weights_free(CmInt8Weights *q);
+/* Quantises W [OC,C] per output channel into mem (cm_int8_weights_bytes(OC, C) bytes, 4-byte
+   aligned, owned by the caller: q->w == mem); keeps a pointer to W (it must outlive q). */
+size_t cm_int8_weights_bytes(int OC, int C);
+cm_status cm_int8_weights_init(CmInt8Weights *q, const float *W, int OC, int C, void *mem);
 /* Bytes of workspace cm_linear_forward_int8 needs for M rows. */
 size_t cm_linear_int8_workspace(int M, int C, int OC);
 /* Creates (and caches) the oneDNN product for M rows ahead of the first call, e.g. when a session
@@ -149,17 +144,26 @@ void cm_linear_gelu_forward_int8(float *out, const float *x, const CmInt8Weights
 /* Row softmax: out[M,N] = softmax(inp) (max-subtracted). dinp += out * (dout - sum(dout*out)). */
 void cm_softmax_forward(float *out, const float *inp, int M, int N);
 void cm_softmax_backward(float *dinp, const float *out, const float *dout, int M, int N);
-void cm_softmax_forward_ref(float *out, const float *inp, int M, int N);
-void cm_softmax_backward_ref(float *dinp, const float *out, const float *dout, int M, int N);
 
 /* Multi-head self-attention core on a fused projection (torch nn.MultiheadAttention semantics):
    qkv[B,T,3C]: per token q | k | v, each C = NH*hs wide, head h at columns [h*hs,(h+1)*hs).
    att[B,NH,T,T]: softmax(q k^T / sqrt(hs) + mask) probabilities, cached for backward.
    out[B,T,C]: heads concatenated (before out_proj). causal: key j > query i masked (-inf).
-   Backward: dqkv[B,T,3C] += ... */
+   Backward: dqkv[B,T,3C] += ...; ws: cm_attention_backward_workspace(B, T, NH) bytes.
+   cm_attention_prepare creates the oneDNN products of a shape ahead (false: the BLAS fallback). */
+bool cm_attention_prepare(int B, int T, int C, int NH, bool backward);
+/* Optional dropout on the probabilities (torch nn.MultiheadAttention in training): the forward
+   keeps att (softmax) and writes attd = dropout(att) with its mask [B,NH,T,T] (cm_dropout_forward
+   with n = NH*T*T per sample, the given key and site), and out = attd v; the backward reads them. */
+typedef struct { float p; const CmDropoutKey *key; uint32_t site; float *attd, *mask; } CmAttnDropout;
+void cm_attention_forward_dropout(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal,
+                                  const CmAttnDropout *dr);
+void cm_attention_backward_dropout(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
+                                   int C, int NH, bool causal, const CmAttnDropout *dr, void *ws);
+size_t cm_attention_backward_workspace(int B, int T, int NH);
 void cm_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal);
 void cm_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
-                        int B, int T, int C, int NH, bool causal);
+                        int B, int T, int C, int NH, bool causal, void *ws);
 /* The same over B packed sequences of different lengths (text batches without padding): sequence b
    is rows [off[b], off[b+1]) of qkv [M,3C] / out [M,C] / dqkv (M = off[B]); its probabilities for
    head h are the L x L block at att + att_off[b] + h*L*L, att_off[b] = NH * sum_{b'<b} L_b'^2.
@@ -168,9 +172,6 @@ void cm_attention_forward_varlen(float *out, float *att, const float *qkv, const
                               int B, int C, int NH, bool causal);
 void cm_attention_backward_varlen(float *dqkv, const float *dout, const float *qkv, const float *att, const int *off,
                                const int64_t *att_off, int B, int C, int NH, bool causal);
-void cm_attention_forward_ref(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal);
-void cm_attention_backward_ref(float *dqkv, const float *dout, const float *qkv, const float *att,
-                            int B, int T, int C, int NH, bool causal);
 
 // ---------------------------------------------------------------------------------------------
 // embeddings and patches
@@ -207,17 +208,53 @@ void cm_crossentropy_backward(float *dlogits, const float *probs, const int32_t 
    Caches p_img[N,N] = softmax rows of s U V^T and p_txt[N,N] = softmax rows of s V U^T.
    Backward: dU += ..., dV += ..., *dscale += dL/ds (the caller multiplies by s to get
    d/d logit_scale). Any of dU, dV, dscale may be NULL.
-   Written over whole-batch U and V so that a distributed version can pass gathered features. */
+   Written over whole-batch U and V so that a distributed version can pass gathered features.
+   Backward ws: cm_contrastive_backward_workspace(N) bytes. */
 float cm_contrastive_forward(float *p_img, float *p_txt, const float *U, const float *V, float s,
                           const int32_t *labels, int N, int D);
+size_t cm_contrastive_backward_workspace(int N);
 void cm_contrastive_backward(float *dU, float *dV, float *dscale, const float *p_img, const float *p_txt,
                           const float *U, const float *V, float s, const int32_t *labels, int N, int D,
-                          float dloss);
-/* plain loops in double (no BLAS): the reference the tests hold the BLAS versions to */
-float cm_contrastive_forward_ref(float *p_img, float *p_txt, const float *U, const float *V, float s,
-                              const int32_t *labels, int N, int D);
-void cm_contrastive_backward_ref(float *dU, float *dV, float *dscale, const float *p_img, const float *p_txt,
-                              const float *U, const float *V, float s, const int32_t *labels, int N, int D,
-                              float dloss);
+                          float dloss, void *ws);
+
+// ---------------------------------------------------------------------------------------------
+// LoRA and fused residual (lora.c): any rank r >= 1, no allocation
+
+/* lt[M,r] = x[M,D] @ A[r,D]^T */
+void cm_lora_down(float *lt, const float *x, const float *A, int M, int D, int r);
+/* out[r,D] += alpha * a[M,r]^T @ X[M,D]   (dA = dlt^T x; dB^T = s lt^T dres) */
+void cm_lora_tn(float *out, const float *a, const float *X, int M, int D, int r, float alpha);
+/* y[M,D] += l[M,r] @ A[r,D] */
+void cm_lora_up_acc(float *y, const float *l, const float *A, int M, int D, int r);
+/* dst[M,D] = res[M,D] + b[D] (+ lt[M,r] @ Bt[r,D] when lt): the residual, bias and LoRA terms
+   of a linear with a residual, before the product adds x W^T (beta = 1). */
+void cm_residual_init(float *dst, const float *res, const float *b, const float *lt, const float *Bt, int r,
+                      int M, int D);
+/* dst[cols,rows] = s * src[rows,cols]^T */
+void cm_transpose_scaled(float *dst, const float *src, int rows, int cols, float s);
+
+// ---------------------------------------------------------------------------------------------
+// rows and stems (rows.c)
+
+/* dst[b,:] = src[rows[b],:] for b < n (C columns) / dst[rows[b],:] = src[b,:] */
+void cm_gather_rows(float *dst, const float *src, const int *rows, int n, int C);
+void cm_scatter_rows(float *dst, const float *src, const int *rows, int n, int C);
+/* vision stem: x[B,NP+1,C] = [cls; emb[B,NP,C]] + pos[NP+1,C]. Backward: dcls[C] += sum_b dx[b,0],
+   dpos += sum_b dx[b], demb[B,NP,C] = dx[b,1:] (written); any may be NULL. */
+void cm_cls_pos_forward(float *x, const float *emb, const float *cls, const float *pos, int B, int NP, int C);
+void cm_cls_pos_backward(float *dcls, float *dpos, float *demb, const float *dx, int B, int NP, int C);
+/* x[0..n) *= a */
+void cm_scale(float *x, float a, size_t n);
+/* sum_k a[k] b[k] accumulated in double, in order (deterministic) */
+double cm_dot(const float *a, const float *b, size_t n);
+
+// ---------------------------------------------------------------------------------------------
+// optimizer (adamw.c)
+
+/* torch AdamW on one buffer at optimizer step `step` (1-based) with weight decay wd (0: none) */
+typedef struct { int64_t step; double lr, wd, beta1, beta2, eps; } CmAdamWArgs;
+void cm_adamw(float *p, const float *g, float *m, float *v, size_t n, const CmAdamWArgs *h);
+/* sum of squares in double over fixed 4096-element blocks (deterministic) */
+double cm_sumsq(const float *g, size_t n);
 
 #endif

@@ -43,21 +43,3 @@ CM_HOT void cm_softmax_backward(float *dinp, const float *out, const float *dout
     }
 }
 
-void cm_softmax_forward_ref(float *out, const float *inp, int M, int N) {
-    for (int i = 0; i < M; i++) {
-        const float *x = inp + (size_t)i * N;
-        double m = -INFINITY, s = 0;
-        for (int j = 0; j < N; j++) if (x[j] > m) m = x[j];
-        for (int j = 0; j < N; j++) s += exp((double)x[j] - m);
-        for (int j = 0; j < N; j++) out[(size_t)i * N + j] = (float)(exp((double)x[j] - m) / s);
-    }
-}
-
-void cm_softmax_backward_ref(float *dinp, const float *out, const float *dout, int M, int N) {
-    for (int i = 0; i < M; i++) {
-        const float *y = out + (size_t)i * N, *dy = dout + (size_t)i * N;
-        double dot = 0;
-        for (int j = 0; j < N; j++) dot += (double)dy[j] * y[j];
-        for (int j = 0; j < N; j++) dinp[(size_t)i * N + j] += (float)(y[j] * (dy[j] - dot));
-    }
-}

@@ -8,7 +8,7 @@
  */
 #include "model/infer.h"
 #include "model/internal.h"
-#include "kernels/ops.h"
+#include "kernels/backend.h"
 
 #include <math.h>
 #include <string.h>
@@ -65,7 +65,7 @@ const float *cm_acts_image_raw(const CmActs *a) { return a->fwd_ok ? a->vis.raw 
 const float *cm_acts_text_raw(const CmActs *a) { return a->fwd_ok ? a->txt.raw : NULL; }
 
 static cm_status ensure_tower(TowerActs *ta, bool *alloc, const TowerSpec *s, int maxB, TaMode mode) {
-    if (*alloc && ta->mode == mode) return CM_OK;
+    if (*alloc && ta->mode == mode && ta->amp == s->amp) return CM_OK;
     if (*alloc) { cm_tower_acts_free(ta); *alloc = false; }
     cm_status st = cm_tower_acts_alloc(ta, s, maxB, mode);
     if (st) return st;
@@ -102,12 +102,13 @@ cm_status cm_model_forward(const CmModel *m, CmActs *a, const float *images, con
     bool need_v = cm_tower_has_trainable(m, &a->vs), need_t = cm_tower_has_trainable(m, &a->ts);
     TaMode tv = need_v ? (a->ckpt ? TA_CKPT : TA_SAVE) : TA_NONE;
     TaMode tt = need_t ? (a->ckpt ? TA_CKPT : TA_SAVE) : TA_NONE;
+    a->vs.amp = a->ts.amp = m->amp_bf16;   /* the precision now (plans again when it changed) */
     if ((st = ensure_tower(&a->vis, &a->vis_alloc, &a->vs, a->maxB, tv))) return st;
     if ((st = ensure_tower(&a->txt, &a->txt_alloc, &a->ts, a->maxB, tt))) return st;
     cm_tower_forward(m, &a->vs, &a->vis, images, NULL, B);
     cm_tower_forward(m, &a->ts, &a->txt, NULL, tokens, B);
-    memcpy(U, a->vis.feat, (size_t)B * E * sizeof(float));
-    memcpy(V, a->txt.feat, (size_t)B * E * sizeof(float));
+    m->be->copy(U, a->vis.feat, (size_t)B * E * sizeof(float));
+    m->be->copy(V, a->txt.feat, (size_t)B * E * sizeof(float));
     a->saved_v = need_v;
     a->saved_t = need_t;
     a->saved_h = false;
@@ -129,8 +130,9 @@ cm_status cm_model_backward(CmModel *m, CmActs *a, const float *dU, const float 
     if (a->m != m) return cm_error(CM_ERR_ARG, "cm_model_backward: activations belong to another model");
     int B = a->B;
     size_t n = (size_t)B * m->cfg.embed_dim;
-    if (dU) memcpy(a->dU, dU, n * sizeof(float)); else memset(a->dU, 0, n * sizeof(float));
-    if (dV) memcpy(a->dV, dV, n * sizeof(float)); else memset(a->dV, 0, n * sizeof(float));
+    const CmBackend *be = m->be;
+    if (dU) be->copy(a->dU, dU, n * sizeof(float)); else be->zero(a->dU, n * sizeof(float));
+    if (dV) be->copy(a->dV, dV, n * sizeof(float)); else be->zero(a->dV, n * sizeof(float));
     if (dhead && a->saved_h) {
         bool head_tr = cm_head_has_trainable(m);
         if (head_tr || a->saved_v || a->saved_t)
@@ -187,38 +189,41 @@ cm_status cm_loss(const float *U, const float *V, const float *head_logits, cons
         if (labels[i] < 0 || (head_logits && labels[i] >= K) || (!head_logits && labels[i] > 1000000))
             return cm_error(CM_ERR_ARG, "label %d of sample %d is outside 0..%d", labels[i], i, K - 1);
     float s = expf(logit_scale);
-    float *p_img = cm_malloc((size_t)N * N * sizeof(float), "contrastive probabilities");
-    float *p_txt = cm_malloc((size_t)N * N * sizeof(float), "contrastive probabilities");
-    float *probs = head_logits ? cm_malloc((size_t)N * K * sizeof(float), "class probabilities") : NULL;
-    if (!p_img || !p_txt || (head_logits && !probs)) { cm_free(p_img); cm_free(p_txt); cm_free(probs); return CM_ERR_OOM; }
-    float con = cm_contrastive_forward(p_img, p_txt, U, V, s, labels, N, E);
-    float cls = head_logits ? cm_crossentropy_forward(probs, head_logits, labels, N, K) : 0.0f;
+    const CmBackend *be = cm_backend_cpu();   /* cm_loss works on host buffers (no model at hand) */
+    float *p_img = be->alloc((size_t)N * N * sizeof(float), "contrastive probabilities");
+    float *p_txt = be->alloc((size_t)N * N * sizeof(float), "contrastive probabilities");
+    float *probs = head_logits ? be->alloc((size_t)N * K * sizeof(float), "class probabilities") : NULL;
+    void *ws = be->alloc(be->contrastive_workspace(N), "contrastive workspace");
+    if (!p_img || !p_txt || !ws || (head_logits && !probs)) {
+        be->free(p_img); be->free(p_txt); be->free(probs); be->free(ws);
+        return CM_ERR_OOM;
+    }
+    float con = be->contrastive_forward(p_img, p_txt, U, V, s, labels, N, E);
+    float cls = head_logits ? be->crossentropy_forward(probs, head_logits, labels, N, K) : 0.0f;
     CmLossValues lv = {w_con * con + w_cls * cls, con, cls};
     if (out) *out = lv;
-    if (dU) memset(dU, 0, (size_t)N * E * sizeof(float));
-    if (dV) memset(dV, 0, (size_t)N * E * sizeof(float));
+    if (dU) be->zero(dU, (size_t)N * E * sizeof(float));
+    if (dV) be->zero(dV, (size_t)N * E * sizeof(float));
     if (dU || dV || d_logit_scale) {
         float dscale = 0.0f;
-        cm_contrastive_backward(dU, dV, &dscale, p_img, p_txt, U, V, s, labels, N, E, w_con);
+        be->contrastive_backward(dU, dV, &dscale, p_img, p_txt, U, V, s, labels, N, E, w_con, ws);
         if (d_logit_scale) {
             /* d loss / d logit_scale = s * dL/ds. The logits s*u_i.v_j are bilinear in U and V, so
                s * dL/ds = sum_i U_i . dU_i = sum_j V_j . dV_j exactly; summed in double from the
                feature gradient this carries ~1e-7 relative rounding, the kernel's fp32 dscale * s
                ~2e-5. The kernel's value only when neither feature gradient is wanted. */
             const float *F = dU ? U : dV ? V : NULL, *dF = dU ? dU : dV;
-            if (F) {
-                double acc = 0;
-                for (size_t k = 0; k < (size_t)N * E; k++) acc += (double)F[k] * dF[k];
-                *d_logit_scale = (float)acc;
-            } else *d_logit_scale = dscale * s;
+            if (F) *d_logit_scale = (float)be->dot(F, dF, (size_t)N * E);
+            else *d_logit_scale = dscale * s;
         }
     }
     if (dhead && head_logits) {
-        memset(dhead, 0, (size_t)N * K * sizeof(float));
-        cm_crossentropy_backward(dhead, probs, labels, N, K, w_cls);
+        be->zero(dhead, (size_t)N * K * sizeof(float));
+        be->crossentropy_backward(dhead, probs, labels, N, K, w_cls);
     }
-    cm_free(p_img);
-    cm_free(p_txt);
-    cm_free(probs);
+    be->free(p_img);
+    be->free(p_txt);
+    be->free(probs);
+    be->free(ws);
     return CM_OK;
 }

@@ -4,6 +4,7 @@
  */
 #include "model/infer.h"
 #include "model/internal.h"
+#include "kernels/backend.h"
 
 #include <string.h>
 
@@ -52,11 +53,14 @@ static cm_status run_tower(CmInfer *s, bool vision, const float *images, const i
     const TowerSpec *sp = vision ? &s->vs : &s->ts;
     TowerActs *ta = vision ? &s->vis : &s->txt;
     size_t E = sp->E, img = (size_t)3 * sp->S * sp->S;
+    if (ta->amp != s->m->amp_bf16)
+        return cm_error(CM_ERR_ARG, "inference session planned for %s products, but the model is now set to %s: create the session after cm_model_set_amp",
+                        ta->amp ? "bf16" : "fp32", s->m->amp_bf16 ? "bf16" : "fp32");
     for (int b0 = 0; b0 < B; b0 += s->maxB) {
         int nb = B - b0 < s->maxB ? B - b0 : s->maxB;
         cm_tower_forward(s->m, sp, ta, vision ? images + b0 * img : NULL, vision ? NULL : tokens + (size_t)b0 * sp->T, nb);
-        if (raw) memcpy(raw + b0 * E, ta->raw, nb * E * sizeof(float));
-        if (feat) memcpy(feat + b0 * E, ta->feat, nb * E * sizeof(float));
+        if (raw) s->m->be->copy(raw + b0 * E, ta->raw, nb * E * sizeof(float));
+        if (feat) s->m->be->copy(feat + b0 * E, ta->feat, nb * E * sizeof(float));
     }
     return CM_OK;
 }
@@ -91,13 +95,15 @@ cm_status cm_infer_classify(CmInfer *s, const float *images, const int32_t *toke
     cm_status st = cm_check_tokens(s->m, tokens, B);
     if (st) return st;
     size_t E = s->m->cfg.embed_dim, K = s->m->cfg.head.n_classes, img = (size_t)3 * s->vs.S * s->vs.S;
+    if (s->vis.amp != s->m->amp_bf16 || s->txt.amp != s->m->amp_bf16)
+        return cm_error(CM_ERR_ARG, "inference session planned for another precision than the model's now: create the session after cm_model_set_amp");
     for (int b0 = 0; b0 < B; b0 += s->maxB) {
         int nb = B - b0 < s->maxB ? B - b0 : s->maxB;
         cm_tower_forward(s->m, &s->vs, &s->vis, images + b0 * img, NULL, nb);
         cm_tower_forward(s->m, &s->ts, &s->txt, NULL, tokens + (size_t)b0 * s->ts.T, nb);
         cm_head_net_forward(s->m, &s->head, s->vis.feat, s->txt.feat, nb, NULL, logits + b0 * K);
-        if (U) memcpy(U + b0 * E, s->vis.feat, nb * E * sizeof(float));
-        if (V) memcpy(V + b0 * E, s->txt.feat, nb * E * sizeof(float));
+        if (U) s->m->be->copy(U + b0 * E, s->vis.feat, nb * E * sizeof(float));
+        if (V) s->m->be->copy(V + b0 * E, s->txt.feat, nb * E * sizeof(float));
     }
     return CM_OK;
 }

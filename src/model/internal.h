@@ -34,6 +34,8 @@ typedef struct {
     bool keep_all_tokens;           /* text: run all context_length tokens (traces); default: up to the last pooled one */
     bool text_padded;               /* text: [B, max length] padded rows instead of packed sequences (comparisons) */
     bool int8;                      /* the model has int8 weights (inference towers use them) */
+    bool amp;                       /* bf16 products in the linears (cm_model_set_amp when planned) */
+    const struct CmBackend *be;     /* the model's backend */
     const CmTowerParams *tp;       /* the tower's parameters (m->visual or m->text) */
 } TowerSpec;
 
@@ -47,7 +49,10 @@ typedef struct {
     int64_t *att_off;         /* [maxB+1] packed offsets into BlockActs.att (NH * sum L^2) */
     int32_t *row_pos;         /* [maxB*T] packed: position of each row within its sequence */
     int *pool_row;            /* [B] row of the pooled token in the [M,D] buffers */
-    void *i8ws;               /* int8 linear workspace (TA_NONE with int8 weights) */
+    void *i8ws;               /* int8 linear workspace (TA_NONE with int8 weights; == ws) */
+    void *ws;                 /* the kernels' workspace (int8 / bf16 linears, attention backward) */
+    bool amp;                 /* planned for bf16 linears (TowerSpec.amp at planning time) */
+    const struct CmBackend *be;   /* the backend that owns mem and ws */
     float *mem;
     BlockActs *blk;           /* L (SAVE) or 1 scratch (NONE, CKPT) */
     float **xin;              /* L block-input pointers */
@@ -91,6 +96,8 @@ typedef struct {
     float *e, *c0, *g, *gd, *gmask, *logits;     /* [B,d] x4, [B,d], [B,K] */
     /* backward scratch */
     float *dx, *dtmp, *dqkv, *dff, *dh, *datt, *de, *dg, *dc0;
+    float *att_ws;            /* attention backward workspace */
+    int *tok_row;             /* [2*maxB]: rows 2b (u_b) for b < maxB, then rows 2b+1 (v_b) */
 } HeadActs;
 
 cm_status cm_head_acts_alloc(HeadActs *ha, const CmModel *m, int maxB);

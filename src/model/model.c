@@ -5,6 +5,7 @@
  * (OpenCLIP / torch default inits, facts §3 and §11) and the golden/full/WEIGHTS.md formula.
  */
 #include "model/model.h"
+#include "kernels/backend.h"
 #include "kernels/ops.h"
 
 #include <math.h>
@@ -126,6 +127,7 @@ cm_status cm_model_create(const CmModelConfig *cfg, CmModel **out) {
     CmModel *m = cm_calloc(1, sizeof *m, "model");
     if (!m) return CM_ERR_OOM;
     m->cfg = *cfg;
+    m->be = cm_backend_cpu();
     cm_status st = cm_param_table(cfg, &m->params, &m->n_params);
     if (st) { cm_free(m); return st; }
     size_t total = 0;
@@ -402,14 +404,16 @@ static cm_status quantise(CmModel *m, CmTensorRef w) {
     CmParam *p = &m->params[w.idx];
     int OC = (int)p->shape[0];
     int C = (int)(p->numel / (size_t)OC);   /* conv1 [D,3,P,P] is the linear [D, 3PP] */
-    cm_status st = cm_int8_weights_init(&m->q8[w.idx], p->data, OC, C);
-    if (st) return cm_error(st, "int8: %s: %s", p->name, cm_last_error());
+    void *mem = cm_malloc(cm_int8_weights_bytes(OC, C), "int8 weights");
+    if (!mem) return cm_error(CM_ERR_OOM, "int8: %s: %s", p->name, cm_last_error());
+    cm_status st = cm_int8_weights_init(&m->q8[w.idx], p->data, OC, C, mem);
+    if (st) { cm_free(mem); return cm_error(st, "int8: %s: %s", p->name, cm_last_error()); }
     return CM_OK;
 }
 
 cm_status cm_model_set_int8(CmModel *m, bool on) {
     if (m->q8) {
-        for (int i = 0; i < m->n_params; i++) cm_int8_weights_free(&m->q8[i]);
+        for (int i = 0; i < m->n_params; i++) cm_free(m->q8[i].w);   /* the block given to cm_int8_weights_init */
         cm_free(m->q8);
         m->q8 = NULL;
     }

@@ -199,8 +199,10 @@ typedef struct {
     };
 } CmHeadParams;
 
+struct CmBackend;
 typedef struct CmModel {
     CmModelConfig cfg;
+    const struct CmBackend *be;   /* the compute backend every op goes through (cm_backend_cpu() by default) */
     CmParam *params;     /* n_params entries, state-dict order */
     int n_params;
     float *arena;        /* all parameter data */

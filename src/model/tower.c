@@ -12,13 +12,17 @@
  * tokens of the batch only: under the causal mask later tokens cannot reach a pooled one (their
  * gradients, e.g. to positional_embedding rows past it, are exactly 0 in torch too).
  *
+ * Every computation is an op of the model's backend (m->be, kernels/backend.h): this file holds
+ * buffers, plans them (sizes, workspaces, the backend's per-shape preparation) and calls ops; the
+ * only loops left are host-side index bookkeeping (pooled token, packed offsets).
+ *
  * Backward accumulates into the grads of trainable tensors only (NULL grad = frozen = no work) and
  * stops below the lowest layer that has a trainable tensor. With TA_CKPT only block inputs are
  * kept; each block is recomputed (without its c_proj, which backward does not need) before its
  * backward.
  */
 #include "model/internal.h"
-#include "kernels/ops.h"
+#include "kernels/backend.h"
 
 #include <string.h>
 
@@ -31,6 +35,8 @@ void cm_tower_spec(const CmModel *m, bool vision, TowerSpec *s) {
     s->lora_scale = c->has_lora ? c->lora_alpha / (float)c->lora_rank : 0.0f;
     s->quick_gelu = c->quick_gelu;
     s->int8 = m->q8 != NULL;
+    s->amp = m->amp_bf16;
+    s->be = m->be;
     if (vision) {
         s->L = c->vision.layers;
         s->D = c->vision.width;
@@ -127,33 +133,57 @@ cm_status cm_tower_acts_alloc(TowerActs *ta, const TowerSpec *s, int maxB, TaMod
     ta->att_off = s->vision ? NULL : cm_calloc((size_t)maxB + 1, sizeof(int64_t), "attention offsets");
     if (!ta->blk || !ta->xin || !ta->pool || !ta->pool_row ||
         (!s->vision && (!ta->ids || !ta->row_pos || !ta->seq_off || !ta->att_off))) { cm_tower_acts_free(ta); return CM_ERR_OOM; }
-    if (s->int8 && mode == TA_NONE) {   /* the largest int8 linear of the tower at maxB samples */
-        int M = maxB * s->T, D = s->D, H = s->H;
-        size_t w = cm_linear_int8_workspace(M, D, 3 * D), w2 = cm_linear_int8_workspace(M, D, H),
-               w3 = cm_linear_int8_workspace(M, H, D);
-        if (w2 > w) w = w2;
-        if (w3 > w) w = w3;
-        if (s->vision) {
-            size_t w4 = cm_linear_int8_workspace(maxB * s->NP, 3 * s->P * s->P, D);
-            if (w4 > w) w = w4;
-        }
-        ta->i8ws = cm_malloc(w, "int8 workspace");
-        if (!ta->i8ws) { cm_tower_acts_free(ta); return CM_ERR_OOM; }
-        /* the full batch's products (text: at full length; shorter packed batches use other row
-           buckets, created on first use), created now rather than in the first call. A false
-           return is not an error here: the kernel then runs its plain loops. */
-        if (s->vision) cm_linear_int8_prepare(maxB * s->NP, 3 * s->P * s->P, D);
+    /* one workspace for the kernels' scratch (kernels never allocate): the largest need of the
+       tower's int8 linears (inference), bf16 linears (amp) and attention backward (training) */
+    int M = maxB * s->T, D = s->D, H = s->H, PP3 = 3 * s->P * s->P, NPr = maxB * s->NP;
+    const int lin[5][3] = {{M, D, 3 * D}, {M, D, D}, {M, D, H}, {M, H, D}, {NPr, PP3, D}};
+    int nlin = s->vision ? 5 : 4;
+    size_t ws = 0;
+    const CmBackend *be = s->be;
+    CmMatPrec prec = s->amp ? CM_MM_BF16 : CM_MM_F32;
+    ta->be = be;
+    ta->amp = s->amp;
+    for (int i = 0; i < nlin; i++) {
+        size_t w = 0;
+        if (s->int8 && mode == TA_NONE) w = be->int8_workspace(lin[i][0], lin[i][1], lin[i][2]);
+        size_t wb = be->linear_workspace(prec, lin[i][0], lin[i][1], lin[i][2]);
+        if (wb > w) w = wb;
+        if (s->amp && (size_t)M * D * sizeof(float) > w) w = (size_t)M * D * sizeof(float);   /* amp residual sum */
+        if (w > ws) ws = w;
+    }
+    if (mode != TA_NONE) {
+        size_t wa = be->attention_workspace(maxB, s->T, s->NH);
+        if (wa > ws) ws = wa;
+    }
+    if (ws) {
+        ta->ws = be->alloc(ws, s->vision ? "vision tower workspace" : "text tower workspace");
+        if (!ta->ws) { cm_tower_acts_free(ta); return CM_ERR_OOM; }
+        ta->i8ws = s->int8 && mode == TA_NONE ? ta->ws : NULL;
+    }
+    /* oneDNN primitives of the shapes known now (the vision tower's; text shapes follow the
+       captions' lengths and are created on first use) */
+    if (s->vision) {
+        bool bwd = mode != TA_NONE;
+        be->prepare_attention(maxB, s->T, D, s->NH, bwd);
+        if (!(s->int8 && mode == TA_NONE))
+            for (int i = 0; i < nlin; i++)   /* in_proj and c_fc carry their bias; out_proj, c_proj, conv1 do not */
+                be->prepare_linear(prec, lin[i][0], lin[i][1], lin[i][2], i == 0 || i == 2, bwd);
+    }
+    /* int8 inference: the full batch's products (text: at full length; shorter packed batches use
+       other row buckets, created on first use), created now rather than in the first call */
+    if (s->int8 && mode == TA_NONE) {
+        if (s->vision) be->prepare_linear_int8(NPr, PP3, D);
         int rows[2] = {M, maxB};   /* every token; the last block's pooled rows */
         for (int i = 0; i < 2; i++) {
-            cm_linear_int8_prepare(rows[i], D, 3 * D);
-            cm_linear_int8_prepare(rows[i], D, D);
-            cm_linear_int8_prepare(rows[i], D, H);
-            cm_linear_int8_prepare(rows[i], H, D);
+            be->prepare_linear_int8(rows[i], D, 3 * D);
+            be->prepare_linear_int8(rows[i], D, D);
+            be->prepare_linear_int8(rows[i], D, H);
+            be->prepare_linear_int8(rows[i], H, D);
         }
     }
     Bump b = {NULL, 0};
     tower_plan(ta, &b, s, maxB);
-    ta->mem = cm_malloc(b.off * sizeof(float), s->vision ? "vision tower activations" : "text tower activations");
+    ta->mem = be->alloc(b.off * sizeof(float), s->vision ? "vision tower activations" : "text tower activations");
     if (!ta->mem) { cm_tower_acts_free(ta); return CM_ERR_OOM; }
     b = (Bump){ta->mem, 0};
     tower_plan(ta, &b, s, maxB);
@@ -161,7 +191,10 @@ cm_status cm_tower_acts_alloc(TowerActs *ta, const TowerSpec *s, int maxB, TaMod
 }
 
 void cm_tower_acts_free(TowerActs *ta) {
-    cm_free(ta->mem);
+    if (ta->be) {
+        ta->be->free(ta->mem);
+        ta->be->free(ta->ws);
+    }
     cm_free(ta->blk);
     cm_free(ta->xin);
     cm_free(ta->pool);
@@ -170,100 +203,37 @@ void cm_tower_acts_free(TowerActs *ta) {
     cm_free(ta->row_pos);
     cm_free(ta->seq_off);
     cm_free(ta->att_off);
-    cm_free(ta->i8ws);
     memset(ta, 0, sizeof *ta);
-}
-
-// ---------------------------------------------------------------------------------------------
-// small-rank LoRA products and fused residual passes (plain loops: BLAS is slow at N = r = 4)
-
-/* lt[M,r] = ao[M,D] @ A[r,D]^T */
-static void lora_down(float *lt, const float *ao, const float *A, int M, int D, int r) {
-    #pragma omp parallel for if ((size_t)M * D > 65536)
-    for (int i = 0; i < M; i++) {
-        const float *x = ao + (size_t)i * D;
-        for (int k = 0; k < r; k++) {
-            const float *a = A + (size_t)k * D;
-            float acc = 0.0f;
-            #pragma omp simd reduction(+:acc)
-            for (int c = 0; c < D; c++) acc += x[c] * a[c];
-            lt[(size_t)i * r + k] = acc;
-        }
-    }
-}
-
-/* dst[M,D] = res[M,D] + b[D] (+ s * lt[M,r] @ Bw[D,r]^T when lt): the residual, bias and LoRA
-   terms of out = res + (x W^T + b + s (x A^T) B^T) in one pass, before the GEMM adds x W^T
-   (beta = 1). Same terms as torch, summed in another order (fp32 rounding only). */
-static void residual_init(float *dst, const float *res, const float *b, const float *lt, const float *Bw,
-                          int r, float s, int M, int D, float *Bt) {
-    if (lt) {   /* Bt: [r,D] scratch planned with the activations (TowerActs.lora_bt) */
-        for (int d = 0; d < D; d++)
-            for (int k = 0; k < r; k++) Bt[(size_t)k * D + d] = s * Bw[(size_t)d * r + k];
-    }
-    #pragma omp parallel for if ((size_t)M * D > 65536)
-    for (int i = 0; i < M; i++) {
-        float *y = dst + (size_t)i * D;
-        const float *x = res + (size_t)i * D;
-        #pragma omp simd
-        for (int c = 0; c < D; c++) y[c] = x[c] + b[c];
-        if (lt)
-            for (int k = 0; k < r; k++) {
-                float l = lt[(size_t)i * r + k];
-                const float *bt = Bt + (size_t)k * D;
-                #pragma omp simd
-                for (int c = 0; c < D; c++) y[c] += l * bt[c];
-            }
-    }
-}
-
-/* out[r,D] += alpha * sum_i a[i,k] X[i,:] for k < r   (a[M,r], X[M,D]); parallel over column
-   blocks of 128, ranks in tiles of 16 (any r: the accumulator stays 8 KiB on the stack) */
-#define SMALL_TN_RK 16
-#define SMALL_TN_CB 128
-static void small_tn(float *out, const float *a, const float *X, int M, int D, int r, float alpha) {
-    int nblk = (D + SMALL_TN_CB - 1) / SMALL_TN_CB, nkt = (r + SMALL_TN_RK - 1) / SMALL_TN_RK;
-    #pragma omp parallel for collapse(2) if ((size_t)M * D * (size_t)nkt > 65536)
-    for (int kt = 0; kt < nkt; kt++)
-        for (int bk = 0; bk < nblk; bk++) {
-            int c0 = bk * SMALL_TN_CB, c1 = c0 + SMALL_TN_CB < D ? c0 + SMALL_TN_CB : D;
-            int k0 = kt * SMALL_TN_RK, k1 = k0 + SMALL_TN_RK < r ? k0 + SMALL_TN_RK : r;
-            float acc[SMALL_TN_RK][SMALL_TN_CB];
-            for (int k = 0; k < k1 - k0; k++) for (int c = 0; c < c1 - c0; c++) acc[k][c] = 0.0f;
-            for (int i = 0; i < M; i++) {
-                const float *x = X + (size_t)i * D + c0;
-                const float *ai = a + (size_t)i * r + k0;
-                for (int k = 0; k < k1 - k0; k++) {
-                    float w = ai[k];
-                    #pragma omp simd
-                    for (int c = 0; c < c1 - c0; c++) acc[k][c] += w * x[c];
-                }
-            }
-            for (int k = 0; k < k1 - k0; k++)
-                for (int c = c0; c < c1; c++) out[(size_t)(k0 + k) * D + c] += alpha * acc[k][c - c0];
-        }
 }
 
 // ---------------------------------------------------------------------------------------------
 // nn.Linear in the model's precision (fp32, or bf16 products with fp32 accumulation for amp)
 
-/* int8 inference: the quantised copy of weight wi (cm_model_set_int8) when the tower runs
+/* int8 inference: the quantised copy of weight w (cm_model_set_int8) when the tower runs
    without activations; NULL otherwise */
 static inline const CmInt8Weights *Q8(const CmModel *m, const TowerActs *ta, CmTensorRef w) {
     return m->q8 && ta->i8ws && ta->mode == TA_NONE && w.idx >= 0 && m->q8[w.idx].w ? &m->q8[w.idx] : NULL;
 }
 
+/* the precision of the tower's products: an argument of the backend's linear op */
+static inline CmMatPrec PREC(const TowerActs *ta) { return ta->amp ? CM_MM_BF16 : CM_MM_F32; }
+
 static inline void LIN_F(const CmModel *m, const TowerActs *ta, float *out, const float *x, CmTensorRef w, const float *b,
                          int M, int C, int OC) {
     const CmInt8Weights *q = Q8(m, ta, w);
-    if (q) cm_linear_forward_int8(out, x, q, b, NULL, M, ta->i8ws);
-    else if (m->amp_bf16) cm_linear_forward_bf16(out, x, w.data, b, M, C, OC);
-    else cm_linear_forward(out, x, w.data, b, M, C, OC);
+    if (q) m->be->linear_forward_int8(out, x, q, b, NULL, M, ta->i8ws);
+    else m->be->linear_forward(PREC(ta), out, x, w.data, b, M, C, OC, ta->ws);
 }
-static inline void LIN_B(const CmModel *m, float *dx, float *dW, float *db, const float *dout, const float *x, const float *W,
+static inline void LIN_B(const TowerActs *ta, float *dx, float *dW, float *db, const float *dout, const float *x, const float *W,
                          int M, int C, int OC) {
-    if (m->amp_bf16) cm_linear_backward_bf16(dx, dW, db, dout, x, W, M, C, OC);
-    else cm_linear_backward(dx, dW, db, dout, x, W, M, C, OC);
+    ta->be->linear_backward(PREC(ta), dx, dW, db, dout, x, W, M, C, OC, ta->ws);
+}
+
+/* dst = res + b (+ s * lt @ Bw^T when lt): Bt = s * Bw^T [r,D] planned with the activations */
+static void residual_init(const CmBackend *be, const TowerActs *ta, float *dst, const float *res, const float *b,
+                          const float *lt, const float *Bw, int r, float s, int M, int D) {
+    if (lt) be->transpose_scaled(ta->lora_bt, Bw, D, r, s);
+    be->residual_init(dst, res, b, lt, ta->lora_bt, r, M, D);
 }
 /* act = gelu(x W^T + b) (fc gets the pre-activation; int8 fuses the GELU into its dequantisation
    pass and leaves fc unwritten: inference only, nothing reads it) */
@@ -271,12 +241,12 @@ static void mlp_up(const CmModel *m, const TowerSpec *s, const TowerActs *ta, fl
                    CmTensorRef w, const float *b, int M, int D, int H) {
     const CmInt8Weights *q = Q8(m, ta, w);
     if (q) {
-        cm_linear_gelu_forward_int8(act, x, q, b, s->quick_gelu, M, ta->i8ws);
+        m->be->linear_gelu_forward_int8(act, x, q, b, s->quick_gelu, M, ta->i8ws);
         return;
     }
     LIN_F(m, ta, fc, x, w, b, M, D, H);
-    if (s->quick_gelu) cm_quickgelu_forward(act, fc, (size_t)M * H);
-    else cm_gelu_forward(act, fc, (size_t)M * H);
+    if (s->quick_gelu) m->be->quickgelu_forward(act, fc, (size_t)M * H);
+    else m->be->gelu_forward(act, fc, (size_t)M * H);
 }
 
 /* dst = res + (x W^T + b [+ LoRA]) : fp32 fuses the residual into the GEMM (beta = 1); int8 adds
@@ -285,40 +255,41 @@ static void mlp_up(const CmModel *m, const TowerSpec *s, const TowerActs *ta, fl
 static void linear_residual(const CmModel *m, const TowerActs *ta, float *dst, const float *res, const float *x,
                             CmTensorRef w, const float *b, const float *lt, const float *Bw, int r, float s, int M, int C,
                             int D) {
+    const CmBackend *be = m->be;
     const float *W = w.data;
     const CmInt8Weights *q = Q8(m, ta, w);
     if (q) {   /* bias and residual in the dequantisation pass; LoRA (unmerged) first */
         if (!lt) {
-            cm_linear_forward_int8(dst, x, q, b, res, M, ta->i8ws);
+            be->linear_forward_int8(dst, x, q, b, res, M, ta->i8ws);
             return;
         }
-        residual_init(dst, res, b, lt, Bw, r, s, M, D, ta->lora_bt);
-        cm_linear_forward_int8(dst, x, q, NULL, dst, M, ta->i8ws);
+        residual_init(be, ta, dst, res, b, lt, Bw, r, s, M, D);
+        be->linear_forward_int8(dst, x, q, NULL, dst, M, ta->i8ws);
         return;
     }
-    if (!m->amp_bf16) {
-        residual_init(dst, res, b, lt, Bw, r, s, M, D, ta->lora_bt);
-        cm_matmul(false, true, M, D, C, 1.0f, x, C, W, C, 1.0f, dst, D);
+    if (!ta->amp) {
+        residual_init(be, ta, dst, res, b, lt, Bw, r, s, M, D);
+        be->matmul(false, true, M, D, C, 1.0f, x, C, W, C, 1.0f, dst, D);
         return;
     }
-    cm_linear_forward_bf16(dst, x, W, NULL, M, C, D);
-    float *tmp = cm_malloc((size_t)M * D * sizeof(float), "residual");
-    CM_ASSERT(tmp != NULL);
-    residual_init(tmp, res, b, lt, Bw, r, s, M, D, ta->lora_bt);
-    cm_add_forward(dst, dst, tmp, (size_t)M * D);
-    cm_free(tmp);
+    be->linear_forward(CM_MM_BF16, dst, x, W, NULL, M, C, D, ta->ws);
+    float *tmp = ta->ws;   /* [M,D]: the workspace is free again once the product is done */
+    residual_init(be, ta, tmp, res, b, lt, Bw, r, s, M, D);
+    be->add(dst, dst, tmp, (size_t)M * D);
 }
 
 // ---------------------------------------------------------------------------------------------
 // attention over the tower's rows: uniform [B,T] (vision, padded text) or packed sequences
 
 static void attn_forward(const TowerSpec *s, const TowerActs *ta, BlockActs *a) {
-    if (ta->packed) cm_attention_forward_varlen(a->ao, a->att, a->qkv, ta->seq_off, ta->att_off, ta->B, s->D, s->NH, s->causal);
-    else cm_attention_forward(a->ao, a->att, a->qkv, ta->B, ta->T, s->D, s->NH, s->causal);
+    const CmBackend *be = ta->be;
+    if (ta->packed) be->attention_forward_varlen(a->ao, a->att, a->qkv, ta->seq_off, ta->att_off, ta->B, s->D, s->NH, s->causal);
+    else be->attention_forward(a->ao, a->att, a->qkv, ta->B, ta->T, s->D, s->NH, s->causal, NULL);
 }
 static void attn_backward(const TowerSpec *s, const TowerActs *ta, const BlockActs *a, float *dqkv, const float *dao) {
-    if (ta->packed) cm_attention_backward_varlen(dqkv, dao, a->qkv, a->att, ta->seq_off, ta->att_off, ta->B, s->D, s->NH, s->causal);
-    else cm_attention_backward(dqkv, dao, a->qkv, a->att, ta->B, ta->T, s->D, s->NH, s->causal);
+    const CmBackend *be = ta->be;
+    if (ta->packed) be->attention_backward_varlen(dqkv, dao, a->qkv, a->att, ta->seq_off, ta->att_off, ta->B, s->D, s->NH, s->causal);
+    else be->attention_backward(dqkv, dao, a->qkv, a->att, ta->B, ta->T, s->D, s->NH, s->causal, NULL, ta->ws);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -328,14 +299,15 @@ static void attn_backward(const TowerSpec *s, const TowerActs *ta, const BlockAc
 static void block_forward(const CmModel *m, const TowerSpec *s, const TowerActs *ta, const CmBlockParams *k, BlockActs *a,
                           float *out) {
     int M = ta->M, D = s->D, H = s->H;
-    cm_layernorm_forward(a->ln1, a->m1, a->r1, a->x_in, k->ln1_w.data, k->ln1_b.data, M, D);   // [M,D]
+    const CmBackend *be = m->be;
+    be->layernorm_forward(a->ln1, a->m1, a->r1, a->x_in, k->ln1_w.data, k->ln1_b.data, M, D);   // [M,D]
     LIN_F(m, ta, a->qkv, a->ln1, k->in_w, k->in_b.data, M, D, 3 * D);                      // [M,3D]
     attn_forward(s, ta, a);                                                                  // [M,D]
     // x_mid = x_in + (ao Wo^T + bo + (alpha/r) (ao A^T) B^T)
-    if (s->r && k->lora_A.idx >= 0) lora_down(a->lt, a->ao, k->lora_A.data, M, D, s->r);         // [M,r]
+    if (s->r && k->lora_A.idx >= 0) be->lora_down(a->lt, a->ao, k->lora_A.data, M, D, s->r);     // [M,r]
     linear_residual(m, ta, a->x_mid, a->x_in, a->ao, k->out_w, k->out_b.data, s->r ? a->lt : NULL,
                     k->lora_B.data, s->r, s->lora_scale, M, D, D);
-    cm_layernorm_forward(a->ln2, a->m2, a->r2, a->x_mid, k->ln2_w.data, k->ln2_b.data, M, D);
+    be->layernorm_forward(a->ln2, a->m2, a->r2, a->x_mid, k->ln2_w.data, k->ln2_b.data, M, D);
     mlp_up(m, s, ta, a->fc, a->act, a->ln2, k->fc_w, k->fc_b.data, M, D, H);                 // [M,H]
     if (!out) return;
     // out = x_mid + (act Wp^T + bp)
@@ -349,20 +321,19 @@ static void block_forward_pooled(const CmModel *m, const TowerSpec *s, const Tow
                                  float *pooled) {
     int M = ta->M, B = ta->B, D = s->D, H = s->H;
     const int *pool_row = ta->pool_row;
-    cm_layernorm_forward(a->ln1, a->m1, a->r1, a->x_in, k->ln1_w.data, k->ln1_b.data, M, D);
+    const CmBackend *be = m->be;
+    be->layernorm_forward(a->ln1, a->m1, a->r1, a->x_in, k->ln1_w.data, k->ln1_b.data, M, D);
     LIN_F(m, ta, a->qkv, a->ln1, k->in_w, k->in_b.data, M, D, 3 * D);
     attn_forward(s, ta, a);
     /* B-row scratch (planned with the activations): aoP, xP, midP, ln2P [B,D]; fcP, actP [B,H]; lt [B,r] */
     float *aoP = ta->rows, *xP = aoP + (size_t)B * D, *midP = xP + (size_t)B * D, *ln2P = midP + (size_t)B * D;
     float *fcP = ln2P + (size_t)B * D, *actP = fcP + (size_t)B * H, *ltP = actP + (size_t)B * H;
-    for (int b = 0; b < B; b++) {
-        memcpy(aoP + (size_t)b * D, a->ao + (size_t)pool_row[b] * D, D * sizeof(float));
-        memcpy(xP + (size_t)b * D, a->x_in + (size_t)pool_row[b] * D, D * sizeof(float));
-    }
-    if (s->r) lora_down(ltP, aoP, k->lora_A.data, B, D, s->r);
+    be->gather_rows(aoP, a->ao, pool_row, B, D);
+    be->gather_rows(xP, a->x_in, pool_row, B, D);
+    if (s->r) be->lora_down(ltP, aoP, k->lora_A.data, B, D, s->r);
     linear_residual(m, ta, midP, xP, aoP, k->out_w, k->out_b.data, s->r ? ltP : NULL, k->lora_B.data, s->r,
                     s->lora_scale, B, D, D);
-    cm_layernorm_forward(ln2P, a->m2, a->r2, midP, k->ln2_w.data, k->ln2_b.data, B, D);
+    be->layernorm_forward(ln2P, a->m2, a->r2, midP, k->ln2_w.data, k->ln2_b.data, B, D);
     mlp_up(m, s, ta, fcP, actP, ln2P, k->fc_w, k->fc_b.data, B, D, H);
     linear_residual(m, ta, pooled, midP, actP, k->proj_w, k->proj_b.data, NULL, NULL, 0, 0.0f, B, H, D);
 }
@@ -376,6 +347,7 @@ static bool block_trainable(const CmBlockParams *k) { return cm_refs_trainable(k
 static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockParams *k, BlockActs *a, TowerActs *ta,
                            bool need_dx) {
     size_t M = (size_t)ta->M, D = s->D, H = s->H;
+    const CmBackend *be = m->be;
     float *dres = ta->dres;
     bool ln1_tr = tr2(k->ln1_w, k->ln1_b), qkv_tr = tr2(k->in_w, k->in_b);
     bool attn_tr = ln1_tr || qkv_tr || tr2(k->out_w, k->out_b) || tr2(k->lora_A, k->lora_B);
@@ -383,69 +355,57 @@ static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockParams *
     bool ln2_tr = tr2(k->ln2_w, k->ln2_b);
     // --- MLP branch: y = x_mid + act @ Wp^T + bp
     bool need_dact = tr2(k->fc_w, k->fc_b) || ln2_tr || need_attn;
-    if (need_dact) memset(ta->dact, 0, M * H * sizeof(float));
-    LIN_B(m, need_dact ? ta->dact : NULL, k->proj_w.grad, k->proj_b.grad, dres, a->act,
+    if (need_dact) be->zero(ta->dact, M * H * sizeof(float));
+    LIN_B(ta, need_dact ? ta->dact : NULL, k->proj_w.grad, k->proj_b.grad, dres, a->act,
                     k->proj_w.data, (int)M, (int)H, (int)D);
     if (need_dact) {
-        memset(ta->dfc, 0, M * H * sizeof(float));
-        if (s->quick_gelu) cm_quickgelu_backward(ta->dfc, a->fc, ta->dact, M * H);
-        else cm_gelu_backward(ta->dfc, a->fc, ta->dact, M * H);
+        be->zero(ta->dfc, M * H * sizeof(float));
+        if (s->quick_gelu) be->quickgelu_backward(ta->dfc, a->fc, ta->dact, M * H);
+        else be->gelu_backward(ta->dfc, a->fc, ta->dact, M * H);
         bool need_dln2 = ln2_tr || need_attn;
-        if (need_dln2) memset(ta->dln, 0, M * D * sizeof(float));
-        LIN_B(m, need_dln2 ? ta->dln : NULL, k->fc_w.grad, k->fc_b.grad, ta->dfc, a->ln2,
+        if (need_dln2) be->zero(ta->dln, M * D * sizeof(float));
+        LIN_B(ta, need_dln2 ? ta->dln : NULL, k->fc_w.grad, k->fc_b.grad, ta->dfc, a->ln2,
                         k->fc_w.data, (int)M, (int)D, (int)H);
         if (need_dln2)
-            cm_layernorm_backward(need_attn ? dres : NULL, k->ln2_w.grad, k->ln2_b.grad, ta->dln, a->x_mid,
+            be->layernorm_backward(need_attn ? dres : NULL, k->ln2_w.grad, k->ln2_b.grad, ta->dln, a->x_mid,
                                k->ln2_w.data, a->m2, a->r2, (int)M, (int)D);
     }
     if (!need_attn) return;
     // --- attention branch: x_mid = x_in + ao Wo^T + bo + s (ao A^T) B^T ; dres = d x_mid
     bool need_dao = need_dx || ln1_tr || qkv_tr;
-    if (need_dao) memset(ta->dao, 0, M * D * sizeof(float));
-    LIN_B(m, need_dao ? ta->dao : NULL, k->out_w.grad, k->out_b.grad, dres, a->ao, k->out_w.data,
+    if (need_dao) be->zero(ta->dao, M * D * sizeof(float));
+    LIN_B(ta, need_dao ? ta->dao : NULL, k->out_w.grad, k->out_b.grad, dres, a->ao, k->out_w.data,
                     (int)M, (int)D, (int)D);
     if (s->r) {
         float *gA = k->lora_A.grad, *gB = k->lora_B.grad;
         const float *Aw = k->lora_A.data, *Bw = k->lora_B.data;
         int r = s->r;
-        if (gB) {   // dB[D,r] += s * dres^T @ lt : through dBt[r,D] += s * lt^T dres
-            float *dBt = ta->lora_dbt;
-            memset(dBt, 0, (size_t)r * D * sizeof(float));
-            small_tn(dBt, a->lt, dres, (int)M, (int)D, r, s->lora_scale);
-            for (size_t d = 0; d < D; d++)
-                for (int q = 0; q < r; q++) gB[d * r + q] += dBt[(size_t)q * D + d];
+        if (gB) {   // dB[D,r] += s * dres^T @ lt : through dBt[r,D] += s * lt^T dres, then its transpose
+            float *dBt = ta->lora_dbt, *tmp = ta->lora_bt;   /* lora_bt is free until Bt below */
+            be->zero(dBt, (size_t)r * D * sizeof(float));
+            be->lora_tn(dBt, a->lt, dres, (int)M, (int)D, r, s->lora_scale);
+            be->transpose_scaled(tmp, dBt, r, (int)D, 1.0f);
+            be->add(gB, gB, tmp, D * (size_t)r);
         }
         if (gA || need_dao) {
             // dlt[M,r] = s * dres @ B  (row-wise dots with B's columns)
             float *Bt = ta->lora_bt;
-            for (size_t d = 0; d < D; d++)
-                for (int q = 0; q < r; q++) Bt[(size_t)q * D + d] = Bw[d * r + q];
-            lora_down(ta->dlt, dres, Bt, (int)M, (int)D, r);
-            for (size_t i = 0; i < M * (size_t)r; i++) ta->dlt[i] *= s->lora_scale;
-            if (gA) small_tn(gA, ta->dlt, a->ao, (int)M, (int)D, r, 1.0f);        // dA[r,D] += dlt^T ao
-            if (need_dao) {                                                        // dao[M,D] += dlt @ A
-                #pragma omp parallel for if (M * D > 65536)
-                for (size_t i = 0; i < M; i++) {
-                    float *y = ta->dao + i * D;
-                    for (int q = 0; q < r; q++) {
-                        float l = ta->dlt[i * r + q];
-                        const float *aw = Aw + (size_t)q * D;
-                        #pragma omp simd
-                        for (size_t c = 0; c < D; c++) y[c] += l * aw[c];
-                    }
-                }
-            }
+            be->transpose_scaled(Bt, Bw, (int)D, r, 1.0f);
+            be->lora_down(ta->dlt, dres, Bt, (int)M, (int)D, r);
+            be->scale(ta->dlt, s->lora_scale, M * (size_t)r);
+            if (gA) be->lora_tn(gA, ta->dlt, a->ao, (int)M, (int)D, r, 1.0f);          // dA[r,D] += dlt^T ao
+            if (need_dao) be->lora_up_acc(ta->dao, ta->dlt, Aw, (int)M, (int)D, r);  // dao[M,D] += dlt @ A
         }
     }
     if (!need_dao) return;
-    memset(ta->dqkv, 0, 3 * M * D * sizeof(float));
+    be->zero(ta->dqkv, 3 * M * D * sizeof(float));
     attn_backward(s, ta, a, ta->dqkv, ta->dao);
     bool need_dln1 = need_dx || ln1_tr;
-    if (need_dln1) memset(ta->dln, 0, M * D * sizeof(float));
-    LIN_B(m, need_dln1 ? ta->dln : NULL, k->in_w.grad, k->in_b.grad, ta->dqkv, a->ln1, k->in_w.data,
+    if (need_dln1) be->zero(ta->dln, M * D * sizeof(float));
+    LIN_B(ta, need_dln1 ? ta->dln : NULL, k->in_w.grad, k->in_b.grad, ta->dqkv, a->ln1, k->in_w.data,
                     (int)M, (int)D, 3 * (int)D);
     if (need_dln1)
-        cm_layernorm_backward(need_dx ? dres : NULL, k->ln1_w.grad, k->ln1_b.grad, ta->dln, a->x_in, k->ln1_w.data,
+        be->layernorm_backward(need_dx ? dres : NULL, k->ln1_w.grad, k->ln1_b.grad, ta->dln, a->x_in, k->ln1_w.data,
                            a->m1, a->r1, (int)M, (int)D);
 }
 
@@ -453,6 +413,7 @@ static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockParams *
 // tower
 
 void cm_tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const float *images, const int32_t *ids, int B) {
+    const CmBackend *be = m->be;
     const CmTowerParams *tp = s->tp;
     size_t D = s->D;
     int T = s->T;
@@ -478,7 +439,7 @@ void cm_tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const
                 int L = ta->pool[b] + 1;
                 ta->seq_off[b] = off;
                 ta->att_off[b] = aoff;
-                memcpy(ta->ids + off, ids + (size_t)b * s->T, (size_t)L * sizeof(int32_t));
+                be->copy(ta->ids + off, ids + (size_t)b * s->T, (size_t)L * sizeof(int32_t));
                 for (int t = 0; t < L; t++) ta->row_pos[off + t] = t;
                 ta->pool_row[b] = off + ta->pool[b];
                 off += L;
@@ -498,28 +459,19 @@ void cm_tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const
     float *x0 = ta->xin[0];
     if (s->vision) {
         int PP3 = 3 * s->P * s->P;
-        cm_im2patch(ta->patches, images, B, s->S, s->S, s->P);                                  // [B*NP,3PP]
+        be->im2patch(ta->patches, images, B, s->S, s->S, s->P);                                 // [B*NP,3PP]
         LIN_F(m, ta, ta->x_last, ta->patches, tp->conv, NULL, B * s->NP, PP3, (int)D);  // tmp [B*NP,D]
-        const float *cls = tp->class_emb.data, *pos = tp->pos.data;
-        #pragma omp parallel for
-        for (int b = 0; b < B; b++) {
-            float *xb = ta->x_pre + (size_t)b * s->T * D;
-            for (size_t c = 0; c < D; c++) xb[c] = cls[c] + pos[c];
-            for (int p = 0; p < s->NP; p++) {
-                const float *e = ta->x_last + ((size_t)b * s->NP + p) * D;
-                float *x = xb + (size_t)(p + 1) * D;
-                const float *ps = pos + (size_t)(p + 1) * D;
-                for (size_t c = 0; c < D; c++) x[c] = e[c] + ps[c];
-            }
+        be->cls_pos_forward(ta->x_pre, ta->x_last, tp->class_emb.data, tp->pos.data, B, s->NP, (int)D);
+        for (int b = 0; b < B; b++) {   /* the class token is pooled */
             ta->pool[b] = 0;
             ta->pool_row[b] = b * s->T;
         }
-        cm_layernorm_forward(x0, ta->pre_m, ta->pre_r, ta->x_pre, tp->ln_pre_w.data, tp->ln_pre_b.data, (int)M, (int)D);
+        be->layernorm_forward(x0, ta->pre_m, ta->pre_r, ta->x_pre, tp->ln_pre_w.data, tp->ln_pre_b.data, (int)M, (int)D);
     } else if (ta->packed) {
-        cm_embedding_forward_rows(x0, ta->ids, ta->row_pos, tp->tok.data, tp->pos.data, (int)M, (int)D);
+        be->embedding_forward_rows(x0, ta->ids, ta->row_pos, tp->tok.data, tp->pos.data, (int)M, (int)D);
     } else {
-        for (int b = 0; b < B; b++) memcpy(ta->ids + (size_t)b * T, ids + (size_t)b * s->T, (size_t)T * sizeof(int32_t));
-        cm_embedding_forward(x0, ta->ids, tp->tok.data, tp->pos.data, B, T, (int)D);
+        for (int b = 0; b < B; b++) be->copy(ta->ids + (size_t)b * T, ids + (size_t)b * s->T, (size_t)T * sizeof(int32_t));
+        be->embedding_forward(x0, ta->ids, tp->tok.data, tp->pos.data, B, T, (int)D);
     }
     for (int l = 0; l < s->L; l++) {
         BlockActs *a = ta->mode == TA_SAVE ? &ta->blk[l] : &ta->blk[0];
@@ -540,12 +492,11 @@ void cm_tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const
         }
         block_forward(m, s, ta, &tp->blocks[l], a, out);
     }
-    for (int b = 0; b < B; b++)
-        memcpy(ta->pooled + (size_t)b * D, ta->x_last + (size_t)ta->pool_row[b] * D, D * sizeof(float));
+    be->gather_rows(ta->pooled, ta->x_last, ta->pool_row, B, (int)D);
 pooled_done:;
-    cm_layernorm_forward(ta->pooled_ln, ta->post_m, ta->post_r, ta->pooled, tp->ln_post_w.data, tp->ln_post_b.data, B, (int)D);
-    cm_matmul(false, false, B, s->E, (int)D, 1.0f, ta->pooled_ln, (int)D, tp->proj.data, s->E, 0.0f, ta->raw, s->E);  // [B,E]
-    cm_l2norm_forward(ta->feat, ta->norm, ta->raw, B, s->E);
+    be->layernorm_forward(ta->pooled_ln, ta->post_m, ta->post_r, ta->pooled, tp->ln_post_w.data, tp->ln_post_b.data, B, (int)D);
+    be->matmul(false, false, B, s->E, (int)D, 1.0f, ta->pooled_ln, (int)D, tp->proj.data, s->E, 0.0f, ta->raw, s->E);  // [B,E]
+    be->l2norm_forward(ta->feat, ta->norm, ta->raw, B, s->E);
 }
 
 /* the embeddings (vision: class, positional, conv1, ln_pre; text: token, positional) */
@@ -562,6 +513,7 @@ void cm_tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const floa
     const CmTowerParams *tp = s->tp;
     int B = ta->B;
     size_t M = (size_t)ta->M, D = s->D, E = s->E;
+    const CmBackend *be = m->be;
     CM_ASSERT(ta->mode != TA_NONE);
     /* below[l]: something trainable under block l (stem or blocks < l) */
     bool below[257];
@@ -569,20 +521,19 @@ void cm_tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const floa
     for (int l = 0; l < s->L; l++) below[l + 1] = below[l] || block_trainable(&tp->blocks[l]);
     CmTensorRef lw = tp->ln_post_w, lb = tp->ln_post_b, pj = tp->proj;
     // top: feat = raw/|raw|; raw = pooled_ln @ proj ; pooled_ln = LN(pooled)
-    memset(ta->draw, 0, (size_t)B * E * sizeof(float));
-    cm_l2norm_backward(ta->draw, dfeat, ta->feat, ta->norm, B, (int)E);
-    if (pj.grad) cm_matmul(true, false, (int)D, (int)E, B, 1.0f, ta->pooled_ln, (int)D, ta->draw, (int)E, 1.0f, pj.grad, (int)E);
+    be->zero(ta->draw, (size_t)B * E * sizeof(float));
+    be->l2norm_backward(ta->draw, dfeat, ta->feat, ta->norm, B, (int)E);
+    if (pj.grad) be->matmul(true, false, (int)D, (int)E, B, 1.0f, ta->pooled_ln, (int)D, ta->draw, (int)E, 1.0f, pj.grad, (int)E);
     bool ln_tr = tr2(lw, lb);
     if (!below[s->L] && !ln_tr) return;
     float *dpln = ta->dln;   /* [B,D] scratch */
-    cm_matmul(false, true, B, (int)D, (int)E, 1.0f, ta->draw, (int)E, pj.data, (int)E, 0.0f, dpln, (int)D);
-    memset(ta->dpooled, 0, (size_t)B * D * sizeof(float));
-    cm_layernorm_backward(below[s->L] ? ta->dpooled : NULL, lw.grad, lb.grad, dpln, ta->pooled, lw.data,
+    be->matmul(false, true, B, (int)D, (int)E, 1.0f, ta->draw, (int)E, pj.data, (int)E, 0.0f, dpln, (int)D);
+    be->zero(ta->dpooled, (size_t)B * D * sizeof(float));
+    be->layernorm_backward(below[s->L] ? ta->dpooled : NULL, lw.grad, lb.grad, dpln, ta->pooled, lw.data,
                        ta->post_m, ta->post_r, B, (int)D);
     if (!below[s->L]) return;
-    memset(ta->dres, 0, M * D * sizeof(float));
-    for (int b = 0; b < B; b++)
-        memcpy(ta->dres + (size_t)ta->pool_row[b] * D, ta->dpooled + (size_t)b * D, D * sizeof(float));
+    be->zero(ta->dres, M * D * sizeof(float));
+    be->scatter_rows(ta->dres, ta->dpooled, ta->pool_row, B, (int)D);
     // blocks, top down
     for (int l = s->L - 1; l >= 0; l--) {
         if (!below[l + 1]) break;
@@ -601,25 +552,18 @@ void cm_tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const floa
     if (s->vision) {
         bool emb_tr = tr(tp->class_emb) || tr(tp->pos) || tr(tp->conv);
         float *dx_pre = ta->dln;
-        if (emb_tr) memset(dx_pre, 0, M * D * sizeof(float));
-        cm_layernorm_backward(emb_tr ? dx_pre : NULL, tp->ln_pre_w.grad, tp->ln_pre_b.grad, ta->dres, ta->x_pre,
+        if (emb_tr) be->zero(dx_pre, M * D * sizeof(float));
+        be->layernorm_backward(emb_tr ? dx_pre : NULL, tp->ln_pre_w.grad, tp->ln_pre_b.grad, ta->dres, ta->x_pre,
                            tp->ln_pre_w.data, ta->pre_m, ta->pre_r, (int)M, (int)D);
         if (!emb_tr) return;
-        float *gc = tp->class_emb.grad, *gp = tp->pos.grad;
-        for (int b = 0; b < B; b++) {
-            const float *xb = dx_pre + (size_t)b * s->T * D;
-            if (gc) for (size_t c = 0; c < D; c++) gc[c] += xb[c];
-            if (gp) for (size_t i = 0; i < (size_t)s->T * D; i++) gp[i] += xb[i];
-        }
+        be->cls_pos_backward(tp->class_emb.grad, tp->pos.grad, tp->conv.grad ? ta->dpatch : NULL, dx_pre, B, s->NP, (int)D);
         if (tp->conv.grad) {
-            for (int b = 0; b < B; b++)
-                memcpy(ta->dpatch + (size_t)b * s->NP * D, dx_pre + ((size_t)b * s->T + 1) * D, (size_t)s->NP * D * sizeof(float));
             int PP3 = 3 * s->P * s->P;
             // dconv[D,3PP] += dpatch^T [D,B*NP] @ patches [B*NP,3PP]
-            cm_matmul(true, false, (int)D, PP3, B * s->NP, 1.0f, ta->dpatch, (int)D, ta->patches, PP3, 1.0f, tp->conv.grad, PP3);
+            be->matmul(true, false, (int)D, PP3, B * s->NP, 1.0f, ta->dpatch, (int)D, ta->patches, PP3, 1.0f, tp->conv.grad, PP3);
         }
     } else {
-        if (ta->packed) cm_embedding_backward_rows(tp->tok.grad, tp->pos.grad, ta->dres, ta->ids, ta->row_pos, (int)M, (int)D);
-        else cm_embedding_backward(tp->tok.grad, tp->pos.grad, ta->dres, ta->ids, B, ta->T, (int)D);
+        if (ta->packed) be->embedding_backward_rows(tp->tok.grad, tp->pos.grad, ta->dres, ta->ids, ta->row_pos, (int)M, (int)D);
+        else be->embedding_backward(tp->tok.grad, tp->pos.grad, ta->dres, ta->ids, B, ta->T, (int)D);
     }
 }

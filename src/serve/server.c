@@ -282,7 +282,7 @@ static void *worker_main(void *arg) {
     pthread_mutex_unlock(&s->mu);
     cm_free(img); cm_free(tok); cm_free(U); cm_free(V); cm_free(H);
     free(take);
-    cm_bf16_release();   /* this thread's bf16 scratch (thread-local) and the primitive cache */
+    cm_bf16_release();   /* the idle cached oneDNN primitives */
     return NULL;
 }
 

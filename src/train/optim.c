@@ -2,12 +2,14 @@
  * optim.c — AdamW (torch 1.13 single-tensor), gradient clipping, LR schedules (OpenCLIP
  * scheduler.py) and the parameter-group rule. See optim.h.
  *
- * Rounding follows torch's CPU kernels step by step in fp32 with the Python-float scalars
+ * The arithmetic is the backend's (kernels/adamw.c: adamw, sumsq, scale). Rounding follows torch's
+ * CPU kernels step by step in fp32 with the Python-float scalars
  * converted to float (p.mul_(1-lr*wd); exp_avg.mul_(b1).add_(g, alpha=1-b1) — an FMA in torch's
  * vectorised add; exp_avg_sq.mul_(b2).addcmul_(g, g, value=1-b2); denom = sqrt(v)/bc2_sqrt + eps;
  * p.addcdiv_(m, denom, value=-lr/bc1)), so results agree with torch to the last bit or so.
  */
 #include "train/optim.h"
+#include "kernels/backend.h"
 
 #include <math.h>
 #include <string.h>
@@ -57,67 +59,15 @@ int cm_adamw_find(const CmAdamW *o, const char *name) {
 }
 
 /* The scalars torch derives in Python (double) and hands to the fp32 kernels. */
-typedef struct { float decay_mul, b1, a1, b2, a2, bc2_sqrt, eps, neg_step; } AdamScalars;
-
-static AdamScalars adam_scalars(int64_t step, double lr, double wd, double beta1, double beta2, double eps) {
-    AdamScalars s;
-    double bc1 = 1.0 - pow(beta1, (double)step);
-    double bc2 = 1.0 - pow(beta2, (double)step);
-    s.decay_mul = (float)(1.0 - lr * wd);
-    s.b1 = (float)beta1; s.a1 = (float)(1.0 - beta1);
-    s.b2 = (float)beta2; s.a2 = (float)(1.0 - beta2);
-    s.bc2_sqrt = (float)sqrt(bc2);
-    s.eps = (float)eps;
-    s.neg_step = (float)(-(lr / bc1));
-    return s;
-}
-
-static inline void adam_elem(float *p, float g, float *m, float *v, const AdamScalars *s, bool decay) {
-    float pv = *p;
-    if (decay) pv = pv * s->decay_mul;
-    float mv = fmaf(g, s->a1, *m * s->b1);
-    float vv = *v * s->b2 + (s->a2 * g) * g;
-    float denom = sqrtf(vv) / s->bc2_sqrt + s->eps;
-    *m = mv; *v = vv;
-    *p = pv + (s->neg_step * mv) / denom;
-}
-
-void cm_adamw_update_ref(float *p, const float *g, float *m, float *v, size_t n, int64_t step,
-                         double lr, double wd, double beta1, double beta2, double eps) {
-    AdamScalars s = adam_scalars(step, lr, wd, beta1, beta2, eps);
-    bool decay = wd != 0.0;
-    for (size_t i = 0; i < n; i++) adam_elem(&p[i], g[i], &m[i], &v[i], &s, decay);
-}
-
 void cm_adamw_step(CmAdamW *o, double lr) {
+    const CmBackend *be = o->be ? o->be : cm_backend_cpu();
     o->lr = lr;
     for (int i = 0; i < o->n; i++) {
         CmOptParam *q = &o->p[i];
         if (!q->grad) continue;
-        int64_t t = ++o->step[i];
-        double wd = q->decay ? o->wd : 0.0;
-        AdamScalars s = adam_scalars(t, lr, wd, o->beta1, o->beta2, o->eps);
-        /* torch multiplies by (1 - lr*0) = 1 too; skipping is bit-identical */
-        bool decay = wd != 0.0;
-        float *pd = q->data, *m = o->m[i], *v = o->v[i];
-        const float *g = q->grad;
-        long long nn = (long long)q->numel;
-        #pragma omp parallel for schedule(static) if (nn > 65536)
-        for (long long k = 0; k < nn; k++) adam_elem(&pd[k], g[k], &m[k], &v[k], &s, decay);
+        CmAdamWArgs h = {++o->step[i], lr, q->decay ? o->wd : 0.0, o->beta1, o->beta2, o->eps};
+        be->adamw(q->data, q->grad, o->m[i], o->v[i], q->numel, &h);
     }
-}
-
-/* Deterministic sum of squares of one buffer (fixed blocking, double accumulation). */
-static double sumsq(const float *g, size_t n) {
-    double total = 0;
-    size_t nb = (n + 4095) / 4096;
-    for (size_t b = 0; b < nb; b++) {
-        double s = 0;
-        size_t e = (b + 1) * 4096 < n ? (b + 1) * 4096 : n;
-        for (size_t k = b * 4096; k < e; k++) s += (double)g[k] * g[k];
-        total += s;
-    }
-    return total;
 }
 
 double cm_grad_norm(const CmOptParam *p, int n) {
@@ -125,7 +75,7 @@ double cm_grad_norm(const CmOptParam *p, int n) {
     for (int i = 0; i < n; i++)
         if (p[i].grad) {
             /* torch: per-tensor fp32 norm, then the norm of the norms */
-            float ni = (float)sqrt(sumsq(p[i].grad, p[i].numel));
+            float ni = (float)sqrt(cm_backend_cpu()->sumsq(p[i].grad, p[i].numel));
             total += (double)ni * ni;
         }
     return (double)(float)sqrt(total);
@@ -136,10 +86,8 @@ double cm_clip_grad_norm(CmOptParam *p, int n, double max_norm) {
     if (!(max_norm > 0) || !isfinite(total)) return total;
     float coef = (float)max_norm / ((float)total + 1e-6f);
     if (coef < 1.0f)
-        for (int i = 0; i < n; i++) {
-            if (!p[i].grad) continue;
-            for (size_t k = 0; k < p[i].numel; k++) p[i].grad[k] *= coef;
-        }
+        for (int i = 0; i < n; i++)
+            if (p[i].grad) cm_backend_cpu()->scale(p[i].grad, coef, p[i].numel);
     return total;
 }
 

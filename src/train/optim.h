@@ -46,6 +46,7 @@ typedef struct {
     CmOptParam *p;                  /* [n] copy of the table given at init */
     float **m, **v;                 /* [n][numel] exp_avg, exp_avg_sq */
     int64_t *step;                  /* [n] torch's per-parameter `step` */
+    const struct CmBackend *be;     /* computes the update (cm_backend_cpu() when NULL) */
 } CmAdamW;
 
 /* Allocates zero state for the n params (copied; names must outlive the optimizer). */
@@ -53,9 +54,6 @@ cm_status cm_adamw_init(CmAdamW *o, const CmOptParam *params, int n, double beta
                         double eps, double wd);
 /* One optimizer step at learning rate lr (same lr for both groups, as OpenCLIP). */
 void cm_adamw_step(CmAdamW *o, double lr);
-/* The plain reference (scalar loop, one parameter) the fast path is tested against. */
-void cm_adamw_update_ref(float *p, const float *g, float *m, float *v, size_t n, int64_t step,
-                         double lr, double wd, double beta1, double beta2, double eps);
 void cm_adamw_free(CmAdamW *o);
 /* Index of a parameter by name, or -1. */
 int cm_adamw_find(const CmAdamW *o, const char *name);

@@ -1,8 +1,8 @@
 /*
  * train_main.c — `clipmod train` after option parsing, as a library function so that the demo
  * runs exactly the same code: the model from --model/--pretrained/--enable-lora (setup.c), the
- * text encoder, OpenCLIP's epoch sizing, WebDataset batch sources (batches_shards.c), the run
- * (run.c).
+ * text encoder, the WebDataset batch sources (cm_batches_open: the threaded loader, split by
+ * rank under MPI), the run (run.c).
  */
 #include "train/train_main.h"
 
@@ -12,7 +12,6 @@
 #include "train/dist_agree.h"
 #include "io/sha256.h"
 #include "data/loader_source.h"
-#include "data/shards.h"
 #include "data/textenc.h"
 
 cm_status cm_train_main(const CmTrainConfig *o, CmRun *r, void (*on_step)(void *, int64_t, const CmStepStats *), void *cb_ctx) {
@@ -67,41 +66,19 @@ cm_status cm_train_main_stop(const CmTrainConfig *o, CmRun *r, void (*on_step)(v
         if ((st = cm_train_dist_agree(o, m, r->base_sha256))) goto out;
     }
 
-    if (!te.bytes && m->cfg.text.context_length == 77) {
-        /* the threaded loader: OpenCLIP's sampling, shuffles and epoch sizing */
-        CmLoaderConfig lc = {0};
-        lc.urls = o->train_data; lc.upsampling = o->train_data_upsampling_factors; lc.train = true;
-        lc.resampled = o->dataset_resampled; lc.batch_size = o->batch_size; lc.workers = workers;
-        lc.num_samples = o->train_num_samples > 0 ? o->train_num_samples : 0; lc.seed = (uint64_t)o->seed;
-        lc.world_size = o->world > 1 ? o->world : 1; lc.rank = o->world > 1 ? o->rank : 0;
-        lc.image_size = m->cfg.vision.image_size; lc.tok = te.bpe;
-        if ((st = cm_batches_loader(&lc, &train))) goto out;
-        if (o->val_data && *o->val_data) {
-            CmLoaderConfig vc = lc;
-            vc.urls = o->val_data; vc.upsampling = NULL; vc.train = false; vc.resampled = false; vc.num_samples = 0;
-            if ((st = cm_batches_loader(&vc, &val))) goto out;
-        }
-    } else {
-        /* byte-level captions (the demo) or a non-77 context: the simple single-thread source */
-        if (o->world > 1) {
-            st = cm_error(CM_ERR_UNSUPPORTED, "data-parallel training reads shards through the BPE loader: --tokenizer bytes or a "
-                                             "context other than 77 is single-process only");
-            goto out;
-        }
-        CmEpochSize es;
-        if ((st = cm_epoch_size(ns, o->batch_size, 1, workers, &es))) goto out;
-        long long nb = es.num_batches;
-        CmShardSourceCfg sc = {0};
-        sc.urls = o->train_data; sc.upsampling = o->train_data_upsampling_factors; sc.train = true;
-        sc.resampled = o->dataset_resampled; sc.batch = o->batch_size; sc.image_size = m->cfg.vision.image_size;
-        sc.ctx = m->cfg.text.context_length; sc.num_batches = nb; sc.shuffle = ns < 5000 ? (int)ns : 5000;
-        sc.seed = (uint64_t)o->seed; sc.te = &te;
-        if ((st = cm_batches_shards(&sc, &train))) goto out;
-        if (o->val_data && *o->val_data) {
-            CmShardSourceCfg vc = sc;
-            vc.urls = o->val_data; vc.upsampling = NULL; vc.train = false; vc.resampled = false; vc.shuffle = 0;
-            if ((st = cm_batches_shards(&vc, &val))) goto out;
-        }
+    /* the threaded loader for every tokenizer and context: OpenCLIP's sampling, shuffles,
+       epoch sizing and split by rank / worker (docs/data.md) */
+    CmBatchesConfig dc = {0};
+    dc.urls = o->train_data; dc.upsampling = o->train_data_upsampling_factors; dc.train = true;
+    dc.resampled = o->dataset_resampled; dc.batch_size = o->batch_size; dc.workers = workers;
+    dc.num_samples = o->train_num_samples > 0 ? o->train_num_samples : 0; dc.seed = (uint64_t)o->seed;
+    dc.world_size = o->world > 1 ? o->world : 1; dc.rank = o->world > 1 ? o->rank : 0;
+    dc.image_size = m->cfg.vision.image_size; dc.context_len = m->cfg.text.context_length; dc.te = &te;
+    if ((st = cm_batches_open(&dc, &train))) goto out;
+    if (o->val_data && *o->val_data) {
+        CmBatchesConfig vc = dc;
+        vc.urls = o->val_data; vc.upsampling = NULL; vc.train = false; vc.resampled = false; vc.num_samples = 0;
+        if ((st = cm_batches_open(&vc, &val))) goto out;
     }
     r->o = o; r->m = m; r->train = train; r->val = val; r->base_model = base; r->dropout = true;
     r->tokenizer = o->tokenizer;
