@@ -225,7 +225,7 @@ void cm_model_free(CmModel *m);
 /* Index of the tensor called name, or -1. */
 int cm_model_find(const CmModel *m, const char *name);
 
-/* Initialise from scratch (facts §3: OpenCLIP/torch default inits; LoRA A kaiming-uniform,
+/* Initialise from scratch (OpenCLIP v2.30 model.py / transformer.py: OpenCLIP/torch default inits; LoRA A kaiming-uniform,
    B = 0; head torch defaults, layers independent), deterministic for a seed. */
 void cm_model_init(CmModel *m, uint64_t seed);
 /* Initialise only the LoRA and head tensors (for a CLIP-only weights file). */
