@@ -21,8 +21,10 @@
  * even the memory source's copy). Ratio = e2e / model-only (target >= 0.9). Also: wall time of
  * each run (startup + steps + checkpoint) and its peak RSS.
  * Usage: build/bench/bench_train_e2e [--steps N (4)] [--rounds R (1)] [--precision amp|fp32|both
- * (both)] [--batch B (256)] [--workers W (2)] [--rows N (2048)] [--dir DIR]. Without ../shared
- * (CLIPMOD_SHARED) it says so and exits 0. Runs with GOMP_SPINCOUNT=10000 (clipmod's own default,
+ * (amp)] [--batch B (256)] [--workers W (2)] [--rows N (2048)] [--dir DIR]. `make bench` runs the
+ * defaults (amp, one round: ~3 min on an idle 2-core machine); the full figure is
+ * `--precision both --rounds 2` (docs/training.md). BENCH_QUICK=1: batch 32, 2 steps (smoke test).
+ * Without ../shared (CLIPMOD_SHARED) it says so and exits 0. Runs with GOMP_SPINCOUNT=10000 (clipmod's own default,
  * src/cli/main.c) unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set, for both sides.
  */
 #include <errno.h>
@@ -245,7 +247,7 @@ static void fill_train_config(const Cfg *c, bool amp, const char *name, CmTrainC
     o->prec = amp ? CM_PREC_AMP_BF16 : CM_PREC_FP32;
     o->batch_size = c->B;
     o->epochs = 1;
-    o->warmup = 10;
+    o->warmup = 1;
     o->seed = 1;
     o->val_frequency = 0;
     o->log_every_n_steps = 1;
@@ -320,7 +322,7 @@ static int one_run(const Cfg *c, bool amp, bool e2e, int round, RunRes *r, doubl
         snprintf(wk, sizeof wk, "%d", c->workers);
         char *argv[] = {(char *)c->clipmod, "train", "--model", "ViT-B-32", "--pretrained", (char *)c->weights, "--enable-lora",
                         "--train-data", c->urls, "--dataset-resampled", "--train-num-samples", ns, "--batch-size", bs,
-                        "--workers", wk, "--precision", amp ? "amp" : "fp32", "--epochs", "1", "--warmup", "10", "--seed", "1",
+                        "--workers", wk, "--precision", amp ? "amp" : "fp32", "--epochs", "1", "--warmup", "1", "--seed", "1",
                         "--val-frequency", "0", "--log-every-n-steps", "1", "--logs", logs, "--name", name, NULL};
         int rc = run_cmd(argv, log, &r->wall, &r->rss_gib);
         if (rc) { fprintf(stderr, "bench_train_e2e: clipmod train failed (exit %d), %s:\n", rc, log); print_tail(log); return 1; }
@@ -365,7 +367,8 @@ int main(int argc, char **argv) {
     Cfg c;
     memset(&c, 0, sizeof c);
     c.steps = 4; c.rounds = 1; c.B = 256; c.workers = 2; c.rows = 2048;
-    c.amp[0] = c.amp[1] = true;
+    c.amp[0] = false; c.amp[1] = true;
+    if (getenv("BENCH_QUICK") && *getenv("BENCH_QUICK") == '1') { c.B = 32; c.steps = 2; }   /* smoke test */
     char exe[PATH_MAX - 64];
     ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (k <= 0) return 1;
