@@ -68,6 +68,7 @@ typedef struct {
     int n;                      /* timed steps */
     double sum_batch, sum_data, step1_data, step1_batch;
     double wall, rss_gib;
+    double cpu_timed;           /* process CPU seconds (all threads) from the end of step 1 to the end of the last step */
 } RunRes;
 
 static void pfmt(char *buf, size_t n, const char *fmt, ...) {
@@ -107,8 +108,58 @@ static int write_weights(const Cfg *c) {
     return 0;
 }
 
-/* Runs argv (stdout+stderr to log); returns the exit status (-1: could not run); wall, rss. */
-static int run_cmd(char *const argv[], const char *log, double *wall, double *rss_gib) {
+/* CPU seconds (user + system, all threads) of a running process; -1 when unreadable. */
+static double proc_cpu(pid_t pid) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');   /* the command name may hold spaces */
+    unsigned long long ut, st;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static int count_lines(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    int n = 0, ch;
+    while ((ch = getc(f)) != EOF) n += ch == '\n';
+    fclose(f);
+    return n;
+}
+
+/* Waits for pid, polling every 20 ms: the process CPU time when steps.jsonl gets its first and
+   its last line (steps 2..N: the timed ones), wall time and peak RSS. Returns the wait status. */
+static int watch(pid_t pid, double t0, const char *steps_path, RunRes *r) {
+    double cpu_first = -1, cpu_last = -1;
+    int lines = 0, status = 0;
+    struct rusage ru;
+    for (;;) {
+        pid_t w = wait4(pid, &status, WNOHANG, &ru);
+        if (w == pid) break;
+        if (w < 0) return -1;
+        double cpu = proc_cpu(pid);
+        int n = count_lines(steps_path);
+        if (n > lines && cpu >= 0) {
+            if (lines == 0) cpu_first = cpu;
+            cpu_last = cpu;
+            lines = n;
+        }
+        usleep(20000);
+    }
+    r->wall = cm_now() - t0;
+    r->rss_gib = ru.ru_maxrss / (1024.0 * 1024.0);
+    r->cpu_timed = cpu_first >= 0 && lines > 1 ? cpu_last - cpu_first : 0;
+    return status;
+}
+
+/* Runs argv (stdout+stderr to log); returns the exit status (-1: could not run). With r: watched
+   (steps_path: the run's steps.jsonl). */
+static int run_cmd(char *const argv[], const char *log, const char *steps_path, RunRes *r) {
     fflush(NULL);
     double t0 = cm_now();
     pid_t pid = fork();
@@ -120,11 +171,9 @@ static int run_cmd(char *const argv[], const char *log, double *wall, double *rs
         _exit(127);
     }
     int status;
-    struct rusage ru;
-    if (wait4(pid, &status, 0, &ru) < 0) return -1;
-    if (wall) *wall = cm_now() - t0;
-    if (rss_gib) *rss_gib = ru.ru_maxrss / (1024.0 * 1024.0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (r) status = watch(pid, t0, steps_path, r);
+    else if (waitpid(pid, &status, 0) < 0) return -1;
+    return status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 static void print_tail(const char *log) {
@@ -308,10 +357,11 @@ static int model_only_child(const Cfg *c, bool amp, const char *logs, const char
 /* One e2e or model-only run; fills *r from its steps.jsonl. lens (model-only): caption lengths. */
 static int one_run(const Cfg *c, bool amp, bool e2e, int round, RunRes *r, double lens[2]) {
     memset(r, 0, sizeof *r);
-    char logs[BIG], name[64], run_dir[BIG], log[BIG];
+    char logs[BIG], name[64], run_dir[BIG], log[BIG], steps[BIG];
     P(logs, "%s/runs", c->dir);
     snprintf(name, sizeof name, "%s_%s_%d", e2e ? "e2e" : "model", amp ? "amp" : "fp32", round);
     P(run_dir, "%s/%s", logs, name);
+    P(steps, "%s/steps.jsonl", run_dir);
     P(log, "%s/%s.log", logs, name);
     cm_remove_tree(run_dir);
     if (cm_mkdir_p(logs)) return die("mkdir");
@@ -324,7 +374,7 @@ static int one_run(const Cfg *c, bool amp, bool e2e, int round, RunRes *r, doubl
                         "--train-data", c->urls, "--dataset-resampled", "--train-num-samples", ns, "--batch-size", bs,
                         "--workers", wk, "--precision", amp ? "amp" : "fp32", "--epochs", "1", "--warmup", "1", "--seed", "1",
                         "--val-frequency", "0", "--log-every-n-steps", "1", "--logs", logs, "--name", name, NULL};
-        int rc = run_cmd(argv, log, &r->wall, &r->rss_gib);
+        int rc = run_cmd(argv, log, steps, r);
         if (rc) { fprintf(stderr, "bench_train_e2e: clipmod train failed (exit %d), %s:\n", rc, log); print_tail(log); return 1; }
     } else {
         int p[2];
@@ -339,12 +389,10 @@ static int one_run(const Cfg *c, bool amp, bool e2e, int round, RunRes *r, doubl
             _exit(model_only_child(c, amp, logs, name, p[1]));
         }
         close(p[1]);
-        int status;
-        struct rusage ru;
-        if (pid < 0 || wait4(pid, &status, 0, &ru) < 0) return 1;
-        r->wall = cm_now() - t0;
-        r->rss_gib = ru.ru_maxrss / (1024.0 * 1024.0);
-        bool ok = read(p[0], lens, 2 * sizeof(double)) == 2 * sizeof(double) && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        if (pid < 0) return 1;
+        int status = watch(pid, t0, steps, r);
+        bool ok = status >= 0 && read(p[0], lens, 2 * sizeof(double)) == 2 * sizeof(double) && WIFEXITED(status) &&
+                  WEXITSTATUS(status) == 0;
         close(p[0]);
         if (!ok) { fprintf(stderr, "bench_train_e2e: the model-only run failed, %s:\n", log); print_tail(log); return 1; }
     }
@@ -416,7 +464,7 @@ int main(int argc, char **argv) {
            getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : getenv("GOMP_SPINCOUNT"));
     if (write_weights(&c) || make_shards(&c)) return 1;
     double tot[2][2][3] = {{{0}}};   /* [amp][e2e][batch, data, n] */
-    double lens[2] = {0, 0};
+    double lens[2] = {0, 0}, cpu[2][2] = {{0}};   /* [amp][e2e] CPU seconds of the timed steps */
     for (int round = 0; round < c.rounds; round++)
         for (int amp = 0; amp <= 1; amp++) {
             if (!c.amp[amp]) continue;
@@ -434,16 +482,20 @@ int main(int argc, char **argv) {
                    "model-only %6.2f samples/s (copy %.3f s/step) | ratio %.3f\n",
                    amp ? "amp" : "fp32", round + 1, rate_e, 100 * e->sum_data / e->sum_batch, e->sum_data / e->n, e->step1_data,
                    e->step1_batch, rate_m, m->sum_data / m->n, rate_e / rate_m);
+            printf("             CPU per timed step: clipmod train %.1f s, model-only %.1f s (model-only/e2e %.3f)\n", e->cpu_timed / e->n,
+                   m->cpu_timed / m->n, (m->cpu_timed / m->n) / (e->cpu_timed / e->n));
             printf("             wall: clipmod train %.1f s (steps %.1f s), model-only %.1f s; peak RSS %.2f / %.2f GiB\n", e->wall,
                    e->step1_batch + e->sum_batch, m->wall, e->rss_gib, m->rss_gib);
+            cpu[amp][1] += e->cpu_timed; cpu[amp][0] += m->cpu_timed;
         }
     printf("  captions in the batches: mean %.1f tokens, longest %.0f\n", lens[0], lens[1]);
     for (int amp = 0; amp <= 1; amp++) {
         if (!c.amp[amp]) continue;
         double *e = tot[amp][1], *m = tot[amp][0];
         double rate_e = c.B * e[2] / e[0], rate_m = c.B * m[2] / (m[0] - m[1]);
-        printf("  %-4s all rounds: clipmod train %.2f samples/s, data wait %.1f%%, model-only %.2f samples/s: ratio %.3f (target >= 0.9)\n",
-               amp ? "amp" : "fp32", rate_e, 100 * e[1] / e[0], rate_m, rate_e / rate_m);
+        printf("  %-4s all rounds: clipmod train %.2f samples/s, data wait %.2f%%, model-only %.2f samples/s: ratio %.3f (target >= 0.9); "
+               "CPU per step model-only/e2e %.3f\n",
+               amp ? "amp" : "fp32", rate_e, 100 * e[1] / e[0], rate_m, rate_e / rate_m, (cpu[amp][0] / m[2]) / (cpu[amp][1] / e[2]));
     }
     free(c.urls);
     return 0;
