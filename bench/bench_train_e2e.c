@@ -484,8 +484,9 @@ int main(int argc, char **argv) {
                    e->step1_batch, rate_m, m->sum_data / m->n, rate_e / rate_m);
             printf("             CPU per timed step: clipmod train %.1f s, model-only %.1f s (model-only/e2e %.3f)\n", e->cpu_timed / e->n,
                    m->cpu_timed / m->n, (m->cpu_timed / m->n) / (e->cpu_timed / e->n));
-            printf("             wall: clipmod train %.1f s (steps %.1f s), model-only %.1f s; peak RSS %.2f / %.2f GiB\n", e->wall,
-                   e->step1_batch + e->sum_batch, m->wall, e->rss_gib, m->rss_gib);
+            printf("             wall: clipmod train %.1f s (step 1 %.1f s, steps 2-%d %.1f s, the rest %.1f s: start, checkpoint), "
+                   "model-only %.1f s (step 1 %.1f s); peak RSS %.2f / %.2f GiB\n", e->wall, e->step1_batch, e->n + 1, e->sum_batch,
+                   e->wall - e->step1_batch - e->sum_batch, m->wall, m->step1_batch, e->rss_gib, m->rss_gib);
             cpu[amp][1] += e->cpu_timed; cpu[amp][0] += m->cpu_timed;
         }
     printf("  captions in the batches: mean %.1f tokens, longest %.0f\n", lens[0], lens[1]);
