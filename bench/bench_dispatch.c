@@ -71,7 +71,7 @@ static int model_work(CmRng *r) {
     float *dU = randv((size_t)B * 512, 0, r), *dV = randv((size_t)B * 512, 0, r), hl[4 * 7], dh[4 * 7];
     CmLossValues lv;
     REPORT("model_lora_step_b4", (cm_model_zero_grad(m), st |= cm_model_forward(m, a, img, tok, B, true, u, v, hl),
-           st |= cm_loss(u, v, hl, lab, B, 512, 7, m->params[m->logit_scale].data[0], 1, 1, &lv, dU, dV, dh, NULL),
+           st |= cm_loss(u, v, hl, lab, B, 512, 7, m->logit_scale.data[0], 1, 1, &lv, dU, dV, dh, NULL),
            st |= cm_model_backward(m, a, dU, dV, dh)));
     CHK(st);
     cm_acts_free(a);

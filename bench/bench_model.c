@@ -131,7 +131,7 @@ int main(int argc, char **argv) {
         cm_model_zero_grad(m);
         CHK(cm_model_forward(m, a, img, tok, B, true, feat, feat2, hl));
         CmLossValues lv;
-        CHK(cm_loss(feat, feat2, hl, lab, B, 512, 7, m->params[m->logit_scale].data[0], 1, 1, &lv, dU, dV, dh, NULL));
+        CHK(cm_loss(feat, feat2, hl, lab, B, 512, 7, m->logit_scale.data[0], 1, 1, &lv, dU, dV, dh, NULL));
         CHK(cm_model_backward(m, a, dU, dV, dh));
         if (i) ts = cm_now() - s0;   /* second step timed */
     }

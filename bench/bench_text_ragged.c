@@ -157,7 +157,7 @@ int main(int argc, char **argv) {
             cm_model_zero_grad(m);
             CHK(cm_model_forward(m, a, img, tok, Bs, false, fp, fq, hl));
             CmLossValues lv;
-            CHK(cm_loss(fp, fq, hl, lab, Bs, 512, 7, m->params[m->logit_scale].data[0], 1, 1, &lv, dU, dV, dh, NULL));
+            CHK(cm_loss(fp, fq, hl, lab, Bs, 512, 7, m->logit_scale.data[0], 1, 1, &lv, dU, dV, dh, NULL));
             CHK(cm_model_backward(m, a, dU, dV, dh));
             if (i) ts[padded] += cm_now() - s0;   /* the first round warms up */
             loss[padded] = lv.loss;

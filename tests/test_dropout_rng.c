@@ -128,7 +128,7 @@ static void test_accum_with_dropout(void) {
     double worst = 0;
     for (int i = 0; i < m1->n_params; i++) {
         const CmParam *p = &m1->params[i];
-        if (!p->grad || i == m1->logit_scale) continue;
+        if (!p->grad || i == m1->logit_scale.idx) continue;
         double mx = tl_max_abs(p->grad, p->numel), d = tl_max_abs_diff(p->grad, m2->params[i].grad, p->numel);
         CHECK(d <= 1e-5 * mx + 1e-30, "%s: accum 2 vs 1 with dropout: max diff %.3g > 1e-5 x %.3g", p->name, d, mx);
         if (mx > 0 && d / mx > worst) worst = d / mx;

@@ -61,7 +61,7 @@ static void check_rank(int r) {
     REQ_OK(cm_model_forward(m, a, img, tok, B, false, U, V, logits));
     CmLossValues lv;
     float dls;
-    REQ_OK(cm_loss(U, V, logits, labels, B, E, K, m->params[m->logit_scale].data[0], 1.0f, 1.0f, &lv, dU, dV, dh, &dls));
+    REQ_OK(cm_loss(U, V, logits, labels, B, E, K, m->logit_scale.data[0], 1.0f, 1.0f, &lv, dU, dV, dh, &dls));
     REQ_OK(cm_model_backward(m, a, dU, dV, dh));
 
     const double eps = 5.96e-8, c = 8.0, s = cfg.lora_alpha / (double)r;
@@ -72,9 +72,9 @@ static void check_rank(int r) {
         int D = tower ? cfg.text.width : cfg.vision.width;
         int M = tower ? B * 33 : B * ((S / 16) * (S / 16) + 1);
         for (int l = 0; l < L; l++) {
-            CmBlockIdx *k = tower ? &m->tblocks[l] : &m->vblocks[l];
-            REQUIRE(k->lora_A >= 0 && k->lora_B >= 0 && k->out_w >= 0, "block %d has no LoRA", l);
-            const CmParam *pA = &m->params[k->lora_A], *pB = &m->params[k->lora_B], *pW = &m->params[k->out_w];
+            const CmBlockParams *k = tower ? &m->text.blocks[l] : &m->visual.blocks[l];
+            REQUIRE(k->lora_A.idx >= 0 && k->lora_B.idx >= 0 && k->out_w.idx >= 0, "block %d has no LoRA", l);
+            const CmParam *pA = &m->params[k->lora_A.idx], *pB = &m->params[k->lora_B.idx], *pW = &m->params[k->out_w.idx];
             REQUIRE(pA->grad && pB->grad && pW->grad, "LoRA / out_proj not trainable");
             REQUIRE(pA->shape[0] == r && pA->shape[1] == D && pB->shape[0] == D && pB->shape[1] == r, "LoRA shapes");
             const float *A = pA->data, *Bw = pB->data, *dW = pW->grad;

@@ -122,7 +122,7 @@ static void test_modes_and_flags(void) {
     CmModel *m = NULL;
     REQ_OK(cm_model_create(&c, &m));
     CHECK(m->n_params == 98, "n %d", m->n_params);
-    CHECK(fabsf(m->params[m->logit_scale].data[0] - 2.6592600f) < 1e-6f, "logit_scale init");
+    CHECK(fabsf(m->logit_scale.data[0] - 2.6592600f) < 1e-6f, "logit_scale init");
     REQ_OK(cm_model_set_mode(m, CM_TRAIN_LORA, false, false));
     CHECK(cm_model_trainable_count(m) == 28743, "lora trainable %lld", (long long)cm_model_trainable_count(m));
     int nt = 0, nd = 0;
@@ -139,12 +139,12 @@ static void test_modes_and_flags(void) {
     REQ_OK(cm_model_set_mode(m, CM_TRAIN_HEAD, false, false));
     CHECK(cm_model_trainable_count(m) == 26695, "head trainable");
     REQ_OK(cm_model_set_mode(m, CM_TRAIN_FULL, true, false));
-    CHECK(!m->params[m->v_conv].trainable && m->params[m->t_tok].trainable, "lock-image");
+    CHECK(!m->params[m->visual.conv.idx].trainable && m->params[m->text.tok.idx].trainable, "lock-image");
     /* init from scratch is deterministic and sane */
     cm_model_init(m, 7);
-    float a0 = m->params[m->t_tok].data[5];
+    float a0 = m->text.tok.data[5];
     cm_model_init(m, 7);
-    CHECK(a0 == m->params[m->t_tok].data[5] && a0 != 0.0f, "deterministic init");
+    CHECK(a0 == m->text.tok.data[5] && a0 != 0.0f, "deterministic init");
     int lb = cm_model_find(m, "visual.transformer.resblocks.0.attn.out_proj.lora_B.weight");
     REQUIRE(lb >= 0, "lora_B");
     CHECK(tl_max_abs(m->params[lb].data, m->params[lb].numel) == 0.0, "lora_B zero");

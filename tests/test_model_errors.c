@@ -198,7 +198,7 @@ static double loss_at(CmModel *m, CmActs *a) {
     cm_acts_seed(a, 1234);
     if (cm_model_forward(m, a, g_img, g_tok, 8, true, U, V, hl)) return NAN;
     CmLossValues lv;
-    cm_loss(U, V, hl, g_lab, 8, 32, 7, m->params[m->logit_scale].data[0], 1, 1, &lv, NULL, NULL, NULL, NULL);
+    cm_loss(U, V, hl, g_lab, 8, 32, 7, m->logit_scale.data[0], 1, 1, &lv, NULL, NULL, NULL, NULL);
     return lv.loss;
 }
 
@@ -232,7 +232,7 @@ static void test_dropout(void) {
     cm_acts_seed(a, 1234);
     REQ_OK(cm_model_forward(m, a, g_img, g_tok, 8, true, U, V, h1));
     CmLossValues lv;
-    REQ_OK(cm_loss(U, V, h1, g_lab, 8, 32, 7, m->params[m->logit_scale].data[0], 1, 1, &lv, dU, dV, dh, NULL));
+    REQ_OK(cm_loss(U, V, h1, g_lab, 8, 32, 7, m->logit_scale.data[0], 1, 1, &lv, dU, dV, dh, NULL));
     REQ_OK(cm_model_backward(m, a, dU, dV, dh));
     const char *names[] = {"classifier_head.classifier.0.weight", "classifier_head.transformer.layers.0.linear1.weight",
                            "classifier_head.transformer.layers.0.self_attn.in_proj_weight",
@@ -273,7 +273,7 @@ static void test_lock_image(void) {
     float U[8 * 32], V[8 * 32], hl[8 * 7], dU[8 * 32], dV[8 * 32], dh[8 * 7];
     REQ_OK(cm_model_forward(m, a, g_img, g_tok, 8, false, U, V, hl));
     CmLossValues lv;
-    REQ_OK(cm_loss(U, V, hl, g_lab, 8, 32, 7, m->params[m->logit_scale].data[0], 1, 1, &lv, dU, dV, dh, NULL));
+    REQ_OK(cm_loss(U, V, hl, g_lab, 8, 32, 7, m->logit_scale.data[0], 1, 1, &lv, dU, dV, dh, NULL));
     REQ_OK(cm_model_backward(m, a, dU, dV, dh));
     int nv = 0, nt = 0;
     for (int i = 0; i < m->n_params; i++) {

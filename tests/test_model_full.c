@@ -38,7 +38,7 @@ static void test_full_vitb32(void) {
     CmModel *m = NULL;
     REQ_OK(cm_model_create(&c, &m));
     cm_model_init_formula(m, 1);
-    CHECK(fabs(m->params[m->logit_scale].data[0] - cJSON_GetObjectItem(root, "logit_scale")->valuedouble) < 1e-7, "logit_scale");
+    CHECK(fabs(m->logit_scale.data[0] - cJSON_GetObjectItem(root, "logit_scale")->valuedouble) < 1e-7, "logit_scale");
 
     const cJSON *images = cJSON_GetObjectItem(root, "images"), *texts = cJSON_GetObjectItem(root, "texts");
     int NI = cJSON_GetArraySize(images), NT = cJSON_GetArraySize(texts);

@@ -66,7 +66,7 @@ static void check_forward(CmModel *m, CmTensorFile *ex, const char *tag) {
     close_rel(U, tl_f32(ex, "image_features", NULL), NB * 32, 1e-5, w);
     snprintf(w, sizeof w, "%s text_features", tag);
     close_rel(V, tl_f32(ex, "text_features", NULL), NB * 32, 1e-5, w);
-    float s = expf(m->params[m->logit_scale].data[0]);
+    float s = expf(m->logit_scale.data[0]);
     for (int i = 0; i < NB; i++)
         for (int j = 0; j < NB; j++) {
             float acc = 0;
@@ -78,7 +78,7 @@ static void check_forward(CmModel *m, CmTensorFile *ex, const char *tag) {
     snprintf(w, sizeof w, "%s head_logits", tag);
     close_rel(hl, tl_f32(ex, "head_logits", NULL), NB * 7, 1e-5, w);
     CmLossValues lv;
-    REQ_OK(cm_loss(U, V, hl, g_labels, NB, E, K, m->params[m->logit_scale].data[0], 1, 1, &lv, NULL, NULL, NULL, NULL));
+    REQ_OK(cm_loss(U, V, hl, g_labels, NB, E, K, m->logit_scale.data[0], 1, 1, &lv, NULL, NULL, NULL, NULL));
     float want[3] = {tl_f32(ex, "loss", NULL)[0], tl_f32(ex, "loss_con", NULL)[0], tl_f32(ex, "loss_cls", NULL)[0]};
     float got[3] = {lv.loss, lv.loss_con, lv.loss_cls};
     const char *nm[3] = {"loss", "loss_con", "loss_cls"};
@@ -126,10 +126,10 @@ static void grad_check(CmTrainMode mode, bool ckpt, CmTensorFile *ex, const char
         cm_model_zero_grad(m);
         REQ_OK(cm_model_forward(m, a, g_images, g_tokens, NB, false, U, V, hl));
         CmLossValues lv;
-        REQ_OK(cm_loss(U, V, hl, g_labels, NB, 32, 7, m->params[m->logit_scale].data[0], 1, 1, &lv, dU, dV, dh, &dls));
+        REQ_OK(cm_loss(U, V, hl, g_labels, NB, 32, 7, m->logit_scale.data[0], 1, 1, &lv, dU, dV, dh, &dls));
         REQ_OK(cm_model_backward(m, a, dU, dV, dh));
     }
-    if (m->params[m->logit_scale].trainable) m->params[m->logit_scale].grad[0] += dls;
+    if (m->logit_scale.grad) m->logit_scale.grad[0] += dls;
     int n_checked = 0;
     for (int i = 0; i < m->n_params; i++) {
         CmParam *p = &m->params[i];

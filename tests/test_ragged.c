@@ -175,7 +175,7 @@ static int step_on(CmModel *m, CmActs *a, const float *img, const int32_t *tok, 
     float U[NB * 32], dU[NB * 32], dV[NB * 32], hl[NB * 7], dh[NB * 7];
     cm_model_zero_grad(m);
     return cm_model_forward(m, a, img, tok, NB, false, U, V, hl) ||
-           cm_loss(U, V, hl, lab, NB, 32, 7, m->params[m->logit_scale].data[0], 1, 1, NULL, dU, dV, dh, NULL) ||
+           cm_loss(U, V, hl, lab, NB, 32, 7, m->logit_scale.data[0], 1, 1, NULL, dU, dV, dh, NULL) ||
            cm_model_backward(m, a, dU, dV, dh);
 }
 

@@ -179,7 +179,7 @@ static CmModel *grads(int K, bool ckpt, float *loss) {
    The bound is 32 ulp x S (about 1.6e-3 of the gradient here: still 600x tighter than OpenCLIP's
    K-times over-count, which is what the check exists to catch). */
 static double logit_scale_grad_tol(const CmModel *m) {
-    double s = exp((double)m->params[m->logit_scale].data[0]);
+    double s = exp((double)m->logit_scale.data[0]);
     return 32.0 * (double)FLT_EPSILON * 2.0 * s;
 }
 
@@ -207,7 +207,7 @@ static void accum_check(int K, bool ckpt) {
         const CmTensorView *v = cm_tensorfile_find(g_exp, nm);
         REQUIRE(v && p->grad, "%s", nm);
         const float *want = (const float *)v->data, *mine = ref->params[i].grad;
-        bool is_ls = i == m->logit_scale;
+        bool is_ls = i == m->logit_scale.idx;
         double mx = tl_max_abs(mine, p->numel), d = tl_max_abs_diff(p->grad, mine, p->numel);
         if (mx > 0 && d / mx > worst_self) worst_self = d / mx;
         double tol_self = is_ls ? ls_tol : 1e-5 * mx + 1e-12;
@@ -219,7 +219,7 @@ static void accum_check(int K, bool ckpt) {
         n++;
     }
     CHECK(n == 98, "%d tensors", n);
-    int ls = m->logit_scale;
+    int ls = m->logit_scale.idx;
     float want_ls = *(const float *)cm_tensorfile_find(g_exp, "grad_full.logit_scale")->data;
     float openclip_ls = *(const float *)cm_tensorfile_find(g_exp, "grad_accum2_full.logit_scale")->data;
     float got = m->params[ls].grad[0];

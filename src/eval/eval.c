@@ -48,7 +48,7 @@ cm_status cm_validate_ex(const CmModel *m, CmBatchSource *val, int64_t epoch, fl
     float *H = cm_malloc((size_t)B * C * 4, "validation logits");
     cm_status st = CM_OK;
     if (!img || !tok || !lab || !U || !V || !H) { st = CM_ERR_OOM; goto done; }
-    float ls = m->params[m->logit_scale].data[0], scale = expf(ls);
+    float ls = m->logit_scale.data[0], scale = expf(ls);
     if ((st = val->start_epoch(val, epoch))) goto done;
     for (;;) {
         int got = 0;

@@ -17,9 +17,6 @@
 #include <math.h>
 #include <string.h>
 
-static inline const float *P_(const CmModel *m, int i) { return i >= 0 ? m->params[i].data : NULL; }
-static inline float *G_(const CmModel *m, int i) { return i >= 0 ? m->params[i].grad : NULL; }
-
 static void head_plan(HeadActs *ha, Bump *b, const CmModel *m, int maxB) {
     const CmHeadConfig *h = &m->cfg.head;
     size_t R = 2 * (size_t)maxB, d = h->d, ff = h->ff, B = maxB, A = B * h->heads * 4;
@@ -192,33 +189,33 @@ void cm_head_net_forward(const CmModel *m, HeadActs *ha, const float *U, const f
     }
     const float *x = ha->x0;
     for (int l = 0; l < hc->layers; l++) {
-        const CmHeadLayerIdx *k = &m->hlayers[l];
+        const CmHeadLayerParams *k = &m->head.layers[l];
         HeadLayerActs *a = &ha->lay[l];
         memcpy(a->x_in, x, (size_t)R * d * sizeof(float));
-        cm_linear_forward(a->qkv, a->x_in, P_(m, k->in_w), P_(m, k->in_b), R, d, 3 * d);      // [R,3d]
+        cm_linear_forward(a->qkv, a->x_in, k->in_w.data, k->in_b.data, R, d, 3 * d);      // [R,3d]
         head_attn_forward(a, B, d, hc->heads, p, dk, 4u * l + SITE_ATT);                                    // [R,d]
-        cm_linear_forward(a->sa, a->ao, P_(m, k->out_w), P_(m, k->out_b), R, d, d);
+        cm_linear_forward(a->sa, a->ao, k->out_w.data, k->out_b.data, R, d, d);
         maybe_dropout(a->sa, a->samask, (size_t)2 * d, B, p, dk, 4u * l + SITE_SA);
         cm_add_forward(a->x1pre, a->x_in, a->sa, (size_t)R * d);
-        cm_layernorm_forward(a->x1, a->n1m, a->n1r, a->x1pre, P_(m, k->n1_w), P_(m, k->n1_b), R, d);
-        cm_linear_forward(a->h, a->x1, P_(m, k->l1_w), P_(m, k->l1_b), R, d, ff);              // [R,ff]
+        cm_layernorm_forward(a->x1, a->n1m, a->n1r, a->x1pre, k->n1_w.data, k->n1_b.data, R, d);
+        cm_linear_forward(a->h, a->x1, k->l1_w.data, k->l1_b.data, R, d, ff);              // [R,ff]
         cm_relu_forward(a->hr, a->h, (size_t)R * ff);
         memcpy(a->hrd, a->hr, (size_t)R * ff * sizeof(float));
         maybe_dropout(a->hrd, a->hmask, (size_t)2 * ff, B, p, dk, 4u * l + SITE_RELU);
-        cm_linear_forward(a->ff, a->hrd, P_(m, k->l2_w), P_(m, k->l2_b), R, ff, d);            // [R,d]
+        cm_linear_forward(a->ff, a->hrd, k->l2_w.data, k->l2_b.data, R, ff, d);            // [R,d]
         maybe_dropout(a->ff, a->ffmask, (size_t)2 * d, B, p, dk, 4u * l + SITE_FF);
         cm_add_forward(a->x2pre, a->x1, a->ff, (size_t)R * d);
-        cm_layernorm_forward(a->x2, a->n2m, a->n2r, a->x2pre, P_(m, k->n2_w), P_(m, k->n2_b), R, d);
+        cm_layernorm_forward(a->x2, a->n2m, a->n2r, a->x2pre, k->n2_w.data, k->n2_b.data, R, d);
         x = a->x2;
     }
     for (int b = 0; b < B; b++)
         for (int c = 0; c < d; c++)
             ha->e[(size_t)b * d + c] = (x[(size_t)b * 2 * d + c] + x[((size_t)b * 2 + 1) * d + c]) / 2.0f;
-    cm_linear_forward(ha->c0, ha->e, P_(m, m->h_c0_w), P_(m, m->h_c0_b), B, d, d);
+    cm_linear_forward(ha->c0, ha->e, m->head.c0_w.data, m->head.c0_b.data, B, d, d);
     cm_gelu_forward(ha->g, ha->c0, (size_t)B * d);
     memcpy(ha->gd, ha->g, (size_t)B * d * sizeof(float));
     maybe_dropout(ha->gd, ha->gmask, (size_t)d, B, hc->cls_dropout, dk, CLS_SITE);
-    cm_linear_forward(ha->logits, ha->gd, P_(m, m->h_c3_w), P_(m, m->h_c3_b), B, d, K);
+    cm_linear_forward(ha->logits, ha->gd, m->head.c3_w.data, m->head.c3_b.data, B, d, K);
     if (logits) memcpy(logits, ha->logits, (size_t)B * K * sizeof(float));
 }
 
@@ -228,12 +225,12 @@ void cm_head_net_backward(CmModel *m, HeadActs *ha, const float *dlogits, float 
     bool dp = ha->dropout_on && hc->dropout > 0, dpc = ha->dropout_on && hc->cls_dropout > 0;
     // classifier: logits = gd C3^T + c3 ; gd = drop(gelu(c0)) ; c0 = e C0^T + c0b
     memset(ha->dg, 0, (size_t)B * d * sizeof(float));
-    cm_linear_backward(ha->dg, G_(m, m->h_c3_w), G_(m, m->h_c3_b), dlogits, ha->gd, P_(m, m->h_c3_w), B, d, K);
+    cm_linear_backward(ha->dg, m->head.c3_w.grad, m->head.c3_b.grad, dlogits, ha->gd, m->head.c3_w.data, B, d, K);
     if (dpc) for (size_t i = 0; i < (size_t)B * d; i++) ha->dg[i] *= ha->gmask[i];
     memset(ha->dc0, 0, (size_t)B * d * sizeof(float));
     cm_gelu_backward(ha->dc0, ha->c0, ha->dg, (size_t)B * d);
     memset(ha->de, 0, (size_t)B * d * sizeof(float));
-    cm_linear_backward(ha->de, G_(m, m->h_c0_w), G_(m, m->h_c0_b), ha->dc0, ha->e, P_(m, m->h_c0_w), B, d, d);
+    cm_linear_backward(ha->de, m->head.c0_w.grad, m->head.c0_b.grad, ha->dc0, ha->e, m->head.c0_w.data, B, d, d);
     for (int b = 0; b < B; b++)
         for (int c = 0; c < d; c++) {
             float g = ha->de[(size_t)b * d + c] / 2.0f;
@@ -242,28 +239,28 @@ void cm_head_net_backward(CmModel *m, HeadActs *ha, const float *dlogits, float 
         }
     float *dh = ha->dh, *dh2 = ha->dh + (size_t)R * ff;
     for (int l = hc->layers - 1; l >= 0; l--) {
-        const CmHeadLayerIdx *k = &m->hlayers[l];
+        const CmHeadLayerParams *k = &m->head.layers[l];
         HeadLayerActs *a = &ha->lay[l];
         bool need_dx = l > 0 || dU || dV;
         // x2 = norm2(x2pre): dtmp = d x2pre
         memset(ha->dtmp, 0, (size_t)R * d * sizeof(float));
-        cm_layernorm_backward(ha->dtmp, G_(m, k->n2_w), G_(m, k->n2_b), ha->dx, a->x2pre, P_(m, k->n2_w), a->n2m, a->n2r, R, d);
+        cm_layernorm_backward(ha->dtmp, k->n2_w.grad, k->n2_b.grad, ha->dx, a->x2pre, k->n2_w.data, a->n2m, a->n2r, R, d);
         // x2pre = x1 + drop(ff): d x1 = dtmp (residual) + FF branch
         for (size_t i = 0; i < (size_t)R * d; i++) ha->dff[i] = dp ? ha->dtmp[i] * a->ffmask[i] : ha->dtmp[i];
         memset(dh, 0, (size_t)R * ff * sizeof(float));
-        cm_linear_backward(dh, G_(m, k->l2_w), G_(m, k->l2_b), ha->dff, a->hrd, P_(m, k->l2_w), R, ff, d);
+        cm_linear_backward(dh, k->l2_w.grad, k->l2_b.grad, ha->dff, a->hrd, k->l2_w.data, R, ff, d);
         for (size_t i = 0; i < (size_t)R * ff; i++)
             dh2[i] = a->h[i] > 0.0f ? (dp ? dh[i] * a->hmask[i] : dh[i]) : 0.0f;
-        cm_linear_backward(ha->dtmp, G_(m, k->l1_w), G_(m, k->l1_b), dh2, a->x1, P_(m, k->l1_w), R, d, ff);
+        cm_linear_backward(ha->dtmp, k->l1_w.grad, k->l1_b.grad, dh2, a->x1, k->l1_w.data, R, d, ff);
         // x1 = norm1(x1pre): dx = d x1pre
         memset(ha->dx, 0, (size_t)R * d * sizeof(float));
-        cm_layernorm_backward(ha->dx, G_(m, k->n1_w), G_(m, k->n1_b), ha->dtmp, a->x1pre, P_(m, k->n1_w), a->n1m, a->n1r, R, d);
+        cm_layernorm_backward(ha->dx, k->n1_w.grad, k->n1_b.grad, ha->dtmp, a->x1pre, k->n1_w.data, a->n1m, a->n1r, R, d);
         // x1pre = x_in + drop(sa): dx stays as the residual part of d x_in
         for (size_t i = 0; i < (size_t)R * d; i++) ha->dff[i] = dp ? ha->dx[i] * a->samask[i] : ha->dx[i];
         memset(ha->datt, 0, (size_t)R * d * sizeof(float));
-        cm_linear_backward(ha->datt, G_(m, k->out_w), G_(m, k->out_b), ha->dff, a->ao, P_(m, k->out_w), R, d, d);
+        cm_linear_backward(ha->datt, k->out_w.grad, k->out_b.grad, ha->dff, a->ao, k->out_w.data, R, d, d);
         head_attn_backward(a, ha->dqkv, ha->datt, B, d, hc->heads, dp);
-        cm_linear_backward(need_dx ? ha->dx : NULL, G_(m, k->in_w), G_(m, k->in_b), ha->dqkv, a->x_in, P_(m, k->in_w), R, d, 3 * d);
+        cm_linear_backward(need_dx ? ha->dx : NULL, k->in_w.grad, k->in_b.grad, ha->dqkv, a->x_in, k->in_w.data, R, d, 3 * d);
         if (!need_dx) return;
     }
     for (int b = 0; b < B; b++)

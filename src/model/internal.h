@@ -34,7 +34,7 @@ typedef struct {
     bool keep_all_tokens;           /* text: run all context_length tokens (traces); default: up to the last pooled one */
     bool text_padded;               /* text: [B, max length] padded rows instead of packed sequences (comparisons) */
     bool int8;                      /* the model has int8 weights (inference towers use them) */
-    const CmBlockIdx *blk;
+    const CmTowerParams *tp;       /* the tower's parameters (m->visual or m->text) */
 } TowerSpec;
 
 typedef struct {

@@ -1,5 +1,6 @@
 /*
- * model.c — the CmModel object: parameter arena built from the parameter table, named indices,
+ * model.c — the CmModel object: parameter arena built from the parameter table, the named refs
+ * (CmTowerParams, CmBlockParams, CmHeadParams),
  * training modes (which tensors are trainable, gradient allocation), initialisation from scratch
  * (OpenCLIP / torch default inits, facts §3 and §11) and the golden/full/WEIGHTS.md formula.
  */
@@ -17,27 +18,107 @@ int cm_model_find(const CmModel *m, const char *name) {
     return -1;
 }
 
-static int findf(const CmModel *m, const char *fmt, const char *prefix, int l) {
+/* The ref of the tensor called name (absent: idx -1, NULL pointers). */
+static CmTensorRef ref(const CmModel *m, const char *name) {
+    int i = cm_model_find(m, name);
+    return (CmTensorRef){i >= 0 ? m->params[i].data : NULL, i >= 0 ? m->params[i].grad : NULL, i};
+}
+static CmTensorRef reff(const CmModel *m, const char *fmt, const char *prefix, int l) {
     char nm[128];
     snprintf(nm, sizeof nm, fmt, prefix, l);
-    return cm_model_find(m, nm);
+    return ref(m, nm);
 }
 
-static void block_idx(const CmModel *m, CmBlockIdx *b, const char *prefix, int l) {
-    b->ln1_w = findf(m, "%stransformer.resblocks.%d.ln_1.weight", prefix, l);
-    b->ln1_b = findf(m, "%stransformer.resblocks.%d.ln_1.bias", prefix, l);
-    b->in_w = findf(m, "%stransformer.resblocks.%d.attn.in_proj_weight", prefix, l);
-    b->in_b = findf(m, "%stransformer.resblocks.%d.attn.in_proj_bias", prefix, l);
-    b->out_w = findf(m, "%stransformer.resblocks.%d.attn.out_proj.weight", prefix, l);
-    b->out_b = findf(m, "%stransformer.resblocks.%d.attn.out_proj.bias", prefix, l);
-    b->lora_A = findf(m, "%stransformer.resblocks.%d.attn.out_proj.lora_A.weight", prefix, l);
-    b->lora_B = findf(m, "%stransformer.resblocks.%d.attn.out_proj.lora_B.weight", prefix, l);
-    b->ln2_w = findf(m, "%stransformer.resblocks.%d.ln_2.weight", prefix, l);
-    b->ln2_b = findf(m, "%stransformer.resblocks.%d.ln_2.bias", prefix, l);
-    b->fc_w = findf(m, "%stransformer.resblocks.%d.mlp.c_fc.weight", prefix, l);
-    b->fc_b = findf(m, "%stransformer.resblocks.%d.mlp.c_fc.bias", prefix, l);
-    b->proj_w = findf(m, "%stransformer.resblocks.%d.mlp.c_proj.weight", prefix, l);
-    b->proj_b = findf(m, "%stransformer.resblocks.%d.mlp.c_proj.bias", prefix, l);
+static void block_refs(const CmModel *m, CmBlockParams *b, const char *prefix, int l) {
+    b->ln1_w = reff(m, "%stransformer.resblocks.%d.ln_1.weight", prefix, l);
+    b->ln1_b = reff(m, "%stransformer.resblocks.%d.ln_1.bias", prefix, l);
+    b->in_w = reff(m, "%stransformer.resblocks.%d.attn.in_proj_weight", prefix, l);
+    b->in_b = reff(m, "%stransformer.resblocks.%d.attn.in_proj_bias", prefix, l);
+    b->out_w = reff(m, "%stransformer.resblocks.%d.attn.out_proj.weight", prefix, l);
+    b->out_b = reff(m, "%stransformer.resblocks.%d.attn.out_proj.bias", prefix, l);
+    b->lora_A = reff(m, "%stransformer.resblocks.%d.attn.out_proj.lora_A.weight", prefix, l);
+    b->lora_B = reff(m, "%stransformer.resblocks.%d.attn.out_proj.lora_B.weight", prefix, l);
+    b->ln2_w = reff(m, "%stransformer.resblocks.%d.ln_2.weight", prefix, l);
+    b->ln2_b = reff(m, "%stransformer.resblocks.%d.ln_2.bias", prefix, l);
+    b->fc_w = reff(m, "%stransformer.resblocks.%d.mlp.c_fc.weight", prefix, l);
+    b->fc_b = reff(m, "%stransformer.resblocks.%d.mlp.c_fc.bias", prefix, l);
+    b->proj_w = reff(m, "%stransformer.resblocks.%d.mlp.c_proj.weight", prefix, l);
+    b->proj_b = reff(m, "%stransformer.resblocks.%d.mlp.c_proj.bias", prefix, l);
+}
+
+static void head_layer_refs(const CmModel *m, CmHeadLayerParams *h, int l) {
+    const char *p = "classifier_head.transformer.layers.";
+    h->in_w = reff(m, "%s%d.self_attn.in_proj_weight", p, l);
+    h->in_b = reff(m, "%s%d.self_attn.in_proj_bias", p, l);
+    h->out_w = reff(m, "%s%d.self_attn.out_proj.weight", p, l);
+    h->out_b = reff(m, "%s%d.self_attn.out_proj.bias", p, l);
+    h->l1_w = reff(m, "%s%d.linear1.weight", p, l);
+    h->l1_b = reff(m, "%s%d.linear1.bias", p, l);
+    h->l2_w = reff(m, "%s%d.linear2.weight", p, l);
+    h->l2_b = reff(m, "%s%d.linear2.bias", p, l);
+    h->n1_w = reff(m, "%s%d.norm1.weight", p, l);
+    h->n1_b = reff(m, "%s%d.norm1.bias", p, l);
+    h->n2_w = reff(m, "%s%d.norm2.weight", p, l);
+    h->n2_b = reff(m, "%s%d.norm2.bias", p, l);
+}
+
+/* Name every parameter of the model (m->params laid out); allocates the block / layer arrays. */
+static cm_status build_refs(CmModel *m) {
+    const CmModelConfig *cfg = &m->cfg;
+    CmTowerParams *v = &m->visual, *t = &m->text;
+    m->logit_scale = ref(m, "logit_scale");
+    for (int i = 0; i < CM_STEM_NREFS; i++) v->stem[i] = t->stem[i] = (CmTensorRef){NULL, NULL, -1};
+    v->class_emb = ref(m, "visual.class_embedding");
+    v->pos = ref(m, "visual.positional_embedding");
+    v->conv = ref(m, "visual.conv1.weight");
+    v->ln_pre_w = ref(m, "visual.ln_pre.weight");
+    v->ln_pre_b = ref(m, "visual.ln_pre.bias");
+    v->ln_post_w = ref(m, "visual.ln_post.weight");
+    v->ln_post_b = ref(m, "visual.ln_post.bias");
+    v->proj = ref(m, "visual.proj");
+    t->tok = ref(m, "token_embedding.weight");
+    t->pos = ref(m, "positional_embedding");
+    t->ln_post_w = ref(m, "ln_final.weight");
+    t->ln_post_b = ref(m, "ln_final.bias");
+    t->proj = ref(m, "text_projection");
+    size_t nv = cfg->vision.layers > 0 ? (size_t)cfg->vision.layers : 1, nt = cfg->text.layers > 0 ? (size_t)cfg->text.layers : 1;
+    size_t nh = cfg->head.layers > 0 ? (size_t)cfg->head.layers : 1;
+    v->blocks = cm_calloc(nv, sizeof(CmBlockParams), "vision block parameters");
+    t->blocks = cm_calloc(nt, sizeof(CmBlockParams), "text block parameters");
+    m->head.layers = cm_calloc(nh, sizeof(CmHeadLayerParams), "head parameters");
+    if (!v->blocks || !t->blocks || !m->head.layers) return CM_ERR_OOM;
+    v->n_blocks = cfg->vision.layers;
+    t->n_blocks = cfg->text.layers;
+    for (int l = 0; l < v->n_blocks; l++) block_refs(m, &v->blocks[l], "visual.", l);
+    for (int l = 0; l < t->n_blocks; l++) block_refs(m, &t->blocks[l], "", l);
+    m->head.n_layers = cfg->has_head ? cfg->head.layers : 0;
+    for (int l = 0; l < m->head.n_layers; l++) head_layer_refs(m, &m->head.layers[l], l);
+    for (int i = 0; i < CM_HEAD_CLS_NREFS; i++) m->head.cls[i] = (CmTensorRef){NULL, NULL, -1};
+    if (cfg->has_head) {
+        m->head.c0_w = ref(m, "classifier_head.classifier.0.weight");
+        m->head.c0_b = ref(m, "classifier_head.classifier.0.bias");
+        m->head.c3_w = ref(m, "classifier_head.classifier.3.weight");
+        m->head.c3_b = ref(m, "classifier_head.classifier.3.bias");
+    }
+    return CM_OK;
+}
+
+static void sync_ref(const CmModel *m, CmTensorRef *r) {
+    r->grad = r->idx >= 0 ? m->params[r->idx].grad : NULL;
+}
+/* After the gradients moved (cm_model_set_mode): every ref's grad = its table entry's. */
+static void sync_grads(CmModel *m) {
+    sync_ref(m, &m->logit_scale);
+    CmTowerParams *tw[2] = {&m->visual, &m->text};
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < CM_STEM_NREFS; i++) sync_ref(m, &tw[k]->stem[i]);
+        for (int l = 0; l < tw[k]->n_blocks; l++)
+            for (int i = 0; i < CM_BLOCK_NREFS; i++) sync_ref(m, &tw[k]->blocks[l].all[i]);
+        for (int i = 0; i < CM_TOP_NREFS; i++) sync_ref(m, &tw[k]->top[i]);
+    }
+    for (int l = 0; l < m->head.n_layers; l++)
+        for (int i = 0; i < CM_HEAD_LAYER_NREFS; i++) sync_ref(m, &m->head.layers[l].all[i]);
+    for (int i = 0; i < CM_HEAD_CLS_NREFS; i++) sync_ref(m, &m->head.cls[i]);
 }
 
 cm_status cm_model_create(const CmModelConfig *cfg, CmModel **out) {
@@ -57,50 +138,8 @@ cm_status cm_model_create(const CmModelConfig *cfg, CmModel **out) {
         m->params[i].data = m->arena + off;
         off += (m->params[i].numel + 15) & ~(size_t)15;
     }
-    m->logit_scale = cm_model_find(m, "logit_scale");
-    m->v_class = cm_model_find(m, "visual.class_embedding");
-    m->v_pos = cm_model_find(m, "visual.positional_embedding");
-    m->v_proj = cm_model_find(m, "visual.proj");
-    m->v_conv = cm_model_find(m, "visual.conv1.weight");
-    m->v_ln_pre_w = cm_model_find(m, "visual.ln_pre.weight");
-    m->v_ln_pre_b = cm_model_find(m, "visual.ln_pre.bias");
-    m->v_ln_post_w = cm_model_find(m, "visual.ln_post.weight");
-    m->v_ln_post_b = cm_model_find(m, "visual.ln_post.bias");
-    m->t_pos = cm_model_find(m, "positional_embedding");
-    m->t_proj = cm_model_find(m, "text_projection");
-    m->t_tok = cm_model_find(m, "token_embedding.weight");
-    m->t_ln_final_w = cm_model_find(m, "ln_final.weight");
-    m->t_ln_final_b = cm_model_find(m, "ln_final.bias");
-    m->vblocks = cm_calloc((size_t)cfg->vision.layers, sizeof(CmBlockIdx), "block index");
-    m->tblocks = cm_calloc((size_t)cfg->text.layers, sizeof(CmBlockIdx), "block index");
-    m->hlayers = cm_calloc((size_t)(cfg->head.layers > 0 ? cfg->head.layers : 1), sizeof(CmHeadLayerIdx), "head index");
-    if (!m->vblocks || !m->tblocks || !m->hlayers) { cm_model_free(m); return CM_ERR_OOM; }
-    for (int l = 0; l < cfg->vision.layers; l++) block_idx(m, &m->vblocks[l], "visual.", l);
-    for (int l = 0; l < cfg->text.layers; l++) block_idx(m, &m->tblocks[l], "", l);
-    m->h_c0_w = m->h_c0_b = m->h_c3_w = m->h_c3_b = -1;
-    if (cfg->has_head) {
-        for (int l = 0; l < cfg->head.layers; l++) {
-            CmHeadLayerIdx *h = &m->hlayers[l];
-            const char *p = "classifier_head.transformer.layers.";
-            h->in_w = findf(m, "%s%d.self_attn.in_proj_weight", p, l);
-            h->in_b = findf(m, "%s%d.self_attn.in_proj_bias", p, l);
-            h->out_w = findf(m, "%s%d.self_attn.out_proj.weight", p, l);
-            h->out_b = findf(m, "%s%d.self_attn.out_proj.bias", p, l);
-            h->l1_w = findf(m, "%s%d.linear1.weight", p, l);
-            h->l1_b = findf(m, "%s%d.linear1.bias", p, l);
-            h->l2_w = findf(m, "%s%d.linear2.weight", p, l);
-            h->l2_b = findf(m, "%s%d.linear2.bias", p, l);
-            h->n1_w = findf(m, "%s%d.norm1.weight", p, l);
-            h->n1_b = findf(m, "%s%d.norm1.bias", p, l);
-            h->n2_w = findf(m, "%s%d.norm2.weight", p, l);
-            h->n2_b = findf(m, "%s%d.norm2.bias", p, l);
-        }
-        m->h_c0_w = cm_model_find(m, "classifier_head.classifier.0.weight");
-        m->h_c0_b = cm_model_find(m, "classifier_head.classifier.0.bias");
-        m->h_c3_w = cm_model_find(m, "classifier_head.classifier.3.weight");
-        m->h_c3_b = cm_model_find(m, "classifier_head.classifier.3.bias");
-    }
-    m->params[m->logit_scale].data[0] = (float)log(1.0 / 0.07);
+    if (build_refs(m)) { cm_model_free(m); return CM_ERR_OOM; }
+    m->logit_scale.data[0] = (float)log(1.0 / 0.07);
     m->mode = CM_TRAIN_NONE;
     *out = m;
     return CM_OK;
@@ -112,9 +151,9 @@ void cm_model_free(CmModel *m) {
     cm_free(m->params);
     cm_free(m->arena);
     cm_free(m->grad_arena);
-    cm_free(m->vblocks);
-    cm_free(m->tblocks);
-    cm_free(m->hlayers);
+    cm_free(m->visual.blocks);
+    cm_free(m->text.blocks);
+    cm_free(m->head.layers);
     cm_free(m);
 }
 
@@ -148,11 +187,12 @@ cm_status cm_model_set_mode(CmModel *m, CmTrainMode mode, bool lock_image, bool 
         p->grad = NULL;
         if (p->trainable) total += (p->numel + 15) & ~(size_t)15;
     }
-    if (!total) return CM_OK;
+    if (!total) { sync_grads(m); return CM_OK; }
     m->grad_arena = cm_calloc(total, sizeof(float), "parameter gradients");
     if (!m->grad_arena) {
         for (int i = 0; i < m->n_params; i++) m->params[i].trainable = false;
         m->mode = CM_TRAIN_NONE;
+        sync_grads(m);
         return CM_ERR_OOM;
     }
     m->n_grad_floats = total;
@@ -163,6 +203,7 @@ cm_status cm_model_set_mode(CmModel *m, CmTrainMode mode, bool lock_image, bool 
         p->grad = m->grad_arena + off;
         off += (p->numel + 15) & ~(size_t)15;
     }
+    sync_grads(m);
     return CM_OK;
 }
 
@@ -196,13 +237,11 @@ cm_status cm_model_merge_lora(const CmModel *m, CmModel **out) {
     float s = m->cfg.lora_alpha / (float)m->cfg.lora_rank;
     int r = m->cfg.lora_rank;
     for (int tower = 0; tower < 2; tower++) {
-        const CmBlockIdx *blk = tower ? m->tblocks : m->vblocks;
-        const CmBlockIdx *oblk = tower ? o->tblocks : o->vblocks;
-        int L = tower ? m->cfg.text.layers : m->cfg.vision.layers;
-        for (int l = 0; l < L; l++) {
-            const float *A = m->params[blk[l].lora_A].data, *Bw = m->params[blk[l].lora_B].data;
-            float *W = o->params[oblk[l].out_w].data;
-            int D = (int)o->params[oblk[l].out_w].shape[0];
+        const CmTowerParams *tp = tower ? &m->text : &m->visual, *otp = tower ? &o->text : &o->visual;
+        for (int l = 0; l < tp->n_blocks; l++) {
+            const float *A = tp->blocks[l].lora_A.data, *Bw = tp->blocks[l].lora_B.data;
+            float *W = otp->blocks[l].out_w.data;
+            int D = (int)o->params[otp->blocks[l].out_w.idx].shape[0];
             /* W[D,D] += s * B[D,r] @ A[r,D], summed in double */
             for (int i = 0; i < D; i++)
                 for (int j = 0; j < D; j++) {
@@ -358,12 +397,12 @@ void cm_model_init_formula(CmModel *m, uint64_t seed) {
 // ---------------------------------------------------------------------------------------------
 // int8 inference weights
 
-static cm_status quantise(CmModel *m, int wi) {
-    if (wi < 0) return CM_OK;
-    CmParam *p = &m->params[wi];
+static cm_status quantise(CmModel *m, CmTensorRef w) {
+    if (w.idx < 0) return CM_OK;
+    CmParam *p = &m->params[w.idx];
     int OC = (int)p->shape[0];
     int C = (int)(p->numel / (size_t)OC);   /* conv1 [D,3,P,P] is the linear [D, 3PP] */
-    cm_status st = cm_int8_weights_init(&m->q8[wi], p->data, OC, C);
+    cm_status st = cm_int8_weights_init(&m->q8[w.idx], p->data, OC, C);
     if (st) return cm_error(st, "int8: %s: %s", p->name, cm_last_error());
     return CM_OK;
 }
@@ -377,10 +416,10 @@ cm_status cm_model_set_int8(CmModel *m, bool on) {
     if (!on) return CM_OK;
     m->q8 = cm_calloc((size_t)m->n_params, sizeof(CmInt8Weights), "int8 weights");
     if (!m->q8) return CM_ERR_OOM;
-    cm_status st = quantise(m, m->v_conv);
+    cm_status st = quantise(m, m->visual.conv);
     for (int tower = 0; tower < 2 && !st; tower++) {
-        const CmBlockIdx *blk = tower ? m->tblocks : m->vblocks;
-        int L = tower ? m->cfg.text.layers : m->cfg.vision.layers;
+        const CmBlockParams *blk = tower ? m->text.blocks : m->visual.blocks;
+        int L = tower ? m->text.n_blocks : m->visual.n_blocks;
         for (int l = 0; l < L && !st; l++)
             if (!(st = quantise(m, blk[l].in_w)) && !(st = quantise(m, blk[l].out_w)) && !(st = quantise(m, blk[l].fc_w)))
                 st = quantise(m, blk[l].proj_w);

@@ -19,8 +19,9 @@
  *   cm_loss            -> loss values and dU, dV, dhead, d logit_scale over N rows (pure)
  *   cm_model_backward  -> accumulates (+=) into the grads of trainable tensors
  *
- * defines: CmModelConfig, CmParam, CmModel, CmActs, CmTrainMode, cm_config_*, cm_model_*,
- *          cm_acts_*, cm_loss*, cm_param_*, cm_formula_*
+ * defines: CmModelConfig, CmParam, CmTensorRef, CmBlockParams, CmTowerParams, CmHeadLayerParams,
+ *          CmHeadParams, CmModel, CmActs, CmTrainMode, cm_config_*, cm_model_*, cm_acts_*, cm_loss*,
+ *          cm_param_*, cm_formula_*, cm_ref_trainable, cm_refs_trainable
  */
 #ifndef CM_MODEL_H
 #define CM_MODEL_H
@@ -134,13 +135,69 @@ typedef enum {
     CM_TRAIN_HEAD        /* frozen towers: head only */
 } CmTrainMode;
 
-/* Per residual block: indices into CmModel.params (-1 when absent). */
+/* Parameters as the model code uses them (built by cm_model_create from the table's names; the
+   gradient pointers follow cm_model_set_mode). The table (CmModel.params, OpenCLIP names, state-dict
+   order) stays the one list that checkpoints, export, loading and the optimizer iterate over; these
+   structs only name its entries. A tensor absent from the config (LoRA or head off, a stem tensor
+   of the other tower) has idx -1 and NULL pointers. */
 typedef struct {
-    int ln1_w, ln1_b, in_w, in_b, out_w, out_b, lora_A, lora_B, ln2_w, ln2_b, fc_w, fc_b, proj_w, proj_b;
-} CmBlockIdx;
+    float *data;         /* the tensor's values (CmParam.data), NULL when absent */
+    float *grad;         /* its gradient: non-NULL exactly when trainable (CmParam.grad) */
+    int idx;             /* index in CmModel.params, -1 when absent */
+} CmTensorRef;
+static inline bool cm_ref_trainable(CmTensorRef r) { return r.grad != NULL; }
+/* true when any of r[0..n) is trainable */
+static inline bool cm_refs_trainable(const CmTensorRef *r, int n) {
+    for (int i = 0; i < n; i++) if (r[i].grad) return true;
+    return false;
+}
+
+/* One residual block of a tower: <prefix>transformer.resblocks.<l>.{ln_1, attn.in_proj_*,
+   attn.out_proj, attn.out_proj.lora_A/B, ln_2, mlp.c_fc, mlp.c_proj}. all[] views the same
+   refs in field order (loops: "any trainable", syncing the gradient pointers). */
+#define CM_BLOCK_NREFS 14
+typedef union {
+    struct {
+        CmTensorRef ln1_w, ln1_b, in_w, in_b, out_w, out_b, lora_A, lora_B, ln2_w, ln2_b, fc_w, fc_b, proj_w, proj_b;
+    };
+    CmTensorRef all[CM_BLOCK_NREFS];
+} CmBlockParams;
+
+/* A tower. Vision: visual.{class_embedding, positional_embedding, conv1.weight, ln_pre.*},
+   blocks, visual.ln_post.*, visual.proj. Text: token_embedding.weight, positional_embedding,
+   blocks, ln_final.*, text_projection. The other tower's stem refs are absent. */
+#define CM_STEM_NREFS 6
+#define CM_TOP_NREFS 3
 typedef struct {
-    int in_w, in_b, out_w, out_b, l1_w, l1_b, l2_w, l2_b, n1_w, n1_b, n2_w, n2_b;
-} CmHeadLayerIdx;
+    union {
+        struct { CmTensorRef class_emb, pos, conv, ln_pre_w, ln_pre_b, tok; };
+        CmTensorRef stem[CM_STEM_NREFS];
+    };
+    int n_blocks;
+    CmBlockParams *blocks;   /* [n_blocks] */
+    union {
+        struct { CmTensorRef ln_post_w, ln_post_b, proj; };   /* ln_post / ln_final, visual.proj / text_projection */
+        CmTensorRef top[CM_TOP_NREFS];
+    };
+} CmTowerParams;
+
+/* One head layer: classifier_head.transformer.layers.<l>.{self_attn.in_proj_*,
+   self_attn.out_proj, linear1, linear2, norm1, norm2}. */
+#define CM_HEAD_LAYER_NREFS 12
+typedef union {
+    struct { CmTensorRef in_w, in_b, out_w, out_b, l1_w, l1_b, l2_w, l2_b, n1_w, n1_b, n2_w, n2_b; };
+    CmTensorRef all[CM_HEAD_LAYER_NREFS];
+} CmHeadLayerParams;
+/* The classification head: layers (n_layers 0 without a head), classifier.0 and classifier.3. */
+#define CM_HEAD_CLS_NREFS 4
+typedef struct {
+    int n_layers;
+    CmHeadLayerParams *layers;   /* [n_layers] */
+    union {
+        struct { CmTensorRef c0_w, c0_b, c3_w, c3_b; };
+        CmTensorRef cls[CM_HEAD_CLS_NREFS];
+    };
+} CmHeadParams;
 
 typedef struct CmModel {
     CmModelConfig cfg;
@@ -154,13 +211,10 @@ typedef struct CmModel {
     bool amp_bf16;       /* --precision amp/amp_bf16 on CPU: bf16 products in the tower linears */
     bool text_padded;    /* text tower on [B, longest caption] padded rows instead of packed captions */
     struct CmInt8Weights *q8;   /* [n_params] int8 copies of the tower linears (cm_model_set_int8), or NULL */
-    /* named indices */
-    int logit_scale;
-    int v_class, v_pos, v_proj, v_conv, v_ln_pre_w, v_ln_pre_b, v_ln_post_w, v_ln_post_b;
-    int t_pos, t_proj, t_tok, t_ln_final_w, t_ln_final_b;
-    CmBlockIdx *vblocks, *tblocks;
-    CmHeadLayerIdx *hlayers;
-    int h_c0_w, h_c0_b, h_c3_w, h_c3_b;
+    /* the parameters by name (refs into params[]) */
+    CmTensorRef logit_scale;
+    CmTowerParams visual, text;
+    CmHeadParams head;
 } CmModel;
 
 /* Allocate the parameters of cfg (all zero; logit_scale = ln(1/0.07)). Mode CM_TRAIN_NONE. */
@@ -168,7 +222,6 @@ cm_status cm_model_create(const CmModelConfig *cfg, CmModel **out);
 void cm_model_free(CmModel *m);
 /* Index of the tensor called name, or -1. */
 int cm_model_find(const CmModel *m, const char *name);
-static inline float *cm_model_data(const CmModel *m, int idx) { return idx >= 0 ? m->params[idx].data : NULL; }
 
 /* Initialise from scratch (facts §3: OpenCLIP/torch default inits; LoRA A kaiming-uniform,
    B = 0; head torch defaults, layers independent), deterministic for a seed. */

@@ -41,7 +41,7 @@ void cm_tower_spec(const CmModel *m, bool vision, TowerSpec *s) {
         s->NP = (s->S / s->P) * (s->S / s->P);
         s->T = s->NP + 1;
         s->causal = false;
-        s->blk = m->vblocks;
+        s->tp = &m->visual;
     } else {
         s->L = c->text.layers;
         s->D = c->text.width;
@@ -50,7 +50,7 @@ void cm_tower_spec(const CmModel *m, bool vision, TowerSpec *s) {
         s->T = c->text.context_length;
         s->causal = true;
         s->text_padded = m->text_padded;
-        s->blk = m->tblocks;
+        s->tp = &m->text;
     }
 }
 
@@ -163,9 +163,6 @@ void cm_tower_acts_free(TowerActs *ta) {
     memset(ta, 0, sizeof *ta);
 }
 
-static inline const float *P_(const CmModel *m, int i) { return i >= 0 ? m->params[i].data : NULL; }
-static inline float *G_(const CmModel *m, int i) { return i >= 0 ? m->params[i].grad : NULL; }
-
 // ---------------------------------------------------------------------------------------------
 // small-rank LoRA products and fused residual passes (plain loops: BLAS is slow at N = r = 4)
 
@@ -241,16 +238,16 @@ static void small_tn(float *out, const float *a, const float *X, int M, int D, i
 
 /* int8 inference: the quantised copy of weight wi (cm_model_set_int8) when the tower runs
    without activations; NULL otherwise */
-static inline const CmInt8Weights *Q8(const CmModel *m, const TowerActs *ta, int wi) {
-    return m->q8 && ta->i8ws && ta->mode == TA_NONE && wi >= 0 && m->q8[wi].w ? &m->q8[wi] : NULL;
+static inline const CmInt8Weights *Q8(const CmModel *m, const TowerActs *ta, CmTensorRef w) {
+    return m->q8 && ta->i8ws && ta->mode == TA_NONE && w.idx >= 0 && m->q8[w.idx].w ? &m->q8[w.idx] : NULL;
 }
 
-static inline void LIN_F(const CmModel *m, const TowerActs *ta, float *out, const float *x, int wi, const float *b, int M,
-                         int C, int OC) {
-    const CmInt8Weights *q = Q8(m, ta, wi);
+static inline void LIN_F(const CmModel *m, const TowerActs *ta, float *out, const float *x, CmTensorRef w, const float *b,
+                         int M, int C, int OC) {
+    const CmInt8Weights *q = Q8(m, ta, w);
     if (q) cm_linear_forward_int8(out, x, q, b, NULL, M, ta->i8ws);
-    else if (m->amp_bf16) cm_linear_forward_bf16(out, x, P_(m, wi), b, M, C, OC);
-    else cm_linear_forward(out, x, P_(m, wi), b, M, C, OC);
+    else if (m->amp_bf16) cm_linear_forward_bf16(out, x, w.data, b, M, C, OC);
+    else cm_linear_forward(out, x, w.data, b, M, C, OC);
 }
 static inline void LIN_B(const CmModel *m, float *dx, float *dW, float *db, const float *dout, const float *x, const float *W,
                          int M, int C, int OC) {
@@ -260,10 +257,11 @@ static inline void LIN_B(const CmModel *m, float *dx, float *dW, float *db, cons
 /* dst = res + (x W^T + b [+ LoRA]) : fp32 fuses the residual into the GEMM (beta = 1); int8 adds
    the dequantised product to it in the same pass; amp runs the bf16 linear and then adds (bias
    and LoRA terms as in fp32). */
-static void linear_residual(const CmModel *m, const TowerActs *ta, float *dst, const float *res, const float *x, int wi,
-                            const float *b, const float *lt, const float *Bw, int r, float s, int M, int C, int D) {
-    const float *W = P_(m, wi);
-    const CmInt8Weights *q = Q8(m, ta, wi);
+static void linear_residual(const CmModel *m, const TowerActs *ta, float *dst, const float *res, const float *x,
+                            CmTensorRef w, const float *b, const float *lt, const float *Bw, int r, float s, int M, int C,
+                            int D) {
+    const float *W = w.data;
+    const CmInt8Weights *q = Q8(m, ta, w);
     if (q) {
         residual_init(dst, res, b, lt, Bw, r, s, M, D, ta->lora_bt);
         cm_linear_forward_int8(dst, x, q, NULL, dst, M, ta->i8ws);
@@ -298,34 +296,34 @@ static void attn_backward(const TowerSpec *s, const TowerActs *ta, const BlockAc
 // one residual block
 
 /* a->x_in must be set. out == NULL: stop after ln_2/c_fc/GELU (recompute for backward). */
-static void block_forward(const CmModel *m, const TowerSpec *s, const TowerActs *ta, const CmBlockIdx *k, BlockActs *a,
+static void block_forward(const CmModel *m, const TowerSpec *s, const TowerActs *ta, const CmBlockParams *k, BlockActs *a,
                           float *out) {
     int M = ta->M, D = s->D, H = s->H;
-    cm_layernorm_forward(a->ln1, a->m1, a->r1, a->x_in, P_(m, k->ln1_w), P_(m, k->ln1_b), M, D);   // [M,D]
-    LIN_F(m, ta, a->qkv, a->ln1, k->in_w, P_(m, k->in_b), M, D, 3 * D);                      // [M,3D]
+    cm_layernorm_forward(a->ln1, a->m1, a->r1, a->x_in, k->ln1_w.data, k->ln1_b.data, M, D);   // [M,D]
+    LIN_F(m, ta, a->qkv, a->ln1, k->in_w, k->in_b.data, M, D, 3 * D);                      // [M,3D]
     attn_forward(s, ta, a);                                                                  // [M,D]
     // x_mid = x_in + (ao Wo^T + bo + (alpha/r) (ao A^T) B^T)
-    if (s->r && k->lora_A >= 0) lora_down(a->lt, a->ao, P_(m, k->lora_A), M, D, s->r);         // [M,r]
-    linear_residual(m, ta, a->x_mid, a->x_in, a->ao, k->out_w, P_(m, k->out_b), s->r ? a->lt : NULL,
-                    P_(m, k->lora_B), s->r, s->lora_scale, M, D, D);
-    cm_layernorm_forward(a->ln2, a->m2, a->r2, a->x_mid, P_(m, k->ln2_w), P_(m, k->ln2_b), M, D);
-    LIN_F(m, ta, a->fc, a->ln2, k->fc_w, P_(m, k->fc_b), M, D, H);                          // [M,H]
+    if (s->r && k->lora_A.idx >= 0) lora_down(a->lt, a->ao, k->lora_A.data, M, D, s->r);         // [M,r]
+    linear_residual(m, ta, a->x_mid, a->x_in, a->ao, k->out_w, k->out_b.data, s->r ? a->lt : NULL,
+                    k->lora_B.data, s->r, s->lora_scale, M, D, D);
+    cm_layernorm_forward(a->ln2, a->m2, a->r2, a->x_mid, k->ln2_w.data, k->ln2_b.data, M, D);
+    LIN_F(m, ta, a->fc, a->ln2, k->fc_w, k->fc_b.data, M, D, H);                          // [M,H]
     if (s->quick_gelu) cm_quickgelu_forward(a->act, a->fc, (size_t)M * H);
     else cm_gelu_forward(a->act, a->fc, (size_t)M * H);
     if (!out) return;
     // out = x_mid + (act Wp^T + bp)
-    linear_residual(m, ta, out, a->x_mid, a->act, k->proj_w, P_(m, k->proj_b), NULL, NULL, 0, 0.0f, M, H, D);
+    linear_residual(m, ta, out, a->x_mid, a->act, k->proj_w, k->proj_b.data, NULL, NULL, 0, 0.0f, M, H, D);
 }
 
 /* The last block in inference: attention over all T tokens, then out_proj, LoRA, residual, ln_2
    and the MLP on the pooled row of each sample only (row-wise ops: the same numbers).
    pooled[B,D] = block output at row pool_row[b]. */
-static void block_forward_pooled(const CmModel *m, const TowerSpec *s, const TowerActs *ta, const CmBlockIdx *k, BlockActs *a,
+static void block_forward_pooled(const CmModel *m, const TowerSpec *s, const TowerActs *ta, const CmBlockParams *k, BlockActs *a,
                                  float *pooled) {
     int M = ta->M, B = ta->B, D = s->D, H = s->H;
     const int *pool_row = ta->pool_row;
-    cm_layernorm_forward(a->ln1, a->m1, a->r1, a->x_in, P_(m, k->ln1_w), P_(m, k->ln1_b), M, D);
-    LIN_F(m, ta, a->qkv, a->ln1, k->in_w, P_(m, k->in_b), M, D, 3 * D);
+    cm_layernorm_forward(a->ln1, a->m1, a->r1, a->x_in, k->ln1_w.data, k->ln1_b.data, M, D);
+    LIN_F(m, ta, a->qkv, a->ln1, k->in_w, k->in_b.data, M, D, 3 * D);
     attn_forward(s, ta, a);
     /* B-row scratch (planned with the activations): aoP, xP, midP, ln2P [B,D]; fcP, actP [B,H]; lt [B,r] */
     float *aoP = ta->rows, *xP = aoP + (size_t)B * D, *midP = xP + (size_t)B * D, *ln2P = midP + (size_t)B * D;
@@ -334,59 +332,56 @@ static void block_forward_pooled(const CmModel *m, const TowerSpec *s, const Tow
         memcpy(aoP + (size_t)b * D, a->ao + (size_t)pool_row[b] * D, D * sizeof(float));
         memcpy(xP + (size_t)b * D, a->x_in + (size_t)pool_row[b] * D, D * sizeof(float));
     }
-    if (s->r) lora_down(ltP, aoP, P_(m, k->lora_A), B, D, s->r);
-    linear_residual(m, ta, midP, xP, aoP, k->out_w, P_(m, k->out_b), s->r ? ltP : NULL, P_(m, k->lora_B), s->r,
+    if (s->r) lora_down(ltP, aoP, k->lora_A.data, B, D, s->r);
+    linear_residual(m, ta, midP, xP, aoP, k->out_w, k->out_b.data, s->r ? ltP : NULL, k->lora_B.data, s->r,
                     s->lora_scale, B, D, D);
-    cm_layernorm_forward(ln2P, a->m2, a->r2, midP, P_(m, k->ln2_w), P_(m, k->ln2_b), B, D);
-    LIN_F(m, ta, fcP, ln2P, k->fc_w, P_(m, k->fc_b), B, D, H);
+    cm_layernorm_forward(ln2P, a->m2, a->r2, midP, k->ln2_w.data, k->ln2_b.data, B, D);
+    LIN_F(m, ta, fcP, ln2P, k->fc_w, k->fc_b.data, B, D, H);
     if (s->quick_gelu) cm_quickgelu_forward(actP, fcP, (size_t)B * H);
     else cm_gelu_forward(actP, fcP, (size_t)B * H);
-    linear_residual(m, ta, pooled, midP, actP, k->proj_w, P_(m, k->proj_b), NULL, NULL, 0, 0.0f, B, H, D);
+    linear_residual(m, ta, pooled, midP, actP, k->proj_w, k->proj_b.data, NULL, NULL, 0, 0.0f, B, H, D);
 }
 
-static bool tr(const CmModel *m, int i) { return i >= 0 && m->params[i].trainable; }
+static bool tr(CmTensorRef r) { return cm_ref_trainable(r); }
+static bool tr2(CmTensorRef w, CmTensorRef b) { return cm_ref_trainable(w) || cm_ref_trainable(b); }
 
-static bool block_trainable(const CmModel *m, const CmBlockIdx *k) {
-    return tr(m, k->ln1_w) || tr(m, k->ln1_b) || tr(m, k->in_w) || tr(m, k->in_b) || tr(m, k->out_w) ||
-           tr(m, k->out_b) || tr(m, k->lora_A) || tr(m, k->lora_B) || tr(m, k->ln2_w) || tr(m, k->ln2_b) ||
-           tr(m, k->fc_w) || tr(m, k->fc_b) || tr(m, k->proj_w) || tr(m, k->proj_b);
-}
+static bool block_trainable(const CmBlockParams *k) { return cm_refs_trainable(k->all, CM_BLOCK_NREFS); }
 
 /* On entry ta->dres = dL/d(block output) [M,D]; on exit (when need_dx) dL/d(block input). */
-static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, BlockActs *a, TowerActs *ta,
+static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockParams *k, BlockActs *a, TowerActs *ta,
                            bool need_dx) {
     size_t M = (size_t)ta->M, D = s->D, H = s->H;
     float *dres = ta->dres;
-    bool attn_tr = tr(m, k->ln1_w) || tr(m, k->ln1_b) || tr(m, k->in_w) || tr(m, k->in_b) || tr(m, k->out_w) ||
-                   tr(m, k->out_b) || tr(m, k->lora_A) || tr(m, k->lora_B);
+    bool ln1_tr = tr2(k->ln1_w, k->ln1_b), qkv_tr = tr2(k->in_w, k->in_b);
+    bool attn_tr = ln1_tr || qkv_tr || tr2(k->out_w, k->out_b) || tr2(k->lora_A, k->lora_B);
     bool need_attn = need_dx || attn_tr;
-    bool ln2_tr = tr(m, k->ln2_w) || tr(m, k->ln2_b);
+    bool ln2_tr = tr2(k->ln2_w, k->ln2_b);
     // --- MLP branch: y = x_mid + act @ Wp^T + bp
-    bool need_dact = tr(m, k->fc_w) || tr(m, k->fc_b) || ln2_tr || need_attn;
+    bool need_dact = tr2(k->fc_w, k->fc_b) || ln2_tr || need_attn;
     if (need_dact) memset(ta->dact, 0, M * H * sizeof(float));
-    LIN_B(m, need_dact ? ta->dact : NULL, G_(m, k->proj_w), G_(m, k->proj_b), dres, a->act,
-                    P_(m, k->proj_w), (int)M, (int)H, (int)D);
+    LIN_B(m, need_dact ? ta->dact : NULL, k->proj_w.grad, k->proj_b.grad, dres, a->act,
+                    k->proj_w.data, (int)M, (int)H, (int)D);
     if (need_dact) {
         memset(ta->dfc, 0, M * H * sizeof(float));
         if (s->quick_gelu) cm_quickgelu_backward(ta->dfc, a->fc, ta->dact, M * H);
         else cm_gelu_backward(ta->dfc, a->fc, ta->dact, M * H);
         bool need_dln2 = ln2_tr || need_attn;
         if (need_dln2) memset(ta->dln, 0, M * D * sizeof(float));
-        LIN_B(m, need_dln2 ? ta->dln : NULL, G_(m, k->fc_w), G_(m, k->fc_b), ta->dfc, a->ln2,
-                        P_(m, k->fc_w), (int)M, (int)D, (int)H);
+        LIN_B(m, need_dln2 ? ta->dln : NULL, k->fc_w.grad, k->fc_b.grad, ta->dfc, a->ln2,
+                        k->fc_w.data, (int)M, (int)D, (int)H);
         if (need_dln2)
-            cm_layernorm_backward(need_attn ? dres : NULL, G_(m, k->ln2_w), G_(m, k->ln2_b), ta->dln, a->x_mid,
-                               P_(m, k->ln2_w), a->m2, a->r2, (int)M, (int)D);
+            cm_layernorm_backward(need_attn ? dres : NULL, k->ln2_w.grad, k->ln2_b.grad, ta->dln, a->x_mid,
+                               k->ln2_w.data, a->m2, a->r2, (int)M, (int)D);
     }
     if (!need_attn) return;
     // --- attention branch: x_mid = x_in + ao Wo^T + bo + s (ao A^T) B^T ; dres = d x_mid
-    bool need_dao = need_dx || tr(m, k->ln1_w) || tr(m, k->ln1_b) || tr(m, k->in_w) || tr(m, k->in_b);
+    bool need_dao = need_dx || ln1_tr || qkv_tr;
     if (need_dao) memset(ta->dao, 0, M * D * sizeof(float));
-    LIN_B(m, need_dao ? ta->dao : NULL, G_(m, k->out_w), G_(m, k->out_b), dres, a->ao, P_(m, k->out_w),
+    LIN_B(m, need_dao ? ta->dao : NULL, k->out_w.grad, k->out_b.grad, dres, a->ao, k->out_w.data,
                     (int)M, (int)D, (int)D);
     if (s->r) {
-        float *gA = G_(m, k->lora_A), *gB = G_(m, k->lora_B);
-        const float *Aw = P_(m, k->lora_A), *Bw = P_(m, k->lora_B);
+        float *gA = k->lora_A.grad, *gB = k->lora_B.grad;
+        const float *Aw = k->lora_A.data, *Bw = k->lora_B.data;
         int r = s->r;
         if (gB) {   // dB[D,r] += s * dres^T @ lt : through dBt[r,D] += s * lt^T dres
             float *dBt = ta->lora_dbt;
@@ -420,12 +415,12 @@ static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, 
     if (!need_dao) return;
     memset(ta->dqkv, 0, 3 * M * D * sizeof(float));
     attn_backward(s, ta, a, ta->dqkv, ta->dao);
-    bool need_dln1 = need_dx || tr(m, k->ln1_w) || tr(m, k->ln1_b);
+    bool need_dln1 = need_dx || ln1_tr;
     if (need_dln1) memset(ta->dln, 0, M * D * sizeof(float));
-    LIN_B(m, need_dln1 ? ta->dln : NULL, G_(m, k->in_w), G_(m, k->in_b), ta->dqkv, a->ln1, P_(m, k->in_w),
+    LIN_B(m, need_dln1 ? ta->dln : NULL, k->in_w.grad, k->in_b.grad, ta->dqkv, a->ln1, k->in_w.data,
                     (int)M, (int)D, 3 * (int)D);
     if (need_dln1)
-        cm_layernorm_backward(need_dx ? dres : NULL, G_(m, k->ln1_w), G_(m, k->ln1_b), ta->dln, a->x_in, P_(m, k->ln1_w),
+        cm_layernorm_backward(need_dx ? dres : NULL, k->ln1_w.grad, k->ln1_b.grad, ta->dln, a->x_in, k->ln1_w.data,
                            a->m1, a->r1, (int)M, (int)D);
 }
 
@@ -433,6 +428,7 @@ static void block_backward(CmModel *m, const TowerSpec *s, const CmBlockIdx *k, 
 // tower
 
 void cm_tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const float *images, const int32_t *ids, int B) {
+    const CmTowerParams *tp = s->tp;
     size_t D = s->D;
     int T = s->T;
     ta->packed = false;
@@ -478,8 +474,8 @@ void cm_tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const
     if (s->vision) {
         int PP3 = 3 * s->P * s->P;
         cm_im2patch(ta->patches, images, B, s->S, s->S, s->P);                                  // [B*NP,3PP]
-        LIN_F(m, ta, ta->x_last, ta->patches, m->v_conv, NULL, B * s->NP, PP3, (int)D);  // tmp [B*NP,D]
-        const float *cls = P_(m, m->v_class), *pos = P_(m, m->v_pos);
+        LIN_F(m, ta, ta->x_last, ta->patches, tp->conv, NULL, B * s->NP, PP3, (int)D);  // tmp [B*NP,D]
+        const float *cls = tp->class_emb.data, *pos = tp->pos.data;
         #pragma omp parallel for
         for (int b = 0; b < B; b++) {
             float *xb = ta->x_pre + (size_t)b * s->T * D;
@@ -493,12 +489,12 @@ void cm_tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const
             ta->pool[b] = 0;
             ta->pool_row[b] = b * s->T;
         }
-        cm_layernorm_forward(x0, ta->pre_m, ta->pre_r, ta->x_pre, P_(m, m->v_ln_pre_w), P_(m, m->v_ln_pre_b), (int)M, (int)D);
+        cm_layernorm_forward(x0, ta->pre_m, ta->pre_r, ta->x_pre, tp->ln_pre_w.data, tp->ln_pre_b.data, (int)M, (int)D);
     } else if (ta->packed) {
-        cm_embedding_forward_rows(x0, ta->ids, ta->row_pos, P_(m, m->t_tok), P_(m, m->t_pos), (int)M, (int)D);
+        cm_embedding_forward_rows(x0, ta->ids, ta->row_pos, tp->tok.data, tp->pos.data, (int)M, (int)D);
     } else {
         for (int b = 0; b < B; b++) memcpy(ta->ids + (size_t)b * T, ids + (size_t)b * s->T, (size_t)T * sizeof(int32_t));
-        cm_embedding_forward(x0, ta->ids, P_(m, m->t_tok), P_(m, m->t_pos), B, T, (int)D);
+        cm_embedding_forward(x0, ta->ids, tp->tok.data, tp->pos.data, B, T, (int)D);
     }
     for (int l = 0; l < s->L; l++) {
         BlockActs *a = ta->mode == TA_SAVE ? &ta->blk[l] : &ta->blk[0];
@@ -514,53 +510,49 @@ void cm_tower_forward(const CmModel *m, const TowerSpec *s, TowerActs *ta, const
         a->x_in = in;
         if (ta->mode == TA_NONE && l == s->L - 1 && ta->M > B) {
             /* inference: after the last attention only the pooled rows matter */
-            block_forward_pooled(m, s, ta, &s->blk[l], a, ta->pooled);
+            block_forward_pooled(m, s, ta, &tp->blocks[l], a, ta->pooled);
             goto pooled_done;
         }
-        block_forward(m, s, ta, &s->blk[l], a, out);
+        block_forward(m, s, ta, &tp->blocks[l], a, out);
     }
     for (int b = 0; b < B; b++)
         memcpy(ta->pooled + (size_t)b * D, ta->x_last + (size_t)ta->pool_row[b] * D, D * sizeof(float));
 pooled_done:;
-    int lw = s->vision ? m->v_ln_post_w : m->t_ln_final_w, lb = s->vision ? m->v_ln_post_b : m->t_ln_final_b;
-    int pj = s->vision ? m->v_proj : m->t_proj;
-    cm_layernorm_forward(ta->pooled_ln, ta->post_m, ta->post_r, ta->pooled, P_(m, lw), P_(m, lb), B, (int)D);
-    cm_matmul(false, false, B, s->E, (int)D, 1.0f, ta->pooled_ln, (int)D, P_(m, pj), s->E, 0.0f, ta->raw, s->E);  // [B,E]
+    cm_layernorm_forward(ta->pooled_ln, ta->post_m, ta->post_r, ta->pooled, tp->ln_post_w.data, tp->ln_post_b.data, B, (int)D);
+    cm_matmul(false, false, B, s->E, (int)D, 1.0f, ta->pooled_ln, (int)D, tp->proj.data, s->E, 0.0f, ta->raw, s->E);  // [B,E]
     cm_l2norm_forward(ta->feat, ta->norm, ta->raw, B, s->E);
 }
 
-static bool stem_trainable(const CmModel *m, const TowerSpec *s) {
-    if (s->vision) return tr(m, m->v_class) || tr(m, m->v_pos) || tr(m, m->v_conv) || tr(m, m->v_ln_pre_w) || tr(m, m->v_ln_pre_b);
-    return tr(m, m->t_tok) || tr(m, m->t_pos);
-}
+/* the embeddings (vision: class, positional, conv1, ln_pre; text: token, positional) */
+static bool stem_trainable(const CmTowerParams *tp) { return cm_refs_trainable(tp->stem, CM_STEM_NREFS); }
 
 bool cm_tower_has_trainable(const CmModel *m, const TowerSpec *s) {
-    if (stem_trainable(m, s)) return true;
-    for (int l = 0; l < s->L; l++) if (block_trainable(m, &s->blk[l])) return true;
-    if (s->vision) return tr(m, m->v_ln_post_w) || tr(m, m->v_ln_post_b) || tr(m, m->v_proj);
-    return tr(m, m->t_ln_final_w) || tr(m, m->t_ln_final_b) || tr(m, m->t_proj);
+    const CmTowerParams *tp = s->tp;
+    if (stem_trainable(tp)) return true;
+    for (int l = 0; l < s->L; l++) if (block_trainable(&tp->blocks[l])) return true;
+    return cm_refs_trainable(tp->top, CM_TOP_NREFS);
 }
 
 void cm_tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const float *dfeat) {
+    const CmTowerParams *tp = s->tp;
     int B = ta->B;
     size_t M = (size_t)ta->M, D = s->D, E = s->E;
     CM_ASSERT(ta->mode != TA_NONE);
     /* below[l]: something trainable under block l (stem or blocks < l) */
     bool below[257];
-    below[0] = stem_trainable(m, s);
-    for (int l = 0; l < s->L; l++) below[l + 1] = below[l] || block_trainable(m, &s->blk[l]);
-    int lw = s->vision ? m->v_ln_post_w : m->t_ln_final_w, lb = s->vision ? m->v_ln_post_b : m->t_ln_final_b;
-    int pj = s->vision ? m->v_proj : m->t_proj;
+    below[0] = stem_trainable(tp);
+    for (int l = 0; l < s->L; l++) below[l + 1] = below[l] || block_trainable(&tp->blocks[l]);
+    CmTensorRef lw = tp->ln_post_w, lb = tp->ln_post_b, pj = tp->proj;
     // top: feat = raw/|raw|; raw = pooled_ln @ proj ; pooled_ln = LN(pooled)
     memset(ta->draw, 0, (size_t)B * E * sizeof(float));
     cm_l2norm_backward(ta->draw, dfeat, ta->feat, ta->norm, B, (int)E);
-    if (G_(m, pj)) cm_matmul(true, false, (int)D, (int)E, B, 1.0f, ta->pooled_ln, (int)D, ta->draw, (int)E, 1.0f, G_(m, pj), (int)E);
-    bool ln_tr = tr(m, lw) || tr(m, lb);
+    if (pj.grad) cm_matmul(true, false, (int)D, (int)E, B, 1.0f, ta->pooled_ln, (int)D, ta->draw, (int)E, 1.0f, pj.grad, (int)E);
+    bool ln_tr = tr2(lw, lb);
     if (!below[s->L] && !ln_tr) return;
     float *dpln = ta->dln;   /* [B,D] scratch */
-    cm_matmul(false, true, B, (int)D, (int)E, 1.0f, ta->draw, (int)E, P_(m, pj), (int)E, 0.0f, dpln, (int)D);
+    cm_matmul(false, true, B, (int)D, (int)E, 1.0f, ta->draw, (int)E, pj.data, (int)E, 0.0f, dpln, (int)D);
     memset(ta->dpooled, 0, (size_t)B * D * sizeof(float));
-    cm_layernorm_backward(below[s->L] ? ta->dpooled : NULL, G_(m, lw), G_(m, lb), dpln, ta->pooled, P_(m, lw),
+    cm_layernorm_backward(below[s->L] ? ta->dpooled : NULL, lw.grad, lb.grad, dpln, ta->pooled, lw.data,
                        ta->post_m, ta->post_r, B, (int)D);
     if (!below[s->L]) return;
     memset(ta->dres, 0, M * D * sizeof(float));
@@ -573,36 +565,36 @@ void cm_tower_backward(CmModel *m, const TowerSpec *s, TowerActs *ta, const floa
         if (ta->mode == TA_CKPT) {
             a = &ta->blk[0];
             a->x_in = ta->xin[l];
-            block_forward(m, s, ta, &s->blk[l], a, NULL);   /* recompute (c_proj output not needed) */
+            block_forward(m, s, ta, &tp->blocks[l], a, NULL);   /* recompute (c_proj output not needed) */
         } else {
             a = &ta->blk[l];
         }
-        block_backward(m, s, &s->blk[l], a, ta, below[l]);
+        block_backward(m, s, &tp->blocks[l], a, ta, below[l]);
     }
     if (!below[0]) return;
     // stem
     if (s->vision) {
-        bool emb_tr = tr(m, m->v_class) || tr(m, m->v_pos) || tr(m, m->v_conv);
+        bool emb_tr = tr(tp->class_emb) || tr(tp->pos) || tr(tp->conv);
         float *dx_pre = ta->dln;
         if (emb_tr) memset(dx_pre, 0, M * D * sizeof(float));
-        cm_layernorm_backward(emb_tr ? dx_pre : NULL, G_(m, m->v_ln_pre_w), G_(m, m->v_ln_pre_b), ta->dres, ta->x_pre,
-                           P_(m, m->v_ln_pre_w), ta->pre_m, ta->pre_r, (int)M, (int)D);
+        cm_layernorm_backward(emb_tr ? dx_pre : NULL, tp->ln_pre_w.grad, tp->ln_pre_b.grad, ta->dres, ta->x_pre,
+                           tp->ln_pre_w.data, ta->pre_m, ta->pre_r, (int)M, (int)D);
         if (!emb_tr) return;
-        float *gc = G_(m, m->v_class), *gp = G_(m, m->v_pos);
+        float *gc = tp->class_emb.grad, *gp = tp->pos.grad;
         for (int b = 0; b < B; b++) {
             const float *xb = dx_pre + (size_t)b * s->T * D;
             if (gc) for (size_t c = 0; c < D; c++) gc[c] += xb[c];
             if (gp) for (size_t i = 0; i < (size_t)s->T * D; i++) gp[i] += xb[i];
         }
-        if (G_(m, m->v_conv)) {
+        if (tp->conv.grad) {
             for (int b = 0; b < B; b++)
                 memcpy(ta->dpatch + (size_t)b * s->NP * D, dx_pre + ((size_t)b * s->T + 1) * D, (size_t)s->NP * D * sizeof(float));
             int PP3 = 3 * s->P * s->P;
             // dconv[D,3PP] += dpatch^T [D,B*NP] @ patches [B*NP,3PP]
-            cm_matmul(true, false, (int)D, PP3, B * s->NP, 1.0f, ta->dpatch, (int)D, ta->patches, PP3, 1.0f, G_(m, m->v_conv), PP3);
+            cm_matmul(true, false, (int)D, PP3, B * s->NP, 1.0f, ta->dpatch, (int)D, ta->patches, PP3, 1.0f, tp->conv.grad, PP3);
         }
     } else {
-        if (ta->packed) cm_embedding_backward_rows(G_(m, m->t_tok), G_(m, m->t_pos), ta->dres, ta->ids, ta->row_pos, (int)M, (int)D);
-        else cm_embedding_backward(G_(m, m->t_tok), G_(m, m->t_pos), ta->dres, ta->ids, B, ta->T, (int)D);
+        if (ta->packed) cm_embedding_backward_rows(tp->tok.grad, tp->pos.grad, ta->dres, ta->ids, ta->row_pos, (int)M, (int)D);
+        else cm_embedding_backward(tp->tok.grad, tp->pos.grad, ta->dres, ta->ids, B, ta->T, (int)D);
     }
 }

@@ -53,8 +53,7 @@ void cm_trainer_free(CmTrainer *t) {
 }
 
 static float *logit_scale_grad(CmTrainer *t) {
-    int i = t->m->logit_scale;
-    return i >= 0 ? t->m->params[i].grad : NULL;   /* NULL unless trainable */
+    return t->m->logit_scale.grad;   /* NULL unless trainable */
 }
 
 /* every rank's rows [R*n, (R+1)*n) of buf [W*n] to every rank (in place) */
@@ -71,7 +70,7 @@ cm_status cm_trainer_grads(CmTrainer *t, const float *images, const int32_t *tok
     const size_t img_sz = (size_t)3 * S * S;
     const int G = W * K * B;                 /* rows of the global batch */
     const size_t L0 = (size_t)R * K * B;     /* this rank's first row in it */
-    const float ls = m->params[m->logit_scale].data[0];
+    const float ls = m->logit_scale.data[0];
     float *gls = logit_scale_grad(t);
     bool drop = t->cfg.dropout;
     CmLossValues lv;
@@ -167,7 +166,7 @@ cm_status cm_trainer_step(CmTrainer *t, const float *images, const int32_t *toke
     double lr = cm_lr_at(&t->cfg.sched, t->step);
     cm_adamw_step(&t->opt, lr);
     CmModel *m = t->m;
-    float *ls = m->params[m->logit_scale].data;
+    float *ls = m->logit_scale.data;
     ls[0] = cm_logit_scale_clamp(ls[0]);
     t->step++;
     s.lr = lr;
