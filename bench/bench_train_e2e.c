@@ -478,7 +478,7 @@ int main(int argc, char **argv) {
             }
             RunRes *e = &res[1], *m = &res[0];
             double rate_e = c.B * e->n / e->sum_batch, rate_m = c.B * m->n / (m->sum_batch - m->sum_data);
-            printf("  %-4s round %d: clipmod train %6.2f samples/s, data wait %4.1f%% (%.3f s/step; step 1: %.2f s of %.1f s) | "
+            printf("  %-4s round %d: clipmod train %6.2f samples/s, data wait %5.2f%% (%.3f s/step; step 1: %.2f s of %.1f s) | "
                    "model-only %6.2f samples/s (copy %.3f s/step) | ratio %.3f\n",
                    amp ? "amp" : "fp32", round + 1, rate_e, 100 * e->sum_data / e->sum_batch, e->sum_data / e->n, e->step1_data,
                    e->step1_batch, rate_m, m->sum_data / m->n, rate_e / rate_m);
@@ -498,6 +498,8 @@ int main(int argc, char **argv) {
                "CPU per step model-only/e2e %.3f\n",
                amp ? "amp" : "fp32", rate_e, 100 * e[1] / e[0], rate_m, rate_e / rate_m, (cpu[amp][0] / m[2]) / (cpu[amp][1] / e[2]));
     }
+    printf("  (wall ratios need a quiet machine: the runs last minutes each and other load moves them; the CPU ratio and the\n"
+           "   data wait are what a shared machine still shows — docs/training.md)\n");
     free(c.urls);
     return 0;
 }
