@@ -11,6 +11,9 @@
  * with (BPE: --vocab or the default search; the demo's byte level).
  * --scores-out FILE writes the per-sample scores (key, shard URL, label, probabilities; JSON lines,
  * src/eval/scores.h) and --html FILE the HTML report of them (`clipmod report --eval`).
+ * Under mpirun / srun (docs/distributed.md): each rank evaluates its share of the shards (split by
+ * rank, as training's validation), the counts are summed, per-sample scores are gathered by rank 0
+ * in the one-process order; rank 0 alone prints and writes; a failing rank ends the job.
  */
 #include <stdio.h>
 #include <string.h>
@@ -29,6 +32,8 @@
 #include "model/model.h"
 #include "model/open.h"
 #include "data/wds.h"
+#include "dist/dist.h"
+#include "eval/scores_dist.h"
 
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *val = NULL, *vocab = NULL, *model_name = NULL, *base_model = NULL, *cache_dir = NULL;
@@ -64,6 +69,12 @@ int cmd_eval(int argc, char **argv) {
         return 2;
     }
     if (threads > 0) cm_threads_set(cli_threads("eval", threads));
+    /* under mpirun / srun: this rank's share of the shards; rank 0 reports */
+    if (cm_dist_init()) { fprintf(stderr, "clipmod eval: %s\n", cm_last_error()); return 1; }
+    const int world = cm_dist_size(), rank = cm_dist_rank();
+    if (rank != 0 && cm_log_level() > CM_LOG_WARN) cm_log_set_level(CM_LOG_WARN);
+    CmShardList vsl = {0};
+    CmScoresOrder so = {0};
     /* from here on every failure is about files or data: exit 1 */
     if (cli_precision_check("eval", precision)) return 2;
     CmModel *m = NULL;
@@ -81,16 +92,17 @@ int cmd_eval(int argc, char **argv) {
     if (cm_textenc_open(&te, info.tokenizer == CM_TOKENIZER_BYTES ? "bytes" : "bpe", vocab, info.weights)) goto fail;
     if (!te.bytes && m->cfg.text.context_length == 77) {
         CmLoaderConfig lc = {0};
-        lc.urls = val; lc.train = false; lc.batch_size = batch; lc.workers = workers; lc.world_size = 1;
+        lc.urls = val; lc.train = false; lc.batch_size = batch; lc.workers = workers; lc.world_size = world; lc.rank = rank;
         lc.image_size = m->cfg.vision.image_size; lc.tok = te.bpe;
         if (cm_batches_loader(&lc, &src)) goto fail;
     } else {
+        if (world > 1) { cm_error(CM_ERR_UNSUPPORTED, "under mpirun eval reads shards through the BPE loader: the byte tokenizer or a context other than 77 is single-process only"); goto fail; }
         CmShardSourceCfg sc = {0};
         sc.urls = val; sc.train = false; sc.batch = batch; sc.image_size = m->cfg.vision.image_size;
         sc.ctx = m->cfg.text.context_length; sc.te = &te;
         if (cm_batches_shards(&sc, &src)) goto fail;
     }
-    if (progress > 0) {
+    if (progress > 0 && rank == 0) {
         /* the total for the ETA: sizes.json next to the shards when there is one */
         long long total = 0;
         CmShardList sl = {0};
@@ -102,12 +114,24 @@ int cmd_eval(int argc, char **argv) {
     }
     CmMetrics mt;
     double t0 = cm_now();
-    if (cm_validate_ex(m, src, 0, (float)w_con, (float)w_cls, &mt, want_scores ? cm_val_scores_collect : NULL, &sc)) {
+    CmValBatchFn collect = want_scores ? cm_val_scores_collect : NULL;
+    void *collect_ctx = &sc;
+    if (want_scores && world > 1) {   /* rows carry their shard's index: rank 0 orders them */
+        if (cm_shardlist_init(&vsl, val, NULL, "--val-data")) goto fail;
+        so.s = &sc; so.urls = vsl.urls.v; so.n_urls = vsl.urls.n; so.last = -1;
+        collect = cm_val_scores_collect_ordered;
+        collect_ctx = &so;
+    }
+    if (cm_validate_ex(m, src, 0, (float)w_con, (float)w_cls, &mt, collect, collect_ctx)) {
         cli_progress_end(src);
         goto fail;
     }
     cli_progress_end(src);
-    long long skipped = (long long)src->skipped;
+    int64_t counts[2] = {src->skipped, src->no_json};
+    if (world > 1 && (cm_metrics_allreduce(&mt) || cm_dist_allreduce_i64(counts, 2) || (want_scores && cm_scores_gather_ordered(&so))))
+        goto fail;
+    long long skipped = (long long)counts[0];
+    if (rank != 0) { status = 0; goto out; }   /* rank 0 alone reports (the job's total) */
     if (mt.n == 0) {
         cm_error(CM_ERR_IO, "--val-data %s: no sample could be read (%lld bad samples or shards skipped)", val, skipped);
         goto fail;
@@ -123,7 +147,7 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "clipmod eval: report written to %s\n", html);
     }
     if (skipped) cm_warn("--val-data %s: %lld samples evaluated, %lld bad samples or shards skipped", val, (long long)mt.n, skipped);
-    if (src->no_json) cm_warn("%lld samples had no .json metadata and were given label 0 (DESIGN §4.2)", (long long)src->no_json);
+    if (counts[1]) cm_warn("%lld samples had no .json metadata and were given label 0 (DESIGN §4.2)", (long long)counts[1]);
     if (json) {
         char extra[64];
         snprintf(extra, sizeof extra, "\"skipped\":%lld", skipped);
@@ -141,11 +165,19 @@ int cmd_eval(int argc, char **argv) {
     goto out;
 fail:
     status = 1;
+    if (cm_dist_active()) {   /* never leave the other ranks waiting in a collective */
+        char msg[1200];
+        snprintf(msg, sizeof msg, "eval: %s", cm_last_error());
+        cm_dist_abort(1, msg);
+    }
     fprintf(stderr, "clipmod eval: %s\n", cm_last_error());
 out:
+    cm_scores_order_free(&so);
+    cm_shardlist_free(&vsl);
     cm_scores_free(&sc);
     cm_batches_close(src);
     cm_textenc_close(&te);
     if (m) cm_model_free(m);
+    if (status == 0) cm_dist_finalize();
     return status;
 }

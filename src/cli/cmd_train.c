@@ -42,29 +42,70 @@ static void test_hook(void *ctx, int64_t step, const CmStepStats *s) {
         for (int k = 0; k < at[1]; k++) raise(SIGINT);
 }
 
+/* rank 0's report at the end of a run: the interruption message or the summary JSON line; the exit status */
+static int report(const CmTrainOpts *o, const CmRun *r) {
+    if (r->stopped) {
+        const char *nm = r->stopped == SIGINT ? "SIGINT" : r->stopped == SIGTERM ? "SIGTERM" : "a signal";
+        if (r->stop_checkpoint[0])
+            fprintf(stderr, "clipmod train: interrupted by %s after step %lld; saved %s\n"
+                    "clipmod train: to continue exactly where it stopped, run the same command with --resume latest\n",
+                    nm, (long long)r->steps_done, r->stop_checkpoint);
+        else fprintf(stderr, "clipmod train: interrupted by %s at step %lld; no new checkpoint (nothing trained yet in this run, or --logs none)\n",
+                     nm, (long long)r->steps_done);
+        return 128 + r->stopped;
+    }
+    char extra[512];
+    snprintf(extra, sizeof extra, "\"epochs\":%d,\"steps\":%lld,\"loss\":%.6g,\"loss_con\":%.6g,\"loss_cls\":%.6g,\"train_seconds\":%.1f,"
+             "\"train_skipped\":%lld,\"val_skipped\":%lld",
+             o->epochs, (long long)r->steps_done, (double)r->last.loss, (double)r->last.loss_con, (double)r->last.loss_cls, r->train_seconds,
+             (long long)r->train_skipped, (long long)r->val_skipped);
+    if (r->train_skipped || r->val_skipped)   /* a partial failure: a warning with the counts */
+        cm_warn("%lld training and %lld validation samples/shards were skipped as bad", (long long)r->train_skipped, (long long)r->val_skipped);
+    if (r->have_val) {
+        char *js = cm_metrics_json(&r->val_metrics, extra);
+        if (js) { printf("%s\n", js); cm_free(js); }
+    } else printf("{%s}\n", extra);
+    return 0;
+}
+
 int cmd_train(int argc, char **argv) {
     CmTrainOpts o;
     ArgSpec specs[CM_TRAIN_MAX_SPECS];
     cm_train_opts_defaults(&o);
     int n = cm_train_opts_specs(&o, specs);
+    /* under mpirun / srun: one rank of a data-parallel group (docs/distributed.md); rank 0 alone
+       logs at info level and writes the run folder; any failure ends the whole job. Initialised
+       first: the command line's warnings ("--horovod has no effect here", ...) come once, from
+       rank 0 (every rank runs the same command: checked at start), and params.txt and the
+       checkpoints' "args" say world_size / rank. */
+    if (cm_dist_init()) return cli_fail("train");
+    int level = cm_log_level();
+    if (cm_dist_rank() != 0) cm_log_set_level(CM_LOG_ERROR);
     int rc = args_parse(argc, argv, specs, n, "train", "--train-data URLS [OpenCLIP flags] [--enable-lora]", NULL);
     if (rc < 0) return 0;
     if (rc) return rc;
     /* every error up to here is about the command line: usage (2); after it, a failure is 1 */
     cm_status st = cm_train_opts_finalize(&o);
     if (st) { fprintf(stderr, "clipmod train: %s\n", cm_last_error()); return 2; }
+    if (cm_dist_rank() != 0) cm_log_set_level(level > CM_LOG_WARN ? CM_LOG_WARN : level);
     CmTrainConfig cfg;
     char *params = NULL, *json = NULL;
     if (cm_train_opts_to_config(&o, &cfg, &params, &json)) return cli_fail("train");
-    /* under mpirun / srun: one rank of a data-parallel group (docs/distributed.md); rank 0 alone
-       logs at info level and writes the run folder; any failure ends the whole job */
-    if (cm_dist_init()) return cli_fail("train");
     cfg.world = cm_dist_size();
     cfg.rank = cm_dist_rank();
     if (cfg.world > 1) {
-        if (cfg.rank != 0 && cm_log_level() > CM_LOG_WARN) cm_log_set_level(CM_LOG_WARN);
         cm_info("data-parallel: %d ranks (MPI), global batch %d x %d x accum %d, %s gradient", cfg.world, cfg.world,
                 cfg.batch_size, cfg.accum_freq, cfg.openclip_grad ? "OpenCLIP DDP's" : "the exact global-batch");
+    }
+    /* OpenCLIP's two loss-distribution flags choose how torch spends memory to get a gradient;
+       clipmod computes it one way (docs/distributed.md): say what they do here, once */
+    if (o.local_loss || o.gather_with_grad) {
+        const char *fl = o.local_loss && o.gather_with_grad ? "--local-loss --gather-with-grad" : o.local_loss ? "--local-loss" : "--gather-with-grad";
+        if (cfg.world <= 1) cm_info("%s: one process, nothing is gathered: no effect", fl);
+        else if (!strcmp(o.dist_grad, "openclip"))
+            cm_info("%s under --dist-grad openclip: %s", fl, cfg.openclip_grad ? "OpenCLIP's default gradient (contrastive part / ranks)"
+                                                                                : "OpenCLIP's gathered-with-gradient result: the exact global-batch gradient");
+        else cm_info("%s: clipmod computes the exact global-batch gradient whatever these say (docs/distributed.md)", fl);
     }
     cm_debug("options: %s", json);   /* --debug (or CLIPMOD_LOG=debug) */
     struct sigaction sa;
@@ -86,28 +127,14 @@ int cmd_train(int argc, char **argv) {
         cm_dist_abort(1, msg);
     }
     if (st) return cli_fail("train");   /* after the flags: every failure is 1 (docs/flags.md) */
-    cm_dist_finalize();
-    if (cfg.rank != 0) return r.stopped ? 128 + r.stopped : 0;   /* rank 0 alone reports */
-    if (r.stopped) {
-        const char *nm = r.stopped == SIGINT ? "SIGINT" : r.stopped == SIGTERM ? "SIGTERM" : "a signal";
-        if (r.stop_checkpoint[0])
-            fprintf(stderr, "clipmod train: interrupted by %s after step %lld; saved %s\n"
-                    "clipmod train: to continue exactly where it stopped, run the same command with --resume latest\n",
-                    nm, (long long)r.steps_done, r.stop_checkpoint);
-        else fprintf(stderr, "clipmod train: interrupted by %s at step %lld; no new checkpoint (nothing trained yet in this run, or --logs none)\n",
-                     nm, (long long)r.steps_done);
-        return 128 + r.stopped;
+    int code = cfg.rank == 0 ? report(&o, &r) : (r.stopped ? 128 + r.stopped : 0);   /* rank 0 alone reports */
+    /* every rank waits for rank 0's report: under mpirun a rank that ends first with a non-zero
+       status (128 + signal) makes the launcher kill the others, cutting rank 0's last lines */
+    if (cfg.world > 1) {
+        fflush(stdout);
+        fflush(stderr);
+        cm_dist_barrier();
     }
-    char extra[512];
-    snprintf(extra, sizeof extra, "\"epochs\":%d,\"steps\":%lld,\"loss\":%.6g,\"loss_con\":%.6g,\"loss_cls\":%.6g,\"train_seconds\":%.1f,"
-             "\"train_skipped\":%lld,\"val_skipped\":%lld",
-             o.epochs, (long long)r.steps_done, (double)r.last.loss, (double)r.last.loss_con, (double)r.last.loss_cls, r.train_seconds,
-             (long long)r.train_skipped, (long long)r.val_skipped);
-    if (r.train_skipped || r.val_skipped)   /* a partial failure: a warning with the counts */
-        cm_warn("%lld training and %lld validation samples/shards were skipped as bad", (long long)r.train_skipped, (long long)r.val_skipped);
-    if (r.have_val) {
-        char *js = cm_metrics_json(&r.val_metrics, extra);
-        if (js) { printf("%s\n", js); cm_free(js); }
-    } else printf("{%s}\n", extra);
-    return 0;
+    cm_dist_finalize();
+    return code;
 }

@@ -4,6 +4,7 @@
  * mapping onto the library's CmTrainConfig. See train_flags.h and docs/flags.md.
  */
 #include "cli/train_flags.h"
+#include "dist/dist.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -66,7 +67,7 @@ int cm_train_opts_specs(CmTrainOpts *o, ArgSpec *specs) {
     S("--cache-dir", ARG_STR, cache_dir, "DIR", "Hugging Face cache folder for --pretrained tags");
     /* run and logging */
     S("--logs", ARG_STR, logs, "DIR", "where run folders go (default ./logs/); 'none' disables logs and checkpoints");
-    S("--log-local", ARG_FLAG, log_local, NULL, "log on every rank", .noeffect = "single process: every log is local");
+    S("--log-local", ARG_FLAG, log_local, NULL, "log on every rank", .noeffect = "one process logs everything; under mpirun ranks other than 0 log warnings and errors only");
     S("--name", ARG_STR, name, "NAME", "run folder name (default: date-model_M-lr_LR-b_BS-j_W-p_PREC)");
     S("--resume", ARG_STR, resume, "PATH|latest", "continue from a checkpoint (latest: newest in this run)");
     S("--save-frequency", ARG_INT, save_frequency, "N", "write epoch_N every N epochs and at the end (0: only at the end)");
@@ -398,9 +399,14 @@ static int collect(const CmTrainOpts *o0, KV *kv, int max) {
     }
     /* the attributes OpenCLIP's main() adds before writing params.txt */
     bool save_logs = o0->logs && strcasecmp(o0->logs, "none");
-    char path[512];
+    char path[512], ws[16], rk[16], lrk[16];
+    /* under mpirun / srun (cm_dist_init ran first): OpenCLIP's values of a distributed run */
+    const char *lr_env = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    snprintf(ws, sizeof ws, "%d", cm_dist_size());
+    snprintf(rk, sizeof rk, "%d", cm_dist_rank());
+    snprintf(lrk, sizeof lrk, "%d", cm_dist_active() && lr_env ? atoi(lr_env) : 0);
     struct { const char *k; const char *v; } extra[] = {
-        {"distributed", "False"}, {"world_size", "1"}, {"rank", "0"}, {"local_rank", "0"},
+        {"distributed", cm_dist_active() ? "True" : "False"}, {"world_size", ws}, {"rank", rk}, {"local_rank", lrk},
         {"log_level", o0->debug ? "10" : "20"}, {"wandb", "False"}, {"tensorboard", "False"},
         {"tensorboard_path", ""}, {"save_logs", save_logs ? "True" : "False"}, {"distill", "False"},
     };

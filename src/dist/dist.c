@@ -100,6 +100,68 @@ cm_status cm_dist_bcast(void *buf, size_t bytes, int root) {
     return CM_OK;
 }
 
+cm_status cm_dist_bcast_blob(void **buf, size_t *len, int root) {
+    if (g_init != 1 || g_size == 1) return CM_OK;
+    uint64_t n = g_rank == root ? (uint64_t)*len : 0;
+    cm_status st = cm_dist_bcast(&n, sizeof n, root);
+    if (st) return st;
+    if (g_rank != root) {
+        *buf = NULL;
+        *len = (size_t)n;
+        if (!n) return CM_OK;
+        if (!(*buf = cm_malloc((size_t)n, "broadcast buffer"))) return CM_ERR_OOM;
+    }
+    return cm_dist_bcast(*buf, (size_t)n, root);
+}
+
+cm_status cm_dist_gather_bytes(const void *send, size_t bytes, void **out, size_t *counts) {
+    *out = NULL;
+    if (g_init != 1 || g_size == 1) {
+        if (counts) counts[0] = bytes;
+        if (!(*out = cm_malloc(bytes ? bytes : 1, "gather buffer"))) return CM_ERR_OOM;
+        if (bytes) memcpy(*out, send, bytes);
+        return CM_OK;
+    }
+    /* sizes first (int64 each), then each rank's bytes in pieces MPI's int counts can carry:
+       point to point to rank 0, in rank order */
+    int64_t *all = cm_calloc((size_t)g_size, sizeof *all, "gather sizes");
+    if (!all) return CM_ERR_OOM;
+    int64_t mine = (int64_t)bytes;
+    double t0 = cm_now();
+    int rc = MPI_Gather(&mine, 1, MPI_INT64_T, all, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS) { cm_free(all); return mpi_fail(rc, "gather (sizes)"); }
+    cm_status st = CM_OK;
+    if (g_rank == 0) {
+        size_t total = 0;
+        for (int r = 0; r < g_size; r++) total += (size_t)all[r];
+        char *dst = cm_malloc(total ? total : 1, "gather buffer");
+        if (!dst) { cm_free(all); return CM_ERR_OOM; }
+        size_t off = 0;
+        for (int r = 0; r < g_size && !st; r++) {
+            if (counts) counts[r] = (size_t)all[r];
+            if (r == 0) { if (bytes) memcpy(dst, send, bytes); off += bytes; continue; }
+            for (size_t o = 0; o < (size_t)all[r] && !st; o += CHUNK) {
+                size_t k = (size_t)all[r] - o < CHUNK ? (size_t)all[r] - o : CHUNK;
+                rc = MPI_Recv(dst + off + o, (int)k, MPI_BYTE, r, 77, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                if (rc != MPI_SUCCESS) st = mpi_fail(rc, "gather (receive)");
+            }
+            off += (size_t)all[r];
+        }
+        if (st) cm_free(dst);
+        else *out = dst;
+    } else {
+        for (size_t o = 0; o < bytes && !st; o += CHUNK) {
+            size_t k = bytes - o < CHUNK ? bytes - o : CHUNK;
+            rc = MPI_Send((const char *)send + o, (int)k, MPI_BYTE, 0, 77, MPI_COMM_WORLD);
+            if (rc != MPI_SUCCESS) st = mpi_fail(rc, "gather (send)");
+        }
+        g_stats.bytes += bytes;
+    }
+    g_stats.seconds += cm_now() - t0;
+    cm_free(all);
+    return st;
+}
+
 cm_status cm_dist_barrier(void) {
     if (g_init != 1 || g_size == 1) return CM_OK;
     int rc = MPI_Barrier(MPI_COMM_WORLD);

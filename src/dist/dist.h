@@ -13,7 +13,7 @@
  * Communication time and bytes are counted for the trainer's "Comm (t)" figure.
  * defines: cm_dist_init, cm_dist_rank, cm_dist_size, cm_dist_active, cm_dist_allreduce_*,
  *          cm_dist_allgather_f32, cm_dist_bcast, cm_dist_barrier, cm_dist_abort, cm_dist_finalize,
- *          cm_dist_stats, cm_dist_launched
+ *          cm_dist_stats, cm_dist_launched, cm_dist_bcast_blob, cm_dist_gather_bytes
  */
 #ifndef CM_DIST_H
 #define CM_DIST_H
@@ -42,6 +42,13 @@ cm_status cm_dist_allgather_f32(const float *send, size_t n, float *recv);
 cm_status cm_dist_allgather_bytes(const void *send, size_t bytes, void *recv);
 /* bytes from root to every rank */
 cm_status cm_dist_bcast(void *buf, size_t bytes, int root);
+/* A buffer of any length from root: root passes *buf / *len, the other ranks get a cm_malloc'd
+   copy in *buf (NULL when *len is 0). A group of 1: nothing happens. */
+cm_status cm_dist_bcast_blob(void **buf, size_t *len, int root);
+/* Every rank's send[bytes] to rank 0: on rank 0 *out (cm_malloc'd) = the concatenation in rank
+   order and counts[size] the bytes of each rank (counts: size elements, rank 0 only; may be NULL
+   elsewhere); other ranks get *out = NULL. A group of 1: a copy of send. */
+cm_status cm_dist_gather_bytes(const void *send, size_t bytes, void **out, size_t *counts);
 cm_status cm_dist_barrier(void);
 /* Prints "clipmod: rank R of N: <msg>" on stderr and ends the whole job with status code (a
    single process just exits). */

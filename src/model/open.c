@@ -72,6 +72,11 @@ cm_status cm_ckpt_meta_read(const CmTensorFile *f, const char *path, CmCkptMeta 
     if (meta->epoch_step > meta->step)
         return cm_error(CM_ERR_FORMAT, "%s: metadata \"epoch_step\" %lld exceeds \"step\" %lld", path,
                         (long long)meta->epoch_step, (long long)meta->step);
+    const char *ws = cm_tensorfile_metadata(f, "world_size");   /* absent in older checkpoints: 0 (unknown) */
+    int64_t w = 0;
+    if (ws && *ws && (st = parse_i64(path, "world_size", ws, &w))) return st;
+    if (w < 0 || w > (1 << 24)) return cm_error(CM_ERR_FORMAT, "%s: metadata \"world_size\" %lld out of range", path, (long long)w);
+    meta->world = (int)w;
     meta_str(f, "name", meta->name, sizeof meta->name, "");
     meta_str(f, "base_model", meta->base_model, sizeof meta->base_model, "");
     meta_str(f, "base_model_sha256", meta->base_sha256, sizeof meta->base_sha256, "");

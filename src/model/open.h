@@ -77,6 +77,7 @@ typedef struct {
     char rng_name[CM_CKPT_MAX_RNG][32];
     CmRng rng[CM_CKPT_MAX_RNG];
     char tokenizer[16];          /* "bpe" (OpenCLIP's; also when empty) or "bytes" (the demo's) */
+    int world;                   /* data-parallel ranks that trained it (1: one process; 0: unknown, older) */
     const char *args_json;       /* save: options JSON (may be NULL); load: not filled */
 } CmCkptMeta;
 

@@ -94,7 +94,8 @@ cm_status cm_checkpoint_save(const char *path, const CmModel *m, const CmAdamW *
                 t->name = nm; t->dtype = CM_F32; t->ndim = 1; t->shape[0] = (int64_t)opt->p[i].numel;
                 t->data = k ? opt->v[i] : opt->m[i];
             }
-    char epoch[32], step[32], estep[32], bsize[32] = "", bmtime[32] = "";
+    char epoch[32], step[32], estep[32], bsize[32] = "", bmtime[32] = "", world[16];
+    snprintf(world, sizeof world, "%d", meta->world > 0 ? meta->world : 1);
     if (meta->base_size > 0 && meta->base_model[0]) snprintf(bsize, sizeof bsize, "%lld", (long long)meta->base_size);
     if (meta->base_mtime > 0 && meta->base_model[0]) snprintf(bmtime, sizeof bmtime, "%lld", (long long)meta->base_mtime);
     snprintf(epoch, sizeof epoch, "%lld", (long long)meta->epoch);
@@ -107,6 +108,7 @@ cm_status cm_checkpoint_save(const char *path, const CmModel *m, const CmAdamW *
         "epoch", epoch,
         "step", step,
         "epoch_step", estep,
+        "world_size", world,
         "name", meta->name,
         "model_config", cfg_json,
         "has_lora", m->cfg.has_lora ? "true" : "false",
@@ -186,6 +188,13 @@ cm_status cm_checkpoint_load(const char *path, CmModel *m, CmAdamW *opt, CmCkptM
     CmTensorFile *f;
     cm_status st = cm_tensorfile_open(path, &f);
     if (st) return st;
+    st = cm_checkpoint_load_file(f, path, m, opt, meta);
+    cm_tensorfile_close(f);
+    return st;
+}
+
+cm_status cm_checkpoint_load_file(const CmTensorFile *f, const char *path, CmModel *m, CmAdamW *opt, CmCkptMeta *meta) {
+    cm_status st;
     CmCkptMeta tmp;
     CmModelConfig cfg;
     bool *loaded = NULL;
@@ -210,7 +219,6 @@ cm_status cm_checkpoint_load(const char *path, CmModel *m, CmAdamW *opt, CmCkptM
     if (meta) *meta = tmp;
 done:
     cm_free(loaded);
-    cm_tensorfile_close(f);
     return st;
 }
 

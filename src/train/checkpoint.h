@@ -10,7 +10,8 @@
  *             "optimizer.exp_avg.<name>" and "optimizer.exp_avg_sq.<name>" (F32).
  *   __metadata__ (all strings): "format" "pt"; "clipmod_checkpoint" "1"; "epoch" (completed
  *             epochs); "step" (optimizer steps done); "epoch_step" (steps done in the
- *             unfinished epoch: interrupted runs, see run.h); "name" (run); "model_config" (JSON in the
+ *             unfinished epoch: interrupted runs, see run.h); "world_size" (data-parallel ranks
+ *             that trained it, docs/distributed.md); "name" (run); "model_config" (JSON in the
  *             open_clip_config.json layout: model_cfg + lora + head); "has_lora"/"has_head";
  *             "train_mode" lora|full|head|none; "lock_image"/"lock_text"; "trainable_only";
  *             "base_model" (absolute path or "") + "base_model_sha256", "base_model_size",
@@ -49,6 +50,9 @@ cm_status cm_checkpoint_read_meta(const char *path, CmCkptMeta *meta, CmModelCon
    must hold the same trainable tensors; a missing state tensor is an error naming it).
    Fills meta when not NULL. */
 cm_status cm_checkpoint_load(const char *path, CmModel *m, CmAdamW *opt, CmCkptMeta *meta);
+/* The same from an open tensor file (e.g. the bytes rank 0 broadcast under MPI: opened with
+   cm_tensorfile_open_memory); path names it in messages. */
+cm_status cm_checkpoint_load_file(const struct CmTensorFile *f, const char *path, CmModel *m, CmAdamW *opt, CmCkptMeta *meta);
 
 /* The optimizer's parameter list: the model's trainable tensors in state-dict order (name, data,
    grad, numel, ndim, decay). *out cm_malloc'd; names point into m. */

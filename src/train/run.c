@@ -20,6 +20,8 @@
 #include "eval/scores.h"
 #include "train/checkpoint.h"
 #include "eval/val_scores.h"
+#include "io/tensorfile.h"
+#include "model/open.h"
 
 /* ---- out.log: OpenCLIP's "%(asctime)s | %(levelname)s | %(message)s" ---- */
 static void outlog_sink(int level, const char *msg, void *ctx) {
@@ -45,7 +47,7 @@ static void fmt_eta(double s, char *buf, size_t n) {
    leave a cut last line, which readers skip; a resumed run appends the steps it redoes again
    (readers keep the last occurrence of a step). */
 static cm_status write_step_line(int fd, const char *path, int64_t step, int64_t epoch, int64_t batch,
-                                 const CmStepStats *s, double sps, double data_t, double batch_t) {
+                                 const CmStepStats *s, double sps, double data_t, double batch_t, const CmDistStats *comm) {
     char line[640];
     int n = snprintf(line, sizeof line,
                      "{\"step\":%lld,\"epoch\":%lld,\"batch\":%lld,\"loss\":%.7g,\"contrastive\":%.7g,\"classification\":%.7g,"
@@ -53,6 +55,8 @@ static cm_status write_step_line(int fd, const char *path, int64_t step, int64_t
                      (long long)step, (long long)epoch, (long long)batch, (double)s->loss, (double)s->loss_con,
                      (double)s->loss_cls, s->lr, (double)s->logit_scale, sps, data_t, batch_t);
     if (isfinite(s->grad_norm)) n += snprintf(line + n, sizeof line - n, ",\"grad_norm\":%.7g", s->grad_norm);
+    if (comm)   /* under MPI: this step's communication (all-gather, all-reduce, stop agreement) */
+        n += snprintf(line + n, sizeof line - n, ",\"comm_time\":%.5g,\"comm_bytes\":%llu", comm->seconds, (unsigned long long)comm->bytes);
     n += snprintf(line + n, sizeof line - n, "}\n");
     /* the values are finite here: a non-finite loss ends the step with an error first */
     if (write(fd, line, (size_t)n) != n) return cm_error(CM_ERR_IO, "%s: write failed: %s", path, strerror(errno));
@@ -88,6 +92,7 @@ static void fill_meta(const CmRun *r, CmTrainer *t, int64_t completed, int64_t e
     meta->lock_image = r->m->lock_image;
     meta->lock_text = r->m->lock_text;
     meta->trainable_only = trainable_only;
+    meta->world = o->world > 1 ? o->world : 1;
     meta->n_rng = 0;   /* dropout masks are a function of (seed, step, sample): nothing to save */
     meta->args_json = args_json;
     snprintf(meta->tokenizer, sizeof meta->tokenizer, "%s", r->tokenizer ? r->tokenizer : "bpe");
@@ -189,6 +194,8 @@ cm_status cm_train_run(CmRun *r) {
     FILE *outlog = NULL;
     const char *args_json = o->args_json;
     char *resume_path = NULL;
+    uint8_t *resume_bytes = NULL;   /* under MPI: the checkpoint rank 0 read and broadcast */
+    size_t resume_len = 0;
     float *img = NULL;
     int32_t *tok = NULL, *lab = NULL;
     CmTrainer t;
@@ -268,31 +275,74 @@ cm_status cm_train_run(CmRun *r) {
     char base_sha[65] = "";
     if (r->base_model)
         for (int i = 0; i < m->n_params; i++) trainable_only |= !m->params[i].trainable;
-    if (save_logs && trainable_only && (st = cm_sha256_file(r->base_model, base_sha))) goto done;
+    if (save_logs && trainable_only) {
+        if (r->base_sha256[0]) memcpy(base_sha, r->base_sha256, sizeof base_sha);
+        else if ((st = cm_sha256_file(r->base_model, base_sha))) goto done;
+    }
 
     /* resume */
     int64_t start_epoch = 0, skip_steps = 0;
     if (o->resume && *o->resume) {
+        const bool group = o->world > 1;
         if (!strcmp(o->resume, "latest")) {
-            if (!save_logs) { st = cm_error(CM_ERR_ARG, "--resume latest needs --logs (the run folder holds the checkpoints)"); goto done; }
-            if (cm_checkpoint_find_latest(ckdir, &resume_path)) {
-                cm_info("No latest resume checkpoint found in %s.", ckdir);
-                resume_path = NULL;
-            } else cm_info("Found latest resume checkpoint at %s.", resume_path);
-        } else {
+            if (o->rank == 0) {   /* under MPI rank 0 alone looks (its run folder) */
+                if (!save_logs) { st = cm_error(CM_ERR_ARG, "--resume latest needs --logs (the run folder holds the checkpoints)"); goto done; }
+                if (cm_checkpoint_find_latest(ckdir, &resume_path)) {
+                    cm_info("No latest resume checkpoint found in %s.", ckdir);
+                    resume_path = NULL;
+                } else cm_info("Found latest resume checkpoint at %s.", resume_path);
+            }
+        } else if (o->rank == 0 || !group) {
             resume_path = cm_malloc(strlen(o->resume) + 1, "resume path");
             if (!resume_path) { st = CM_ERR_OOM; goto done; }
             strcpy(resume_path, o->resume);
         }
-        if (resume_path) {
+        CmTensorFile *ckf = NULL;
+        if (group) {
+            /* rank 0 alone reads the checkpoint and broadcasts its bytes, then its path (for
+               messages); no shared file system is assumed. A length of UINT64_MAX says rank 0
+               failed: every rank stops (rank 0 with the reason). */
+            cm_status rst = CM_OK;
+            if (o->rank == 0 && resume_path && (rst = cm_read_file(resume_path, SIZE_MAX, &resume_bytes, &resume_len)))
+                cm_error_prefix("--resume");
+            uint64_t hdr[2] = {rst ? UINT64_MAX : (uint64_t)resume_len, resume_path ? strlen(resume_path) : 0};
+            if ((st = cm_dist_bcast(hdr, sizeof hdr, 0))) goto done;
+            if (hdr[0] == UINT64_MAX) {
+                st = o->rank == 0 ? rst : cm_error(CM_ERR_IO, "--resume: rank 0 could not read the checkpoint");
+                goto done;
+            }
+            if (o->rank != 0 && hdr[1]) {
+                resume_path = cm_calloc(hdr[1] + 1, 1, "resume path");
+                if (!resume_path) { st = CM_ERR_OOM; goto done; }
+            }
+            if (hdr[1] && (st = cm_dist_bcast(resume_path, hdr[1], 0))) goto done;
+            if (hdr[1]) {
+                void *b = resume_bytes;
+                size_t len = resume_len;
+                if ((st = cm_dist_bcast_blob(&b, &len, 0))) goto done;
+                resume_bytes = b; resume_len = len;
+                if ((st = cm_tensorfile_open_memory(resume_bytes, resume_len, resume_path, &ckf))) { cm_error_prefix("--resume"); goto done; }
+            }
+        } else if (resume_path && (st = cm_tensorfile_open(resume_path, &ckf))) { cm_error_prefix("--resume"); goto done; }
+        if (ckf) {
             CmCkptMeta meta;
-            if ((st = cm_checkpoint_read_meta(resume_path, &meta, NULL))) { cm_error_prefix("--resume"); goto done; }
+            if ((st = cm_ckpt_meta_read(ckf, resume_path, &meta, NULL))) { cm_tensorfile_close(ckf); cm_error_prefix("--resume"); goto done; }
             if (meta.trainable_only && meta.base_sha256[0] && base_sha[0] && strcmp(meta.base_sha256, base_sha)) {
                 st = cm_error(CM_ERR_ARG, "--resume %s: trained on a base model with SHA-256 %.12s..., --pretrained %s is %.12s...",
                               resume_path, meta.base_sha256, r->base_model, base_sha);
+                cm_tensorfile_close(ckf);
                 goto done;
             }
-            if ((st = cm_checkpoint_load(resume_path, m, &t.opt, &meta))) { cm_error_prefix("--resume"); goto done; }
+            st = cm_checkpoint_load_file(ckf, resume_path, m, &t.opt, &meta);
+            cm_tensorfile_close(ckf);
+            cm_free(resume_bytes);
+            resume_bytes = NULL;
+            if (st) { cm_error_prefix("--resume"); goto done; }
+            int world = o->world > 1 ? o->world : 1;
+            if (meta.world > 0 && meta.world != world)
+                cm_warn("--resume %s: the checkpoint was trained by %d rank%s, this run has %d: the data order from here on differs "
+                        "from an uninterrupted run (global batch %d x %d x accum %d); weights, optimizer state and step carry on",
+                        resume_path, meta.world, meta.world == 1 ? "" : "s", world, world, B, K);
             start_epoch = meta.epoch;
             t.step = meta.step;
             skip_steps = meta.epoch_step;
@@ -327,13 +377,14 @@ cm_status cm_train_run(CmRun *r) {
     int64_t steps_this_run = 0;
     const uint64_t seed = (uint64_t)o->seed;
     char digits_buf[32];
-    int sample_digits = snprintf(digits_buf, sizeof digits_buf, "%lld", (long long)(r->train->num_batches * B));
+    int sample_digits = snprintf(digits_buf, sizeof digits_buf, "%lld", (long long)(r->train->num_batches * B) * (o->world > 1 ? o->world : 1));
 
     for (int64_t epoch = start_epoch; epoch < o->epochs; epoch++) {
         cm_info("Start epoch %lld", (long long)epoch);
         cm_acts_seed(t.acts, cm_epoch_seed(seed, 0, 1));   /* masks vary with the step, not the epoch */
         if ((st = r->train->start_epoch(r->train, epoch))) goto done;
-        Avg a_loss = {0}, a_con = {0}, a_cls = {0}, a_data = {0}, a_batch = {0};
+        Avg a_loss = {0}, a_con = {0}, a_cls = {0}, a_data = {0}, a_batch = {0}, a_comm = {0}, a_cbytes = {0};
+        const bool group = o->world > 1;
         int64_t i0 = 0;
         if (epoch == start_epoch && skip_steps > 0) {
             /* mid-epoch resume: the source restarted from (seed, epoch); replay the batches the
@@ -352,6 +403,7 @@ cm_status cm_train_run(CmRun *r) {
                     cm_now() - tr);
         }
         double t_last = cm_now(), data_time = 0;
+        cm_dist_stats(true);   /* Comm (t): what the steps of this epoch communicate */
         for (int64_t i = i0; i < r->train->num_batches; i++) {
             int slot = (int)(i % K);
             if (slot == 0 && stop_agreed(r) && (i > i0 || steps_this_run == 0) && i / K < steps_per_epoch) {
@@ -370,6 +422,13 @@ cm_status cm_train_run(CmRun *r) {
                                   (long long)epoch, (long long)r->train->skipped);
                     goto done;
                 }
+                if (got == 0 && o->world > 1) {   /* the other ranks would wait in the next step's all-gather */
+                    st = cm_error(CM_ERR_IO, "--train-data: epoch %lld: this rank's share of the data ran out after %lld of %lld batches "
+                                  "(%lld bad samples/shards skipped); every rank must make the same steps (fewer samples than "
+                                  "--train-num-samples says?)", (long long)epoch, (long long)i, (long long)r->train->num_batches,
+                                  (long long)r->train->skipped);
+                    goto done;
+                }
                 if (got == 0) { cm_warn("epoch %lld: the data ran out after %lld of %lld batches", (long long)epoch, (long long)i, (long long)r->train->num_batches); break; }
                 st = cm_error(CM_ERR_ARG, "training data: a partial batch of %d (batch size %d)", got, B);
                 goto done;
@@ -382,10 +441,13 @@ cm_status cm_train_run(CmRun *r) {
             if (r->on_step) r->on_step(r->cb_ctx, t.step - 1, &s);
             steps_this_run++;
             double now = cm_now();
+            CmDistStats comm = cm_dist_stats(true);
             if (steps_fd >= 0 &&
                 (st = write_step_line(steps_fd, steps_path, t.step, epoch, i_accum + 1, &s, (double)B * K / (now - t_last + 1e-12),
-                                      data_time, now - t_last)))
+                                      data_time, now - t_last, group ? &comm : NULL)))
                 goto done;
+            avg_add(&a_comm, comm.seconds);
+            avg_add(&a_cbytes, (double)comm.bytes);
             avg_add(&a_batch, now - t_last);
             avg_add(&a_data, data_time);
             t_last = now; data_time = 0;
@@ -397,12 +459,17 @@ cm_status cm_train_run(CmRun *r) {
                 double remaining = (double)(tc.sched.total_steps - t.step) * ((cm_now() - t_run0) / (double)steps_this_run);
                 char eta[32];
                 fmt_eta(remaining, eta, sizeof eta);
-                cm_info("Train Epoch: %lld [%*lld/%lld (%.0f%%)] Data (t): %.3f Batch (t): %.3f, %#g/s, %#g/s/gpu LR: %5f "
+                /* under MPI: samples of the whole job (OpenCLIP: batch x world), per-rank rate in /s/gpu,
+                   and Comm (t) (seconds and MB this rank communicated per step) beside Data / Batch */
+                int W = group ? o->world : 1;
+                char comm_s[64] = "";
+                if (group) snprintf(comm_s, sizeof comm_s, " Comm (t): %.3f (%.2f MB)", avg_get(&a_comm), avg_get(&a_cbytes) / 1e6);
+                cm_info("Train Epoch: %lld [%*lld/%lld (%.0f%%)] Data (t): %.3f Batch (t): %.3f%s, %#g/s, %#g/s/gpu LR: %5f "
                         "Logit Scale: %.3f Contrastive_loss: %#.5g (%#.5g) Classification_loss: %#.5g (%#.5g) Loss: %#.5g (%#.5g) ETA: %s",
-                        (long long)epoch, sample_digits, (long long)num_samples, (long long)(r->train->num_batches * B),
-                        100.0 * batch_count / steps_per_epoch, avg_get(&a_data), avg_get(&a_batch), sps, sps, s.lr,
+                        (long long)epoch, sample_digits, (long long)num_samples * W, (long long)(r->train->num_batches * B) * W,
+                        100.0 * batch_count / steps_per_epoch, avg_get(&a_data), avg_get(&a_batch), comm_s, sps * W, sps, s.lr,
                         s.logit_scale, s.loss_con, avg_get(&a_con), s.loss_cls, avg_get(&a_cls), s.loss, avg_get(&a_loss), eta);
-                a_data = (Avg){0}; a_batch = (Avg){0};
+                a_data = (Avg){0}; a_batch = (Avg){0}; a_comm = (Avg){0}; a_cbytes = (Avg){0};
             }
         }
         int64_t completed = epoch + 1;
@@ -485,6 +552,7 @@ done:
     cm_trainer_free(&t);
     cm_free(img); cm_free(tok); cm_free(lab);
     cm_free(resume_path);
+    cm_free(resume_bytes);
     if (outlog) { cm_log_set_sink(NULL, NULL); fclose(outlog); }
     return st;
 }

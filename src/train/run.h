@@ -37,6 +37,7 @@ typedef struct {
     CmBatchSource *val;          /* NULL: no validation */
     const char *base_model;      /* the --pretrained weights file, NULL when trained from scratch */
     const char *tokenizer;       /* recorded in checkpoints: "bpe" (NULL) or "bytes" */
+    char base_sha256[65];        /* SHA-256 of base_model when already known (the data-parallel check), else "" */
     bool dropout;                /* head dropout in training (true normally; false for golden checks) */
     void (*on_step)(void *ctx, int64_t step, const CmStepStats *s);   /* optional, after each step */
     void *cb_ctx;

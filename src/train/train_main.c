@@ -9,6 +9,8 @@
 #include <string.h>
 #include "data/wds.h"
 #include "train/setup.h"
+#include "train/dist_agree.h"
+#include "io/sha256.h"
 #include "data/loader_source.h"
 #include "data/shards.h"
 #include "data/textenc.h"
@@ -59,6 +61,11 @@ cm_status cm_train_main_stop(const CmTrainConfig *o, CmRun *r, void (*on_step)(v
         goto out;
     }
     if ((st = cm_textenc_open(&te, o->tokenizer, o->vocab, base))) goto out;
+    /* under MPI: every rank runs the same job (flags, model, base weights), checked before any data moves */
+    if (o->world > 1) {
+        if (base && (st = cm_sha256_file(base, r->base_sha256))) goto out;
+        if ((st = cm_train_dist_agree(o, m, r->base_sha256))) goto out;
+    }
 
     if (!te.bytes && m->cfg.text.context_length == 77) {
         /* the threaded loader: OpenCLIP's sampling, shuffles and epoch sizing */
