@@ -51,6 +51,7 @@ const CmModel *cm_infer_model(const CmInfer *s) { return s->m; }
 
 static cm_status run_tower(CmInfer *s, bool vision, const float *images, const int32_t *tokens, int B, float *raw, float *feat) {
     if (B < 1) return cm_error(CM_ERR_ARG, "batch size %d < 1", B);
+    if (!vision) s->ts.text_padded = s->m->text_padded;   /* the current setting, not the one at session creation */
     const TowerSpec *sp = vision ? &s->vs : &s->ts;
     TowerActs *ta = vision ? &s->vis : &s->txt;
     size_t E = sp->E, img = (size_t)3 * sp->S * sp->S;

@@ -245,7 +245,8 @@ void cm_model_zero_grad(CmModel *m);
 static inline void cm_model_set_amp(CmModel *m, bool bf16) { m->amp_bf16 = bf16; }
 /* Text batches run packed by default: every caption only up to its own EOT (the sum of the
    lengths, not B x the longest), the same numbers as the padded computation up to fp32 rounding.
-   padded = true restores [B, longest] rows (benchmarks and tests compare the two). */
+   padded = true restores [B, longest] rows (benchmarks and tests compare the two). Read at every
+   forward, so activations (CmActs) and inference sessions created before the call follow it. */
 static inline void cm_model_set_text_padding(CmModel *m, bool padded) { m->text_padded = padded; }
 int64_t cm_model_trainable_count(const CmModel *m);
 /* --precision int8 (inference only): quantise the towers' linear weights (patch embedding,
