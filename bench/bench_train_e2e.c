@@ -315,11 +315,12 @@ static int model_only_child(const Cfg *c, bool amp, const char *logs, const char
     cm_model_set_amp(m, amp);
     CmTextEnc te;
     if (cm_textenc_open(&te, "bpe", NULL, base)) return die("tokenizer");
-    CmLoaderConfig lc = {0};
+    CmBatchesConfig lc = {0};
     lc.urls = o.train_data; lc.train = true; lc.resampled = true; lc.batch_size = c->B; lc.workers = c->workers;
-    lc.num_samples = o.train_num_samples; lc.seed = 1; lc.world_size = 1; lc.image_size = m->cfg.vision.image_size; lc.tok = te.bpe;
+    lc.num_samples = o.train_num_samples; lc.seed = 1; lc.world_size = 1; lc.image_size = m->cfg.vision.image_size;
+    lc.context_len = m->cfg.text.context_length; lc.te = &te;
     CmBatchSource *ld = NULL;
-    if (cm_batches_loader(&lc, &ld) || ld->start_epoch(ld, 0)) return die("loader");
+    if (cm_batches_open(&lc, &ld) || ld->start_epoch(ld, 0)) return die("loader");
     const int B = c->B, S = m->cfg.vision.image_size, NB = 2;
     const size_t isz = (size_t)3 * S * S;
     float *img = cm_malloc(sizeof(float) * isz * B * NB, "images");
