@@ -129,7 +129,7 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libclipmod.a $(LAB_OBJ)
 # The test runner needs build/clipmod too (CLI tests call it as outside tests do). tests/test_*.sh
 # are shell tests (run with sh; they get BUILD, MARCH, OPT and CC from here).
 SH_TESTS := $(sort $(wildcard tests/test_*.sh))
-test: all $(TESTS)
+test: all $(TESTS) $(BENCHES)   # the benches are built (not run) so that an interface change cannot break them unseen
 	@BUILD=$(BUILD) CLIPMOD_SANITIZED=$(CLIPMOD_SANITIZED) MARCH="$(MARCH)" OPT="$(OPT)" CC="$(CC)" sh tests/run_tests.sh $(TESTS) $(SH_TESTS)
 
 asan:

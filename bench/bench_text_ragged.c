@@ -5,9 +5,11 @@
  *   - text encode at batch B (default 256): texts/s packed vs padded ([B, longest caption]), in
  *     the same run, alternating; the features of both (max abs difference: the numbers are equal);
  *   - one LoRA training step (forward with activations + loss + backward) at batch B_step (default
- *     64; pass 256 for the seed's shape, ~1 min per step on 2 cores) packed vs padded.
- * Usage: build/bench/bench_text_ragged [B] [B_step] [iterations]. Runs with OMP_WAIT_POLICY=passive
- * unless the variable is set (see bench_model.c).
+ *     256, the seed's shape: ~30-60 s per step on 2 cores) packed vs padded, alternating, after one
+ *     untimed round of each; the loss and every gradient of both (max abs difference against the
+ *     largest gradient: the numbers are equal).
+ * Usage: build/bench/bench_text_ragged [B] [B_step] [iterations] [step iterations (default 1)].
+ * Runs with OMP_WAIT_POLICY=passive unless the variable is set (see bench_model.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,9 +79,10 @@ int main(int argc, char **argv) {
         setenv("OMP_WAIT_POLICY", "passive", 1);
         execv("/proc/self/exe", argv);
     }
-    int B = argc > 1 ? atoi(argv[1]) : 256, Bs = argc > 2 ? atoi(argv[2]) : 64, iters = argc > 3 ? atoi(argv[3]) : 2;
-    if (B < 1 || B > 4096 || Bs < 1 || Bs > B || iters < 1) {
-        fprintf(stderr, "usage: bench_text_ragged [B 1..4096] [B_step 1..B] [iterations >= 1]\n");
+    int B = argc > 1 ? atoi(argv[1]) : 256, Bs = argc > 2 ? atoi(argv[2]) : 256, iters = argc > 3 ? atoi(argv[3]) : 2;
+    int step_iters = argc > 4 ? atoi(argv[4]) : 1;
+    if (B < 1 || B > 4096 || Bs < 1 || Bs > B || iters < 1 || step_iters < 1) {
+        fprintf(stderr, "usage: bench_text_ragged [B 1..4096] [B_step 1..B] [iterations >= 1] [step iterations >= 1]\n");
         return 2;
     }
     cm_threads_set(0);
@@ -143,8 +146,11 @@ int main(int argc, char **argv) {
     cm_rng_seed(&r, 1);
     for (size_t i = 0; i < (size_t)Bs * 3 * 224 * 224; i++) img[i] = (float)cm_rng_normal(&r);
     for (int b = 0; b < Bs; b++) lab[b] = b % 7;
-    double ts[2] = {0, 0};
-    for (int i = 0; i <= iters; i++)
+    double ts[2] = {0, 0}, loss[2] = {0, 0};
+    size_t ng = m->n_grad_floats;
+    float *g0 = cm_malloc(ng * sizeof(float), "packed grads");
+    if (!g0) return 1;
+    for (int i = 0; i <= step_iters; i++)
         for (int padded = 0; padded <= 1; padded++) {
             cm_model_set_text_padding(m, padded);
             double s0 = cm_now();
@@ -154,9 +160,19 @@ int main(int argc, char **argv) {
             CHK(cm_loss(fp, fq, hl, lab, Bs, 512, 7, m->logit_scale.data[0], 1, 1, &lv, dU, dV, dh, NULL));
             CHK(cm_model_backward(m, a, dU, dV, dh));
             if (i) ts[padded] += cm_now() - s0;   /* the first round warms up */
+            loss[padded] = lv.loss;
+            if (!padded) memcpy(g0, m->grad_arena, ng * sizeof(float));
         }
-    printf("LoRA train step b%d fp32: packed %.2f samples/s, padded %.2f samples/s: %.2fx\n", Bs, Bs * iters / ts[0],
-           Bs * iters / ts[1], ts[1] / ts[0]);
+    double gd = 0, gmax = 0;   /* padded grads are in grad_arena now */
+    for (size_t i = 0; i < ng; i++) {
+        double e = fabs((double)g0[i] - m->grad_arena[i]);
+        if (e > gd) gd = e;
+        if (fabs((double)g0[i]) > gmax) gmax = fabs((double)g0[i]);
+    }
+    printf("LoRA train step b%d fp32: packed %.2f samples/s, padded %.2f samples/s: %.2fx; loss %.7g vs %.7g, "
+           "%zu gradient values max |diff| %.2e (largest |grad| %.2e: %.1e relative)\n", Bs, Bs * step_iters / ts[0],
+           Bs * step_iters / ts[1], ts[1] / ts[0], loss[0], loss[1], ng, gd, gmax, gmax > 0 ? gd / gmax : 0.0);
+    cm_free(g0);
     cm_acts_free(a);
     cm_free(img); cm_free(dU); cm_free(dV); cm_free(hl); cm_free(dh); cm_free(lab);
     cm_free(tok); cm_free(fp); cm_free(fq);

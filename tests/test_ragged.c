@@ -22,6 +22,7 @@
 #include "kernels/ops.h"
 #include "kernel_lab/ref_ops.h"
 #include "model/model.h"
+#include "model/infer.h"
 
 // ---------------------------------------------------------------------------------------------
 // kernel: varlen attention == per-sequence reference
@@ -173,15 +174,19 @@ static void test_features_packed_vs_padded(void) {
     cm_model_free(m);
 }
 
-/* one forward + loss + backward; grads into m's gradient buffers */
+/* one forward + loss + backward on activations a; grads into m's gradient buffers */
+static int step_on(CmModel *m, CmActs *a, const float *img, const int32_t *tok, const int32_t *lab, float *V) {
+    float U[NB * 32], dU[NB * 32], dV[NB * 32], hl[NB * 7], dh[NB * 7];
+    cm_model_zero_grad(m);
+    return cm_model_forward(m, a, img, tok, NB, false, U, V, hl) ||
+           cm_loss(U, V, hl, lab, NB, 32, 7, m->logit_scale.data[0], 1, 1, NULL, dU, dV, dh, NULL) ||
+           cm_model_backward(m, a, dU, dV, dh);
+}
+
 static int step(CmModel *m, bool ckpt, const float *img, const int32_t *tok, const int32_t *lab, float *V) {
     CmActs *a = NULL;
     if (cm_acts_create(m, NB, ckpt, &a)) return 1;
-    float U[NB * 32], dU[NB * 32], dV[NB * 32], hl[NB * 7], dh[NB * 7];
-    cm_model_zero_grad(m);
-    int rc = cm_model_forward(m, a, img, tok, NB, false, U, V, hl) ||
-             cm_loss(U, V, hl, lab, NB, 32, 7, m->logit_scale.data[0], 1, 1, NULL, dU, dV, dh, NULL) ||
-             cm_model_backward(m, a, dU, dV, dh);
+    int rc = step_on(m, a, img, tok, lab, V);
     cm_acts_free(a);
     return rc;
 }
@@ -223,6 +228,60 @@ static void grads_case(CmTrainMode mode, bool ckpt) {
     cm_model_free(q);
 }
 
+/* cm_model_set_text_padding after cm_acts_create takes effect at the next forward (bench_text_ragged
+   times both layouts on one CmActs; it used to keep the layout of the creation, so its "packed vs
+   padded" step compared padded with padded): bit-identical to activations created in that layout. */
+static void test_padding_toggle_same_acts(void) {
+    CmModel *m = tiny_model();
+    REQUIRE(m, "model: %s", cm_last_error());
+    REQ_OK(cm_model_set_mode(m, CM_TRAIN_LORA, false, false));
+    int32_t tok[NB * 77], lab[NB] = {0, 6, 1, 0, 4, 2, 0, 5, 0};
+    make_tokens(tok);
+    float *img = cm_malloc((size_t)NB * 3 * 64 * 64 * 4, "images");
+    size_t ng = m->n_grad_floats;
+    float *g[4] = {cm_malloc(ng * 4, "g"), cm_malloc(ng * 4, "g"), cm_malloc(ng * 4, "g"), cm_malloc(ng * 4, "g")};
+    REQUIRE(img && g[0] && g[1] && g[2] && g[3], "alloc");
+    CmRng r;
+    cm_rng_seed(&r, 13);
+    for (int i = 0; i < NB * 3 * 64 * 64; i++) img[i] = (float)cm_rng_normal(&r);
+    float V[4][NB * 32];
+    /* fresh activations in each layout: the references */
+    for (int padded = 0; padded <= 1; padded++) {
+        cm_model_set_text_padding(m, padded);
+        REQ_OK(step(m, false, img, tok, lab, V[padded]));
+        memcpy(g[padded], m->grad_arena, ng * 4);
+    }
+    CHECK(memcmp(g[0], g[1], ng * 4) != 0, "packed and padded gradients are bit-identical: this test cannot tell them apart");
+    /* one CmActs, created packed, then padded, packed */
+    cm_model_set_text_padding(m, false);
+    CmActs *a = NULL;
+    REQ_OK(cm_acts_create(m, NB, false, &a));
+    for (int k = 0; k < 2; k++) {
+        bool padded = k == 0;
+        cm_model_set_text_padding(m, padded);
+        REQ_OK(step_on(m, a, img, tok, lab, V[2 + k]));
+        memcpy(g[2 + k], m->grad_arena, ng * 4);
+        CHECK(!memcmp(g[2 + k], g[padded], ng * 4) && !memcmp(V[2 + k], V[padded], sizeof V[0]),
+              "set_text_padding(%d) after cm_acts_create: the step differs from fresh activations in that layout", padded);
+    }
+    cm_acts_free(a);
+    /* the same for an inference session created before the call */
+    CmInfer *ses = NULL;
+    cm_model_set_text_padding(m, false);
+    REQ_OK(cm_infer_create(m, NB, &ses));
+    for (int padded = 1; padded >= 0; padded--) {
+        float fs[NB * 32], ff[NB * 32];
+        cm_model_set_text_padding(m, padded);
+        REQ_OK(cm_infer_encode_text(ses, tok, NB, NULL, fs));
+        REQ_OK(cm_encode_text(m, tok, NB, NULL, ff));
+        CHECK(!memcmp(fs, ff, sizeof fs), "set_text_padding(%d) after cm_infer_create: features differ from a fresh session's", padded);
+    }
+    cm_infer_free(ses);
+    for (int i = 0; i < 4; i++) cm_free(g[i]);
+    cm_free(img);
+    cm_model_free(m);
+}
+
 static void test_grads_lora(void) { grads_case(CM_TRAIN_LORA, false); }
 static void test_grads_full(void) { grads_case(CM_TRAIN_FULL, false); }
 static void test_grads_full_ckpt(void) { grads_case(CM_TRAIN_FULL, true); }
@@ -232,6 +291,7 @@ int main(void) {
     RUN(test_embedding_rows);
     RUN(test_features_packed_vs_padded);
     RUN(test_grads_lora);
+    RUN(test_padding_toggle_same_acts);
     RUN(test_grads_full);
     RUN(test_grads_full_ckpt);
     return tl_summary("test_ragged");

@@ -145,10 +145,10 @@ static void test_f16_bf16_exhaustive(void) {
     for (uint32_t h = 0; h < 65536; h++) {
         float f = cm_bf16_to_f32((uint16_t)h);
         bool nan = (h & 0x7f80) == 0x7f80 && (h & 0x7f);
-        if (!nan && cm_f32_to_bf16(f) != h) bad3++;
+        if (!nan && cm_bf16_from_f32(f) != h) bad3++;
     }
     CHECK(bad3 == 0, "%d bf16 patterns wrong", bad3);
-    CHECK(cm_f32_to_bf16(1.00390625f) == 0x3f80 && cm_f32_to_bf16(1.01171875f) == 0x3f82, "bf16 ties to even");
+    CHECK(cm_bf16_from_f32(1.00390625f) == 0x3f80 && cm_bf16_from_f32(1.01171875f) == 0x3f82, "bf16 ties to even");
     float one = 1.0f;
     CmTensorView v = {.name = "t", .dtype = CM_BF16, .ndim = 0, .numel = 1, .nbytes = 2};
     uint16_t b = 0x3f80;

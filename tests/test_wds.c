@@ -2,7 +2,7 @@
  * test_wds.c — shard URLs and sampling (src/data/wds_urls.c) and labels (wds.c):
  * braceexpand cases (ranges, zero padding, lists, nesting, escapes, literal groups, unbalanced),
  * `::` sources with upsampling factors, the share of each source over 100,000 weighted draws
- * within 2% of w*n / sum(w*n), OpenCLIP's epoch sizing (facts §8 worked example), sizes.json,
+ * within 2% of w*n / sum(w*n), OpenCLIP's epoch sizing (the arithmetic of OpenCLIP's get_wds_dataset), sizes.json,
  * and the label rules of DESIGN §4.2 for our and the seed project's metadata.
  */
 #include "testlib.h"
@@ -121,7 +121,7 @@ static void test_sources_and_weights(void) {
 
 static void test_epoch_size(void) {
     CmEpochSize e;
-    /* facts §8 worked example: 1 GPU, bs 2048, 8 workers, 128,000 samples */
+    /* the arithmetic of OpenCLIP's get_wds_dataset: 1 GPU, bs 2048, 8 workers, 128,000 samples */
     REQUIRE(cm_epoch_size(128000, 2048, 1, 8, &e) == 0, "%s", cm_last_error());
     CHECK(e.num_batches == 64 && e.num_worker_batches == 8 && e.num_samples == 131072, "%lld %lld %lld",
           (long long)e.num_batches, (long long)e.num_worker_batches, (long long)e.num_samples);

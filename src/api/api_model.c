@@ -116,13 +116,7 @@ clipmod_status clipmod_encode_text(const clipmod_model *h, const int32_t *tokens
 
 /* probs[n,K] from logits, in double (the numbers `clipmod predict` prints). */
 static void softmax_rows(const float *L, int n, int K, float *probs) {
-    for (int i = 0; i < n; i++) {
-        const float *l = L + (size_t)i * K;
-        double mx = l[0], z = 0;
-        for (int k = 1; k < K; k++) if (l[k] > mx) mx = l[k];
-        for (int k = 0; k < K; k++) z += exp(l[k] - mx);
-        for (int k = 0; k < K; k++) probs[(size_t)i * K + k] = (float)(exp(l[k] - mx) / z);
-    }
+    for (int i = 0; i < n; i++) cm_class_probs(L + (size_t)i * K, K, NULL, probs + (size_t)i * K);
 }
 
 clipmod_status clipmod_classify(const clipmod_model *h, const float *images, const int32_t *tokens, int n,

@@ -2,6 +2,7 @@
  * predict_out.c — see predict_out.h.
  */
 #include "cli/predict_out.h"
+#include "model/infer.h"
 
 #include <errno.h>
 #include <math.h>
@@ -17,15 +18,7 @@ const char *pred_class_name(int c, int C, char *buf, size_t n) {
     return buf;
 }
 
-int pred_softmax(const float *h, int C, double *p) {
-    double mx = h[0], se = 0;
-    int top = 0;
-    for (int c = 1; c < C; c++) if (h[c] > h[top]) top = c;
-    mx = h[top];
-    for (int c = 0; c < C; c++) se += (p[c] = exp((double)h[c] - mx));
-    for (int c = 0; c < C; c++) p[c] /= se;
-    return top;
-}
+int pred_softmax(const float *h, int C, double *p) { return cm_class_probs(h, C, p, NULL); }
 
 static void json_str(FILE *f, const char *s) {
     fputc('"', f);

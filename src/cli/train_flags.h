@@ -1,7 +1,7 @@
 /*
  * train_flags.h — the flags of `clipmod train` (CLI only; the library's trainer takes a
  * CmTrainConfig, src/train/train_config.h): OpenCLIP v2.30's params.py flags with OpenCLIP's
- * names and defaults (reference §9), the seed's additions (--enable-lora, --lora-rank,
+ * names and defaults (OpenCLIP v2.30 open_clip_train/params.py), the seed's additions (--enable-lora, --lora-rank,
  * --lora-alpha, loss weights), defaults that depend on the model (ViT: lr 5e-4, betas 0.9/0.98,
  * eps 1e-6), validation, the run name, params.txt written as OpenCLIP writes it.
  *

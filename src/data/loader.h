@@ -1,5 +1,5 @@
 /*
- * loader.h — the training / validation data loader (DESIGN §4.1, facts §8): WebDataset shards
+ * loader.h — the training / validation data loader (DESIGN §4.1, OpenCLIP v2.30 open_clip_train/data.py): WebDataset shards
  * -> batches of images [B,3,S,S] float32, tokens [B,ctx] int32 (77 unless configured) and labels
  * [B] int32. The only shard reader of training and evaluation (loader_source.h's cm_batches_open
  * wraps it as a batch source).

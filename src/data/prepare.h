@@ -1,6 +1,6 @@
 /*
  * prepare.h — `clipmod prepare`: the raw datasets in their published layouts -> class shards
- * (DESIGN §4.3, §7; datasets.md §1-§3):
+ * (DESIGN §4.3, §7; the datasets are described in docs/data.md):
  *   OUT/class_<id>/00000.tar ... + OUT/class_<id>/sizes.json (only classes that got samples),
  *   OUT/report.json {"written","missing_images","bad_rows","bad_images","repaired_text","per_class":{"0".."6"}}.
  *   A caption with invalid UTF-8 (a raw Fakeddit title) is repaired, not dropped: each byte that

@@ -1,5 +1,5 @@
 /*
- * tokenizer.c — OpenCLIP's SimpleTokenizer (facts §5): finding and loading the vocabulary, byte-pair
+ * tokenizer.c — OpenCLIP's SimpleTokenizer (open_clip/tokenizer.py): finding and loading the vocabulary, byte-pair
  * encoding with a thread-safe cache, and the encode / frame / truncate / pad steps; the text stages
  * (UTF-8, html.unescape, whitespace, lower, pre-tokenisation) are in tokenizer_text.c and the
  * vocabulary files in tokenizer_vocab.c.

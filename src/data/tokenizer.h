@@ -1,5 +1,5 @@
 /*
- * tokenizer.h — OpenCLIP's SimpleTokenizer in C (DESIGN §5, facts §5): byte-level BPE with the
+ * tokenizer.h — OpenCLIP's SimpleTokenizer in C (DESIGN §5, open_clip/tokenizer.py): byte-level BPE with the
  * 48,894 merges of bpe_simple_vocab_16e6.txt.gz (or HF vocab.json + merges.txt), html unescape
  * twice, whitespace clean, lowercase, the pre-tokenisation pattern with Unicode classes from
  * utf8proc, SOT 49406 / EOT 49407, context 77, truncation keeps EOT last, pad 0.

@@ -1,5 +1,5 @@
 /*
- * tokenizer_vocab.c — loading the BPE vocabulary (facts §5):
+ * tokenizer_vocab.c — loading the BPE vocabulary (open_clip/tokenizer.py):
  *   - bpe_simple_vocab_16e6.txt.gz (or any merges text, gzipped or not): lines[1 : 48895] are the
  *     48,894 merges "a b"; the vocabulary is built as OpenCLIP builds it: the 256 byte-unicode
  *     chars in bytes_to_unicode order, the same + "</w>", the merges joined, then <start_of_text>,

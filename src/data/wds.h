@@ -1,5 +1,5 @@
 /*
- * wds.h — WebDataset on top of tar.h (DESIGN §4.1, §4.2; datasets.md §4; facts §8, §11.4):
+ * wds.h — WebDataset on top of tar.h (DESIGN §4.1, §4.2; webdataset's tar grouping; OpenCLIP v2.30 open_clip_train/data.py; the seed project's data code):
  *   - grouping tar members into samples exactly as webdataset's tariterators (key = path up to
  *     the first '.' of the basename, directory prefix included; extension = the rest,
  *     lower-cased; a new sample when the key changes or an extension repeats; names without a
@@ -86,7 +86,7 @@ int cm_shardlist_draw(const CmShardList *sl, CmRng *rng);
 /* Fisher-Yates shuffle of idx[0..n). */
 void cm_shuffle_ints(int *idx, int n, CmRng *rng);
 
-/* ---- epoch sizing (OpenCLIP get_wds_dataset, facts §8) ---- */
+/* ---- epoch sizing (OpenCLIP v2.30 open_clip_train/data.py, get_wds_dataset) ---- */
 typedef struct {
     int64_t num_samples;        /* per epoch, after rounding */
     int64_t num_batches;        /* global batches per epoch */

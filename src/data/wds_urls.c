@@ -1,5 +1,5 @@
 /*
- * wds_urls.c — shard URLs and epoch arithmetic (datasets.md §4.2, facts §8):
+ * wds_urls.c — shard URLs and epoch arithmetic (webdataset's tar grouping; OpenCLIP v2.30 open_clip_train/data.py):
  *   braceexpand exactly as trendels/braceexpand 0.1.7 (integer and letter ranges with optional
  *   step, zero padding when an endpoint has a leading zero, `{a,b}` lists, nesting, `\` escapes,
  *   a brace group that is neither a range nor a list stays literal, unbalanced braces are an

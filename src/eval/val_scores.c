@@ -2,6 +2,7 @@
  * val_scores.c — validation batches -> per-sample scores. See val_scores.h.
  */
 #include "eval/val_scores.h"
+#include "model/infer.h"
 
 #include <math.h>
 
@@ -13,11 +14,7 @@ cm_status cm_val_scores_collect(void *ctx, CmBatchSource *src, const float *logi
         return cm_error(CM_ERR_ARG, "scores: %d classes, the model has %d", s->k, n_classes);
     float p[CM_EVAL_MAX_CLASSES];
     for (int i = 0; i < n; i++) {
-        const float *z = logits + (size_t)i * n_classes;
-        double mx = z[0], sum = 0;
-        for (int c = 1; c < n_classes; c++) if (z[c] > mx) mx = z[c];
-        for (int c = 0; c < n_classes; c++) sum += exp((double)z[c] - mx);
-        for (int c = 0; c < n_classes; c++) p[c] = (float)(exp((double)z[c] - mx) / sum);
+        cm_class_probs(logits + (size_t)i * n_classes, n_classes, NULL, p);
         const char *url = NULL, *key = cm_batches_sample_key(src, i, &url);
         cm_status st = cm_scores_add_abs(s, key, url, labels[i], p);
         if (st) return st;

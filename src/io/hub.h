@@ -22,7 +22,7 @@ typedef struct {
 /* The entry for (model, tag); model may be NULL (first entry with that tag). NULL when unknown. */
 const CmPretrainedTag *cm_pretrained_lookup(const char *model, const char *tag);
 
-/* The files OpenCLIP tries, in order (facts §1): open_clip_model.safetensors, open_clip_pytorch_model.bin. */
+/* The files OpenCLIP tries, in order (OpenCLIP v2.30 pretrained.py / factory.py): open_clip_model.safetensors, open_clip_pytorch_model.bin. */
 #define CM_HF_SAFE_WEIGHTS_NAME "open_clip_model.safetensors"
 #define CM_HF_WEIGHTS_NAME "open_clip_pytorch_model.bin"
 

@@ -81,20 +81,6 @@ uint16_t cm_f32_to_f16(float f) {
     return sign | (uint16_t)q;
 }
 
-float cm_bf16_to_f32(uint16_t h) {
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-uint16_t cm_f32_to_bf16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    if ((x & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;             /* nan, as c10::BFloat16 */
-    x += 0x7fff + ((x >> 16) & 1);
-    return (uint16_t)(x >> 16);
-}
 
 cm_status cm_tensor_to_f32(const CmTensorView *t, float *dst) {
     const uint8_t *s = t->data;

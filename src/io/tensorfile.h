@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "common/common.h"
+#include "common/bf16.h"
 
 typedef enum { CM_F32, CM_F16, CM_BF16, CM_F64, CM_I64, CM_I32, CM_I16, CM_I8, CM_U8, CM_BOOL } CmDType;
 #define CM_MAX_DIMS 8
@@ -89,12 +90,11 @@ const char *cm_dtype_name(CmDType t);   /* safetensors spelling: "F32", "F16", "
 cm_status cm_tensor_to_f32(const CmTensorView *t, float *dst);
 /* Convert an integer or bool tensor to int64 (exact); dst has t->numel elements. */
 cm_status cm_tensor_to_i64(const CmTensorView *t, int64_t *dst);
-/* Exact scalar conversions: f16/bf16 -> f32 exact; f32 -> f16/bf16 round to nearest even
-   (as torch's .half() / .bfloat16(); NaN stays NaN, overflow gives inf). */
+/* Exact scalar conversions: f16 -> f32 exact; f32 -> f16 round to nearest even (as torch's
+   .half(); NaN stays NaN, overflow gives inf). bf16: common/bf16.h (cm_bf16_to_f32 /
+   cm_bf16_from_f32, the library's one conversion). */
 float cm_f16_to_f32(uint16_t h);
 uint16_t cm_f32_to_f16(float f);
-float cm_bf16_to_f32(uint16_t h);
-uint16_t cm_f32_to_bf16(float f);
 /* Parse a safetensors dtype name ("F32", ...); false when unknown. */
 bool cm_dtype_parse(const char *s, CmDType *out);
 

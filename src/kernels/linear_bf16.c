@@ -20,30 +20,18 @@
 #include "kernels/ops.h"
 #include "kernels/vecmath.h"
 #include "common/common.h"
+#include "common/bf16.h"
 #include "kernels/kernels_internal.h"
 #include <string.h>
 
 // ---------------------------------------------------------------------------------------------
 // fp32 <-> bf16
 
-static inline uint16_t f2bf(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);  // quiet NaN
-    u += 0x7fffu + ((u >> 16) & 1u);                                          // nearest even
-    return (uint16_t)(u >> 16);
-}
-
-float cm_bf16_round(float x) {
-    uint32_t u = (uint32_t)f2bf(x) << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
+float cm_bf16_round(float x) { return cm_bf16_to_f32(cm_bf16_from_f32(x)); }
 
 CM_HOT static void to_bf16(uint16_t *dst, const float *src, size_t n) {
     #pragma omp parallel for simd if (n > CM_OMP_MIN)
-    for (size_t i = 0; i < n; i++) dst[i] = f2bf(src[i]);
+    for (size_t i = 0; i < n; i++) dst[i] = cm_bf16_from_f32(src[i]);
 }
 
 /* y[0..n) = bf16-rounded x (the fallback's fp32 operands) */

@@ -99,6 +99,9 @@ cm_status cm_model_forward(const CmModel *m, CmActs *a, const float *images, con
         return head_logits ? cm_head_forward(m, U, V, B, head_logits) : CM_OK;
     }
     a->fwd_ok = false;
+    /* the model's current text layout (cm_model_set_text_padding may change after cm_acts_create;
+       the buffers are sized for B x context rows either way); backward follows this forward's */
+    a->ts.text_padded = m->text_padded;
     bool need_v = cm_tower_has_trainable(m, &a->vs), need_t = cm_tower_has_trainable(m, &a->ts);
     TaMode tv = need_v ? (a->ckpt ? TA_CKPT : TA_SAVE) : TA_NONE;
     TaMode tt = need_t ? (a->ckpt ? TA_CKPT : TA_SAVE) : TA_NONE;

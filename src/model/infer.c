@@ -6,6 +6,7 @@
 #include "model/internal.h"
 #include "kernels/backend.h"
 
+#include <math.h>
 #include <string.h>
 
 struct CmInfer {
@@ -50,6 +51,7 @@ const CmModel *cm_infer_model(const CmInfer *s) { return s->m; }
 
 static cm_status run_tower(CmInfer *s, bool vision, const float *images, const int32_t *tokens, int B, float *raw, float *feat) {
     if (B < 1) return cm_error(CM_ERR_ARG, "batch size %d < 1", B);
+    if (!vision) s->ts.text_padded = s->m->text_padded;   /* the current setting, not the one at session creation */
     const TowerSpec *sp = vision ? &s->vs : &s->ts;
     TowerActs *ta = vision ? &s->vis : &s->txt;
     size_t E = sp->E, img = (size_t)3 * sp->S * sp->S;
@@ -106,4 +108,17 @@ cm_status cm_infer_classify(CmInfer *s, const float *images, const int32_t *toke
         if (V) s->m->be->copy(V + b0 * E, s->txt.feat, nb * E * sizeof(float));
     }
     return CM_OK;
+}
+
+int cm_class_probs(const float *logits, int K, double *pd, float *pf) {
+    int top = 0;
+    for (int c = 1; c < K; c++) if (logits[c] > logits[top]) top = c;
+    double mx = logits[top], se = 0;
+    for (int c = 0; c < K; c++) se += exp((double)logits[c] - mx);
+    for (int c = 0; c < K; c++) {
+        double p = exp((double)logits[c] - mx) / se;
+        if (pd) pd[c] = p;
+        if (pf) pf[c] = (float)p;
+    }
+    return top;
 }

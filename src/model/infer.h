@@ -14,6 +14,10 @@
 typedef struct CmInfer CmInfer;
 
 /* max_batch in 1..65536. Allocates everything the calls below use. */
+/* Class probabilities of one row of K head logits, softmax in double (the numbers predict, eval
+   --scores-out, serve and clipmod_classify print) into pd (double) and/or pf (float); either may
+   be NULL. Returns the top class (the first on ties). */
+int cm_class_probs(const float *logits, int K, double *pd, float *pf);
 cm_status cm_infer_create(const CmModel *m, int max_batch, CmInfer **out);
 void cm_infer_free(CmInfer *s);
 const CmModel *cm_infer_model(const CmInfer *s);

@@ -2,7 +2,7 @@
  * model.c — the CmModel object: parameter arena built from the parameter table, the named refs
  * (CmTowerParams, CmBlockParams, CmHeadParams),
  * training modes (which tensors are trainable, gradient allocation), initialisation from scratch
- * (OpenCLIP / torch default inits, facts §3 and §11) and the golden/full/WEIGHTS.md formula.
+ * (OpenCLIP / torch default inits, OpenCLIP v2.30 model.py / transformer.py and the seed project's code) and the golden/full/WEIGHTS.md formula.
  */
 #include "model/model.h"
 #include "kernels/backend.h"

@@ -225,7 +225,7 @@ void cm_model_free(CmModel *m);
 /* Index of the tensor called name, or -1. */
 int cm_model_find(const CmModel *m, const char *name);
 
-/* Initialise from scratch (facts §3: OpenCLIP/torch default inits; LoRA A kaiming-uniform,
+/* Initialise from scratch (OpenCLIP v2.30 model.py / transformer.py: OpenCLIP/torch default inits; LoRA A kaiming-uniform,
    B = 0; head torch defaults, layers independent), deterministic for a seed. */
 void cm_model_init(CmModel *m, uint64_t seed);
 /* Initialise only the LoRA and head tensors (for a CLIP-only weights file). */
@@ -245,7 +245,8 @@ void cm_model_zero_grad(CmModel *m);
 static inline void cm_model_set_amp(CmModel *m, bool bf16) { m->amp_bf16 = bf16; }
 /* Text batches run packed by default: every caption only up to its own EOT (the sum of the
    lengths, not B x the longest), the same numbers as the padded computation up to fp32 rounding.
-   padded = true restores [B, longest] rows (benchmarks and tests compare the two). */
+   padded = true restores [B, longest] rows (benchmarks and tests compare the two). Read at every
+   forward, so activations (CmActs) and inference sessions created before the call follow it. */
 static inline void cm_model_set_text_padding(CmModel *m, bool padded) { m->text_padded = padded; }
 int64_t cm_model_trainable_count(const CmModel *m);
 /* --precision int8 (inference only): quantise the towers' linear weights (patch embedding,

@@ -13,6 +13,7 @@
  * callback, which also counts the request in the metrics.
  */
 #include "serve/server.h"
+#include "model/infer.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -341,12 +342,9 @@ static const char *class_label(int c, char *buf, size_t n) {
 static void format_classify_item(CmServer *s, const Job *J, int i, CmJBuf *b) {
     const int C = s->C;
     const float *h = J->H + (size_t)i * C;
-    double mx = h[0], se = 0;
-    for (int c = 1; c < C; c++) if (h[c] > mx) mx = h[c];
-    for (int c = 0; c < C; c++) se += exp(h[c] - mx);
     float probs[CM_MAX_CLASSES];
     double pd[CM_MAX_CLASSES];
-    for (int c = 0; c < C && c < CM_MAX_CLASSES; c++) { pd[c] = exp(h[c] - mx) / se; probs[c] = (float)pd[c]; }
+    cm_class_probs(h, C, pd, probs);   /* C <= CM_MAX_CLASSES (checked when the server opens) */
     int top[2] = {0, 0};
     cm_topk(h, C, C >= 2 ? 2 : 1, top);
     char nb[32];

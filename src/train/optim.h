@@ -1,5 +1,5 @@
 /*
- * optim.h — the optimizer side of OpenCLIP's training loop (reference §7), independent of the
+ * optim.h — the optimizer side of OpenCLIP's training loop (OpenCLIP v2.30 open_clip_train/train.py and main.py), independent of the
  * model: a parameter is just a named float buffer with a gradient buffer.
  *
  *   - cm_param_decays: OpenCLIP v2.30's parameter-group rule (main.py): weight decay applies

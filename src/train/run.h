@@ -1,5 +1,5 @@
 /*
- * run.h — a whole training run as OpenCLIP's main()/train_one_epoch() drive it (reference §7):
+ * run.h — a whole training run as OpenCLIP's main()/train_one_epoch() drive it (OpenCLIP v2.30 open_clip_train/train.py and main.py):
  * run folder <logs>/<name>/ with out.log (OpenCLIP's "date | LEVEL | message" lines), params.txt
  * and checkpoints/; resume (PATH or latest); the epoch loop with the LR schedule per optimizer
  * step, progress lines (samples/s, losses, LR, logit scale, ETA) every --log-every-n-steps;

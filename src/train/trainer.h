@@ -1,5 +1,5 @@
 /*
- * trainer.h — one optimizer step of OpenCLIP's training loop (reference §7) on a clipmod model,
+ * trainer.h — one optimizer step of OpenCLIP's training loop (OpenCLIP v2.30 open_clip_train/train.py and main.py) on a clipmod model,
  * and validation. Data come in as host batches; where they come from is the caller's business
  * (src/data/batches.h: shards, or memory for tests).
  *
