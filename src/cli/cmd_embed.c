@@ -54,7 +54,7 @@ int cmd_embed(int argc, char **argv) {
         ARG("--image", ARG_LIST, &images, "PATH", "an image to embed (repeatable)"),
         ARG("--text", ARG_LIST, &texts, "STR", "a text to embed (repeatable)"),
         ARG("--raw", ARG_FLAG, &raw, NULL, "print the unnormalised projection output"),
-        ARG("--precision", ARG_STR, &precision, "P", "fp32 (default), amp|bf16 (bf16 tower products) or int8 (int8 tower linears, LoRA in fp32)"),
+        ARG("--precision", ARG_STR, &precision, "P", CLI_PRECISION_HELP),
         ARG("--base-model", ARG_STR, &base_model, "PATH", "base weights of a LoRA checkpoint (default: found by SHA-256, docs/open.md)"),
         ARG("--cache-dir", ARG_STR, &cache_dir, "DIR", "Hugging Face cache searched for the base (default $HF_HOME/hub, ...)"),
     };

@@ -55,7 +55,7 @@ int cmd_eval(int argc, char **argv) {
         ARG("--classification-weight", ARG_FLOAT, &w_cls, "W", "weight of the classification loss in val_loss (default 1)"),
         ARG("--progress-seconds", ARG_FLOAT, &progress, "S", "progress line on stderr every S seconds when not a terminal (default 10; 0: none)",
             ARG_RANGE(0, 86400)),
-        ARG("--precision", ARG_STR, &precision, "P", "fp32 (default), amp|bf16 (bf16 tower products) or int8 (int8 tower linears, LoRA in fp32)"),
+        ARG("--precision", ARG_STR, &precision, "P", CLI_PRECISION_HELP),
         ARG("--base-model", ARG_STR, &base_model, "PATH", "base weights of a LoRA checkpoint (default: found by SHA-256, docs/open.md)"),
         ARG("--cache-dir", ARG_STR, &cache_dir, "DIR", "Hugging Face cache searched for the base (default $HF_HOME/hub, ...)"),
     };

@@ -406,7 +406,7 @@ int cmd_predict(int argc, char **argv) {
         ARG("--max-wait-ms", ARG_INT, &max_wait, "MS", "streaming: longest a line waits for others to share its batch (default 5)"),
         ARG("--workers", ARG_INT, &workers, "N", "bulk --data: decode threads (default 2)"),
         ARG("--no-progress", ARG_FLAG, &no_progress, NULL, "bulk: no progress display on stderr"),
-        ARG("--precision", ARG_STR, &precision, "P", "fp32 (default), amp|bf16 (bf16 tower products) or int8 (int8 tower linears, LoRA in fp32)"),
+        ARG("--precision", ARG_STR, &precision, "P", CLI_PRECISION_HELP),
         ARG("--threshold", ARG_LIST, &thresholds, "CLASS=P", "flag a pair when CLASS (name or index) has probability >= P; repeatable or comma-separated, any rule flags (adds \"flagged\", \"flagged_by\"; CSV: a flagged column)"),
     };
     int rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "predict",

@@ -7,6 +7,8 @@
 #include "model/model.h"
 
 /* 0 when prec is a known value (NULL = fp32), else prints the error and returns 2. */
+/* The --precision help of the inference commands (embed, eval, predict): one text for all. */
+#define CLI_PRECISION_HELP "fp32 (default), amp|bf16 (bf16 tower products) or int8 (int8 tower linears, LoRA in fp32)"
 int cli_precision_check(const char *cmd, const char *prec);
 /* Applies prec to *m (int8 may replace *m by its LoRA-merged copy). 0 ok, 2 usage, 1 failure. */
 int cli_apply_precision(const char *cmd, const char *prec, CmModel **m);
