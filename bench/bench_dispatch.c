@@ -106,9 +106,10 @@ int main(void) {
     int B = 32, T = 50, NH = 12;
     size_t nq = (size_t)B * T * 3 * C;
     float *qkv = randv(nq, 1, &r), *att = randv((size_t)B * NH * T * T, 0, &r), *dq = randv(nq, 0, &r);
-    REPORT("attention_forward", cm_attention_forward(y, att, qkv, B, T, C, NH, false));
-    void *aws = cm_malloc(cm_attention_backward_workspace(B, T, NH), "attention workspace");
-    REPORT("attention_backward", cm_attention_backward(dq, dy, qkv, att, B, T, C, NH, false, aws));
+    size_t awb = cm_attention_plan(B, T, C, NH, true);
+    void *aws = cm_malloc(awb, "attention workspace");
+    REPORT("attention_forward", cm_attention_forward(y, att, qkv, B, T, C, NH, false, aws, awb));
+    REPORT("attention_backward", cm_attention_backward(dq, dy, qkv, att, B, T, C, NH, false, aws, awb));
     cm_free(aws);
     cm_free(x); cm_free(y); cm_free(dy); cm_free(dx); cm_free(w); cm_free(b); cm_free(dw); cm_free(db);
     cm_free(mu); cm_free(rs); cm_free(qkv); cm_free(att); cm_free(dq);

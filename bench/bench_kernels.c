@@ -46,14 +46,14 @@ static void bench_gemm(CmRng *r) {
         double tx = BEST(5, cm_linear_backward(dx, NULL, NULL, y, x, W, M, C, OC));
         double tw = BEST(5, cm_linear_backward(NULL, dW, NULL, y, x, W, M, C, OC));
         printf("  %-18s %9.1f %9.1f %9.1f   fp32\n", sh[k].name, fl / tf * 1e-9, fl / tx * 1e-9, fl / tw * 1e-9);
-        void *ws = cm_malloc(cm_linear_bf16_workspace(M, C, OC), "bf16 workspace");
         double c0 = cm_now();
-        cm_linear_forward_bf16(y, x, W, b, M, C, OC, ws);  // first call creates the primitive
+        size_t wsb = cm_linear_bf16_plan(M, C, OC, true, true);   // planning creates the primitives
         double tc = cm_now() - c0;
-        double bf = BEST(5, cm_linear_forward_bf16(y, x, W, b, M, C, OC, ws));
-        double bx = BEST(5, cm_linear_backward_bf16(dx, NULL, NULL, y, x, W, M, C, OC, ws));
-        double bw = BEST(5, cm_linear_backward_bf16(NULL, dW, NULL, y, x, W, M, C, OC, ws));
-        printf("  %-18s %9.1f %9.1f %9.1f   bf16 (oneDNN%s; incl. fp32->bf16 conversion; first call %.0f ms)\n",
+        void *ws = cm_malloc(wsb, "bf16 workspace");
+        double bf = BEST(5, cm_linear_forward_bf16(y, x, W, b, M, C, OC, ws, wsb));
+        double bx = BEST(5, cm_linear_backward_bf16(dx, NULL, NULL, y, x, W, M, C, OC, ws, wsb));
+        double bw = BEST(5, cm_linear_backward_bf16(NULL, dW, NULL, y, x, W, M, C, OC, ws, wsb));
+        printf("  %-18s %9.1f %9.1f %9.1f   bf16 (oneDNN%s; incl. fp32->bf16 conversion; planning %.0f ms)\n",
                "", fl / bf * 1e-9, fl / bx * 1e-9, fl / bw * 1e-9, cm_bf16_native() ? "" : " UNAVAILABLE: fallback", tc * 1e3);
         printf("  %-18s %8.2fx %8.2fx %8.2fx   bf16/fp32 speed\n", "", tf / bf, tx / bx, tw / bw);
         cm_free(x); cm_free(W); cm_free(b); cm_free(y); cm_free(dx); cm_free(dW); cm_free(ws);
@@ -64,10 +64,11 @@ static void bench_attention(CmRng *r, int B, int T, int C, int NH, bool causal) 
     size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, na = (size_t)B * NH * T * T;
     float *qkv = randv(nq, 1, r), *out = randv(no, 0, r), *att = randv(na, 0, r), *dq = randv(nq, 0, r);
     double fl = 4.0 * B * NH * T * T * (C / NH);  // q k^T and att v
-    void *ws = cm_malloc(cm_attention_backward_workspace(B, T, NH), "attention workspace");
-    double tf = BEST(5, cm_attention_forward(out, att, qkv, B, T, C, NH, causal));
+    size_t wsb = cm_attention_plan(B, T, C, NH, true);
+    void *ws = cm_malloc(wsb, "attention workspace");
+    double tf = BEST(5, cm_attention_forward(out, att, qkv, B, T, C, NH, causal, ws, wsb));
     double tr = BEST(1, cm_attention_forward_ref(out, att, qkv, B, T, C, NH, causal));
-    double tb = BEST(5, cm_attention_backward(dq, out, qkv, att, B, T, C, NH, causal, ws));
+    double tb = BEST(5, cm_attention_backward(dq, out, qkv, att, B, T, C, NH, causal, ws, wsb));
     double hf = BEST(5, cm_attention_forward_blas(out, att, qkv, B, T, C, NH, causal));
     double hb = BEST(5, cm_attention_backward_blas(dq, out, qkv, att, B, T, C, NH, causal, ws));
     printf("attention B=%d T=%d C=%d NH=%d%s:\n  batched oneDNN: forward %.2f ms (%.1f GFLOP/s), backward %.2f ms\n"

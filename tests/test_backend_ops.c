@@ -227,10 +227,10 @@ static void matmul_r(const Case *c, double **in, double *out) {
 }
 
 static void linear_f(const CmBackend *be, Case *c, float **in, float *out) {
-    be->linear_forward(CM_MM_F32, out, in[0], in[1], c->flag ? in[2] : NULL, c->p[0], c->p[1], c->p[2], NULL);
+    be->linear_forward(CM_MM_F32, out, in[0], in[1], c->flag ? in[2] : NULL, c->p[0], c->p[1], c->p[2], NULL, 0);
 }
 static void linear_b(const CmBackend *be, Case *c, float **in, const float *dout, float **din) {
-    be->linear_backward(CM_MM_F32, din[0], din[1], c->flag ? din[2] : NULL, dout, in[0], in[1], c->p[0], c->p[1], c->p[2], NULL);
+    be->linear_backward(CM_MM_F32, din[0], din[1], c->flag ? din[2] : NULL, dout, in[0], in[1], c->p[0], c->p[1], c->p[2], NULL, 0);
 }
 static void linear_r(const Case *c, double **in, double *out) {
     d_linear(out, in[0], in[1], c->flag ? in[2] : NULL, c->p[0], c->p[1], c->p[2]);
@@ -278,11 +278,11 @@ static void test_linear_bf16(void) {
         for (size_t i = 0; i < nw; i++) { W[i] = urand(-1, 1); Wr[i] = cm_bf16_round(W[i]); }
         for (size_t i = 0; i < ny; i++) { g[i] = urand(-1, 1); gr[i] = cm_bf16_round(g[i]); }
         for (int i = 0; i < OC; i++) b[i] = urand(-1, 1);
-        void *ws = g_be->alloc(g_be->linear_workspace(CM_MM_BF16, M, C, OC) + 1, "bf16 workspace");
+        size_t wsb = g_be->plan_linear(CM_MM_BF16, M, C, OC, true, true);   /* planning */
+        void *ws = g_be->alloc(wsb + 1, "bf16 workspace");
         REQUIRE(ws, "workspace");
-        g_be->prepare_linear(CM_MM_BF16, M, C, OC, true, true);
-        g_be->linear_forward(CM_MM_BF16, y, x, W, b, M, C, OC, ws);
-        g_be->linear_backward(CM_MM_BF16, dx, dW, db, g, x, W, M, C, OC, ws);
+        g_be->linear_forward(CM_MM_BF16, y, x, W, b, M, C, OC, ws, wsb);
+        g_be->linear_backward(CM_MM_BF16, dx, dW, db, g, x, W, M, C, OC, ws, wsb);
         g_be->synchronize();
         for (int i = 0; i < M; i++)
             for (int o = 0; o < OC; o++) {
@@ -341,11 +341,11 @@ static void test_linear_int8(void) {
     for (int i = 0; i < OC; i++) b[i] = urand(-1, 1);
     CmInt8Weights q;
     void *mem = g_be->alloc(cm_int8_weights_bytes(OC, C), "int8 weights");
-    void *ws = g_be->alloc(g_be->int8_workspace(M, C, OC), "int8 workspace");
+    size_t wsb = g_be->plan_linear_int8(M, C, OC);   /* planning: the products' primitives ahead (or nothing) */
+    void *ws = g_be->alloc(wsb, "int8 workspace");
     REQUIRE(mem && ws, "alloc");
     REQ_OK(cm_int8_weights_init(&q, W, OC, C, mem));
-    g_be->prepare_linear_int8(M, C, OC);   /* planning: the product's primitive ahead (or nothing) */
-    g_be->linear_forward_int8(y, x, &q, b, NULL, M, ws);
+    g_be->linear_forward_int8(y, x, &q, b, NULL, M, ws, wsb);
     g_be->synchronize();
     double worst = 0, worst_tol = 0;
     int bad = 0;
@@ -372,7 +372,7 @@ static void test_linear_int8(void) {
        within the rounding of erff / expf and the three operations around it */
     float *g = fbuf((size_t)M * OC);
     for (int quick = 0; quick <= 1; quick++) {
-        g_be->linear_gelu_forward_int8(g, x, &q, b, quick, M, ws);
+        g_be->linear_gelu_forward_int8(g, x, &q, b, quick, M, ws, wsb);
         g_be->synchronize();
         int gbad = 0;
         for (int i = 0; i < M * OC; i++) {
@@ -575,18 +575,20 @@ static void att_f(const CmBackend *be, Case *c, float **in, float *out) {
     size_t na = (size_t)B * NH * T * T;
     float *att = fbuf(na), *attd = fbuf(na);
     CmAttnDropout dr = {c->f[0], &g_att_key, 7, attd, c->mask};
-    be->prepare_attention(B, T, C, NH, true);
-    be->attention_forward(out, att, in[0], B, T, C, NH, c->flag, c->p[4] ? &dr : NULL);
-    be->free(att); be->free(attd);
+    size_t wsb = be->plan_attention(B, T, C, NH, false);
+    void *ws = be->alloc(wsb + 1, "attention workspace");
+    be->attention_forward(out, att, in[0], B, T, C, NH, c->flag, c->p[4] ? &dr : NULL, ws, wsb);
+    be->free(att); be->free(attd); be->free(ws);
 }
 static void att_b(const CmBackend *be, Case *c, float **in, const float *dout, float **din) {
     int B = c->p[0], T = c->p[1], C = c->p[2], NH = c->p[3];
     size_t na = (size_t)B * NH * T * T;
     float *att = fbuf(na), *attd = fbuf(na), *mask = fbuf(na), *y = fbuf((size_t)B * T * C);
     CmAttnDropout dr = {c->f[0], &g_att_key, 7, attd, mask};
-    void *ws = be->alloc(be->attention_workspace(B, T, NH) + 1, "attention workspace");
-    be->attention_forward(y, att, in[0], B, T, C, NH, c->flag, c->p[4] ? &dr : NULL);
-    be->attention_backward(din[0], dout, in[0], att, B, T, C, NH, c->flag, c->p[4] ? &dr : NULL, ws);
+    size_t wsb = be->plan_attention(B, T, C, NH, true);
+    void *ws = be->alloc(wsb + 1, "attention workspace");
+    be->attention_forward(y, att, in[0], B, T, C, NH, c->flag, c->p[4] ? &dr : NULL, ws, wsb);
+    be->attention_backward(din[0], dout, in[0], att, B, T, C, NH, c->flag, c->p[4] ? &dr : NULL, ws, wsb);
     be->free(att); be->free(attd); be->free(mask); be->free(y); be->free(ws);
 }
 static void att_r(const Case *c, double **in, double *out) {
@@ -784,7 +786,7 @@ static void res_f(const CmBackend *be, Case *c, float **in, float *out) {
 static void res_b(const CmBackend *be, Case *c, float **in, const float *dout, float **din) {
     int M = c->p[0], D = c->p[1], r = c->p[2];
     be->add(din[0], din[0], dout, (size_t)M * D);
-    be->linear_backward(CM_MM_F32, NULL, NULL, din[1], dout, NULL, NULL, M, r, D, NULL);   /* db = column sums */
+    be->linear_backward(CM_MM_F32, NULL, NULL, din[1], dout, NULL, NULL, M, r, D, NULL, 0);   /* db = column sums */
     float *dlt = fbuf((size_t)M * r);
     be->lora_down(dlt, dout, in[3], M, D, r);
     be->add(din[2], din[2], dlt, (size_t)M * r);

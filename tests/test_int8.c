@@ -19,6 +19,7 @@
 #include "testlib.h"
 #include "common/rng.h"
 #include "kernels/ops.h"
+#include "kernels/kernels_internal.h"
 #include "model/model.h"
 
 static double rel_l2(const float *a, const float *ref, size_t n) {
@@ -61,14 +62,15 @@ static void test_linear_int8(void) {
     fill(res, M * OC, 1.0, 4);
     CmInt8Weights q;
     REQ_OK(cm_int8_weights_init(&q, W, OC, C, cm_malloc(cm_int8_weights_bytes(OC, C), "int8 weights")));
-    void *ws = cm_malloc(cm_linear_int8_workspace(M, C, OC), "ws");
+    size_t wsb = cm_linear_int8_plan(M, C, OC);
+    void *ws = cm_malloc(wsb, "ws");
     REQUIRE(ws, "alloc");
     for (int outliers = 0; outliers <= 1; outliers++) {
         if (outliers)
             for (int i = 0; i < M; i++)
                 for (int c = 7; c < C; c += 61) x[i * C + c] *= 50.0f;   /* columns 7, 68, 129, 190 */
         cm_linear_forward(ref, x, W, NULL, M, C, OC);
-        cm_linear_forward_int8(got, x, &q, NULL, NULL, M, ws);
+        cm_linear_forward_int8(got, x, &q, NULL, NULL, M, ws, wsb);
         double e = rel_l2(got, ref, M * OC);
         naive_int8(naive, x, W);
         double en = rel_l2(naive, ref, M * OC);
@@ -80,7 +82,7 @@ static void test_linear_int8(void) {
            of the three additions and of the comparison (8 ulp of the terms' magnitude) */
         static float with[M * OC];
         memcpy(with, res, sizeof with);
-        cm_linear_forward_int8(with, x, &q, b, with, M, ws);   /* res == out is allowed */
+        cm_linear_forward_int8(with, x, &q, b, with, M, ws, wsb);   /* res == out is allowed */
         double worst = 0;
         for (int i = 0; i < M; i++)
             for (int n = 0; n < OC; n++) {
@@ -99,7 +101,7 @@ static void test_linear_int8(void) {
     for (int n = 0; n < OC; n++)
         for (int c = 0; c < C; c++) W[n * C + c] = q.w[n * C + c] * q.w_scale[n];
     cm_linear_forward(ref, x, W, b, M, C, OC);
-    cm_linear_forward_int8(got, x, &q, b, NULL, M, ws);
+    cm_linear_forward_int8(got, x, &q, b, NULL, M, ws, wsb);
     naive_int8(naive, x, W);
     for (int i = 0; i < M; i++)
         for (int n = 0; n < OC; n++) naive[i * OC + n] += b[n];
@@ -110,9 +112,10 @@ static void test_linear_int8(void) {
     cm_free(q.w);   /* the block given to cm_int8_weights_init */
 }
 
-/* M past 64 runs as a multiple of 64 rows (the cached-primitive buckets): the extra rows must not
-   change anything. Without outlier columns each row's result depends on that row only, so the
-   first 64 of 100 rows equal the 64-row call bit for bit. */
+/* M runs as power-of-two row chunks of a multiple of 16 rows (primitives planned ahead), the
+   padding rows zero: the chunking and the extra rows must not change anything. Without outlier
+   columns each row's result depends on that row only, so the first 64 of 100 rows equal the
+   64-row call bit for bit. Planned for 100 rows, neither call creates a primitive. */
 static void test_row_buckets(void) {
     enum { M2 = 100 };
     static float x[M2 * C], W[OC * C], out64[64 * OC], out100[M2 * OC];
@@ -120,11 +123,15 @@ static void test_row_buckets(void) {
     fill(W, OC * C, 0.05, 22);
     CmInt8Weights q;
     REQ_OK(cm_int8_weights_init(&q, W, OC, C, cm_malloc(cm_int8_weights_bytes(OC, C), "int8 weights")));
-    void *ws = cm_malloc(cm_linear_int8_workspace(M2, C, OC), "ws");
+    size_t wsb = cm_linear_int8_plan(M2, C, OC);
+    void *ws = cm_malloc(wsb, "ws");
     REQUIRE(ws, "alloc");
-    memset(ws, 0xff, cm_linear_int8_workspace(M2, C, OC));   /* stale bytes in the padding rows */
-    cm_linear_forward_int8(out100, x, &q, NULL, NULL, M2, ws);
-    cm_linear_forward_int8(out64, x, &q, NULL, NULL, 64, ws);
+    memset(ws, 0xff, wsb);   /* stale bytes in the padding rows */
+    size_t created = cm_mm_created_at_run();
+    cm_linear_forward_int8(out100, x, &q, NULL, NULL, M2, ws, wsb);
+    cm_linear_forward_int8(out64, x, &q, NULL, NULL, 64, ws, wsb);
+    CHECK(cm_mm_created_at_run() == created, "int8: %zu primitives created at run time after planning",
+          cm_mm_created_at_run() - created);
     CHECK(memcmp(out64, out100, sizeof out64) == 0, "rows 0..63 differ between M = 64 and M = 100");
     static float ref[M2 * OC];
     cm_linear_forward(ref, x, W, NULL, M2, C, OC);

@@ -20,6 +20,7 @@
 #include "testlib.h"
 #include "common/rng.h"
 #include "kernels/ops.h"
+#include "kernels/kernels_internal.h"
 #include "kernel_lab/ref_ops.h"
 #include "model/model.h"
 #include "model/infer.h"
@@ -282,6 +283,49 @@ static void test_padding_toggle_same_acts(void) {
     cm_model_free(m);
 }
 
+/* Planning creates every oneDNN primitive a step needs (bf16 linears in row chunks, the padded
+   vision attention in batch chunks): an amp LoRA step on packed captions and then on a short last
+   batch (4 of 9 planned samples), and int8 inference, create nothing at run time. */
+static void test_nothing_created_at_run(void) {
+    CmModel *m = tiny_model();
+    REQUIRE(m, "model: %s", cm_last_error());
+    REQ_OK(cm_model_set_mode(m, CM_TRAIN_LORA, false, false));
+    cm_model_set_amp(m, true);
+    int32_t tok[NB * 77], lab[NB] = {0, 6, 1, 0, 4, 2, 0, 5, 0};
+    make_tokens(tok);
+    float *img = cm_malloc((size_t)NB * 3 * 64 * 64 * 4, "images");
+    REQUIRE(img, "alloc");
+    CmRng r;
+    cm_rng_seed(&r, 17);
+    for (int i = 0; i < NB * 3 * 64 * 64; i++) img[i] = (float)cm_rng_normal(&r);
+    CmActs *a = NULL;
+    REQ_OK(cm_acts_create(m, NB, false, &a));   /* planning */
+    size_t created = cm_mm_created_at_run();
+    float U[NB * 32], V[NB * 32], dU[NB * 32], dV[NB * 32], hl[NB * 7], dh[NB * 7];
+    const int batches[2] = {NB, 4};
+    for (int i = 0; i < 2; i++) {
+        int B = batches[i];
+        cm_model_zero_grad(m);
+        REQ_OK(cm_model_forward(m, a, img, tok, B, true, U, V, hl));
+        REQ_OK(cm_loss(U, V, hl, lab, B, 32, 7, m->logit_scale.data[0], 1, 1, NULL, dU, dV, dh, NULL));
+        REQ_OK(cm_model_backward(m, a, dU, dV, dh));
+        CHECK(cm_mm_created_at_run() == created, "amp step on %d of %d planned samples: %zu primitives created at run time",
+              B, NB, cm_mm_created_at_run() - created);
+    }
+    cm_acts_free(a);
+    cm_model_set_amp(m, false);
+    REQ_OK(cm_model_set_mode(m, CM_TRAIN_NONE, false, false));
+    REQ_OK(cm_model_set_int8(m, true));
+    created = cm_mm_created_at_run();
+    REQ_OK(cm_encode_text(m, tok, NB, NULL, V));
+    REQ_OK(cm_encode_text(m, tok + 2 * 77, 3, NULL, V));
+    REQ_OK(cm_encode_image(m, img, 2, NULL, U));
+    CHECK(cm_mm_created_at_run() == created, "int8 inference: %zu primitives created at run time",
+          cm_mm_created_at_run() - created);
+    cm_free(img);
+    cm_model_free(m);
+}
+
 static void test_grads_lora(void) { grads_case(CM_TRAIN_LORA, false); }
 static void test_grads_full(void) { grads_case(CM_TRAIN_FULL, false); }
 static void test_grads_full_ckpt(void) { grads_case(CM_TRAIN_FULL, true); }
@@ -292,6 +336,7 @@ int main(void) {
     RUN(test_features_packed_vs_padded);
     RUN(test_grads_lora);
     RUN(test_padding_toggle_same_acts);
+    RUN(test_nothing_created_at_run);
     RUN(test_grads_full);
     RUN(test_grads_full_ckpt);
     return tl_summary("test_ragged");

@@ -9,8 +9,9 @@
  * ~2x the per-head loop, which runs single-threaded in OpenBLAS at these sizes), and the
  * softmax / softmax-backward run over all B*NH*T rows in one OpenMP loop. Fallback when oneDNN
  * is unavailable: per-(b,h) sgemm through cm_matmul() (serial calls: no OpenMP region around BLAS).
- * The backward's dA scratch [B,NH,T,T] is the caller's workspace (cm_attention_backward_workspace):
- * kernels never allocate. The double-precision reference lives in tests/kernel_lab/.
+ * The batch runs in power-of-two chunks whose primitives cm_attention_plan creates ahead; the
+ * backward's dA scratch [B,NH,T,T] and the primitives' scratchpad are the caller's workspace
+ * (cm_attention_plan bytes): kernels never allocate or create. The double-precision reference lives in tests/kernel_lab/.
  */
 #include "kernels/ops.h"
 #include "kernels/vecmath.h"
@@ -101,16 +102,35 @@ static void bwd_keys(CmMatmulKey *kA, CmMatmulKey *kV, CmMatmulKey *kQ, CmMatmul
     v_att(&kK->src, B, T, NH, true);
 }
 
-bool cm_attention_prepare(int B, int T, int C, int NH, bool backward) {
-    if (B <= 0 || T <= 0 || NH <= 0 || C % NH) return false;
-    CmMatmulKey k1, k2, kA, kV, kQ, kK;
-    fwd_keys(&k1, &k2, B, T, C, NH);
-    bool ok = cm_mm_prepare(&k1) && cm_mm_prepare(&k2);
-    if (ok && backward) {
-        bwd_keys(&kA, &kV, &kQ, &kK, B, T, C, NH);
-        ok = cm_mm_prepare(&kA) && cm_mm_prepare(&kV) && cm_mm_prepare(&kQ) && cm_mm_prepare(&kK);
+/* The batch is cut into power-of-two chunks (cm_mm_row_chunks with granularity 1): the primitives
+   of the chunk sizes up to the planned B, created by cm_attention_plan, serve every smaller batch
+   met later (a short last batch) without creating anything at run time. */
+size_t cm_attention_plan(int B, int T, int C, int NH, bool backward) {
+    if (B <= 0 || T <= 0 || NH <= 0 || C % NH) return 0;
+    size_t scratch = 0, s = 0;
+    bool ok = true;
+    CmMatmulKey k[6];
+    for (int nb = 1; ok && nb <= cm_mm_max_chunk(B, 1, false); nb *= 2) {
+        fwd_keys(&k[0], &k[1], nb, T, C, NH);
+        bwd_keys(&k[2], &k[3], &k[4], &k[5], nb, T, C, NH);
+        for (int i = 0; ok && i < (backward ? 6 : 2); i++) {
+            ok = cm_mm_prepare(&k[i], &s);
+            if (ok && s > scratch) scratch = s;
+        }
     }
-    return ok;
+    return (backward ? cm_ws_align(cm_attention_backward_workspace(B, T, NH)) : 0) + cm_ws_align(scratch);
+}
+
+/* true when the products of every batch chunk have their primitives and enough scratchpad */
+static bool chunks_ready(const int *ch, int n, int T, int C, int NH, bool backward, size_t scratch_bytes) {
+    CmMatmulKey k[6];
+    for (int i = 0; i < n; i++) {
+        fwd_keys(&k[0], &k[1], ch[i], T, C, NH);
+        if (backward) bwd_keys(&k[2], &k[3], &k[4], &k[5], ch[i], T, C, NH);
+        for (int j = backward ? 2 : 0; j < (backward ? 6 : 2); j++)
+            if (!cm_mm_ready(&k[j], scratch_bytes)) return false;
+    }
+    return true;
 }
 
 /* P = the probabilities multiplied with v: att, or its dropped-out copy (dr) */
@@ -132,22 +152,31 @@ static void blas_backward(float *dqkv, const float *dout, const float *qkv, cons
                           const float *mask, int B, int T, int C, int NH, bool causal, void *ws);
 
 void cm_attention_forward_dropout(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal,
-                                  const CmAttnDropout *dr) {
+                                  const CmAttnDropout *dr, void *ws, size_t ws_bytes) {
     CM_ASSERT(NH > 0 && C % NH == 0);
     if (B <= 0 || T <= 0) return;
-    CmMatmulKey k1, k2;
-    fwd_keys(&k1, &k2, B, T, C, NH);
-    if (!cm_mm_prepare(&k1) || !cm_mm_prepare(&k2)) {
+    int ch[32], n = cm_mm_row_chunks(B, 1, false, ch);
+    if (!chunks_ready(ch, n, T, C, NH, false, ws_bytes)) {
         blas_forward(out, att, qkv, B, T, C, NH, causal, dr);
         return;
     }
-    cm_mm_run(&k1, qkv, qkv + C, NULL, att);
+    size_t TT = (size_t)T * T, sq = (size_t)T * 3 * C, so = (size_t)T * C;
+    CmMatmulKey k1, k2;
+    for (int i = 0, b0 = 0; i < n; b0 += ch[i++]) {
+        fwd_keys(&k1, &k2, ch[i], T, C, NH);
+        cm_mm_run(&k1, qkv + b0 * sq, qkv + b0 * sq + C, NULL, att + b0 * NH * TT, ws, ws_bytes);
+    }
     att_softmax(att, (size_t)B * NH * T, T, causal);
-    cm_mm_run(&k2, attn_dropout(att, B, T, NH, dr), qkv + 2 * C, NULL, out);
+    const float *P = attn_dropout(att, B, T, NH, dr);
+    for (int i = 0, b0 = 0; i < n; b0 += ch[i++]) {
+        fwd_keys(&k1, &k2, ch[i], T, C, NH);
+        cm_mm_run(&k2, P + b0 * NH * TT, qkv + b0 * sq + 2 * C, NULL, out + b0 * so, ws, ws_bytes);
+    }
 }
 
-void cm_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal) {
-    cm_attention_forward_dropout(out, att, qkv, B, T, C, NH, causal, NULL);
+void cm_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal,
+                          void *ws, size_t ws_bytes) {
+    cm_attention_forward_dropout(out, att, qkv, B, T, C, NH, causal, NULL, ws, ws_bytes);
 }
 
 size_t cm_attention_backward_workspace(int B, int T, int NH) {
@@ -155,29 +184,39 @@ size_t cm_attention_backward_workspace(int B, int T, int NH) {
 }
 
 void cm_attention_backward_dropout(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
-                                   int C, int NH, bool causal, const CmAttnDropout *dr, void *ws) {
+                                   int C, int NH, bool causal, const CmAttnDropout *dr, void *ws, size_t ws_bytes) {
     CM_ASSERT(NH > 0 && C % NH == 0);
     if (B <= 0 || T <= 0) return;
+    CM_ASSERT(ws_bytes >= cm_attention_backward_workspace(B, T, NH));   /* planned with cm_attention_plan */
     const float *P = dr ? dr->attd : att, *mask = dr ? dr->mask : NULL;
-    CmMatmulKey kA, kV, kQ, kK;
-    bwd_keys(&kA, &kV, &kQ, &kK, B, T, C, NH);
-    if (!cm_mm_prepare(&kA) || !cm_mm_prepare(&kV) || !cm_mm_prepare(&kQ) || !cm_mm_prepare(&kK)) {
+    size_t da_bytes = cm_ws_align(cm_attention_backward_workspace(B, T, NH));
+    char *scratch = da_bytes <= ws_bytes ? (char *)ws + da_bytes : NULL;
+    size_t scratch_bytes = da_bytes <= ws_bytes ? ws_bytes - da_bytes : 0;
+    int ch[32], n = cm_mm_row_chunks(B, 1, false, ch);
+    if (!chunks_ready(ch, n, T, C, NH, true, scratch_bytes)) {
         blas_backward(dqkv, dout, qkv, att, P, mask, B, T, C, NH, causal, ws);
         return;
     }
-    size_t rows = (size_t)B * NH * T;
-    float *dA = ws;   /* [B,NH,T,T]: cm_attention_backward_workspace bytes */
-    cm_mm_run(&kA, dout, qkv + 2 * C, NULL, dA);
-    cm_mm_run(&kV, P, dout, NULL, dqkv + 2 * C);
+    size_t rows = (size_t)B * NH * T, TT = (size_t)T * T, sq = (size_t)T * 3 * C, so = (size_t)T * C;
+    float *dA = ws;   /* [B,NH,T,T] */
+    CmMatmulKey kA, kV, kQ, kK;
+    for (int i = 0, b0 = 0; i < n; b0 += ch[i++]) {
+        bwd_keys(&kA, &kV, &kQ, &kK, ch[i], T, C, NH);
+        cm_mm_run(&kA, dout + b0 * so, qkv + b0 * sq + 2 * C, NULL, dA + b0 * NH * TT, scratch, scratch_bytes);
+        cm_mm_run(&kV, P + b0 * NH * TT, dout + b0 * so, NULL, dqkv + b0 * sq + 2 * C, scratch, scratch_bytes);
+    }
     if (mask) attn_dropout_backward(dA, mask, rows * T);
     att_softmax_backward(dA, att, rows, T, causal);
-    cm_mm_run(&kQ, dA, qkv + C, NULL, dqkv);
-    cm_mm_run(&kK, dA, qkv, NULL, dqkv + C);
+    for (int i = 0, b0 = 0; i < n; b0 += ch[i++]) {
+        bwd_keys(&kA, &kV, &kQ, &kK, ch[i], T, C, NH);
+        cm_mm_run(&kQ, dA + b0 * NH * TT, qkv + b0 * sq + C, NULL, dqkv + b0 * sq, scratch, scratch_bytes);
+        cm_mm_run(&kK, dA + b0 * NH * TT, qkv + b0 * sq, NULL, dqkv + b0 * sq + C, scratch, scratch_bytes);
+    }
 }
 
 void cm_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
-                        int B, int T, int C, int NH, bool causal, void *ws) {
-    cm_attention_backward_dropout(dqkv, dout, qkv, att, B, T, C, NH, causal, NULL, ws);
+                           int B, int T, int C, int NH, bool causal, void *ws, size_t ws_bytes) {
+    cm_attention_backward_dropout(dqkv, dout, qkv, att, B, T, C, NH, causal, NULL, ws, ws_bytes);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,9 +11,11 @@
  *   - forward ops write (=) their outputs; backward ops ACCUMULATE (+=) into gradient buffers
  *     (the caller zeroes once per step); a NULL gradient is not computed at all.
  *   - Ops never allocate and never fail: memory comes from alloc() (a status on failure) and
- *     scratch from a workspace the caller planned with the *_workspace queries before the step
- *     (as it sizes its activations); prepare_* creates whatever the backend caches per shape
- *     (oneDNN primitives on the CPU) at that planning time. Invalid shapes are caller bugs.
+ *     scratch from a workspace (ws, ws_bytes) the caller planned before the step (as it sizes its
+ *     activations): plan_* creates whatever the backend caches per shape (oneDNN primitives with
+ *     user-mode scratchpads on the CPU) for every shape up to the planned one (fewer rows: packed
+ *     text, a short last batch) and returns the workspace bytes those calls need. Nothing is
+ *     created at run time. Invalid shapes are caller bugs.
  *   - Precision is an argument (CmMatPrec), not a different call site: F32, or BF16 products
  *     (inputs rounded to bf16 nearest-even, fp32 accumulation and outputs: torch autocast on CPU).
  *   - Ops run in issue order on one stream; synchronize() waits for all of them (host reads).
@@ -38,31 +40,27 @@ typedef struct CmBackend {
     void (*zero)(void *dst, size_t bytes);
     void (*synchronize)(void);
 
-    // --- planning (before the step) -------------------------------------------------------------
-    size_t (*linear_workspace)(CmMatPrec prec, int M, int C, int OC);
-    size_t (*attention_workspace)(int B, int T, int NH);
+    // --- planning (before the step): workspace bytes for calls up to the given shape ----------------
+    size_t (*plan_linear)(CmMatPrec prec, int M, int C, int OC, bool bias, bool backward);
+    size_t (*plan_attention)(int B, int T, int C, int NH, bool backward);
+    size_t (*plan_linear_int8)(int M, int C, int OC);
     size_t (*contrastive_workspace)(int N);
-    void (*prepare_linear)(CmMatPrec prec, int M, int C, int OC, bool bias, bool backward);
-    void (*prepare_attention)(int B, int T, int C, int NH, bool backward);
 
     // --- products ------------------------------------------------------------------------------
     /* C[M,N] = alpha op(A) op(B) + beta C, row-major, lda/ldb/ldc row strides (fp32) */
     void (*matmul)(bool tA, bool tB, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *Cm, int ldc);
-    /* out[M,OC] = inp[M,C] @ W[OC,C]^T + b (b may be NULL); ws: linear_workspace(prec, M, C, OC) */
+    /* out[M,OC] = inp[M,C] @ W[OC,C]^T + b (b may be NULL); ws: plan_linear(prec, >= M, C, OC, ..) */
     void (*linear_forward)(CmMatPrec prec, float *out, const float *inp, const float *W, const float *b,
-                           int M, int C, int OC, void *ws);
+                           int M, int C, int OC, void *ws, size_t ws_bytes);
     void (*linear_backward)(CmMatPrec prec, float *dinp, float *dW, float *db, const float *dout,
-                            const float *inp, const float *W, int M, int C, int OC, void *ws);
-    /* int8 inference linear (ops.h CmInt8Weights): out = x W^T + b (+ res); ws: int8_workspace */
-    size_t (*int8_workspace)(int M, int C, int OC);
+                            const float *inp, const float *W, int M, int C, int OC, void *ws, size_t ws_bytes);
+    /* int8 inference linear (ops.h CmInt8Weights): out = x W^T + b (+ res); ws: plan_linear_int8 */
     void (*linear_forward_int8)(float *out, const float *x, const CmInt8Weights *q, const float *b,
-                                const float *res, int M, void *ws);
+                                const float *res, int M, void *ws, size_t ws_bytes);
     /* out = gelu(x W^T + b) (quick: x sigmoid(1.702 x)), the activation in the dequantisation pass */
     void (*linear_gelu_forward_int8)(float *out, const float *x, const CmInt8Weights *q, const float *b, bool quick,
-                                     int M, void *ws);
-    /* creates what the backend caches for an int8 product of M rows (planning; oneDNN on the CPU) */
-    void (*prepare_linear_int8)(int M, int C, int OC);
+                                     int M, void *ws, size_t ws_bytes);
 
     // --- normalisation ---------------------------------------------------------------------------
     void (*layernorm_forward)(float *out, float *mean, float *rstd, const float *inp, const float *w,
@@ -89,12 +87,13 @@ typedef struct CmBackend {
     // --- softmax and attention --------------------------------------------------------------------
     void (*softmax_forward)(float *out, const float *inp, int M, int N);
     void (*softmax_backward)(float *dinp, const float *out, const float *dout, int M, int N);
-    /* drop: dropout on the probabilities (ops.h CmAttnDropout), NULL for none; ws (backward):
-       attention_workspace(B, T, NH) */
+    /* drop: dropout on the probabilities (ops.h CmAttnDropout), NULL for none; ws: plan_attention(>= B,
+       T, C, NH, backward) bytes */
     void (*attention_forward)(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal,
-                              const CmAttnDropout *drop);
+                              const CmAttnDropout *drop, void *ws, size_t ws_bytes);
     void (*attention_backward)(float *dqkv, const float *dout, const float *qkv, const float *att,
-                               int B, int T, int C, int NH, bool causal, const CmAttnDropout *drop, void *ws);
+                               int B, int T, int C, int NH, bool causal, const CmAttnDropout *drop, void *ws,
+                               size_t ws_bytes);
     void (*attention_forward_varlen)(float *out, float *att, const float *qkv, const int *off,
                                      const int64_t *att_off, int B, int C, int NH, bool causal);
     void (*attention_backward_varlen)(float *dqkv, const float *dout, const float *qkv, const float *att,

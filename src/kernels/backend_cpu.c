@@ -13,31 +13,19 @@ static void cpu_copy(void *dst, const void *src, size_t bytes) { if (bytes) memm
 static void cpu_zero(void *dst, size_t bytes) { if (bytes) memset(dst, 0, bytes); }
 static void cpu_synchronize(void) {}
 
-static size_t cpu_linear_workspace(CmMatPrec prec, int M, int C, int OC) {
-    return prec == CM_MM_BF16 ? cm_linear_bf16_workspace(M, C, OC) : 0;
-}
-
-static void cpu_prepare_linear(CmMatPrec prec, int M, int C, int OC, bool bias, bool backward) {
-    if (prec == CM_MM_BF16) cm_linear_bf16_prepare(M, C, OC, bias, backward);
-}
-
-static void cpu_prepare_attention(int B, int T, int C, int NH, bool backward) {
-    cm_attention_prepare(B, T, C, NH, backward);
-}
-
-static void cpu_prepare_linear_int8(int M, int C, int OC) {
-    cm_linear_int8_prepare(M, C, OC);   /* false: the kernel runs its plain integer loops */
+static size_t cpu_plan_linear(CmMatPrec prec, int M, int C, int OC, bool bias, bool backward) {
+    return prec == CM_MM_BF16 ? cm_linear_bf16_plan(M, C, OC, bias, backward) : 0;   /* fp32: OpenBLAS */
 }
 
 static void cpu_linear_forward(CmMatPrec prec, float *out, const float *inp, const float *W, const float *b,
-                               int M, int C, int OC, void *ws) {
-    if (prec == CM_MM_BF16) cm_linear_forward_bf16(out, inp, W, b, M, C, OC, ws);
+                               int M, int C, int OC, void *ws, size_t ws_bytes) {
+    if (prec == CM_MM_BF16) cm_linear_forward_bf16(out, inp, W, b, M, C, OC, ws, ws_bytes);
     else cm_linear_forward(out, inp, W, b, M, C, OC);
 }
 
 static void cpu_linear_backward(CmMatPrec prec, float *dinp, float *dW, float *db, const float *dout,
-                                const float *inp, const float *W, int M, int C, int OC, void *ws) {
-    if (prec == CM_MM_BF16) cm_linear_backward_bf16(dinp, dW, db, dout, inp, W, M, C, OC, ws);
+                                const float *inp, const float *W, int M, int C, int OC, void *ws, size_t ws_bytes) {
+    if (prec == CM_MM_BF16) cm_linear_backward_bf16(dinp, dW, db, dout, inp, W, M, C, OC, ws, ws_bytes);
     else cm_linear_backward(dinp, dW, db, dout, inp, W, M, C, OC);
 }
 
@@ -48,18 +36,15 @@ static const CmBackend g_cpu = {
     .copy = cpu_copy,
     .zero = cpu_zero,
     .synchronize = cpu_synchronize,
-    .linear_workspace = cpu_linear_workspace,
-    .attention_workspace = cm_attention_backward_workspace,
+    .plan_linear = cpu_plan_linear,
+    .plan_attention = cm_attention_plan,
+    .plan_linear_int8 = cm_linear_int8_plan,
     .contrastive_workspace = cm_contrastive_backward_workspace,
-    .prepare_linear = cpu_prepare_linear,
-    .prepare_attention = cpu_prepare_attention,
     .matmul = cm_matmul,
     .linear_forward = cpu_linear_forward,
     .linear_backward = cpu_linear_backward,
-    .int8_workspace = cm_linear_int8_workspace,
     .linear_forward_int8 = cm_linear_forward_int8,
     .linear_gelu_forward_int8 = cm_linear_gelu_forward_int8,
-    .prepare_linear_int8 = cpu_prepare_linear_int8,
     .layernorm_forward = cm_layernorm_forward,
     .layernorm_backward = cm_layernorm_backward,
     .l2norm_forward = cm_l2norm_forward,

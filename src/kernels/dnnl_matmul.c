@@ -1,13 +1,27 @@
 /*
  * dnnl_matmul.c — a small cache of oneDNN matmul primitives (C API, dnnl.h) shared by the bf16
- * linear layers and the batched attention products. A primitive is described by a CmMatmulKey
- * (dims and strides of src/weights/dst, data types, bias, output scale, accumulate) and created
- * once (oneDNN: ~ms to tens of ms), then reused; the cache is protected by a mutex, so kernels may
- * be called from several threads. The cache is a fixed table (no allocation of ours; oneDNN
- * allocates the primitives themselves): planning code creates the primitives of the shapes it
- * knows (cm_mm_prepare through cm_linear_bf16_prepare / cm_attention_prepare); shapes met later
- * (a smaller last batch, packed text rows) are created on first use; a full table evicts the least
- * recently used idle entry. Primitives run with oneDNN's OpenMP threading (the same OpenMP
+ * linear layers, the batched attention products and the int8 linears. A primitive is described by
+ * a CmMatmulKey (dims and strides of src/weights/dst, data types, bias, output scale, accumulate).
+ *
+ * Planning and running are separate (backend.h: ops never allocate):
+ *   - cm_mm_prepare (called by the kernels' *_plan functions when the caller plans its
+ *     activations) creates the primitive with a USER-MODE scratchpad
+ *     (dnnl_scratchpad_mode_user: oneDNN allocates no scratch of its own when it runs), its
+ *     memory objects and its stream, and reports the scratchpad's size, which the plan adds to
+ *     the caller's workspace;
+ *   - cm_mm_run points the memory objects at the call's buffers (dnnl_memory_set_data_handle),
+ *     takes the scratchpad from the caller's workspace and executes. Nothing is created there.
+ * Run-time shapes: the kernels never ask for a shape that planning did not create: rows (and the
+ * attention batch) are cut into power-of-two chunks (cm_mm_row_chunks), so that the primitives of
+ * the chunk sizes up to the planned maximum serve every smaller shape met later (packed text rows,
+ * a short last batch). A key that planning did not create is still created on demand (an entry
+ * evicted from a full table, a caller that skipped planning) and counted
+ * (cm_mm_created_at_run, which the tests hold at 0 after planning).
+ *
+ * The cache is a fixed table protected by a mutex, so kernels may be called from several
+ * threads; a thread that needs an entry another thread is running waits for it (the memory
+ * objects are the entry's; oneDNN threads each run over all cores anyway). A full table evicts
+ * the least recently used idle entry. Primitives run with oneDNN's OpenMP threading (the same OpenMP
  * runtime as OpenBLAS and our loops); they are never called from inside our parallel regions.
  */
 #include "kernels/kernels_internal.h"
@@ -16,17 +30,26 @@
 #include <pthread.h>
 #include <string.h>
 
-/* A fixed table (kernels never allocate): when it is full, the least recently used entry that no
-   thread is running is destroyed and replaced; if every entry is running, the caller falls back. */
 #define CM_MM_CACHE 1024
-typedef struct { CmMatmulKey key; dnnl_primitive_t prim; int users; uint64_t last; } Entry;
+enum { M_SRC, M_WEI, M_DST, M_BIAS, M_SCRATCH, M_COUNT };
+typedef struct {
+    CmMatmulKey key;
+    dnnl_primitive_t prim;
+    size_t scratch;                 /* bytes of the user-mode scratchpad */
+    dnnl_memory_t mem[M_COUNT];     /* handles set per run (NULL: unused argument) */
+    dnnl_stream_t stream;
+    int users;                      /* 1 while a thread runs it */
+    uint64_t last;
+} Entry;
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_idle = PTHREAD_COND_INITIALIZER;
 static dnnl_engine_t g_engine;
 static int g_state;  // 0 untried, 1 ready, -1 unavailable
 static Entry g_cache[CM_MM_CACHE];
 static int g_n;
 static uint64_t g_tick;
+static size_t g_created_at_run;
 
 void cm_mm_key_init(CmMatmulKey *k, int nd) {
     memset(k, 0, sizeof *k);  // padding too: keys are compared with memcmp
@@ -42,7 +65,33 @@ static void strides_of(const CmMatmulDesc *t, int nd, dnnl_dims_t d, dnnl_dims_t
     for (int i = 0; i < nd; i++) { d[i] = t->dims[i]; s[i] = t->strides[i]; }
 }
 
-static dnnl_primitive_t create_locked(const CmMatmulKey *k) {
+static void entry_destroy(Entry *e) {
+    for (int i = 0; i < M_COUNT; i++)
+        if (e->mem[i]) dnnl_memory_destroy(e->mem[i]);
+    if (e->stream) dnnl_stream_destroy(e->stream);
+    if (e->prim) dnnl_primitive_destroy(e->prim);
+    memset(e, 0, sizeof *e);   /* a hole: its zero key matches no product */
+}
+
+/* memory objects (no buffer yet) for the arguments of prim; false on failure */
+static bool make_memories(dnnl_primitive_t prim, bool bias, dnnl_memory_t mem[M_COUNT], size_t *scratch) {
+    const_dnnl_primitive_desc_t pd;
+    memset(mem, 0, sizeof(dnnl_memory_t) * M_COUNT);
+    if (dnnl_primitive_get_primitive_desc(prim, &pd) != dnnl_success) return false;
+    const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    *scratch = sp ? dnnl_memory_desc_get_size(sp) : 0;
+    bool ok = dnnl_memory_create(&mem[M_SRC], dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), g_engine, DNNL_MEMORY_NONE) == dnnl_success &&
+              dnnl_memory_create(&mem[M_WEI], dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), g_engine, DNNL_MEMORY_NONE) == dnnl_success &&
+              dnnl_memory_create(&mem[M_DST], dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), g_engine, DNNL_MEMORY_NONE) == dnnl_success &&
+              (!bias || dnnl_memory_create(&mem[M_BIAS], dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1), g_engine, DNNL_MEMORY_NONE) == dnnl_success) &&
+              (!*scratch || dnnl_memory_create(&mem[M_SCRATCH], sp, g_engine, DNNL_MEMORY_NONE) == dnnl_success);
+    if (!ok)
+        for (int i = 0; i < M_COUNT; i++)
+            if (mem[i]) { dnnl_memory_destroy(mem[i]); mem[i] = NULL; }
+    return ok;
+}
+
+static dnnl_primitive_t create_primitive(const CmMatmulKey *k) {
     if (g_state == 0) g_state = dnnl_engine_create(&g_engine, dnnl_cpu, 0) == dnnl_success ? 1 : -1;
     if (g_state != 1) return NULL;
     dnnl_memory_desc_t src, wei, dst, bia;
@@ -68,6 +117,8 @@ static dnnl_primitive_t create_locked(const CmMatmulKey *k) {
     }
     ok = ok && dnnl_matmul_desc_init(&desc, &src, &wei, k->bias ? &bia : NULL, &dst) == dnnl_success;
     ok = ok && dnnl_primitive_attr_create(&attr) == dnnl_success;
+    /* the scratchpad comes from the caller's workspace: oneDNN allocates none when it runs */
+    ok = ok && dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success;
     if (ok && k->scale != 1.0f) ok = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &k->scale) == dnnl_success;
     if (ok && k->acc)
         ok = dnnl_post_ops_create(&po) == dnnl_success && dnnl_post_ops_append_sum(po, 1.0f) == dnnl_success &&
@@ -82,27 +133,30 @@ static dnnl_primitive_t create_locked(const CmMatmulKey *k) {
 
 static int g_warned;
 
-/* the cached primitive for k, created on first use (with users+1 when `use`); NULL when oneDNN
-   cannot provide it */
-static Entry *get_entry(const CmMatmulKey *k, bool use) {
-    pthread_mutex_lock(&g_lock);
+/* the entry of k, created when missing (counted when at_run); NULL when oneDNN cannot provide it.
+   Called with g_lock held. */
+static Entry *get_entry_locked(const CmMatmulKey *k, bool at_run) {
     Entry *hit = NULL;
     for (int i = 0; i < g_n; i++)
         if (!memcmp(&g_cache[i].key, k, sizeof *k)) { hit = &g_cache[i]; break; }
     if (!hit) {
-        dnnl_primitive_t prim = create_locked(k);
-        if (prim) {
+        Entry fresh = {.key = *k};
+        fresh.prim = create_primitive(k);
+        if (fresh.prim && (!make_memories(fresh.prim, k->bias != 0, fresh.mem, &fresh.scratch) ||
+                           dnnl_stream_create(&fresh.stream, g_engine, dnnl_stream_default_flags) != dnnl_success)) {
+            entry_destroy(&fresh);
+        }
+        if (fresh.prim) {
             if (g_n < CM_MM_CACHE) hit = &g_cache[g_n++];
             else
                 for (int i = 0; i < g_n; i++)   /* evict the least recently used idle entry */
                     if (!g_cache[i].users && (!hit || g_cache[i].last < hit->last)) hit = &g_cache[i];
-            if (hit && hit->prim) dnnl_primitive_destroy(hit->prim);   /* an evicted entry */
             if (hit) {
-                hit->key = *k;
-                hit->prim = prim;
-                hit->users = 0;
+                if (hit->prim) entry_destroy(hit);
+                *hit = fresh;
+                if (at_run) g_created_at_run++;
             } else {
-                dnnl_primitive_destroy(prim);
+                entry_destroy(&fresh);
             }
         } else if (!g_warned) {
             g_warned = 1;
@@ -112,42 +166,65 @@ static Entry *get_entry(const CmMatmulKey *k, bool use) {
                                                                              : "fp32");
         }
     }
-    if (hit) {
-        hit->last = ++g_tick;
-        if (use) hit->users++;
-    }
-    pthread_mutex_unlock(&g_lock);
+    if (hit) hit->last = ++g_tick;
     return hit;
 }
 
-bool cm_mm_prepare(const CmMatmulKey *k) { return get_entry(k, false) != NULL; }
-
-bool cm_mm_run(const CmMatmulKey *k, const void *src, const void *wei, const float *bias, void *dst) {
-    Entry *e = get_entry(k, true);
-    if (!e) return false;
-    dnnl_primitive_t prim = e->prim;
-    const_dnnl_primitive_desc_t pd;
-    dnnl_memory_t ms = NULL, mw = NULL, mb = NULL, md = NULL;
-    dnnl_stream_t st = NULL;
-    bool ok = dnnl_primitive_get_primitive_desc(prim, &pd) == dnnl_success &&
-              dnnl_memory_create(&ms, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), g_engine, (void *)src) == dnnl_success &&
-              dnnl_memory_create(&mw, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), g_engine, (void *)wei) == dnnl_success &&
-              dnnl_memory_create(&md, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), g_engine, dst) == dnnl_success &&
-              (!bias || dnnl_memory_create(&mb, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1), g_engine, (void *)bias) == dnnl_success) &&
-              dnnl_stream_create(&st, g_engine, dnnl_stream_default_flags) == dnnl_success;
-    if (ok) {
-        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, md}, {DNNL_ARG_BIAS, mb}};
-        ok = dnnl_primitive_execute(prim, st, bias ? 4 : 3, args) == dnnl_success && dnnl_stream_wait(st) == dnnl_success;
-    }
-    if (st) dnnl_stream_destroy(st);
-    if (ms) dnnl_memory_destroy(ms);
-    if (mw) dnnl_memory_destroy(mw);
-    if (mb) dnnl_memory_destroy(mb);
-    if (md) dnnl_memory_destroy(md);
+bool cm_mm_prepare(const CmMatmulKey *k, size_t *scratch) {
     pthread_mutex_lock(&g_lock);
-    e->users--;
+    Entry *e = get_entry_locked(k, false);
+    if (scratch) *scratch = e ? e->scratch : 0;
     pthread_mutex_unlock(&g_lock);
-    CM_ASSERT(ok);  // a primitive that was created must run on the buffers it describes
+    return e != NULL;
+}
+
+size_t cm_mm_created_at_run(void) {
+    pthread_mutex_lock(&g_lock);
+    size_t n = g_created_at_run;
+    pthread_mutex_unlock(&g_lock);
+    return n;
+}
+
+bool cm_mm_ready(const CmMatmulKey *k, size_t scratch_bytes) {
+    pthread_mutex_lock(&g_lock);
+    Entry *e = get_entry_locked(k, true);
+    bool ok = e && e->scratch <= scratch_bytes;
+    pthread_mutex_unlock(&g_lock);
+    return ok;
+}
+
+bool cm_mm_run(const CmMatmulKey *k, const void *src, const void *wei, const float *bias, void *dst,
+               void *scratch, size_t scratch_bytes) {
+    pthread_mutex_lock(&g_lock);
+    Entry *e;
+    for (;;) {   /* an entry another thread is running: wait for it (its memory objects are shared) */
+        e = get_entry_locked(k, true);
+        if (!e || !e->users) break;
+        pthread_cond_wait(&g_idle, &g_lock);
+    }
+    if (e && e->scratch > scratch_bytes) e = NULL;
+    if (e) e->users = 1;
+    pthread_mutex_unlock(&g_lock);
+    if (!e) return false;
+    void *handle[M_COUNT] = {(void *)src, (void *)wei, dst, (void *)bias, scratch};
+    dnnl_exec_arg_t args[M_COUNT];
+    const int which[M_COUNT] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS, DNNL_ARG_SCRATCHPAD};
+    int na = 0;
+    bool ok = true;
+    for (int i = 0; i < M_COUNT; i++)
+        if (e->mem[i]) {
+            ok = ok && dnnl_memory_set_data_handle(e->mem[i], handle[i]) == dnnl_success;
+            args[na++] = (dnnl_exec_arg_t){which[i], e->mem[i]};
+        }
+    ok = ok && dnnl_primitive_execute(e->prim, e->stream, na, args) == dnnl_success &&
+         dnnl_stream_wait(e->stream) == dnnl_success;
+    pthread_mutex_lock(&g_lock);
+    e->users = 0;
+    pthread_cond_broadcast(&g_idle);
+    pthread_mutex_unlock(&g_lock);
+    /* setting a handle and executing a primitive that planning created on shapes and data types
+       oneDNN validated then cannot fail on our buffers: an internal invariant, not input */
+    CM_ASSERT(ok);
     return true;
 }
 
@@ -156,8 +233,7 @@ void cm_mm_release(void) {
     int kept = 0;   /* entries another thread is running stay where they are (and so does the engine) */
     for (int i = 0; i < g_n; i++) {
         if (g_cache[i].users) { kept++; continue; }
-        if (g_cache[i].prim) dnnl_primitive_destroy(g_cache[i].prim);
-        memset(&g_cache[i], 0, sizeof g_cache[i]);   /* a hole: its zero key matches no product */
+        if (g_cache[i].prim) entry_destroy(&g_cache[i]);
     }
     if (kept == 0) g_n = 0;
     if (g_state == 1 && kept == 0) {

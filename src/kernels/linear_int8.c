@@ -15,7 +15,8 @@
  *     then one pass out[i,n] = (acc[i,n] - z[i] w_sum[n]) * x_scale[i] * w_scale[n] + b[n]
  *     (+ res[i,n]) (GELU when fused) (+ the fp32 outlier part).
  * LayerNorm, softmax, GELU and everything outside the linears stay fp32. Kernels do not allocate:
- * the caller passes a workspace of cm_linear_int8_workspace(M, C, OC) bytes.
+ * the caller passes a workspace of cm_linear_int8_plan(M, C, OC) bytes (planning also creates the
+ * oneDNN primitives, with their scratchpad in that workspace).
  * Fallback when oneDNN cannot build an int8 primitive: the same integer products with plain loops
  * (exact in int32, so the numbers are identical, only slower).
  */
@@ -67,18 +68,19 @@ cm_status cm_int8_weights_init(CmInt8Weights *q, const float *W, int OC, int C, 
     return CM_OK;
 }
 
-/* Rows of the int8 product: M itself up to 64, else M rounded up to a multiple of 64 (the rows
-   past M are zero and their results unused). oneDNN primitives are created per shape and cached
-   (dnnl_matmul.c); packed text batches have a different M nearly every call, so without buckets
-   the cache would grow and every call would pay a primitive creation. With them a tower has at
-   most 64 + maxM/64 shapes per linear, at <= 63 wasted rows (2.6% at 32 x 77 text rows). */
-static int rows_bucket(int M) { return M <= 64 ? M : (M + 63) & ~63; }
+/* Rows of the int8 product: M rounded up to ROWS (the rows past M are zero and their results
+   unused), cut into power-of-two chunks (cm_mm_row_chunks). cm_linear_int8_plan creates the
+   primitives of the chunk sizes up to the planned M, so packed text batches (a different M nearly
+   every call) and short last batches run on primitives made ahead: nothing is created at run time,
+   at <= ROWS-1 wasted rows per product. */
+#define ROWS 16
+static int rows_padded(int M) { return (M + ROWS - 1) / ROWS * ROWS; }
 
-/* workspace layout (each part 64-byte aligned) */
-typedef struct { uint8_t *xq; float *xs; int32_t *acc; float *colmax, *sorted; int *idx; float *xo, *wo; int32_t *xz; } Ws;
-static size_t al(size_t n) { return (n + 63) & ~(size_t)63; }
-static size_t layout(Ws *w, void *base, int M, int C, int OC) {
-    int no = C / 16 > 0 ? C / 16 : 1, Mp = rows_bucket(M);
+/* workspace layout (each part 64-byte aligned), then the primitives' scratchpad (the rest) */
+typedef struct { uint8_t *xq; float *xs; int32_t *acc; float *colmax, *sorted; int *idx; float *xo, *wo; int32_t *xz; char *scratch; size_t scratch_bytes; } Ws;
+static size_t al(size_t n) { return cm_ws_align(n); }
+static size_t layout(Ws *w, void *base, size_t bytes, int M, int C, int OC) {
+    int no = C / 16 > 0 ? C / 16 : 1, Mp = rows_padded(M);
     size_t sz[9] = {al((size_t)Mp * C), al((size_t)M * 4), al((size_t)Mp * OC * 4), al((size_t)C * 4), al((size_t)C * 4),
                     al((size_t)C * sizeof(int)), al((size_t)M * no * 4), al((size_t)OC * no * 4), al((size_t)M * 4)};
     size_t off = 0;
@@ -86,13 +88,13 @@ static size_t layout(Ws *w, void *base, int M, int C, int OC) {
     void **slot[9] = {(void **)&w->xq, (void **)&w->xs, (void **)&w->acc, (void **)&w->colmax, (void **)&w->sorted,
                       (void **)&w->idx, (void **)&w->xo, (void **)&w->wo, (void **)&w->xz};
     for (int i = 0; i < 9; i++) {
-        if (w) *slot[i] = b ? b + off : NULL;
+        *slot[i] = b ? b + off : NULL;
         off += sz[i];
     }
+    w->scratch = b && off <= bytes ? b + off : NULL;
+    w->scratch_bytes = b && off <= bytes ? bytes - off : 0;
     return off;
 }
-
-size_t cm_linear_int8_workspace(int M, int C, int OC) { Ws w; return layout(&w, NULL, M, C, OC); }
 
 static int cmp_float(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
@@ -213,40 +215,57 @@ CM_HOT static void dequantise(float *out, const int32_t *acc, const float *xs, c
     }
 }
 
-static void product_key(CmMatmulKey *k, int Mp, int C, int OC) {
+static void product_key(CmMatmulKey *k, int rows, int C, int OC) {
     cm_mm_key_init(k, 2);
-    k->src = (CmMatmulDesc){{Mp, C}, {C, 1}, CM_DT_U8};
+    k->src = (CmMatmulDesc){{rows, C}, {C, 1}, CM_DT_U8};
     k->wei = (CmMatmulDesc){{C, OC}, {1, C}, CM_DT_S8};
-    k->dst = (CmMatmulDesc){{Mp, OC}, {OC, 1}, CM_DT_S32};
+    k->dst = (CmMatmulDesc){{rows, OC}, {OC, 1}, CM_DT_S32};
 }
 
-bool cm_linear_int8_prepare(int M, int C, int OC) {
+size_t cm_linear_int8_plan(int M, int C, int OC) {
+    if (M <= 0 || C <= 0 || OC <= 0) return 0;
+    size_t scratch = 0, s = 0;
     CmMatmulKey k;
-    product_key(&k, rows_bucket(M), C, OC);
-    return cm_mm_prepare(&k);
+    for (int rows = ROWS; rows <= cm_mm_max_chunk(M, ROWS, true); rows *= 2) {
+        product_key(&k, rows, C, OC);
+        if (!cm_mm_prepare(&k, &s)) break;   /* the plain integer loops will run */
+        if (s > scratch) scratch = s;
+    }
+    Ws w;
+    return layout(&w, NULL, 0, M, C, OC) + al(scratch);
 }
 
 static void forward(float *out, const float *x, const CmInt8Weights *q, const float *b, const float *res, int M,
-                    void *workspace, int gelu) {
+                    void *workspace, size_t ws_bytes, int gelu) {
     const int C = q->C, OC = q->OC;
     Ws w;
-    layout(&w, workspace, M, C, OC);
+    CM_ASSERT(layout(&w, workspace, ws_bytes, M, C, OC) <= ws_bytes);   /* planned with cm_linear_int8_plan */
     int no = find_outliers(x, M, C, &w);
     quantise_rows(w.xq, w.xs, w.xz, x, no > 0 ? w.colmax : NULL, M, C);
-    /* acc[Mp,OC] = xq[Mp,C] @ Wq^T (u8 x s8): Wq [OC,C] seen as [C,OC] */
-    int Mp = rows_bucket(M);
+    /* acc[Mp,OC] = xq[Mp,C] @ Wq^T (u8 x s8): Wq [OC,C] seen as [C,OC], in row chunks */
+    int Mp = rows_padded(M);
     if (Mp > M) memset(w.xq + (size_t)M * C, 0, (size_t)(Mp - M) * C);
+    int ch[32], n = cm_mm_row_chunks(M, ROWS, true, ch);
     CmMatmulKey k;
-    product_key(&k, Mp, C, OC);
-    if (!cm_mm_run(&k, w.xq, q->w, NULL, w.acc)) {
+    bool ready = true;
+    for (int i = 0; ready && i < n; i++) {
+        product_key(&k, ch[i], C, OC);
+        ready = cm_mm_ready(&k, w.scratch_bytes);
+    }
+    if (ready) {
+        for (int i = 0, r0 = 0; i < n; r0 += ch[i++]) {
+            product_key(&k, ch[i], C, OC);
+            cm_mm_run(&k, w.xq + (size_t)r0 * C, q->w, NULL, w.acc + (size_t)r0 * OC, w.scratch, w.scratch_bytes);
+        }
+    } else {
         #pragma omp parallel for if ((size_t)M * OC > 4096)
         for (int i = 0; i < M; i++)
-            for (int n = 0; n < OC; n++) {
+            for (int n2 = 0; n2 < OC; n2++) {
                 const uint8_t *a = w.xq + (size_t)i * C;
-                const int8_t *bw = q->w + (size_t)n * C;
+                const int8_t *bw = q->w + (size_t)n2 * C;
                 int32_t s = 0;
                 for (int c = 0; c < C; c++) s += (int32_t)a[c] * bw[c];
-                w.acc[(size_t)i * OC + n] = s;
+                w.acc[(size_t)i * OC + n2] = s;
             }
     }
     if (no == 0) {
@@ -257,19 +276,19 @@ static void forward(float *out, const float *x, const CmInt8Weights *q, const fl
     /* out += x[:, O] @ W[:, O]^T in fp32 */
     for (int i = 0; i < M; i++)
         for (int k2 = 0; k2 < no; k2++) w.xo[(size_t)i * no + k2] = x[(size_t)i * C + w.idx[k2]];
-    for (int n = 0; n < OC; n++)
-        for (int k2 = 0; k2 < no; k2++) w.wo[(size_t)n * no + k2] = q->w_f32[(size_t)n * C + w.idx[k2]];
+    for (int n2 = 0; n2 < OC; n2++)
+        for (int k2 = 0; k2 < no; k2++) w.wo[(size_t)n2 * no + k2] = q->w_f32[(size_t)n2 * C + w.idx[k2]];
     cm_matmul(false, true, M, OC, no, 1.0f, w.xo, no, w.wo, no, 1.0f, out, OC);
     if (gelu == 1) cm_gelu_forward(out, out, (size_t)M * OC);
     else if (gelu == 2) cm_quickgelu_forward(out, out, (size_t)M * OC);
 }
 
 void cm_linear_forward_int8(float *out, const float *x, const CmInt8Weights *q, const float *b, const float *res,
-                            int M, void *workspace) {
-    forward(out, x, q, b, res, M, workspace, 0);
+                            int M, void *workspace, size_t ws_bytes) {
+    forward(out, x, q, b, res, M, workspace, ws_bytes, 0);
 }
 
 void cm_linear_gelu_forward_int8(float *out, const float *x, const CmInt8Weights *q, const float *b, bool quick,
-                                 int M, void *workspace) {
-    forward(out, x, q, b, NULL, M, workspace, quick ? 2 : 1);
+                                 int M, void *workspace, size_t ws_bytes) {
+    forward(out, x, q, b, NULL, M, workspace, ws_bytes, quick ? 2 : 1);
 }

@@ -18,9 +18,10 @@
  *   - Threading: fast paths use OpenMP on outer loops and the OpenMP build of OpenBLAS; no kernel
  *     nests its own parallel region around a BLAS call.
  *   - Weights use torch nn.Linear layout W[OC,C]: y = x W^T + b.
- *   - Kernels never allocate: scratch is the caller's workspace (`void *ws`), sized by the
- *     matching *_workspace(...) query when the caller plans its activations; oneDNN primitives of
- *     known shapes are created by the *_prepare(...) calls at the same time.
+ *   - Kernels never allocate or create: scratch is the caller's workspace (`void *ws`,
+ *     `ws_bytes`), sized by the matching *_plan(...) (or *_workspace) call when the caller plans
+ *     its activations; *_plan also creates the oneDNN primitives (with user-mode scratchpads in
+ *     that workspace) of every shape up to the planned one.
  * defines (every name prefixed cm_): linear_* (fp32 and _bf16), matmul, bf16_*, layernorm_*, gelu_*,
  *          quickgelu_*, relu_*, softmax_*, attention_*, l2norm_*, crossentropy_*, contrastive_*, dropout_*,
  *          embedding_*, im2patch, add_*, lora_*, residual_init, transpose_scaled, gather/scatter_rows,
@@ -46,16 +47,16 @@ void cm_linear_backward(float *dinp, float *dW, float *db, const float *dout, co
 
 /* bf16 products for `--precision amp` (oneDNN matmul, AMX/AVX512-BF16): inputs rounded to bf16
    (nearest even), fp32 accumulation and outputs; same contract as cm_linear_forward/backward
-   (db is an fp32 column sum). ws: cm_linear_bf16_workspace(M, C, OC) bytes (64-byte aligned).
-   Primitives are created once per shape and cached (thread-safe); cm_linear_bf16_prepare creates
-   them ahead (forward with or without bias; backward: the dinp and dW products); false when oneDNN
-   has no bf16 matmul here. Without oneDNN bf16 support: bf16-rounded inputs through fp32 sgemm
-   (same numbers up to summation order). */
-size_t cm_linear_bf16_workspace(int M, int C, int OC);
-bool cm_linear_bf16_prepare(int M, int C, int OC, bool bias, bool backward);
-void cm_linear_forward_bf16(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC, void *ws);
+   (db is an fp32 column sum). Planning: cm_linear_bf16_plan creates the oneDNN products (thread-
+   safe cache) of every row chunk of up to M rows (forward with or without bias; backward: the
+   dinp and dW products) and returns the workspace bytes of a call with at most M rows (64-byte
+   aligned; bf16 copies, a staging area, the primitives' scratchpad). Without oneDNN bf16 support:
+   bf16-rounded inputs through fp32 sgemm (same numbers up to summation order). */
+size_t cm_linear_bf16_plan(int M, int C, int OC, bool bias, bool backward);
+void cm_linear_forward_bf16(float *out, const float *inp, const float *W, const float *b, int M, int C, int OC,
+                            void *ws, size_t ws_bytes);
 void cm_linear_backward_bf16(float *dinp, float *dW, float *db, const float *dout, const float *inp,
-                          const float *W, int M, int C, int OC, void *ws);
+                             const float *W, int M, int C, int OC, void *ws, size_t ws_bytes);
 float cm_bf16_round(float x);   /* fp32 -> nearest-even bf16 -> fp32 */
 bool cm_bf16_native(void);      /* true when oneDNN provides bf16 matmul on this CPU */
 void cm_bf16_release(void);     /* destroys the cached oneDNN primitives (none may be running) */
@@ -124,19 +125,18 @@ typedef struct CmInt8Weights {
    aligned, owned by the caller: q->w == mem); keeps a pointer to W (it must outlive q). */
 size_t cm_int8_weights_bytes(int OC, int C);
 cm_status cm_int8_weights_init(CmInt8Weights *q, const float *W, int OC, int C, void *mem);
-/* Bytes of workspace cm_linear_forward_int8 needs for M rows. */
-size_t cm_linear_int8_workspace(int M, int C, int OC);
-/* Creates (and caches) the oneDNN product for M rows ahead of the first call, e.g. when a session
-   is planned; false when oneDNN cannot provide it (the kernel then runs plain loops). */
-bool cm_linear_int8_prepare(int M, int C, int OC);
+/* Planning (when a session sizes its activations): creates the oneDNN products of every row
+   chunk of up to M rows and returns the workspace bytes of a call with at most M rows (the
+   kernel runs plain integer loops where oneDNN cannot provide a product). */
+size_t cm_linear_int8_plan(int M, int C, int OC);
 /* out[M,OC] = x[M,C] W^T + b (+ res, may be NULL or equal to out) with x quantised per row
-   (asymmetric u8; outlier columns in fp32); b may be NULL. */
+   (asymmetric u8; outlier columns in fp32); b may be NULL. ws: ws_bytes >= cm_linear_int8_plan. */
 void cm_linear_forward_int8(float *out, const float *x, const CmInt8Weights *q, const float *b, const float *res,
-                            int M, void *workspace);
+                            int M, void *ws, size_t ws_bytes);
 /* out = gelu(x W^T + b) (quick: x sigmoid(1.702 x)), the activation applied in the
    dequantisation pass; same numbers as cm_linear_forward_int8 then cm_(quick)gelu_forward. */
 void cm_linear_gelu_forward_int8(float *out, const float *x, const CmInt8Weights *q, const float *b, bool quick,
-                                 int M, void *workspace);
+                                 int M, void *ws, size_t ws_bytes);
 
 // ---------------------------------------------------------------------------------------------
 // softmax and attention
@@ -149,21 +149,25 @@ void cm_softmax_backward(float *dinp, const float *out, const float *dout, int M
    qkv[B,T,3C]: per token q | k | v, each C = NH*hs wide, head h at columns [h*hs,(h+1)*hs).
    att[B,NH,T,T]: softmax(q k^T / sqrt(hs) + mask) probabilities, cached for backward.
    out[B,T,C]: heads concatenated (before out_proj). causal: key j > query i masked (-inf).
-   Backward: dqkv[B,T,3C] += ...; ws: cm_attention_backward_workspace(B, T, NH) bytes.
-   cm_attention_prepare creates the oneDNN products of a shape ahead (false: the BLAS fallback). */
-bool cm_attention_prepare(int B, int T, int C, int NH, bool backward);
+   Backward: dqkv[B,T,3C] += ...
+   Planning: cm_attention_plan creates the oneDNN products for batches of up to B (power-of-two
+   batch chunks) and returns the workspace bytes of a call with at most B samples (forward: the
+   primitives' scratchpad; backward also the dA scratch [B,NH,T,T]); where oneDNN cannot provide
+   them the per-head BLAS products run. */
+size_t cm_attention_plan(int B, int T, int C, int NH, bool backward);
 /* Optional dropout on the probabilities (torch nn.MultiheadAttention in training): the forward
    keeps att (softmax) and writes attd = dropout(att) with its mask [B,NH,T,T] (cm_dropout_forward
    with n = NH*T*T per sample, the given key and site), and out = attd v; the backward reads them. */
 typedef struct { float p; const CmDropoutKey *key; uint32_t site; float *attd, *mask; } CmAttnDropout;
 void cm_attention_forward_dropout(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal,
-                                  const CmAttnDropout *dr);
+                                  const CmAttnDropout *dr, void *ws, size_t ws_bytes);
 void cm_attention_backward_dropout(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
-                                   int C, int NH, bool causal, const CmAttnDropout *dr, void *ws);
-size_t cm_attention_backward_workspace(int B, int T, int NH);
-void cm_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal);
+                                   int C, int NH, bool causal, const CmAttnDropout *dr, void *ws, size_t ws_bytes);
+size_t cm_attention_backward_workspace(int B, int T, int NH);   /* the dA part of the plan's bytes */
+void cm_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, bool causal,
+                          void *ws, size_t ws_bytes);
 void cm_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
-                        int B, int T, int C, int NH, bool causal, void *ws);
+                           int B, int T, int C, int NH, bool causal, void *ws, size_t ws_bytes);
 /* The same over B packed sequences of different lengths (text batches without padding): sequence b
    is rows [off[b], off[b+1]) of qkv [M,3C] / out [M,C] / dqkv (M = off[B]); its probabilities for
    head h are the L x L block at att + att_off[b] + h*L*L, att_off[b] = NH * sum_{b'<b} L_b'^2.

@@ -62,7 +62,10 @@ static void head_plan(HeadActs *ha, Bump *b, const CmModel *m, int maxB) {
     ha->de = bump(b, B * d);
     ha->dg = bump(b, B * d);
     ha->dc0 = bump(b, B * d);
-    ha->att_ws = bump(b, (m->be->attention_workspace((int)B, 2, h->heads) + sizeof(float) - 1) / sizeof(float));
+    /* planning: the attention's oneDNN products for up to B samples (forward and backward) and
+       the workspace they need */
+    ha->att_ws_bytes = m->be->plan_attention((int)B, 2, (int)d, h->heads, true);
+    ha->att_ws = bump(b, (ha->att_ws_bytes + sizeof(float) - 1) / sizeof(float));
 }
 
 cm_status cm_head_acts_alloc(HeadActs *ha, const CmModel *m, int maxB) {
@@ -117,18 +120,19 @@ static void dropout_grad(const CmBackend *be, float *dst, const float *src, cons
 // probabilities as torch's MultiheadAttention applies it)
 
 /* ao[B,2,d] from qkv[B,2,3d]; att/attd/attmask [B,NH,2,2] */
-static void head_attn_forward(const CmBackend *be, HeadLayerActs *a, int B, int d, int NH, float p, const CmDropoutKey *dk,
-                              uint32_t site) {
+static void head_attn_forward(const CmBackend *be, const HeadActs *ha, HeadLayerActs *a, int B, int d, int NH, float p,
+                              const CmDropoutKey *dk, uint32_t site) {
     CmAttnDropout dr = {p, dk, site, a->attd, a->attmask};
-    be->attention_forward(a->ao, a->att, a->qkv, B, 2, d, NH, false, dk && p > 0 ? &dr : NULL);
+    be->attention_forward(a->ao, a->att, a->qkv, B, 2, d, NH, false, dk && p > 0 ? &dr : NULL, ha->att_ws,
+                          ha->att_ws_bytes);
 }
 
 /* dqkv[B,2,3d] (=) from dao[B,2,d] */
 static void head_attn_backward(const CmBackend *be, HeadLayerActs *a, float *dqkv, const float *dao, int B, int d, int NH,
-                               bool dropped, void *ws) {
+                               bool dropped, void *ws, size_t ws_bytes) {
     CmAttnDropout dr = {0.0f, NULL, 0, a->attd, a->attmask};
     be->zero(dqkv, (size_t)B * 2 * 3 * d * sizeof(float));
-    be->attention_backward(dqkv, dao, a->qkv, a->att, B, 2, d, NH, false, dropped ? &dr : NULL, ws);
+    be->attention_backward(dqkv, dao, a->qkv, a->att, B, 2, d, NH, false, dropped ? &dr : NULL, ws, ws_bytes);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -150,17 +154,17 @@ void cm_head_net_forward(const CmModel *m, HeadActs *ha, const float *U, const f
         const CmHeadLayerParams *k = &m->head.layers[l];
         HeadLayerActs *a = &ha->lay[l];
         be->copy(a->x_in, x, (size_t)R * d * sizeof(float));
-        be->linear_forward(CM_MM_F32, a->qkv, a->x_in, k->in_w.data, k->in_b.data, R, d, 3 * d, NULL);      // [R,3d]
-        head_attn_forward(be, a, B, d, hc->heads, p, dk, 4u * l + SITE_ATT);                                    // [R,d]
-        be->linear_forward(CM_MM_F32, a->sa, a->ao, k->out_w.data, k->out_b.data, R, d, d, NULL);
+        be->linear_forward(CM_MM_F32, a->qkv, a->x_in, k->in_w.data, k->in_b.data, R, d, 3 * d, NULL, 0);      // [R,3d]
+        head_attn_forward(be, ha, a, B, d, hc->heads, p, dk, 4u * l + SITE_ATT);                                    // [R,d]
+        be->linear_forward(CM_MM_F32, a->sa, a->ao, k->out_w.data, k->out_b.data, R, d, d, NULL, 0);
         maybe_dropout(be, a->sa, a->samask, (size_t)2 * d, B, p, dk, 4u * l + SITE_SA);
         be->add(a->x1pre, a->x_in, a->sa, (size_t)R * d);
         be->layernorm_forward(a->x1, a->n1m, a->n1r, a->x1pre, k->n1_w.data, k->n1_b.data, R, d);
-        be->linear_forward(CM_MM_F32, a->h, a->x1, k->l1_w.data, k->l1_b.data, R, d, ff, NULL);              // [R,ff]
+        be->linear_forward(CM_MM_F32, a->h, a->x1, k->l1_w.data, k->l1_b.data, R, d, ff, NULL, 0);              // [R,ff]
         be->relu_forward(a->hr, a->h, (size_t)R * ff);
         be->copy(a->hrd, a->hr, (size_t)R * ff * sizeof(float));
         maybe_dropout(be, a->hrd, a->hmask, (size_t)2 * ff, B, p, dk, 4u * l + SITE_RELU);
-        be->linear_forward(CM_MM_F32, a->ff, a->hrd, k->l2_w.data, k->l2_b.data, R, ff, d, NULL);            // [R,d]
+        be->linear_forward(CM_MM_F32, a->ff, a->hrd, k->l2_w.data, k->l2_b.data, R, ff, d, NULL, 0);            // [R,d]
         maybe_dropout(be, a->ff, a->ffmask, (size_t)2 * d, B, p, dk, 4u * l + SITE_FF);
         be->add(a->x2pre, a->x1, a->ff, (size_t)R * d);
         be->layernorm_forward(a->x2, a->n2m, a->n2r, a->x2pre, k->n2_w.data, k->n2_b.data, R, d);
@@ -171,11 +175,11 @@ void cm_head_net_forward(const CmModel *m, HeadActs *ha, const float *U, const f
     be->gather_rows(ha->g, x, odd, B, d);
     be->add(ha->e, ha->e, ha->g, (size_t)B * d);
     be->scale(ha->e, 0.5f, (size_t)B * d);
-    be->linear_forward(CM_MM_F32, ha->c0, ha->e, m->head.c0_w.data, m->head.c0_b.data, B, d, d, NULL);
+    be->linear_forward(CM_MM_F32, ha->c0, ha->e, m->head.c0_w.data, m->head.c0_b.data, B, d, d, NULL, 0);
     be->gelu_forward(ha->g, ha->c0, (size_t)B * d);
     be->copy(ha->gd, ha->g, (size_t)B * d * sizeof(float));
     maybe_dropout(be, ha->gd, ha->gmask, (size_t)d, B, hc->cls_dropout, dk, CLS_SITE);
-    be->linear_forward(CM_MM_F32, ha->logits, ha->gd, m->head.c3_w.data, m->head.c3_b.data, B, d, K, NULL);
+    be->linear_forward(CM_MM_F32, ha->logits, ha->gd, m->head.c3_w.data, m->head.c3_b.data, B, d, K, NULL, 0);
     if (logits) be->copy(logits, ha->logits, (size_t)B * K * sizeof(float));
 }
 
@@ -187,7 +191,7 @@ void cm_head_net_backward(CmModel *m, HeadActs *ha, const float *dlogits, float 
     const int *even = ha->tok_row, *odd = ha->tok_row + ha->maxB;
     // classifier: logits = gd C3^T + c3 ; gd = drop(gelu(c0)) ; c0 = e C0^T + c0b
     be->zero(ha->dg, (size_t)B * d * sizeof(float));
-    be->linear_backward(CM_MM_F32, ha->dg, m->head.c3_w.grad, m->head.c3_b.grad, dlogits, ha->gd, m->head.c3_w.data, B, d, K, NULL);
+    be->linear_backward(CM_MM_F32, ha->dg, m->head.c3_w.grad, m->head.c3_b.grad, dlogits, ha->gd, m->head.c3_w.data, B, d, K, NULL, 0);
     if (dpc) {   /* dg *= gmask, through dc0 (free until the GELU backward) */
         dropout_grad(be, ha->dc0, ha->dg, ha->gmask, (size_t)B * d, true);
         be->copy(ha->dg, ha->dc0, (size_t)B * d * sizeof(float));
@@ -195,7 +199,7 @@ void cm_head_net_backward(CmModel *m, HeadActs *ha, const float *dlogits, float 
     be->zero(ha->dc0, (size_t)B * d * sizeof(float));
     be->gelu_backward(ha->dc0, ha->c0, ha->dg, (size_t)B * d);
     be->zero(ha->de, (size_t)B * d * sizeof(float));
-    be->linear_backward(CM_MM_F32, ha->de, m->head.c0_w.grad, m->head.c0_b.grad, ha->dc0, ha->e, m->head.c0_w.data, B, d, d, NULL);
+    be->linear_backward(CM_MM_F32, ha->de, m->head.c0_w.grad, m->head.c0_b.grad, ha->dc0, ha->e, m->head.c0_w.data, B, d, d, NULL, 0);
     be->scale(ha->de, 0.5f, (size_t)B * d);   /* d mean: half to each token */
     be->scatter_rows(ha->dx, ha->de, even, B, d);
     be->scatter_rows(ha->dx, ha->de, odd, B, d);
@@ -210,7 +214,7 @@ void cm_head_net_backward(CmModel *m, HeadActs *ha, const float *dlogits, float 
         // x2pre = x1 + drop(ff): d x1 = dtmp (residual) + FF branch
         dropout_grad(be, ha->dff, ha->dtmp, a->ffmask, (size_t)R * d, dp);
         be->zero(dh, (size_t)R * ff * sizeof(float));
-        be->linear_backward(CM_MM_F32, dh, k->l2_w.grad, k->l2_b.grad, ha->dff, a->hrd, k->l2_w.data, R, ff, d, NULL);
+        be->linear_backward(CM_MM_F32, dh, k->l2_w.grad, k->l2_b.grad, ha->dff, a->hrd, k->l2_w.data, R, ff, d, NULL, 0);
         // hrd = drop(relu(h)): dh2 = relu'(h) * (dh * hmask)
         if (dp) {
             dropout_grad(be, dh2, dh, a->hmask, (size_t)R * ff, true);
@@ -218,16 +222,16 @@ void cm_head_net_backward(CmModel *m, HeadActs *ha, const float *dlogits, float 
         }
         be->zero(dh2, (size_t)R * ff * sizeof(float));
         be->relu_backward(dh2, a->h, dh, (size_t)R * ff);
-        be->linear_backward(CM_MM_F32, ha->dtmp, k->l1_w.grad, k->l1_b.grad, dh2, a->x1, k->l1_w.data, R, d, ff, NULL);
+        be->linear_backward(CM_MM_F32, ha->dtmp, k->l1_w.grad, k->l1_b.grad, dh2, a->x1, k->l1_w.data, R, d, ff, NULL, 0);
         // x1 = norm1(x1pre): dx = d x1pre
         be->zero(ha->dx, (size_t)R * d * sizeof(float));
         be->layernorm_backward(ha->dx, k->n1_w.grad, k->n1_b.grad, ha->dtmp, a->x1pre, k->n1_w.data, a->n1m, a->n1r, R, d);
         // x1pre = x_in + drop(sa): dx stays as the residual part of d x_in
         dropout_grad(be, ha->dff, ha->dx, a->samask, (size_t)R * d, dp);
         be->zero(ha->datt, (size_t)R * d * sizeof(float));
-        be->linear_backward(CM_MM_F32, ha->datt, k->out_w.grad, k->out_b.grad, ha->dff, a->ao, k->out_w.data, R, d, d, NULL);
-        head_attn_backward(be, a, ha->dqkv, ha->datt, B, d, hc->heads, dp, ha->att_ws);
-        be->linear_backward(CM_MM_F32, need_dx ? ha->dx : NULL, k->in_w.grad, k->in_b.grad, ha->dqkv, a->x_in, k->in_w.data, R, d, 3 * d, NULL);
+        be->linear_backward(CM_MM_F32, ha->datt, k->out_w.grad, k->out_b.grad, ha->dff, a->ao, k->out_w.data, R, d, d, NULL, 0);
+        head_attn_backward(be, a, ha->dqkv, ha->datt, B, d, hc->heads, dp, ha->att_ws, ha->att_ws_bytes);
+        be->linear_backward(CM_MM_F32, need_dx ? ha->dx : NULL, k->in_w.grad, k->in_b.grad, ha->dqkv, a->x_in, k->in_w.data, R, d, 3 * d, NULL, 0);
         if (!need_dx) return;
     }
     /* dU += dx[even rows], dV += dx[odd rows] (through de, free now) */

@@ -51,6 +51,7 @@ typedef struct {
     int *pool_row;            /* [B] row of the pooled token in the [M,D] buffers */
     void *i8ws;               /* int8 linear workspace (TA_NONE with int8 weights; == ws) */
     void *ws;                 /* the kernels' workspace (int8 / bf16 linears, attention backward) */
+    size_t ws_bytes;          /* its size (the backend's plan_* calls) */
     bool amp;                 /* planned for bf16 linears (TowerSpec.amp at planning time) */
     const struct CmBackend *be;   /* the backend that owns mem and ws */
     float *mem;
@@ -96,7 +97,8 @@ typedef struct {
     float *e, *c0, *g, *gd, *gmask, *logits;     /* [B,d] x4, [B,d], [B,K] */
     /* backward scratch */
     float *dx, *dtmp, *dqkv, *dff, *dh, *datt, *de, *dg, *dc0;
-    float *att_ws;            /* attention backward workspace */
+    float *att_ws;            /* attention workspace (dA of the backward, oneDNN scratchpads) */
+    size_t att_ws_bytes;      /* its size (the backend's plan_attention) */
     int *tok_row;             /* [2*maxB]: rows 2b (u_b) for b < maxB, then rows 2b+1 (v_b) */
 } HeadActs;
 

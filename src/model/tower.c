@@ -133,53 +133,38 @@ cm_status cm_tower_acts_alloc(TowerActs *ta, const TowerSpec *s, int maxB, TaMod
     ta->att_off = s->vision ? NULL : cm_calloc((size_t)maxB + 1, sizeof(int64_t), "attention offsets");
     if (!ta->blk || !ta->xin || !ta->pool || !ta->pool_row ||
         (!s->vision && (!ta->ids || !ta->row_pos || !ta->seq_off || !ta->att_off))) { cm_tower_acts_free(ta); return CM_ERR_OOM; }
-    /* one workspace for the kernels' scratch (kernels never allocate): the largest need of the
-       tower's int8 linears (inference), bf16 linears (amp) and attention backward (training) */
+    /* Planning: one workspace for the kernels' scratch (kernels never allocate), sized by the
+       backend's plan_* calls, which also create what the backend caches per shape (oneDNN
+       primitives and their scratchpads on the CPU) for every shape up to the planned one: the
+       packed text rows and a short last batch met later need nothing new. Linears: int8
+       (inference with quantised weights; the others' precision as fallback), fp32/bf16; the
+       amp residual sum reuses the workspace as [M,D]; attention: the padded [B,T] products
+       (vision; text's padded comparison mode at full length) and the backward's dA. */
     int M = maxB * s->T, D = s->D, H = s->H, PP3 = 3 * s->P * s->P, NPr = maxB * s->NP;
     const int lin[5][3] = {{M, D, 3 * D}, {M, D, D}, {M, D, H}, {M, H, D}, {NPr, PP3, D}};
     int nlin = s->vision ? 5 : 4;
     size_t ws = 0;
     const CmBackend *be = s->be;
     CmMatPrec prec = s->amp ? CM_MM_BF16 : CM_MM_F32;
+    bool bwd = mode != TA_NONE, int8 = s->int8 && mode == TA_NONE;
     ta->be = be;
     ta->amp = s->amp;
-    for (int i = 0; i < nlin; i++) {
-        size_t w = 0;
-        if (s->int8 && mode == TA_NONE) w = be->int8_workspace(lin[i][0], lin[i][1], lin[i][2]);
-        size_t wb = be->linear_workspace(prec, lin[i][0], lin[i][1], lin[i][2]);
-        if (wb > w) w = wb;
+    for (int i = 0; i < nlin; i++) {   /* in_proj and c_fc carry their bias; out_proj, c_proj, conv1 do not */
+        size_t w = be->plan_linear(prec, lin[i][0], lin[i][1], lin[i][2], i == 0 || i == 2, bwd);
+        if (int8) {
+            size_t w8 = be->plan_linear_int8(lin[i][0], lin[i][1], lin[i][2]);
+            if (w8 > w) w = w8;
+        }
         if (s->amp && (size_t)M * D * sizeof(float) > w) w = (size_t)M * D * sizeof(float);   /* amp residual sum */
         if (w > ws) ws = w;
     }
-    if (mode != TA_NONE) {
-        size_t wa = be->attention_workspace(maxB, s->T, s->NH);
-        if (wa > ws) ws = wa;
-    }
+    size_t wa = be->plan_attention(maxB, s->T, D, s->NH, bwd);
+    if (wa > ws) ws = wa;
     if (ws) {
         ta->ws = be->alloc(ws, s->vision ? "vision tower workspace" : "text tower workspace");
         if (!ta->ws) { cm_tower_acts_free(ta); return CM_ERR_OOM; }
-        ta->i8ws = s->int8 && mode == TA_NONE ? ta->ws : NULL;
-    }
-    /* oneDNN primitives of the shapes known now (the vision tower's; text shapes follow the
-       captions' lengths and are created on first use) */
-    if (s->vision) {
-        bool bwd = mode != TA_NONE;
-        be->prepare_attention(maxB, s->T, D, s->NH, bwd);
-        if (!(s->int8 && mode == TA_NONE))
-            for (int i = 0; i < nlin; i++)   /* in_proj and c_fc carry their bias; out_proj, c_proj, conv1 do not */
-                be->prepare_linear(prec, lin[i][0], lin[i][1], lin[i][2], i == 0 || i == 2, bwd);
-    }
-    /* int8 inference: the full batch's products (text: at full length; shorter packed batches use
-       other row buckets, created on first use), created now rather than in the first call */
-    if (s->int8 && mode == TA_NONE) {
-        if (s->vision) be->prepare_linear_int8(NPr, PP3, D);
-        int rows[2] = {M, maxB};   /* every token; the last block's pooled rows */
-        for (int i = 0; i < 2; i++) {
-            be->prepare_linear_int8(rows[i], D, 3 * D);
-            be->prepare_linear_int8(rows[i], D, D);
-            be->prepare_linear_int8(rows[i], D, H);
-            be->prepare_linear_int8(rows[i], H, D);
-        }
+        ta->ws_bytes = ws;
+        ta->i8ws = int8 ? ta->ws : NULL;
     }
     Bump b = {NULL, 0};
     tower_plan(ta, &b, s, maxB);
@@ -221,12 +206,12 @@ static inline CmMatPrec PREC(const TowerActs *ta) { return ta->amp ? CM_MM_BF16 
 static inline void LIN_F(const CmModel *m, const TowerActs *ta, float *out, const float *x, CmTensorRef w, const float *b,
                          int M, int C, int OC) {
     const CmInt8Weights *q = Q8(m, ta, w);
-    if (q) m->be->linear_forward_int8(out, x, q, b, NULL, M, ta->i8ws);
-    else m->be->linear_forward(PREC(ta), out, x, w.data, b, M, C, OC, ta->ws);
+    if (q) m->be->linear_forward_int8(out, x, q, b, NULL, M, ta->i8ws, ta->ws_bytes);
+    else m->be->linear_forward(PREC(ta), out, x, w.data, b, M, C, OC, ta->ws, ta->ws_bytes);
 }
 static inline void LIN_B(const TowerActs *ta, float *dx, float *dW, float *db, const float *dout, const float *x, const float *W,
                          int M, int C, int OC) {
-    ta->be->linear_backward(PREC(ta), dx, dW, db, dout, x, W, M, C, OC, ta->ws);
+    ta->be->linear_backward(PREC(ta), dx, dW, db, dout, x, W, M, C, OC, ta->ws, ta->ws_bytes);
 }
 
 /* dst = res + b (+ s * lt @ Bw^T when lt): Bt = s * Bw^T [r,D] planned with the activations */
@@ -241,7 +226,7 @@ static void mlp_up(const CmModel *m, const TowerSpec *s, const TowerActs *ta, fl
                    CmTensorRef w, const float *b, int M, int D, int H) {
     const CmInt8Weights *q = Q8(m, ta, w);
     if (q) {
-        m->be->linear_gelu_forward_int8(act, x, q, b, s->quick_gelu, M, ta->i8ws);
+        m->be->linear_gelu_forward_int8(act, x, q, b, s->quick_gelu, M, ta->i8ws, ta->ws_bytes);
         return;
     }
     LIN_F(m, ta, fc, x, w, b, M, D, H);
@@ -260,11 +245,11 @@ static void linear_residual(const CmModel *m, const TowerActs *ta, float *dst, c
     const CmInt8Weights *q = Q8(m, ta, w);
     if (q) {   /* bias and residual in the dequantisation pass; LoRA (unmerged) first */
         if (!lt) {
-            be->linear_forward_int8(dst, x, q, b, res, M, ta->i8ws);
+            be->linear_forward_int8(dst, x, q, b, res, M, ta->i8ws, ta->ws_bytes);
             return;
         }
         residual_init(be, ta, dst, res, b, lt, Bw, r, s, M, D);
-        be->linear_forward_int8(dst, x, q, NULL, dst, M, ta->i8ws);
+        be->linear_forward_int8(dst, x, q, NULL, dst, M, ta->i8ws, ta->ws_bytes);
         return;
     }
     if (!ta->amp) {
@@ -272,7 +257,7 @@ static void linear_residual(const CmModel *m, const TowerActs *ta, float *dst, c
         be->matmul(false, true, M, D, C, 1.0f, x, C, W, C, 1.0f, dst, D);
         return;
     }
-    be->linear_forward(CM_MM_BF16, dst, x, W, NULL, M, C, D, ta->ws);
+    be->linear_forward(CM_MM_BF16, dst, x, W, NULL, M, C, D, ta->ws, ta->ws_bytes);
     float *tmp = ta->ws;   /* [M,D]: the workspace is free again once the product is done */
     residual_init(be, ta, tmp, res, b, lt, Bw, r, s, M, D);
     be->add(dst, dst, tmp, (size_t)M * D);
@@ -284,12 +269,12 @@ static void linear_residual(const CmModel *m, const TowerActs *ta, float *dst, c
 static void attn_forward(const TowerSpec *s, const TowerActs *ta, BlockActs *a) {
     const CmBackend *be = ta->be;
     if (ta->packed) be->attention_forward_varlen(a->ao, a->att, a->qkv, ta->seq_off, ta->att_off, ta->B, s->D, s->NH, s->causal);
-    else be->attention_forward(a->ao, a->att, a->qkv, ta->B, ta->T, s->D, s->NH, s->causal, NULL);
+    else be->attention_forward(a->ao, a->att, a->qkv, ta->B, ta->T, s->D, s->NH, s->causal, NULL, ta->ws, ta->ws_bytes);
 }
 static void attn_backward(const TowerSpec *s, const TowerActs *ta, const BlockActs *a, float *dqkv, const float *dao) {
     const CmBackend *be = ta->be;
     if (ta->packed) be->attention_backward_varlen(dqkv, dao, a->qkv, a->att, ta->seq_off, ta->att_off, ta->B, s->D, s->NH, s->causal);
-    else be->attention_backward(dqkv, dao, a->qkv, a->att, ta->B, ta->T, s->D, s->NH, s->causal, NULL, ta->ws);
+    else be->attention_backward(dqkv, dao, a->qkv, a->att, ta->B, ta->T, s->D, s->NH, s->causal, NULL, ta->ws, ta->ws_bytes);
 }
 
 // ---------------------------------------------------------------------------------------------

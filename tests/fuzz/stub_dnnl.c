@@ -21,14 +21,22 @@ static void no_dnnl(void) {
     abort();
 }
 
-bool cm_mm_run(const CmMatmulKey *k, const void *src, const void *wei, const float *bias, void *dst) {
+bool cm_mm_run(const CmMatmulKey *k, const void *src, const void *wei, const float *bias, void *dst, void *scratch,
+               size_t scratch_bytes) {
     no_dnnl();
     return false;
 }
 
-bool cm_mm_prepare(const CmMatmulKey *k) {
+bool cm_mm_prepare(const CmMatmulKey *k, size_t *scratch) {
     no_dnnl();
     return false;
 }
+
+bool cm_mm_ready(const CmMatmulKey *k, size_t scratch_bytes) {
+    no_dnnl();
+    return false;
+}
+
+size_t cm_mm_created_at_run(void) { return 0; }
 
 void cm_mm_release(void) {}
