@@ -146,6 +146,16 @@ static void make_tokens(int32_t *tok) {
     }
 }
 
+/* NB random images [NB,3,64,64] (cm_malloc'd; NULL when out of memory) */
+static float *make_images(uint64_t seed) {
+    float *img = cm_malloc((size_t)NB * 3 * 64 * 64 * 4, "images");
+    if (!img) return NULL;
+    CmRng r;
+    cm_rng_seed(&r, seed);
+    for (int i = 0; i < NB * 3 * 64 * 64; i++) img[i] = (float)cm_rng_normal(&r);
+    return img;
+}
+
 static void test_features_packed_vs_padded(void) {
     CmModel *m = tiny_model();
     REQUIRE(m, "model: %s", cm_last_error());
@@ -200,11 +210,8 @@ static void grads_case(CmTrainMode mode, bool ckpt) {
     cm_model_set_text_padding(q, true);
     int32_t tok[NB * 77], lab[NB] = {0, 6, 1, 0, 4, 2, 0, 5, 0};
     make_tokens(tok);
-    float *img = cm_malloc((size_t)NB * 3 * 64 * 64 * 4, "images");
+    float *img = make_images(13);
     REQUIRE(img, "alloc");
-    CmRng r;
-    cm_rng_seed(&r, 13);
-    for (int i = 0; i < NB * 3 * 64 * 64; i++) img[i] = (float)cm_rng_normal(&r);
     float Vp[NB * 32], Vq[NB * 32];
     REQ_OK(step(m, ckpt, img, tok, lab, Vp));
     REQ_OK(step(q, ckpt, img, tok, lab, Vq));
@@ -293,11 +300,8 @@ static void test_nothing_created_at_run(void) {
     cm_model_set_amp(m, true);
     int32_t tok[NB * 77], lab[NB] = {0, 6, 1, 0, 4, 2, 0, 5, 0};
     make_tokens(tok);
-    float *img = cm_malloc((size_t)NB * 3 * 64 * 64 * 4, "images");
+    float *img = make_images(17);
     REQUIRE(img, "alloc");
-    CmRng r;
-    cm_rng_seed(&r, 17);
-    for (int i = 0; i < NB * 3 * 64 * 64; i++) img[i] = (float)cm_rng_normal(&r);
     CmActs *a = NULL;
     REQ_OK(cm_acts_create(m, NB, false, &a));   /* planning */
     size_t created = cm_mm_created_at_run();
