@@ -131,6 +131,14 @@ static void capture_end(char *buf, size_t cap) {
     tl_slurp_(tl_tmp("stderr.txt"), buf, cap);
 }
 
+/* cm_batches_open with its stderr (the split warning) captured into err */
+static cm_status open_captured(const CmBatchesConfig *c, CmBatchSource **s, char *err, size_t cap) {
+    capture_begin();
+    cm_status st = cm_batches_open(c, s);
+    capture_end(err, cap);
+    return st;
+}
+
 static int count_of(const char *hay, const char *needle) {
     int n = 0;
     for (const char *p = hay; (p = strstr(p, needle)); p++) n++;
@@ -151,9 +159,7 @@ static void check_exactly_once(const char *tag, const int *sizes, int nshards, i
             c.rank = r;
             c.num_samples = 10 * total;
             CmBatchSource *s = NULL;
-            capture_begin();
-            cm_status st = cm_batches_open(&c, &s);
-            capture_end(err, sizeof err);
+            cm_status st = open_captured(&c, &s, err, sizeof err);
             REQUIRE(st == CM_OK, "%s rank %d: open: %s", tag, r, cm_last_error());
             int w = count_of(err, "split by sample");
             CHECK(w == (r == 0 && expect_warning), "%s rank %d: %d split warnings: %s", tag, r, w, err);
@@ -177,9 +183,7 @@ static void check_exactly_once(const char *tag, const int *sizes, int nshards, i
         c.rank = r;
         c.num_samples = workers * world;
         CmBatchSource *s = NULL;
-        capture_begin();
-        cm_status st = cm_batches_open(&c, &s);
-        capture_end(err, sizeof err);
+        cm_status st = open_captured(&c, &s, err, sizeof err);
         REQUIRE(st == CM_OK, "%s rank %d: open: %s", tag, r, cm_last_error());
         Tally t = {0};
         st = tally_epoch(s, 0, &t);
@@ -222,9 +226,7 @@ static void test_single_shard_batches(void) {
         c.num_samples = 16;
         CmBatchSource *s = NULL;
         char err[4096];
-        capture_begin();
-        cm_status st = cm_batches_open(&c, &s);
-        capture_end(err, sizeof err);
+        cm_status st = open_captured(&c, &s, err, sizeof err);
         REQUIRE(st == CM_OK, "open: %s", cm_last_error());
         CHECK(s->num_batches == 2 && s->ctx == 16 && s->image_size == 16, "rank %d: %lld batches per epoch, ctx %d", r,
               (long long)s->num_batches, s->ctx);
@@ -252,9 +254,7 @@ static void test_validation_split(void) {
         c.rank = r;
         CmBatchSource *s = NULL;
         char err[4096];
-        capture_begin();
-        cm_status st = cm_batches_open(&c, &s);
-        capture_end(err, sizeof err);
+        cm_status st = open_captured(&c, &s, err, sizeof err);
         REQUIRE(st == CM_OK, "open: %s", cm_last_error());
         CHECK(count_of(err, "split by sample") == (r == 0), "rank %d: warning: %s", r, err);
         Tally t = {0};
@@ -288,9 +288,7 @@ static void test_resampled_unaffected(void) {
         bc.rank = r; bc.resampled = true; bc.num_samples = 64;
         CmBatchSource *s = NULL;
         char err[4096];
-        capture_begin();
-        cm_status st = cm_batches_open(&bc, &s);
-        capture_end(err, sizeof err);
+        cm_status st = open_captured(&bc, &s, err, sizeof err);
         REQUIRE(st == CM_OK, "open: %s", cm_last_error());
         CHECK(count_of(err, "split by sample") == 0, "resampled: split warning: %s", err);
         CHECK(s->num_batches == 8, "resampled: %lld batches per rank", (long long)s->num_batches);
